@@ -315,6 +315,7 @@ fn describe_io_error(error: &io::Error) -> String {
     match error.kind() {
         io::ErrorKind::NotFound => "is missing".into(),
         io::ErrorKind::PermissionDenied => "is not readable (permission denied)".into(),
+        io::ErrorKind::NotADirectory => "cannot be read: the plugin folder is not a folder".into(),
         _ => format!("cannot be read: {error}"),
     }
 }

@@ -175,9 +175,7 @@ impl RateLimiter {
     }
 
     pub fn check(&mut self, now: Instant) -> Verdict {
-        let window_over = self
-            .window_start
-            .map_or(true, |start| now.duration_since(start) >= self.window);
+        let window_over = self.window_start.is_none_or(|start| now.duration_since(start) >= self.window);
         if window_over {
             self.window_start = Some(now);
             self.in_window = 0;

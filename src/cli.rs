@@ -148,15 +148,11 @@ mod tests {
     fn options() {
         assert_eq!(
             parse(&["--config", "a.cfg"]),
-            Ok(Command::Run {
-                config: "a.cfg".into()
-            })
+            Ok(Command::Run { config: "a.cfg".into() })
         );
         assert_eq!(
             parse(&["--config=b.cfg", "--check-config"]),
-            Ok(Command::CheckConfig {
-                config: "b.cfg".into()
-            })
+            Ok(Command::CheckConfig { config: "b.cfg".into() })
         );
         assert_eq!(parse(&["--version"]), Ok(Command::Version));
         assert_eq!(parse(&["--check-config", "-h"]), Ok(Command::Help));

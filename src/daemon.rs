@@ -75,19 +75,11 @@ impl Sockets {
         attach(&sub, "sub_endpoint", &config.sub_endpoint)?;
         attach(&rep, "rep_endpoint", &config.rep_endpoint)?;
         attach(&publisher, "pub_endpoint", &config.pub_endpoint)?;
-        Ok(Sockets {
-            sub,
-            rep,
-            publisher,
-        })
+        Ok(Sockets { sub, rep, publisher })
     }
 }
 
-fn new_socket(
-    context: &zmq::Context,
-    kind: zmq::SocketType,
-    what: &str,
-) -> Result<zmq::Socket, StartError> {
+fn new_socket(context: &zmq::Context, kind: zmq::SocketType, what: &str) -> Result<zmq::Socket, StartError> {
     let socket = context
         .socket(kind)
         .map_err(|e| StartError(format!("cannot create the {what} socket: {e}")))?;
@@ -143,8 +135,7 @@ struct State {
 pub fn run(config: &Config) -> Result<(), StartError> {
     let context = zmq::Context::new();
     let sockets = Sockets::open(&context, config)?;
-    let mut signals =
-        SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
+    let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
     let mut state = State {
         manager: Manager::new(config.host.clone(), config.service.clone()),
         scanner: Scanner::new(config.packages_dir.clone()),
@@ -181,8 +172,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             }
         }
         let ready = |slot: usize| items[slot].is_readable();
-        let (sub_ready, rep_ready, signal_ready) =
-            (ready(SLOT_SUB), ready(SLOT_REP), ready(SLOT_SIGNALS));
+        let (sub_ready, rep_ready, signal_ready) = (ready(SLOT_SUB), ready(SLOT_REP), ready(SLOT_SIGNALS));
 
         if signal_ready {
             let received = signals.take();
@@ -271,12 +261,8 @@ fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
                 }
             }
             StatusOutcome::Unchanged | StatusOutcome::NotForUs => {}
-            StatusOutcome::Malformed(why) => {
-                state.log_bad_input(format_args!("status message dropped: {why}"))
-            }
-            StatusOutcome::Rejected(why) => {
-                state.log_bad_input(format_args!("status message dropped: {why}"))
-            }
+            StatusOutcome::Malformed(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
+            StatusOutcome::Rejected(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
         }
     }
 }
@@ -331,10 +317,7 @@ impl State {
             }
         };
         if self.scan_failure.take().is_some() {
-            info!(
-                "packages_dir {} is readable again",
-                self.scanner.dir().display()
-            );
+            info!("packages_dir {} is readable again", self.scanner.dir().display());
         }
         for (folder, bad_name) in &report.new_strays {
             if *bad_name {
@@ -362,10 +345,9 @@ fn log_package_change(manager: &Manager, change: &PackageChange) {
             };
             match package {
                 Package::Valid { .. } => info!("package {verb}: {}", clients.client_id(name)),
-                Package::Invalid { reason } => warn!(
-                    "package {verb}: {} is invalid: {reason}",
-                    clients.client_id(name)
-                ),
+                Package::Invalid { reason } => {
+                    warn!("package {verb}: {} is invalid: {reason}", clients.client_id(name))
+                }
             }
         }
     }
@@ -381,9 +363,6 @@ mod tests {
         assert_eq!(poll_timeout(now, now), 0);
         assert_eq!(poll_timeout(now, now + Duration::from_secs(1)), 0);
         assert_eq!(poll_timeout(now + Duration::from_micros(1), now), 1);
-        assert_eq!(
-            poll_timeout(now + Duration::from_millis(30_000), now),
-            30_000
-        );
+        assert_eq!(poll_timeout(now + Duration::from_millis(30_000), now), 30_000);
     }
 }

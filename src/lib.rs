@@ -5,10 +5,7 @@
 //! contract is docs/PROTOCOL.md. Pure logic (codecs, clients, packages,
 //! config) lives apart from the one module that does I/O, [`daemon`].
 
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod log;
 

@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod fuzz_regressions;
 mod interop;
 mod layouts;
 mod packages;

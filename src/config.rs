@@ -344,7 +344,12 @@ fn read_sections(text: &str) -> Result<Sections, String> {
         let known: &[&str] = match section {
             "mq" => &MQ_KEYS,
             "manager" => &MANAGER_KEYS,
-            other => return Err(format!("unknown section [{other}]: expected [mq] and [manager]", other = crate::wire::truncate(other, 40))),
+            other => {
+                return Err(format!(
+                    "unknown section [{other}]: expected [mq] and [manager]",
+                    other = crate::wire::truncate(other, 40)
+                ))
+            }
         };
         for (key, value) in properties.iter() {
             // configparser folds key case; so do we.

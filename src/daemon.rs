@@ -12,6 +12,7 @@ use crate::manager::{Manager, StatusOutcome, STATUS_SUBSCRIPTION};
 use crate::notify;
 use crate::packages::{Package, PackageChange, Scanner};
 use crate::signals::SignalPipe;
+use crate::wire;
 use crate::{debug, error, info, trace, warn};
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -320,6 +321,8 @@ impl State {
             info!("packages_dir {} is readable again", self.scanner.dir().display());
         }
         for (folder, bad_name) in &report.new_strays {
+            // Anyone who can write to packages_dir names these folders.
+            let folder = wire::truncate(folder, 80);
             if *bad_name {
                 warn!("ignoring {folder}: a plugin folder is plugin_<name>, the name in lower-case letters and digits");
             } else {

@@ -52,9 +52,9 @@ impl Endpoint {
     /// Parses the CZMQ-style `@address` / `>address` notation.
     pub fn parse(text: &str) -> Result<Endpoint, String> {
         const EXPECTED: &str = "'@' (bind) or '>' (connect) then tcp://HOST:PORT or ipc://PATH";
-        let (direction, address) = match text.chars().next() {
-            Some('@') => (Direction::Bind, &text[1..]),
-            Some('>') => (Direction::Connect, &text[1..]),
+        let (direction, address) = match (text.strip_prefix('@'), text.strip_prefix('>')) {
+            (Some(address), _) => (Direction::Bind, address),
+            (_, Some(address)) => (Direction::Connect, address),
             _ => return Err(format!("expected {EXPECTED}")),
         };
         if let Some(rest) = address.strip_prefix("tcp://") {

@@ -172,7 +172,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        let ready = |slot: usize| items[slot].is_readable();
+        let ready = |slot: usize| items.get(slot).is_some_and(zmq::PollItem::is_readable);
         let (sub_ready, rep_ready, signal_ready) = (ready(SLOT_SUB), ready(SLOT_REP), ready(SLOT_SIGNALS));
 
         if signal_ready {
@@ -235,7 +235,7 @@ fn serve_requests(rep: &zmq::Socket, state: &mut State) {
         } else {
             trace!(
                 "request answered: {}",
-                String::from_utf8_lossy(&reply.frames[reply.frames.len() - 2])
+                String::from_utf8_lossy(reply.frames.iter().rev().nth(1).map_or(&[][..], Vec::as_slice))
             );
         }
         // REP never blocks on send: a reply to a vanished client is dropped.

@@ -5,7 +5,19 @@
 //! contract is docs/PROTOCOL.md. Pure logic (codecs, clients, packages,
 //! config) lives apart from the one module that does I/O, [`daemon`].
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// Nothing from the network, the disk or the config may reach a panic:
+// no unwrap, no panic!, and no index or slice that could be out of range
+// (use .get(), patterns, or iterators). Tests may do all of these.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::string_slice
+    )
+)]
 
 pub mod log;
 

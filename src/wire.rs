@@ -179,9 +179,9 @@ pub struct BadRequest {
 
 /// Decodes the frames of one request received on the REP socket.
 pub fn decode_request(frames: &[Vec<u8>]) -> Result<Request, BadRequest> {
-    let framing = match frames.first() {
-        Some(first) if first.as_slice() == MDP_CLIENT_HEADER && frames.len() >= 2 => Framing::Mdp {
-            service: frames[1].clone(),
+    let framing = match frames {
+        [first, service, ..] if first.as_slice() == MDP_CLIENT_HEADER => Framing::Mdp {
+            service: service.clone(),
         },
         _ => Framing::Plain,
     };

@@ -7,6 +7,7 @@
 //! publications owed, once.
 
 use crate::config::{Config, Direction, Endpoint};
+use crate::envelope;
 use crate::log::{RateLimiter, Verdict};
 use crate::manager::{Manager, StatusOutcome, STATUS_SUBSCRIPTION};
 use crate::notify;
@@ -33,6 +34,10 @@ const MAX_STATUSES_PER_TURN: usize = 1024;
 const REP_MAX_MSG_BYTES: i64 = 8 * 1024 * 1024;
 const SUB_MAX_MSG_BYTES: i64 = 1024 * 1024;
 const REP_RCVHWM: i32 = 100;
+/// Replies queued for one client that does not read them (a REQ client has
+/// at most one): past this, its replies are dropped, so a client that
+/// pipelines requests and never reads holds at most this many in memory.
+const REP_SNDHWM: i32 = 100;
 const SUB_RCVHWM: i32 = 10_000;
 /// Publications queued for one slow subscriber before newer ones are dropped.
 const PUB_SNDHWM: i32 = 64;
@@ -67,9 +72,11 @@ impl Sockets {
         setup("sub", sub.set_maxmsgsize(SUB_MAX_MSG_BYTES))?;
         setup("sub", sub.set_rcvhwm(SUB_RCVHWM))?;
         setup("sub", sub.set_subscribe(STATUS_SUBSCRIPTION.as_bytes()))?;
-        let rep = new_socket(context, zmq::REP, "rep")?;
+        // A ROUTER with REP's envelope rules, not a REP: see src/envelope.rs.
+        let rep = new_socket(context, zmq::ROUTER, "rep")?;
         setup("rep", rep.set_maxmsgsize(REP_MAX_MSG_BYTES))?;
         setup("rep", rep.set_rcvhwm(REP_RCVHWM))?;
+        setup("rep", rep.set_sndhwm(REP_SNDHWM))?;
         let publisher = new_socket(context, zmq::PUB, "pub")?;
         setup("pub", publisher.set_sndhwm(PUB_SNDHWM))?;
 
@@ -217,17 +224,22 @@ fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Answers the queued requests. Every request received gets its reply
-/// before the next is read: that is what keeps a REP socket alive.
+/// Answers the queued requests, each before the next is read, in the
+/// envelope it came in (the socket is a ROUTER playing REP: src/envelope.rs).
 fn serve_requests(rep: &zmq::Socket, state: &mut State) {
     for _ in 0..MAX_REQUESTS_PER_TURN {
-        let frames = match rep.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => frames,
+        let message = match rep.recv_multipart(zmq::DONTWAIT) {
+            Ok(message) => message,
             Err(zmq::Error::EAGAIN) => return,
             Err(e) => {
                 state.log_bad_input(format_args!("cannot receive a request: {e}"));
                 return;
             }
+        };
+        let Some((envelope, frames)) = envelope::split(message) else {
+            // REP drops these too: no REQ or DEALER client sends them.
+            state.log_bad_input(format_args!("message without a request envelope dropped"));
+            continue;
         };
         let reply = state.manager.handle_request(&frames);
         if let Some(reason) = &reply.error {
@@ -238,8 +250,9 @@ fn serve_requests(rep: &zmq::Socket, state: &mut State) {
                 String::from_utf8_lossy(reply.frames.iter().rev().nth(1).map_or(&[][..], Vec::as_slice))
             );
         }
-        // REP never blocks on send: a reply to a vanished client is dropped.
-        if let Err(e) = rep.send_multipart(reply.frames, 0) {
+        // ROUTER never blocks on send: a reply to a vanished client, or to
+        // one that leaves REP_SNDHWM replies unread, is dropped.
+        if let Err(e) = rep.send_multipart(envelope::wrap(envelope, reply.frames), 0) {
             state.log_bad_input(format_args!("cannot send a reply: {e}"));
         }
     }

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod daemon;
+pub mod envelope;
 pub mod manager;
 pub mod notify;
 pub mod packages;

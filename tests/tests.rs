@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod faults;
 mod fuzz_regressions;
 mod interop;
 mod layouts;

@@ -475,3 +475,42 @@ impl Drop for Forwarder {
         }
     }
 }
+
+/// The standalone config at another log level than `debug` (the level
+/// a flood's log volume is judged at is the production one, `info`).
+pub fn standalone_config_at(packages: &Path, level: &str, extra_manager_keys: &str) -> String {
+    standalone_config(packages, extra_manager_keys).replace("log_level = debug\n", &format!("log_level = {level}\n"))
+}
+
+/// The resident memory of process `pid` in KiB (`VmRSS` of /proc/PID/status).
+pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `host:port` of a `tcp://host:port` endpoint, for plain TCP peers.
+pub fn tcp_address(endpoint: &str) -> String {
+    endpoint.strip_prefix("tcp://").expect("a tcp endpoint").to_owned()
+}
+
+/// A small deterministic generator (xorshift64*) for "random" bytes that
+/// are the same at every run.
+pub struct Noise(u64);
+
+impl Noise {
+    pub fn new(seed: u64) -> Noise {
+        Noise(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+}

@@ -207,7 +207,30 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         publish(&sockets, &mut state);
     }
     notify::notify(notify::STOPPING);
+    leave_without_closing(config, sockets, context);
     Ok(())
+}
+
+/// Ends the loop's use of ZeroMQ without closing the sockets or
+/// terminating the context: the process exits right after, and with a
+/// linger of 0 closing would send nothing more anyway. Closing is not
+/// harmless: libzmq 4.3 aborts the process ("Resource temporarily
+/// unavailable (src/zmtp_engine.cpp:446)") when a peer that it takes for a
+/// ZMTP 1.0 one (any non-ZeroMQ client) is half-way through its handshake
+/// while its socket closes, so under a flood of such connections SIGTERM
+/// could end in SIGABRT instead of exit 0. What zmq_close does that would
+/// outlive the process, removing the files of bound ipc:// endpoints, is
+/// done here.
+fn leave_without_closing(config: &Config, sockets: Sockets, context: zmq::Context) {
+    for endpoint in [&config.sub_endpoint, &config.pub_endpoint, &config.rep_endpoint] {
+        if let (Direction::Bind, Some(path)) = (endpoint.direction, endpoint.address.strip_prefix("ipc://")) {
+            if let Err(e) = std::fs::remove_file(path) {
+                debug!("cannot remove {path}: {e}");
+            }
+        }
+    }
+    std::mem::forget(sockets);
+    std::mem::forget(context);
 }
 
 /// Milliseconds until `deadline`, rounded up so we never wake just before

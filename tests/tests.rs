@@ -5,6 +5,7 @@ mod util;
 
 mod cli;
 mod faults;
+mod flood;
 mod fuzz_regressions;
 mod interop;
 mod layouts;

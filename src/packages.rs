@@ -348,6 +348,24 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_written_back_as_python_reads_and_writes_them() {
+        // serde_json's default float parser can be one unit in the last
+        // place off (1e-25 read as 9.999999999999999e-26); Python's is
+        // exact. Found by fuzzing (tests/fuzz-corpus/info_json/crash-float-1e-25).
+        let bytes = br#"{"identity": {"type": "plugin", "name": "demo"}, "f": [1e-25, 0e16, 5e-324, 1.7976931348623157e308, 2.2250738585072014e-308, 0.1, 123456789.123456789e-5]}"#;
+        let Package::Valid { data } = parse_info_json("demo", bytes) else {
+            panic!("invalid")
+        };
+        assert!(
+            data.get().contains(
+                r#""f": [1e-25, 0.0, 5e-324, 1.7976931348623157e+308, 2.2250738585072014e-308, 0.1, 1234.567891234568]"#
+            ),
+            "{}",
+            data.get()
+        );
+    }
+
+    #[test]
     fn oldest_files_say_id_instead_of_name() {
         let bytes = br#"{"identity": {"type": "plugin", "id": "old"}}"#;
         assert!(matches!(parse_info_json("old", bytes), Package::Valid { .. }));

@@ -7,6 +7,7 @@
 //! by 0x00. An empty message has no frame at all.
 
 use domogik_manager::config;
+use domogik_manager::envelope;
 use domogik_manager::manager::{Manager, StatusOutcome};
 use domogik_manager::packages::{self, Package, PackageChange};
 use serde_json::value::RawValue;
@@ -77,38 +78,67 @@ fn json(frame: &[u8], what: &str) -> Value {
 }
 
 /// Requests: every one gets exactly one well-formed reply in its framing.
+/// Each input message is also taken as what the ROUTER socket delivers
+/// (routing id first): split as REP would, answered behind the same envelope.
 pub fn request(data: &[u8]) {
     let mut manager = fresh_manager();
-    for frames in messages(data) {
-        let reply = manager.handle_request(&frames);
-        let mdp = frames.first().map(Vec::as_slice) == Some(b"MDPC01".as_slice()) && frames.len() >= 2;
-        let (action, body) = if mdp {
-            assert_eq!(reply.frames.len(), 4, "MDP reply to {frames:?}: {:?}", reply.frames);
-            assert_eq!(reply.frames[0], b"MDPC01");
-            assert_eq!(reply.frames[1], frames[1], "the service is echoed");
-            (&reply.frames[2], &reply.frames[3])
-        } else {
-            assert_eq!(reply.frames.len(), 2, "plain reply to {frames:?}: {:?}", reply.frames);
-            (&reply.frames[0], &reply.frames[1])
-        };
-        let body = json(body, "reply body");
-        match &reply.error {
-            Some(reason) => {
-                assert_eq!(action, b"error");
-                assert_eq!(body["status"], Value::Bool(false));
-                assert_eq!(body["reason"].as_str(), Some(reason.as_str()));
-                assert_one_short_line("error reason", reason);
+    for message in messages(data) {
+        check_reply(&mut manager, &message);
+        match envelope::split(message.clone()) {
+            Some((envelope, frames)) => {
+                // REP's rules: the envelope ends at the first empty frame,
+                // which has at least one frame after it.
+                let (delimiter, hops) = envelope.split_last().expect("an envelope is never empty");
+                assert!(delimiter.is_empty() && !hops.iter().any(Vec::is_empty));
+                assert!(!frames.is_empty());
+                assert_eq!(envelope.len() + frames.len(), message.len());
+                let reply = check_reply(&mut manager, &frames);
+                let wrapped = envelope::wrap(envelope.clone(), reply.clone());
+                assert_eq!(wrapped[..envelope.len()], envelope[..]);
+                assert_eq!(wrapped[envelope.len()..], reply[..]);
             }
             None => {
+                let last = message.len().saturating_sub(1);
                 assert!(
-                    action == b"clients.list.result" || action == b"clients.detail.result",
-                    "{action:?}"
+                    !message.iter().take(last).any(Vec::is_empty),
+                    "{message:?} has a delimiter"
                 );
-                let clients = body["clients"].as_object().expect("a clients object");
-                assert_eq!(clients.len(), 3);
             }
         }
     }
+}
+
+/// Answers `frames` and checks the reply; returns its frames.
+fn check_reply(manager: &mut Manager, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let reply = manager.handle_request(frames);
+    let mdp = frames.first().map(Vec::as_slice) == Some(b"MDPC01".as_slice()) && frames.len() >= 2;
+    let (action, body) = if mdp {
+        assert_eq!(reply.frames.len(), 4, "MDP reply to {frames:?}: {:?}", reply.frames);
+        assert_eq!(reply.frames[0], b"MDPC01");
+        assert_eq!(reply.frames[1], frames[1], "the service is echoed");
+        (&reply.frames[2], &reply.frames[3])
+    } else {
+        assert_eq!(reply.frames.len(), 2, "plain reply to {frames:?}: {:?}", reply.frames);
+        (&reply.frames[0], &reply.frames[1])
+    };
+    let body = json(body, "reply body");
+    match &reply.error {
+        Some(reason) => {
+            assert_eq!(action, b"error");
+            assert_eq!(body["status"], Value::Bool(false));
+            assert_eq!(body["reason"].as_str(), Some(reason.as_str()));
+            assert_one_short_line("error reason", reason);
+        }
+        None => {
+            assert!(
+                action == b"clients.list.result" || action == b"clients.detail.result",
+                "{action:?}"
+            );
+            let clients = body["clients"].as_object().expect("a clients object");
+            assert_eq!(clients.len(), 3);
+        }
+    }
+    reply.frames
 }
 
 /// Status messages: nothing crashes, log details are short single lines,

@@ -372,7 +372,9 @@ pub fn later_status(name: &str, host: &str, event: &str) -> Vec<Vec<u8>> {
 /// ZeroMQ pub/sub connects asynchronously: until both links are up,
 /// messages are dropped. This flips plugin `test` between two statuses
 /// until the user interface sees a publication, proving both links work.
-/// Afterwards `test` is `stopped`, and nothing is left unread on `ui`.
+/// Afterwards `test` is `stopped`, and nothing is left unread on `ui`:
+/// `stopped` is not one of the two flipped statuses, so the publication
+/// showing it is the one after every flip still in flight.
 pub fn connect_pubsub(plugin: &zmq::Socket, ui: &zmq::Socket) {
     let deadline = Instant::now() + DEADLINE;
     let mut flip = false;
@@ -380,7 +382,7 @@ pub fn connect_pubsub(plugin: &zmq::Socket, ui: &zmq::Socket) {
         assert!(Instant::now() < deadline, "pub/sub links not up within {DEADLINE:?}");
         flip = !flip;
         plugin
-            .send_multipart(seed_status("test", if flip { "starting" } else { "stopped" }), 0)
+            .send_multipart(seed_status("test", if flip { "starting" } else { "alive" }), 0)
             .unwrap();
         if let Some(publication) = recv_publication(ui, Duration::from_millis(50)) {
             if publication.category() == "clients.list" {

@@ -38,7 +38,11 @@ const REP_RCVHWM: i32 = 100;
 /// at most one): past this, its replies are dropped, so a client that
 /// pipelines requests and never reads holds at most this many in memory.
 const REP_SNDHWM: i32 = 100;
-const SUB_RCVHWM: i32 = 10_000;
+/// Status messages queued before libzmq stops reading the publisher (whose
+/// own queue then drops). The memory this can hold is SUB_RCVHWM times
+/// SUB_MAX_MSG_BYTES: a peer sending large valid statuses faster than they
+/// are parsed filled 10 000 of them (1.9 GB); 100 holds at most 100 MiB.
+const SUB_RCVHWM: i32 = 100;
 /// Publications queued for one slow subscriber before newer ones are dropped.
 const PUB_SNDHWM: i32 = 64;
 

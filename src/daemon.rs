@@ -24,9 +24,13 @@ const SLOT_REP: usize = 1;
 const SLOT_SIGNALS: usize = 2;
 
 /// At most this many messages of one socket per turn, so that a flood on
-/// one socket cannot starve the other or delay a SIGTERM.
+/// one socket cannot starve the other or delay a SIGTERM...
 const MAX_REQUESTS_PER_TURN: usize = 64;
 const MAX_STATUSES_PER_TURN: usize = 1024;
+/// And at most this long on one socket's messages per turn: a count alone
+/// let 1024 large status messages (a JSON parse each) hold a turn for
+/// seconds, delaying every reply and SIGTERM behind them.
+const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
 
 /// Socket limits: see docs/PROTOCOL.md, "Limits".
 /// A request above this size makes libzmq drop the connection unread;
@@ -254,7 +258,11 @@ fn now_unix() -> f64 {
 /// Answers the queued requests, each before the next is read, in the
 /// envelope it came in (the socket is a ROUTER playing REP: src/envelope.rs).
 fn serve_requests(rep: &zmq::Socket, state: &mut State) {
+    let started = Instant::now();
     for _ in 0..MAX_REQUESTS_PER_TURN {
+        if started.elapsed() >= MAX_WORK_PER_TURN {
+            return;
+        }
         let message = match rep.recv_multipart(zmq::DONTWAIT) {
             Ok(message) => message,
             Err(zmq::Error::EAGAIN) => return,
@@ -286,7 +294,11 @@ fn serve_requests(rep: &zmq::Socket, state: &mut State) {
 }
 
 fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
+    let started = Instant::now();
     for _ in 0..MAX_STATUSES_PER_TURN {
+        if started.elapsed() >= MAX_WORK_PER_TURN {
+            return;
+        }
         let frames = match sub.recv_multipart(zmq::DONTWAIT) {
             Ok(frames) => frames,
             Err(zmq::Error::EAGAIN) => return,

@@ -22,7 +22,15 @@ fn flood_duration() -> Duration {
 /// What a flooding plugin cycles through: real status changes (so the
 /// manager publishes all the time), and every kind of bad message.
 fn status_flood_messages() -> Vec<Vec<Vec<u8>>> {
+    // Valid, but as large as a status message may be: what fills queues.
+    let long_comment = |event: &str| {
+        let body =
+            serde_json::json!({"type": "plugin", "id": "rfxcom", "event": event, "comment": "c".repeat(900_000)});
+        vec![b"plugin.1_2.0_1".to_vec(), body.to_string().into_bytes()]
+    };
     vec![
+        long_comment("alive"),
+        long_comment("dead"),
         seed_status("diskfree", "alive"),
         seed_status("diskfree", "dead"),
         later_status("ebusd", "testhost", "starting"),

@@ -265,3 +265,31 @@ fn sigterm_during_a_flood_exits_zero_within_a_second() {
         log.join("\n")
     );
 }
+
+#[test]
+fn a_slow_subscriber_costs_the_other_subscribers_nothing() {
+    let (_dir, daemon) = start_quiet_daemon("slow-subscriber");
+    let slow = daemon.ui_subscriber();
+    slow.set_rcvhwm(1).unwrap();
+    let (plugin, ui) = (daemon.plugin_publisher(), daemon.ui_subscriber());
+    connect_pubsub(&plugin, &ui);
+    // `ui` keeps reading, `slow` never does.
+    let reader = std::thread::spawn(move || {
+        await_publication(&ui, "diskfree stop-request", |p| {
+            p.category() == "clients.detail" && p.body["domogik-diskfree.testhost"]["status"] == "stop-request"
+        })
+    });
+    // Thousands of changes: past the PUB high-water mark the manager drops
+    // publications for `slow`, and never waits for it.
+    for round in 0..3000 {
+        let event = if round % 2 == 0 { "alive" } else { "dead" };
+        plugin.send_multipart(seed_status("diskfree", event), 0).unwrap();
+    }
+    plugin
+        .send_multipart(seed_status("diskfree", "stop-request"), 0)
+        .unwrap();
+    assert_eq!(daemon.request(&[b"clients.list.get", b"{}"])[0], b"clients.list.result");
+    reader.join().expect("the reading subscriber got the final state");
+    assert!(vm_rss_kib(daemon.pid()).unwrap() < 256 * 1024);
+    drop(slow);
+}

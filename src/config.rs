@@ -425,6 +425,25 @@ mod tests {
     }
 
     #[test]
+    fn every_interface_is_recognised_in_each_spelling_and_only_when_binding() {
+        for everywhere in ["@tcp://*:1", "@tcp://0.0.0.0:1", "@tcp://[::]:1", "@tcp://*:*"] {
+            assert!(
+                Endpoint::parse(everywhere).unwrap().binds_every_interface(),
+                "{everywhere}"
+            );
+        }
+        for local in [
+            "@tcp://127.0.0.1:1",
+            "@tcp://[::1]:1",
+            "@ipc:///run/x",
+            ">tcp://*:1",
+            ">tcp://0.0.0.0:1",
+        ] {
+            assert!(!Endpoint::parse(local).unwrap().binds_every_interface(), "{local}");
+        }
+    }
+
+    #[test]
     fn star_ip_binds_everywhere_and_connects_locally() {
         let config = parse_ok("[mq]\nip = *\n");
         assert!(config.rep_endpoint.binds_every_interface());

@@ -216,45 +216,50 @@ fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Hands each queued message of `socket` to `handle`, at most `limit` of
+/// them, without waiting for more.
+fn for_each_queued(
+    socket: &zmq::Socket,
+    limit: usize,
+    state: &mut State,
+    what: &str,
+    mut handle: impl FnMut(&mut State, Vec<Vec<u8>>),
+) {
+    for _ in 0..limit {
+        match socket.recv_multipart(zmq::DONTWAIT) {
+            Ok(frames) => handle(state, frames),
+            Err(zmq::Error::EAGAIN) => return,
+            Err(e) => {
+                state.log_bad_input(format_args!("cannot receive a {what}: {e}"));
+                return;
+            }
+        }
+    }
+}
+
 /// Answers the queued requests. Every request received gets its reply
 /// before the next is read: that is what keeps a REP socket alive.
 fn serve_requests(rep: &zmq::Socket, state: &mut State) {
-    for _ in 0..MAX_REQUESTS_PER_TURN {
-        let frames = match rep.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => frames,
-            Err(zmq::Error::EAGAIN) => return,
-            Err(e) => {
-                state.log_bad_input(format_args!("cannot receive a request: {e}"));
-                return;
-            }
-        };
+    for_each_queued(rep, MAX_REQUESTS_PER_TURN, state, "request", |state, frames| {
         let reply = state.manager.handle_request(&frames);
-        if let Some(reason) = &reply.error {
-            state.log_bad_input(format_args!("request answered with error: {reason}"));
-        } else {
-            trace!(
-                "request answered: {}",
-                String::from_utf8_lossy(&reply.frames[reply.frames.len() - 2])
-            );
+        match &reply.error {
+            Some(reason) => state.log_bad_input(format_args!("request answered with error: {reason}")),
+            None => trace!("request answered: {} frames", reply.frames.len()),
         }
         // REP never blocks on send: a reply to a vanished client is dropped.
         if let Err(e) = rep.send_multipart(reply.frames, 0) {
             state.log_bad_input(format_args!("cannot send a reply: {e}"));
         }
-    }
+    });
 }
 
 fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
-    for _ in 0..MAX_STATUSES_PER_TURN {
-        let frames = match sub.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => frames,
-            Err(zmq::Error::EAGAIN) => return,
-            Err(e) => {
-                state.log_bad_input(format_args!("cannot receive a status message: {e}"));
-                return;
-            }
-        };
-        match state.manager.handle_status_message(&frames) {
+    for_each_queued(
+        sub,
+        MAX_STATUSES_PER_TURN,
+        state,
+        "status message",
+        |state, frames| match state.manager.handle_status_message(&frames) {
             StatusOutcome::Changed { id, status } => {
                 if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
                     info!("{id} is {status}{}", suppressed_note(suppressed));
@@ -263,8 +268,8 @@ fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
             StatusOutcome::Unchanged | StatusOutcome::NotForUs => {}
             StatusOutcome::Malformed(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
             StatusOutcome::Rejected(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
-        }
-    }
+        },
+    );
 }
 
 fn publish(sockets: &Sockets, state: &mut State) {

@@ -1,0 +1,536 @@
+//! The configuration file (PROTOCOL.md §5): INI text in, a validated
+//! [`Config`] out, or one [`ConfigError`] line naming the file, the key and
+//! what was expected.
+//!
+//! [`parse`] is pure (text, path and the machine's hostname in); only
+//! [`load`] touches the disk.
+
+use crate::log::Level;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_PATH: &str = "/etc/domogik/manager.cfg";
+pub const DEFAULT_PACKAGES_DIR: &str = "/var/lib/domogik/domogik_packages";
+/// Domogik refuses longer host names; so do we.
+pub const MAX_HOST_LEN: usize = 16;
+const MAX_RESCAN_INTERVAL: u64 = 24 * 60 * 60;
+/// A config file is a few hundred bytes; refuse to read a huge one.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Whether a socket binds its endpoint or connects to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Bind,
+    Connect,
+}
+
+/// A ZeroMQ endpoint with its direction: `@tcp://...` binds, `>tcp://...` connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub direction: Direction,
+    /// The address as libzmq takes it, e.g. `tcp://127.0.0.1:40410`.
+    pub address: String,
+}
+
+impl Endpoint {
+    pub fn bind(address: impl Into<String>) -> Endpoint {
+        Endpoint {
+            direction: Direction::Bind,
+            address: address.into(),
+        }
+    }
+
+    pub fn connect(address: impl Into<String>) -> Endpoint {
+        Endpoint {
+            direction: Direction::Connect,
+            address: address.into(),
+        }
+    }
+
+    /// Parses the CZMQ-style `@address` / `>address` notation.
+    pub fn parse(text: &str) -> Result<Endpoint, String> {
+        const EXPECTED: &str = "'@' (bind) or '>' (connect) then tcp://HOST:PORT or ipc://PATH";
+        let (direction, address) = match text.chars().next() {
+            Some('@') => (Direction::Bind, &text[1..]),
+            Some('>') => (Direction::Connect, &text[1..]),
+            _ => return Err(format!("expected {EXPECTED}")),
+        };
+        if let Some(rest) = address.strip_prefix("tcp://") {
+            let valid_port = |port: &str| port.parse::<u16>().map(|p| p > 0).unwrap_or(false);
+            match rest.rsplit_once(':') {
+                Some((host, port))
+                    if !host.is_empty() && (valid_port(port) || (port == "*" && direction == Direction::Bind)) => {}
+                _ => {
+                    return Err(format!(
+                        "expected {EXPECTED} (a port from 1 to 65535, or * to bind any free port)"
+                    ))
+                }
+            }
+        } else if let Some(path) = address.strip_prefix("ipc://") {
+            if path.is_empty() {
+                return Err(format!("expected {EXPECTED}: the ipc path is empty"));
+            }
+        } else {
+            return Err(format!("expected {EXPECTED}"));
+        }
+        Ok(Endpoint {
+            direction,
+            address: address.to_owned(),
+        })
+    }
+
+    /// True for a TCP endpoint bound on every interface.
+    pub fn binds_every_interface(&self) -> bool {
+        self.direction == Direction::Bind
+            && ["tcp://*:", "tcp://0.0.0.0:", "tcp://[::]:"]
+                .iter()
+                .any(|prefix| self.address.starts_with(prefix))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = match self.direction {
+            Direction::Bind => '@',
+            Direction::Connect => '>',
+        };
+        write!(f, "{sign}{}", self.address)
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub path: PathBuf,
+    pub host: String,
+    pub packages_dir: PathBuf,
+    pub rescan_interval: Duration,
+    pub service: String,
+    pub log_level: Level,
+    pub sub_endpoint: Endpoint,
+    pub pub_endpoint: Endpoint,
+    pub rep_endpoint: Endpoint,
+}
+
+/// A configuration that cannot be used, with the file it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let error = |message: String| ConfigError {
+        path: path.to_owned(),
+        message,
+    };
+    let metadata = std::fs::metadata(path).map_err(|e| error(format!("cannot read the config file: {e}")))?;
+    if metadata.len() > MAX_CONFIG_BYTES {
+        return Err(error(format!(
+            "the config file is larger than {MAX_CONFIG_BYTES} bytes"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read the config file: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| error("the config file is not UTF-8 text".into()))?;
+    parse(&text, path, &system_hostname())
+}
+
+/// This machine's hostname, as the kernel knows it.
+pub fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Domogik's sanitised host name: the first label, lower-cased.
+pub fn sanitize_hostname(hostname: &str) -> String {
+    hostname.split('.').next().unwrap_or("").trim().to_lowercase()
+}
+
+const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
+/// Keys of Domogik's other components that may sit in a copied domogik-mq.cfg.
+const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
+const MANAGER_KEYS: [&str; 8] = [
+    "host",
+    "packages_dir",
+    "rescan_interval",
+    "service",
+    "log_level",
+    "sub_endpoint",
+    "pub_endpoint",
+    "rep_endpoint",
+];
+
+/// Parses and validates config text. `path` is used in messages and to
+/// resolve a relative `packages_dir`; `hostname` is the machine's name.
+pub fn parse(text: &str, path: &Path, hostname: &str) -> Result<Config, ConfigError> {
+    let error = |message: String| ConfigError {
+        path: path.to_owned(),
+        message,
+    };
+    let sections = read_sections(text).map_err(error)?;
+    let mq = |key: &str| sections.value("mq", key);
+    let manager = |key: &str| sections.value("manager", key);
+
+    let ip = match mq("ip") {
+        None => "127.0.0.1".to_owned(),
+        Some(ip) if !ip.is_empty() && !ip.contains(['/', ' ']) => ip.to_owned(),
+        Some(ip) => {
+            return Err(error(format!(
+                "[mq] ip = {ip:?}: expected an IP address, a host name or *"
+            )))
+        }
+    };
+    let port = |key: &str, default: u16| -> Result<u16, ConfigError> {
+        match mq(key) {
+            None => Ok(default),
+            Some(text) => match text.parse::<u16>() {
+                Ok(port) if port > 0 => Ok(port),
+                _ => Err(error(format!(
+                    "[mq] {key} = {text:?}: expected a port number from 1 to 65535"
+                ))),
+            },
+        }
+    };
+    let req_rep_port = port("req_rep_port", 40410)?;
+    let pub_port = port("pub_port", 40411)?;
+    let sub_port = port("sub_port", 40412)?;
+    // '*' binds every interface; a connection to it goes to this host.
+    let connect_ip = if ip == "*" { "127.0.0.1" } else { ip.as_str() };
+    let endpoint = |key: &str, default: Endpoint| -> Result<Endpoint, ConfigError> {
+        match manager(key) {
+            None => Ok(default),
+            Some(text) => Endpoint::parse(text).map_err(|why| error(format!("[manager] {key} = {text:?}: {why}"))),
+        }
+    };
+    let sub_endpoint = endpoint(
+        "sub_endpoint",
+        Endpoint::connect(format!("tcp://{connect_ip}:{sub_port}")),
+    )?;
+    let pub_endpoint = endpoint(
+        "pub_endpoint",
+        Endpoint::connect(format!("tcp://{connect_ip}:{pub_port}")),
+    )?;
+    let rep_endpoint = endpoint("rep_endpoint", Endpoint::bind(format!("tcp://{ip}:{req_rep_port}")))?;
+
+    let host = resolve_host(manager("host"), hostname).map_err(error)?;
+    let packages_dir = {
+        let dir = Path::new(manager("packages_dir").unwrap_or(DEFAULT_PACKAGES_DIR));
+        // Relative to the config file, so a config can travel with its tree.
+        match path.parent() {
+            Some(base) if dir.is_relative() => base.join(dir),
+            _ => dir.to_owned(),
+        }
+    };
+    let rescan_interval = match manager("rescan_interval") {
+        None => Duration::from_secs(30),
+        Some(text) => match text.parse::<u64>() {
+            Ok(secs) if (1..=MAX_RESCAN_INTERVAL).contains(&secs) => Duration::from_secs(secs),
+            _ => {
+                return Err(error(format!(
+                    "[manager] rescan_interval = {text:?}: expected a whole number of seconds from 1 to {MAX_RESCAN_INTERVAL}"
+                )))
+            }
+        },
+    };
+    let service = match manager("service") {
+        None => "manager".to_owned(),
+        Some(name) if name.chars().all(|c| c.is_ascii_graphic()) => name.to_owned(),
+        Some(name) => {
+            return Err(error(format!(
+                "[manager] service = {name:?}: expected a name without spaces"
+            )))
+        }
+    };
+    let log_level = match manager("log_level") {
+        None => Level::Info,
+        Some(text) => Level::parse(text).ok_or_else(|| {
+            error(format!(
+                "[manager] log_level = {text:?}: expected error, warn, info, debug or trace"
+            ))
+        })?,
+    };
+    Ok(Config {
+        path: path.to_owned(),
+        host,
+        packages_dir,
+        rescan_interval,
+        service,
+        log_level,
+        sub_endpoint,
+        pub_endpoint,
+        rep_endpoint,
+    })
+}
+
+fn resolve_host(configured: Option<&str>, hostname: &str) -> Result<String, String> {
+    let (host, origin) = match configured {
+        Some(host) => (host.to_lowercase(), "[manager] host"),
+        None => (sanitize_hostname(hostname), "this machine's hostname"),
+    };
+    let how = "set [manager] host to a name of 1 to 16 letters, digits or '-'";
+    if host.is_empty() {
+        return Err(format!("{origin} is empty: {how}"));
+    }
+    if host.chars().count() > MAX_HOST_LEN {
+        return Err(format!(
+            "{origin} {host:?} is longer than {MAX_HOST_LEN} characters (Domogik refuses it): {how}"
+        ));
+    }
+    if !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(format!(
+            "{origin} {host:?} has characters other than letters, digits and '-': {how}"
+        ));
+    }
+    Ok(host)
+}
+
+/// The `[mq]` and `[manager]` sections, with empty values taken as absent.
+struct Sections {
+    entries: Vec<(String, String, String)>,
+}
+
+impl Sections {
+    fn value(&self, section: &str, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(s, k, _)| s == section && k == key)
+            .map(|(_, _, value)| value.as_str())
+            .filter(|value| !value.is_empty())
+    }
+}
+
+/// INI text to `(section, key, value)` triples, refusing what Python's
+/// configparser refuses (keys outside a section, duplicates) and what we
+/// do not know (a typo must not be silently ignored).
+fn read_sections(text: &str) -> Result<Sections, String> {
+    let options = ini::ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        ..Default::default()
+    };
+    let ini = ini::Ini::load_from_str_opt(text, options).map_err(|e| {
+        format!(
+            "line {}: {} (expected INI: [section] then key = value lines)",
+            e.line + 1,
+            e.msg
+        )
+    })?;
+    let mut entries = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (section, properties) in ini.iter() {
+        let Some(section) = section else {
+            if let Some((key, _)) = properties.iter().next() {
+                return Err(format!(
+                    "key {key:?} is outside any section: put it under [mq] or [manager]"
+                ));
+            }
+            continue;
+        };
+        let known: &[&str] = match section {
+            "mq" => &MQ_KEYS,
+            "manager" => &MANAGER_KEYS,
+            other => return Err(format!("unknown section [{other}]: expected [mq] and [manager]")),
+        };
+        for (key, value) in properties.iter() {
+            // configparser folds key case; so do we.
+            let key = key.trim().to_lowercase();
+            if section == "mq" && MQ_FOREIGN_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            if !known.contains(&key.as_str()) {
+                return Err(format!(
+                    "unknown key {key:?} in [{section}]: expected one of {}",
+                    known.join(", ")
+                ));
+            }
+            if !seen.insert((section.to_owned(), key.clone())) {
+                return Err(format!("key {key:?} appears twice in [{section}]"));
+            }
+            entries.push((section.to_owned(), key, strip_comment(value).to_owned()));
+        }
+    }
+    Ok(Sections { entries })
+}
+
+/// `key = ; comment` is an empty value: the parser only sees an inline
+/// comment after some text, and Domogik's own sample configs write this.
+fn strip_comment(value: &str) -> &str {
+    let value = value.trim();
+    if value.starts_with([';', '#']) {
+        ""
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATH: &str = "/etc/domogik/manager.cfg";
+
+    fn parse_ok(text: &str) -> Config {
+        parse(text, Path::new(PATH), "darkstar.example.org").unwrap()
+    }
+
+    fn parse_err(text: &str) -> String {
+        parse(text, Path::new(PATH), "darkstar").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_gives_forwarder_layout_defaults() {
+        let config = parse_ok("");
+        assert_eq!(config.host, "darkstar");
+        assert_eq!(config.packages_dir, PathBuf::from(DEFAULT_PACKAGES_DIR));
+        assert_eq!(config.rescan_interval, Duration::from_secs(30));
+        assert_eq!(config.service, "manager");
+        assert_eq!(config.log_level, Level::Info);
+        assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://127.0.0.1:40412"));
+        assert_eq!(config.pub_endpoint, Endpoint::connect("tcp://127.0.0.1:40411"));
+        assert_eq!(config.rep_endpoint, Endpoint::bind("tcp://127.0.0.1:40410"));
+    }
+
+    #[test]
+    fn shipped_config_is_valid_and_matches_the_defaults() {
+        let text = include_str!("../etc/manager.cfg");
+        assert_eq!(parse_ok(text), parse_ok(""));
+    }
+
+    #[test]
+    fn endpoints_derive_from_mq_section() {
+        let config = parse_ok("[mq]\nip = 192.168.1.5\nreq_rep_port = 1\npub_port = 2\nsub_port = 3\n");
+        assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://192.168.1.5:3"));
+        assert_eq!(config.pub_endpoint, Endpoint::connect("tcp://192.168.1.5:2"));
+        assert_eq!(config.rep_endpoint, Endpoint::bind("tcp://192.168.1.5:1"));
+    }
+
+    #[test]
+    fn star_ip_binds_everywhere_and_connects_locally() {
+        let config = parse_ok("[mq]\nip = *\n");
+        assert!(config.rep_endpoint.binds_every_interface());
+        assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://127.0.0.1:40412"));
+    }
+
+    #[test]
+    fn standalone_layout_and_inline_comments() {
+        let config = parse_ok(
+            "[manager]\nhost =    ; default: sanitized hostname\nsub_endpoint = @tcp://127.0.0.1:40411\n\
+             pub_endpoint = @tcp://127.0.0.1:40412 ; UIs subscribe here\nrep_endpoint = @ipc:///run/x.sock\n",
+        );
+        assert_eq!(config.host, "darkstar");
+        assert_eq!(config.sub_endpoint, Endpoint::bind("tcp://127.0.0.1:40411"));
+        assert_eq!(config.pub_endpoint, Endpoint::bind("tcp://127.0.0.1:40412"));
+        assert_eq!(config.rep_endpoint, Endpoint::bind("ipc:///run/x.sock"));
+    }
+
+    #[test]
+    fn existing_domogik_mq_cfg_is_accepted() {
+        let text = "[mq]\nip = 127.0.0.1\nreq_rep_port = 40410\npub_port = 40411\nsub_port = 40412\n\
+                    is_master = True\nlog_dir_path = /var/log/domogik/\npid_dir_path = /var/run/domogik/\nlog_level = debug\n";
+        assert_eq!(
+            parse_ok(text).log_level,
+            Level::Info,
+            "[mq] log_level belongs to the MQ broker"
+        );
+    }
+
+    #[test]
+    fn keys_are_case_insensitive_and_relative_dirs_follow_the_config() {
+        let config = parse(
+            "[manager]\nPackages_Dir = pkgs\nLOG_LEVEL = debug\n",
+            Path::new("/srv/cfg/m.cfg"),
+            "h",
+        )
+        .unwrap();
+        assert_eq!(config.packages_dir, PathBuf::from("/srv/cfg/pkgs"));
+        assert_eq!(config.log_level, Level::Debug);
+    }
+
+    #[test]
+    fn host_rules() {
+        assert_eq!(parse_ok("[manager]\nhost = MyBox\n").host, "mybox");
+        let long = parse(" ", Path::new(PATH), "averyveryverylonghostname.lan")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            long.contains("longer than 16") && long.contains("set [manager] host"),
+            "{long}"
+        );
+        assert!(parse_err("[manager]\nhost = a.b\n").contains("[manager] host"));
+        assert!(parse("", Path::new(PATH), "")
+            .unwrap_err()
+            .to_string()
+            .contains("set [manager] host"));
+    }
+
+    #[test]
+    fn every_error_names_the_file_and_the_key() {
+        let cases = [
+            (
+                "[manager]\nrescan_interval = soon\n",
+                "[manager] rescan_interval = \"soon\": expected a whole number",
+            ),
+            ("[manager]\nrescan_interval = 0\n", "rescan_interval"),
+            (
+                "[mq]\npub_port = 70000\n",
+                "[mq] pub_port = \"70000\": expected a port number",
+            ),
+            (
+                "[manager]\nrescan_intervall = 3\n",
+                "unknown key \"rescan_intervall\" in [manager]",
+            ),
+            ("[mq]\nport = 3\n", "unknown key \"port\" in [mq]"),
+            ("[manger]\nhost = x\n", "unknown section [manger]"),
+            ("host = x\n", "outside any section"),
+            ("[manager]\nhost = a\nhost = b\n", "appears twice"),
+            (
+                "[manager]\nsub_endpoint = tcp://127.0.0.1:1\n",
+                "[manager] sub_endpoint",
+            ),
+            ("[manager]\nrep_endpoint = @tcp://127.0.0.1\n", "a port from 1 to 65535"),
+            ("[manager]\npub_endpoint = >tcp://127.0.0.1:*\n", "pub_endpoint"),
+            ("[manager]\npub_endpoint = @udp://x:1\n", "pub_endpoint"),
+            (
+                "[manager]\nlog_level = loud\n",
+                "expected error, warn, info, debug or trace",
+            ),
+            ("[manager]\nservice = my manager\n", "[manager] service"),
+            ("[manager\nhost = x\n", "expected INI"),
+        ];
+        for (text, expected) in cases {
+            let message = parse_err(text);
+            assert!(message.starts_with(PATH), "{message}");
+            assert!(message.contains(expected), "{message:?} should contain {expected:?}");
+            assert!(!message.contains('\n'), "{message:?}");
+        }
+    }
+
+    #[test]
+    fn ephemeral_port_binds_are_allowed() {
+        assert_eq!(
+            Endpoint::parse("@tcp://127.0.0.1:*"),
+            Ok(Endpoint::bind("tcp://127.0.0.1:*"))
+        );
+    }
+
+    #[test]
+    fn load_reports_a_missing_file() {
+        let error = load(Path::new("/nonexistent/manager.cfg")).unwrap_err().to_string();
+        assert!(error.starts_with("/nonexistent/manager.cfg: cannot read"), "{error}");
+    }
+}

@@ -1,0 +1,373 @@
+//! The event loop: the only code that touches sockets.
+//!
+//! One thread, one `zmq_poll` over the SUB, REP and PUB sockets' readable
+//! ends (PUB is only written) and the signal pipe; the poll's timeout is the
+//! time left until the next rescan, so an idle manager sleeps in the kernel.
+//! Each turn: signals, requests, status messages, rescan if due, then the
+//! publications owed, once.
+
+use crate::config::{Config, Direction, Endpoint};
+use crate::log::{RateLimiter, Verdict};
+use crate::manager::{Manager, StatusOutcome, STATUS_SUBSCRIPTION};
+use crate::notify;
+use crate::packages::{Package, PackageChange, Scanner};
+use crate::signals::SignalPipe;
+use crate::{debug, error, info, trace, warn};
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Poll slots, by name.
+const SLOT_SUB: usize = 0;
+const SLOT_REP: usize = 1;
+const SLOT_SIGNALS: usize = 2;
+
+/// At most this many messages of one socket per turn, so that a flood on
+/// one socket cannot starve the other or delay a SIGTERM.
+const MAX_REQUESTS_PER_TURN: usize = 64;
+const MAX_STATUSES_PER_TURN: usize = 1024;
+
+/// Socket limits: see docs/PROTOCOL.md, "Limits".
+/// A request above this size makes libzmq drop the connection unread;
+/// below it, requests over `wire::MAX_REQUEST_BYTES` get an `error` reply.
+const REP_MAX_MSG_BYTES: i64 = 8 * 1024 * 1024;
+const SUB_MAX_MSG_BYTES: i64 = 1024 * 1024;
+const REP_RCVHWM: i32 = 100;
+const SUB_RCVHWM: i32 = 10_000;
+/// Publications queued for one slow subscriber before newer ones are dropped.
+const PUB_SNDHWM: i32 = 64;
+
+/// A failure before the loop could start: a socket that cannot be opened,
+/// bound or connected, or signals that cannot be handled.
+#[derive(Debug)]
+pub struct StartError(String);
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// The three sockets. Kept apart from the mutable state so the poll items
+/// (which borrow the sockets) never fight with the handlers over borrows.
+struct Sockets {
+    sub: zmq::Socket,
+    rep: zmq::Socket,
+    publisher: zmq::Socket,
+}
+
+impl Sockets {
+    fn open(context: &zmq::Context, config: &Config) -> Result<Sockets, StartError> {
+        let setup = |what: &str, result: zmq::Result<()>| {
+            result.map_err(|e| StartError(format!("cannot set up the {what} socket: {e}")))
+        };
+        let sub = new_socket(context, zmq::SUB, "sub")?;
+        setup("sub", sub.set_maxmsgsize(SUB_MAX_MSG_BYTES))?;
+        setup("sub", sub.set_rcvhwm(SUB_RCVHWM))?;
+        setup("sub", sub.set_subscribe(STATUS_SUBSCRIPTION.as_bytes()))?;
+        let rep = new_socket(context, zmq::REP, "rep")?;
+        setup("rep", rep.set_maxmsgsize(REP_MAX_MSG_BYTES))?;
+        setup("rep", rep.set_rcvhwm(REP_RCVHWM))?;
+        let publisher = new_socket(context, zmq::PUB, "pub")?;
+        setup("pub", publisher.set_sndhwm(PUB_SNDHWM))?;
+
+        attach(&sub, "sub_endpoint", &config.sub_endpoint)?;
+        attach(&rep, "rep_endpoint", &config.rep_endpoint)?;
+        attach(&publisher, "pub_endpoint", &config.pub_endpoint)?;
+        Ok(Sockets { sub, rep, publisher })
+    }
+}
+
+fn new_socket(context: &zmq::Context, kind: zmq::SocketType, what: &str) -> Result<zmq::Socket, StartError> {
+    let socket = context
+        .socket(kind)
+        .map_err(|e| StartError(format!("cannot create the {what} socket: {e}")))?;
+    // Never wait for unsent messages at exit: SIGTERM must end us at once.
+    socket
+        .set_linger(0)
+        .map_err(|e| StartError(format!("cannot set up the {what} socket: {e}")))?;
+    Ok(socket)
+}
+
+/// Binds or connects, and logs the address actually used (a `*` port is
+/// resolved by then, which is how tests learn ephemeral ports).
+fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint) -> Result<(), StartError> {
+    let role = key.trim_end_matches("_endpoint");
+    match endpoint.direction {
+        Direction::Bind => {
+            socket
+                .bind(&endpoint.address)
+                .map_err(|e| StartError(format!("cannot bind {key} {endpoint}: {e}")))?;
+            let actual = socket
+                .get_last_endpoint()
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_else(|| endpoint.address.clone());
+            info!("{role} socket bound to {actual}");
+            if endpoint.binds_every_interface() {
+                warn!("{key} {endpoint} listens on every interface: anyone on your network can reach it and read the clients list");
+            }
+        }
+        Direction::Connect => {
+            socket
+                .connect(&endpoint.address)
+                .map_err(|e| StartError(format!("cannot connect {key} {endpoint}: {e}")))?;
+            info!("{role} socket connecting to {}", endpoint.address);
+        }
+    }
+    Ok(())
+}
+
+/// The loop's mutable state, apart from the sockets.
+struct State {
+    manager: Manager,
+    scanner: Scanner,
+    rescan_interval: Duration,
+    next_rescan: Instant,
+    /// The last rescan error, so that a lasting problem is logged once.
+    scan_failure: Option<String>,
+    bad_input_log: RateLimiter,
+    status_log: RateLimiter,
+}
+
+/// Runs the manager until SIGTERM or SIGINT.
+pub fn run(config: &Config) -> Result<(), StartError> {
+    let context = zmq::Context::new();
+    let sockets = Sockets::open(&context, config)?;
+    let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
+    let mut state = State {
+        manager: Manager::new(config.host.clone(), config.service.clone()),
+        scanner: Scanner::new(config.packages_dir.clone()),
+        rescan_interval: config.rescan_interval,
+        next_rescan: Instant::now(),
+        scan_failure: None,
+        bad_input_log: RateLimiter::new(10, Duration::from_secs(60)),
+        status_log: RateLimiter::new(20, Duration::from_secs(10)),
+    };
+    state.rescan();
+    publish(&sockets, &mut state);
+    info!(
+        "ready: {} clients of host {} from {}, service \"{}\"",
+        state.manager.clients().len(),
+        config.host,
+        config.packages_dir.display(),
+        config.service
+    );
+    notify::notify(notify::READY);
+
+    loop {
+        let timeout = poll_timeout(state.next_rescan, Instant::now());
+        let mut items = [
+            sockets.sub.as_poll_item(zmq::POLLIN),
+            sockets.rep.as_poll_item(zmq::POLLIN),
+            zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
+        ];
+        match zmq::poll(&mut items, timeout) {
+            Ok(_) | Err(zmq::Error::EINTR) => {}
+            Err(e) => {
+                // Not expected from valid sockets; never spin on it.
+                error!("poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let ready = |slot: usize| items[slot].is_readable();
+        let (sub_ready, rep_ready, signal_ready) = (ready(SLOT_SUB), ready(SLOT_REP), ready(SLOT_SIGNALS));
+
+        if signal_ready {
+            let received = signals.take();
+            if received.terminate {
+                info!("stopping on signal");
+                break;
+            }
+            if received.rescan {
+                notify::notify(notify::RELOADING);
+                info!("SIGHUP: rescanning {}", config.packages_dir.display());
+                state.rescan();
+                notify::notify(notify::READY);
+            }
+        }
+        if rep_ready {
+            serve_requests(&sockets.rep, &mut state);
+        }
+        if sub_ready {
+            absorb_statuses(&sockets.sub, &mut state);
+        }
+        if Instant::now() >= state.next_rescan {
+            state.rescan();
+        }
+        publish(&sockets, &mut state);
+    }
+    notify::notify(notify::STOPPING);
+    Ok(())
+}
+
+/// Milliseconds until `deadline`, rounded up so we never wake just before
+/// it and spin.
+fn poll_timeout(deadline: Instant, now: Instant) -> i64 {
+    let remaining = deadline.saturating_duration_since(now);
+    i64::try_from(remaining.as_micros().div_ceil(1000)).unwrap_or(i64::MAX)
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Hands each queued message of `socket` to `handle`, at most `limit` of
+/// them, without waiting for more.
+fn for_each_queued(
+    socket: &zmq::Socket,
+    limit: usize,
+    state: &mut State,
+    what: &str,
+    mut handle: impl FnMut(&mut State, Vec<Vec<u8>>),
+) {
+    for _ in 0..limit {
+        match socket.recv_multipart(zmq::DONTWAIT) {
+            Ok(frames) => handle(state, frames),
+            Err(zmq::Error::EAGAIN) => return,
+            Err(e) => {
+                state.log_bad_input(format_args!("cannot receive a {what}: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+/// Answers the queued requests. Every request received gets its reply
+/// before the next is read: that is what keeps a REP socket alive.
+fn serve_requests(rep: &zmq::Socket, state: &mut State) {
+    for_each_queued(rep, MAX_REQUESTS_PER_TURN, state, "request", |state, frames| {
+        let reply = state.manager.handle_request(&frames);
+        match &reply.error {
+            Some(reason) => state.log_bad_input(format_args!("request answered with error: {reason}")),
+            None => trace!("request answered: {} frames", reply.frames.len()),
+        }
+        // REP never blocks on send: a reply to a vanished client is dropped.
+        if let Err(e) = rep.send_multipart(reply.frames, 0) {
+            state.log_bad_input(format_args!("cannot send a reply: {e}"));
+        }
+    });
+}
+
+fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
+    for_each_queued(
+        sub,
+        MAX_STATUSES_PER_TURN,
+        state,
+        "status message",
+        |state, frames| match state.manager.handle_status_message(&frames) {
+            StatusOutcome::Changed { id, status } => {
+                if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
+                    info!("{id} is {status}{}", suppressed_note(suppressed));
+                }
+            }
+            StatusOutcome::Unchanged | StatusOutcome::NotForUs => {}
+            StatusOutcome::Malformed(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
+            StatusOutcome::Rejected(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
+        },
+    );
+}
+
+fn publish(sockets: &Sockets, state: &mut State) {
+    let Some(publications) = state.manager.take_publications(now_unix()) else {
+        return;
+    };
+    for frames in publications {
+        // PUB never blocks: a subscriber past its high-water mark misses it.
+        if let Err(e) = sockets.publisher.send_multipart(frames, zmq::DONTWAIT) {
+            state.log_bad_input(format_args!("cannot publish: {e}"));
+        }
+    }
+    debug!(
+        "published clients.list and clients.detail ({} clients)",
+        state.manager.clients().len()
+    );
+}
+
+fn suppressed_note(suppressed: u64) -> String {
+    if suppressed == 0 {
+        String::new()
+    } else {
+        format!(" ({suppressed} similar lines suppressed)")
+    }
+}
+
+impl State {
+    fn log_bad_input(&mut self, message: fmt::Arguments<'_>) {
+        if let Verdict::Write { suppressed } = self.bad_input_log.check(Instant::now()) {
+            warn!("{message}{}", suppressed_note(suppressed));
+        }
+    }
+
+    fn rescan(&mut self) {
+        self.next_rescan = Instant::now() + self.rescan_interval;
+        let report = match self.scanner.scan() {
+            Ok(report) => report,
+            Err(failure) => {
+                let message = failure.to_string();
+                if self.scan_failure.as_ref() != Some(&message) {
+                    error!(
+                        "{message}; keeping the {} known clients, retrying at the next rescan",
+                        self.manager.clients().len()
+                    );
+                } else {
+                    debug!("{message}");
+                }
+                self.scan_failure = Some(message);
+                return;
+            }
+        };
+        if self.scan_failure.take().is_some() {
+            info!("packages_dir {} is readable again", self.scanner.dir().display());
+        }
+        for (folder, bad_name) in &report.new_strays {
+            if *bad_name {
+                warn!("ignoring {folder}: a plugin folder is plugin_<name>, the name in lower-case letters and digits");
+            } else {
+                debug!("ignoring {folder}: not a plugin package");
+            }
+        }
+        for change in &report.changes {
+            log_package_change(&self.manager, change);
+        }
+        self.manager.apply_package_changes(report.changes);
+    }
+}
+
+fn log_package_change(manager: &Manager, change: &PackageChange) {
+    let clients = manager.clients();
+    match change {
+        PackageChange::Removed { name } => info!("package removed: {}", clients.client_id(name)),
+        PackageChange::Updated { name, package } => {
+            let verb = if clients.status(name).is_some() {
+                "changed"
+            } else {
+                "found"
+            };
+            match package {
+                Package::Valid { .. } => info!("package {verb}: {}", clients.client_id(name)),
+                Package::Invalid { reason } => {
+                    warn!("package {verb}: {} is invalid: {reason}", clients.client_id(name))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_timeout_rounds_up_and_never_goes_negative() {
+        let now = Instant::now();
+        assert_eq!(poll_timeout(now, now), 0);
+        assert_eq!(poll_timeout(now, now + Duration::from_secs(1)), 0);
+        assert_eq!(poll_timeout(now + Duration::from_micros(1), now), 1);
+        assert_eq!(poll_timeout(now + Duration::from_millis(30_000), now), 30_000);
+    }
+}

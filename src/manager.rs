@@ -1,0 +1,344 @@
+//! The manager's core, without I/O: requests in, replies out; status
+//! messages and package changes in, publications out.
+//!
+//! The event loop feeds it decoded frames and the clock, and sends what it
+//! returns. Everything here is tested without a socket.
+
+use crate::clients::{Clients, StatusRejected};
+use crate::packages::PackageChange;
+use crate::wire::{self, BadRequest, BadStatusMessage, Framing, Request};
+
+pub const LIST_GET: &str = "clients.list.get";
+pub const LIST_RESULT: &str = "clients.list.result";
+pub const DETAIL_GET: &str = "clients.detail.get";
+pub const DETAIL_RESULT: &str = "clients.detail.result";
+pub const ERROR_ACTION: &str = "error";
+pub const LIST_CATEGORY: &str = "clients.list";
+pub const DETAIL_CATEGORY: &str = "clients.detail";
+/// The prefix the manager subscribes to.
+pub const STATUS_SUBSCRIPTION: &str = "plugin";
+
+/// What became of a message received on the SUB socket, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusOutcome {
+    Changed {
+        id: String,
+        status: crate::status::Status,
+    },
+    Unchanged,
+    /// Not a status message (another category or client type).
+    NotForUs,
+    Malformed(BadStatusMessage),
+    Rejected(StatusRejected),
+}
+
+/// A reply to send, and the problem to log when it is an `error` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub frames: Vec<Vec<u8>>,
+    pub error: Option<String>,
+}
+
+/// The clients map, the service name, and the serialised views, which are
+/// computed once per change however many requests and publications use them.
+#[derive(Debug)]
+pub struct Manager {
+    clients: Clients,
+    service: String,
+    /// Changed since the last publication.
+    dirty: bool,
+    cached_list: Option<String>,
+    cached_detail: Option<String>,
+}
+
+impl Manager {
+    pub fn new(host: impl Into<String>, service: impl Into<String>) -> Manager {
+        Manager {
+            clients: Clients::new(host),
+            service: service.into(),
+            dirty: false,
+            cached_list: None,
+            cached_detail: None,
+        }
+    }
+
+    pub fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
+    /// Answers one request. Always returns a reply: a REP socket that does
+    /// not answer is stuck for good.
+    pub fn handle_request(&mut self, frames: &[Vec<u8>]) -> Reply {
+        match wire::decode_request(frames).and_then(|request| self.route(request)) {
+            Ok((framing, action, body)) => Reply {
+                frames: wire::encode_reply(&framing, action, body),
+                error: None,
+            },
+            Err(BadRequest { framing, reason }) => Reply {
+                frames: wire::encode_reply(&framing, ERROR_ACTION, wire::error_body(&reason)),
+                error: Some(reason),
+            },
+        }
+    }
+
+    fn route(&mut self, request: Request) -> Result<(Framing, &'static str, String), BadRequest> {
+        if let Some(service) = request.service() {
+            if service != self.service.as_bytes() {
+                let reason = format!(
+                    "unknown service \"{}\", this is \"{}\"",
+                    wire::truncate(&String::from_utf8_lossy(service), 40),
+                    self.service
+                );
+                return Err(BadRequest {
+                    framing: request.framing,
+                    reason,
+                });
+            }
+        }
+        let (action, view) = match request.action.as_str() {
+            LIST_GET => (LIST_RESULT, self.list_json()),
+            DETAIL_GET => (DETAIL_RESULT, self.detail_json()),
+            other => {
+                let reason = format!(
+                    "unknown action \"{}\" (expected {LIST_GET} or {DETAIL_GET})",
+                    wire::truncate(other, 40)
+                );
+                return Err(BadRequest {
+                    framing: request.framing,
+                    reason,
+                });
+            }
+        };
+        Ok((request.framing, action, format!("{{\"clients\": {view}}}")))
+    }
+
+    /// Applies one message received on the SUB socket.
+    pub fn handle_status_message(&mut self, frames: &[Vec<u8>]) -> StatusOutcome {
+        let update = match wire::decode_status(frames) {
+            Ok(Some(update)) => update,
+            Ok(None) => return StatusOutcome::NotForUs,
+            Err(error) => return StatusOutcome::Malformed(error),
+        };
+        let host = update.host.unwrap_or_else(|| self.clients.host().to_owned());
+        match self
+            .clients
+            .set_status(&update.name, &host, update.status, update.comment)
+        {
+            Ok(true) => {
+                self.mark_changed();
+                StatusOutcome::Changed {
+                    id: self.clients.client_id(&update.name),
+                    status: update.status,
+                }
+            }
+            Ok(false) => StatusOutcome::Unchanged,
+            Err(rejected) => StatusOutcome::Rejected(rejected),
+        }
+    }
+
+    /// Applies what a rescan found.
+    pub fn apply_package_changes(&mut self, changes: Vec<PackageChange>) {
+        for change in changes {
+            let changed = match change {
+                PackageChange::Updated { name, package } => self.clients.upsert_package(&name, package),
+                PackageChange::Removed { name } => self.clients.remove_package(&name),
+            };
+            if changed {
+                self.mark_changed();
+            }
+        }
+    }
+
+    /// The publications owed since the last call: `clients.list` then
+    /// `clients.detail`, once however many changes happened meanwhile.
+    pub fn take_publications(&mut self, unix_time: f64) -> Option<[Vec<Vec<u8>>; 2]> {
+        if !std::mem::take(&mut self.dirty) {
+            return None;
+        }
+        Some([
+            wire::encode_publication(LIST_CATEGORY, unix_time, self.list_json()),
+            wire::encode_publication(DETAIL_CATEGORY, unix_time, self.detail_json()),
+        ])
+    }
+
+    fn mark_changed(&mut self) {
+        self.dirty = true;
+        self.cached_list = None;
+        self.cached_detail = None;
+    }
+
+    fn list_json(&mut self) -> String {
+        self.cached_list.get_or_insert_with(|| self.clients.list_json()).clone()
+    }
+
+    fn detail_json(&mut self) -> String {
+        self.cached_detail
+            .get_or_insert_with(|| self.clients.detail_json())
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packages::Package;
+    use crate::status::Status;
+    use serde_json::value::RawValue;
+    use serde_json::Value;
+
+    fn frames(parts: &[&[u8]]) -> Vec<Vec<u8>> {
+        parts.iter().map(|part| part.to_vec()).collect()
+    }
+
+    fn manager_with(names: &[&str]) -> Manager {
+        let mut manager = Manager::new("box", "manager");
+        let changes = names
+            .iter()
+            .map(|name| PackageChange::Updated {
+                name: name.to_string(),
+                package: Package::Valid {
+                    data: RawValue::from_string(format!("{{\"n\": \"{name}\"}}")).unwrap(),
+                },
+            })
+            .collect();
+        manager.apply_package_changes(changes);
+        manager
+    }
+
+    fn body(frame: &[u8]) -> Value {
+        serde_json::from_slice(frame).unwrap()
+    }
+
+    #[test]
+    fn list_request_plain() {
+        let mut manager = manager_with(&["a"]);
+        let reply = manager.handle_request(&frames(&[b"clients.list.get", b"{}"]));
+        assert_eq!(reply.error, None);
+        assert_eq!(reply.frames[0], b"clients.list.result");
+        assert_eq!(
+            reply.frames[1],
+            br#"{"clients": {"domogik-a.box": {"status": "unknown", "host": "box", "type": "plugin", "id": "a", "configured": null}}}"#
+        );
+    }
+
+    #[test]
+    fn detail_request_mdp() {
+        let mut manager = manager_with(&["a"]);
+        let reply = manager.handle_request(&frames(&[b"MDPC01", b"manager", b"5", b"clients.detail.get", b"{}"]));
+        assert_eq!(
+            &reply.frames[..3],
+            &frames(&[b"MDPC01", b"manager", b"clients.detail.result"])[..]
+        );
+        assert_eq!(body(&reply.frames[3])["clients"]["domogik-a.box"]["data"]["n"], "a");
+    }
+
+    #[test]
+    fn unknown_action_and_wrong_service_get_error_replies() {
+        let mut manager = manager_with(&["a"]);
+        let reply = manager.handle_request(&frames(&[b"clients.delete", b"{}"]));
+        assert_eq!(reply.frames[0], b"error");
+        assert_eq!(body(&reply.frames[1])["status"], false);
+        assert!(reply.error.unwrap().contains("unknown action"));
+
+        let reply = manager.handle_request(&frames(&[b"MDPC01", b"xpl", b"clients.list.get", b"{}"]));
+        assert_eq!(&reply.frames[..3], &frames(&[b"MDPC01", b"xpl", b"error"])[..]);
+        assert!(body(&reply.frames[3])["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown service"));
+    }
+
+    #[test]
+    fn every_malformed_request_is_answered() {
+        let mut manager = manager_with(&["a"]);
+        for msg in [
+            frames(&[]),
+            frames(&[b"x"]),
+            frames(&[b"a", b"b", b"c", b"d", b"e"]),
+            frames(&[b"\xff", b"{}"]),
+            frames(&[b"clients.list.get", b"not json"]),
+        ] {
+            let reply = manager.handle_request(&msg);
+            assert_eq!(reply.frames[0], b"error", "{msg:?}");
+            assert!(reply.error.is_some());
+        }
+    }
+
+    #[test]
+    fn status_change_is_published_once_list_then_detail() {
+        let mut manager = manager_with(&["a", "b"]);
+        assert!(manager.take_publications(1.0).is_some(), "packages added");
+        assert!(manager.take_publications(1.0).is_none());
+
+        let seed = frames(&[b"plugin.1_2.0_1", br#"{"type": "plugin", "id": "a", "event": "alive"}"#]);
+        let later = frames(&[
+            b"plugin.status.1_2.0_1",
+            br#"{"type": "plugin", "name": "b", "host": "box", "event": "dead"}"#,
+        ]);
+        assert_eq!(
+            manager.handle_status_message(&seed),
+            StatusOutcome::Changed {
+                id: "domogik-a.box".into(),
+                status: Status::Alive
+            }
+        );
+        assert!(matches!(
+            manager.handle_status_message(&later),
+            StatusOutcome::Changed { .. }
+        ));
+        let [list, detail] = manager.take_publications(1371071844.17).unwrap();
+        assert_eq!(list[0], b"clients.list.1371071844_17.0_1");
+        assert_eq!(detail[0], b"clients.detail.1371071844_17.0_1");
+        assert_eq!(body(&list[1])["domogik-a.box"]["status"], "alive");
+        assert_eq!(body(&detail[1])["domogik-b.box"]["status"], "dead");
+        assert!(manager.take_publications(2.0).is_none());
+
+        assert_eq!(manager.handle_status_message(&seed), StatusOutcome::Unchanged);
+        assert!(
+            manager.take_publications(3.0).is_none(),
+            "same status publishes nothing"
+        );
+    }
+
+    #[test]
+    fn replies_see_the_latest_state() {
+        let mut manager = manager_with(&["a"]);
+        let before = manager.handle_request(&frames(&[b"clients.list.get", b"{}"]));
+        manager.handle_status_message(&frames(&[
+            b"plugin.1_2.0_1",
+            br#"{"type": "plugin", "id": "a", "event": "alive"}"#,
+        ]));
+        let after = manager.handle_request(&frames(&[b"clients.list.get", b"{}"]));
+        assert_eq!(body(&before.frames[1])["clients"]["domogik-a.box"]["status"], "unknown");
+        assert_eq!(body(&after.frames[1])["clients"]["domogik-a.box"]["status"], "alive");
+    }
+
+    #[test]
+    fn bad_status_messages_change_nothing() {
+        let mut manager = manager_with(&["a"]);
+        manager.take_publications(0.0);
+        let outcomes = [
+            manager.handle_status_message(&frames(&[b"plugin.1_2.0_1"])),
+            manager.handle_status_message(&frames(&[b"plugin.1_2.0_1", b"nope"])),
+            manager.handle_status_message(&frames(&[
+                b"plugin.1_2.0_1",
+                br#"{"type": "plugin", "id": "zz", "event": "alive"}"#,
+            ])),
+            manager.handle_status_message(&frames(&[
+                b"plugin.1_2.0_1",
+                br#"{"type": "plugin", "id": "a", "event": "zzz"}"#,
+            ])),
+            manager.handle_status_message(&frames(&[
+                b"plugin.status.1_2.0_1",
+                br#"{"type": "plugin", "name": "a", "host": "elsewhere", "event": "alive"}"#,
+            ])),
+        ];
+        assert!(matches!(outcomes[0], StatusOutcome::Malformed(_)));
+        assert!(matches!(outcomes[1], StatusOutcome::Malformed(_)));
+        assert!(matches!(outcomes[2], StatusOutcome::Rejected(_)));
+        assert!(matches!(outcomes[3], StatusOutcome::Malformed(_)));
+        assert!(matches!(outcomes[4], StatusOutcome::Rejected(_)));
+        assert!(manager.take_publications(1.0).is_none());
+        assert_eq!(manager.clients().status("a"), Some(Status::Unknown));
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the built `dmg_manager` on loopback sockets, real
+//! files in temp dirs, checked from the outside as a user would.
+
+mod util;
+
+mod cli;
+mod interop;
+mod layouts;
+mod packages;
+mod requests;
+mod statuses;

@@ -1,0 +1,477 @@
+//! Test helpers: temp dirs, a running `dmg_manager`, ZeroMQ peers playing
+//! plugins and user interfaces, and a small MQ forwarder.
+//!
+//! Nothing here sleeps and hopes: every wait is on a socket, a log line or
+//! a process, with a deadline, and fails the test with what was seen.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub const DEADLINE: Duration = Duration::from_secs(10);
+pub const BIN: &str = env!("CARGO_BIN_EXE_dmg_manager");
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/packages");
+pub const FIXTURE_NAMES: [&str; 4] = ["diskfree", "ebusd", "rfxcom", "test"];
+
+/// A fresh directory, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("dmg-test-{}-{label}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = make_writable(&self.0);
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn make_writable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o755))?;
+            make_writable(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies the fixture packages into `dir/packages` and returns that path.
+pub fn copy_fixtures(dir: &TempDir) -> PathBuf {
+    let packages = dir.join("packages");
+    for name in FIXTURE_NAMES {
+        let folder = packages.join(format!("plugin_{name}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(format!("{FIXTURES}/plugin_{name}/info.json"), folder.join("info.json")).unwrap();
+    }
+    packages
+}
+
+/// The fixture's info.json as Python would parse it (last duplicate key wins).
+pub fn fixture_json(name: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/plugin_{name}/info.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A config for the standalone layout on ephemeral loopback ports.
+pub fn standalone_config(packages: &Path, extra_manager_keys: &str) -> String {
+    format!(
+        "[manager]\nhost = testhost\npackages_dir = {}\nlog_level = debug\n\
+         sub_endpoint = @tcp://127.0.0.1:*\npub_endpoint = @tcp://127.0.0.1:*\nrep_endpoint = @tcp://127.0.0.1:*\n{extra_manager_keys}",
+        packages.display()
+    )
+}
+
+/// A running `dmg_manager`, its stderr collected line by line.
+pub struct Daemon {
+    child: Child,
+    lines: Receiver<String>,
+    log: Arc<Mutex<Vec<String>>>,
+    pub rep: String,
+    pub publisher: Option<String>,
+    pub sub: Option<String>,
+    context: zmq::Context,
+}
+
+impl Daemon {
+    /// Writes `config` into `dir/manager.cfg` and starts the daemon on it,
+    /// returning once it logged `ready:`.
+    pub fn start(dir: &TempDir, config: &str) -> Daemon {
+        let path = dir.join("manager.cfg");
+        std::fs::write(&path, config).unwrap();
+        let mut daemon = Daemon::spawn(&path);
+        daemon.wait_for_log("ready:");
+        daemon.rep = daemon.bound_endpoint("rep").expect("rep endpoint logged");
+        daemon.publisher = daemon.bound_endpoint("pub");
+        daemon.sub = daemon.bound_endpoint("sub");
+        daemon
+    }
+
+    /// Starts the daemon without waiting for anything.
+    pub fn spawn(config_path: &Path) -> Daemon {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(config_path)
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log_copy = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log_copy.lock().unwrap().push(line.clone());
+                let _ = sender.send(line);
+            }
+        });
+        Daemon {
+            child,
+            lines,
+            log,
+            rep: String::new(),
+            publisher: None,
+            sub: None,
+            context: zmq::Context::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every stderr line so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for a stderr line containing `needle` (seen from now on, or
+    /// already); returns it.
+    pub fn wait_for_log(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(line) = self.log().into_iter().find(|line| line.contains(needle)) {
+                // Drain what the channel holds so later waits start fresh.
+                while self.lines.try_recv().is_ok() {}
+                return line;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(_) | Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                _ => panic!(
+                    "no log line with {needle:?} within {DEADLINE:?}; log:\n{}",
+                    self.log().join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for a *new* line containing `needle`, after `previous` lines.
+    pub fn wait_for_new_log(&mut self, needle: &str, previous: usize) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(line) = self.log().into_iter().skip(previous).find(|line| line.contains(needle)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new log line with {needle:?}; log:\n{}",
+                self.log().join("\n")
+            );
+            let _ = self.lines.recv_timeout(Duration::from_millis(100));
+        }
+    }
+
+    /// Where the daemon says it bound `role`'s socket (ports resolved).
+    fn bound_endpoint(&self, role: &str) -> Option<String> {
+        let prefix = format!("{role} socket bound to ");
+        self.log()
+            .iter()
+            .find_map(|line| line.split_once(&prefix).map(|(_, rest)| rest.trim().to_owned()))
+    }
+
+    /// A REQ socket connected to the manager's request endpoint.
+    pub fn req_socket(&self) -> zmq::Socket {
+        let socket = self.context.socket(zmq::REQ).unwrap();
+        socket.set_linger(0).unwrap();
+        socket.set_rcvtimeo(DEADLINE.as_millis() as i32).unwrap();
+        socket.set_sndtimeo(DEADLINE.as_millis() as i32).unwrap();
+        socket.connect(&self.rep).unwrap();
+        socket
+    }
+
+    /// Sends one request on a fresh REQ socket and returns the reply.
+    pub fn request(&self, frames: &[&[u8]]) -> Vec<Vec<u8>> {
+        request_on(&self.req_socket(), frames)
+    }
+
+    /// `clients.list.get` / `clients.detail.get` in plain framing, body parsed.
+    pub fn clients(&self, action: &str) -> Value {
+        let reply = self.request(&[action.as_bytes(), b"{}"]);
+        assert_eq!(reply.len(), 2, "{reply:?}");
+        body_of(&reply[1])["clients"].clone()
+    }
+
+    pub fn context(&self) -> &zmq::Context {
+        &self.context
+    }
+
+    /// A user interface: SUB connected to the manager's PUB, subscribed to `clients`.
+    pub fn ui_subscriber(&self) -> zmq::Socket {
+        subscriber(&self.context, self.publisher.as_deref().expect("pub bound"), "clients")
+    }
+
+    /// A plugin: PUB connected to the manager's SUB.
+    pub fn plugin_publisher(&self) -> zmq::Socket {
+        publisher(&self.context, self.sub.as_deref().expect("sub bound"))
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit, within the deadline.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dmg_manager still running after {within:?}; log:\n{}",
+                self.log().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(DEADLINE)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn request_on(socket: &zmq::Socket, frames: &[&[u8]]) -> Vec<Vec<u8>> {
+    socket.send_multipart(frames.iter().copied(), 0).unwrap();
+    socket
+        .recv_multipart(0)
+        .unwrap_or_else(|e| panic!("no reply to {:?} within {DEADLINE:?}: {e}", short(frames)))
+}
+
+fn short(frames: &[&[u8]]) -> Vec<String> {
+    frames
+        .iter()
+        .map(|frame| String::from_utf8_lossy(&frame[..frame.len().min(40)]).into_owned())
+        .collect()
+}
+
+pub fn body_of(frame: &[u8]) -> Value {
+    serde_json::from_slice(frame).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(frame)))
+}
+
+pub fn subscriber(context: &zmq::Context, endpoint: &str, prefix: &str) -> zmq::Socket {
+    let socket = context.socket(zmq::SUB).unwrap();
+    socket.set_linger(0).unwrap();
+    socket.set_subscribe(prefix.as_bytes()).unwrap();
+    socket.connect(endpoint).unwrap();
+    socket
+}
+
+pub fn publisher(context: &zmq::Context, endpoint: &str) -> zmq::Socket {
+    let socket = context.socket(zmq::PUB).unwrap();
+    socket.set_linger(0).unwrap();
+    socket.connect(endpoint).unwrap();
+    socket
+}
+
+/// A publication received by a user interface.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    pub msg_id: String,
+    pub body: Value,
+}
+
+impl Publication {
+    pub fn category(&self) -> &str {
+        let mut parts = self.msg_id.rsplitn(3, '.');
+        parts.next();
+        parts.next();
+        parts.next().unwrap_or("")
+    }
+}
+
+/// The next message on `socket`, or `None` after `within`.
+pub fn recv_publication(socket: &zmq::Socket, within: Duration) -> Option<Publication> {
+    let mut items = [socket.as_poll_item(zmq::POLLIN)];
+    zmq::poll(&mut items, within.as_millis() as i64).unwrap();
+    if !items[0].is_readable() {
+        return None;
+    }
+    let frames = socket.recv_multipart(0).unwrap();
+    assert_eq!(frames.len(), 2, "a publication has 2 frames: {frames:?}");
+    Some(Publication {
+        msg_id: String::from_utf8(frames[0].clone()).unwrap(),
+        body: body_of(&frames[1]),
+    })
+}
+
+/// Receives publications until one satisfies `wanted`, within the deadline.
+pub fn await_publication(socket: &zmq::Socket, what: &str, wanted: impl Fn(&Publication) -> bool) -> Publication {
+    let deadline = Instant::now() + DEADLINE;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(publication) = recv_publication(socket, Duration::from_millis(100)) {
+            if wanted(&publication) {
+                return publication;
+            }
+            seen.push(publication.msg_id);
+        }
+    }
+    panic!("no publication {what} within {DEADLINE:?}; saw {seen:?}");
+}
+
+/// A status message in the seed's shape: `plugin` category, `id`.
+pub fn seed_status(name: &str, event: &str) -> Vec<Vec<u8>> {
+    let body = serde_json::json!({"type": "plugin", "id": name, "event": event});
+    vec![b"plugin.1371071554_16.0_1".to_vec(), body.to_string().into_bytes()]
+}
+
+/// A status message in the later shape: `plugin.status`, `name` and `host`.
+pub fn later_status(name: &str, host: &str, event: &str) -> Vec<Vec<u8>> {
+    let body = serde_json::json!({"type": "plugin", "name": name, "host": host, "event": event});
+    vec![
+        b"plugin.status.1371071554_16.0_1".to_vec(),
+        body.to_string().into_bytes(),
+    ]
+}
+
+/// ZeroMQ pub/sub connects asynchronously: until both links are up,
+/// messages are dropped. This flips plugin `test` between two statuses
+/// until the user interface sees a publication, proving both links work.
+/// Afterwards `test` is `stopped`, and nothing is left unread on `ui`.
+pub fn connect_pubsub(plugin: &zmq::Socket, ui: &zmq::Socket) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut flip = false;
+    loop {
+        assert!(Instant::now() < deadline, "pub/sub links not up within {DEADLINE:?}");
+        flip = !flip;
+        plugin
+            .send_multipart(seed_status("test", if flip { "starting" } else { "stopped" }), 0)
+            .unwrap();
+        if let Some(publication) = recv_publication(ui, Duration::from_millis(50)) {
+            if publication.category() == "clients.list" {
+                break;
+            }
+        }
+    }
+    // Leave `test` stopped, and consume every publication up to that state.
+    plugin.send_multipart(seed_status("test", "stopped"), 0).unwrap();
+    drain_until_quiet(ui, |p| {
+        p.category() == "clients.detail" && p.body["domogik-test.testhost"]["status"] == "stopped"
+    });
+}
+
+/// Reads publications until one satisfies `last`, then until none is pending.
+fn drain_until_quiet(ui: &zmq::Socket, last: impl Fn(&Publication) -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut reached = false;
+    while Instant::now() < deadline {
+        match recv_publication(ui, Duration::from_millis(if reached { 0 } else { 100 })) {
+            Some(publication) => reached |= last(&publication),
+            None if reached => return,
+            None => {}
+        }
+    }
+    panic!("publications did not settle");
+}
+
+/// A minimal Domogik MQ forwarder: XSUB where publishers connect, XPUB
+/// where subscribers connect, forwarding both ways until stopped.
+pub struct Forwarder {
+    pub xsub: String,
+    pub xpub: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Forwarder {
+    /// Binds on ephemeral loopback ports (or the given ones, to restart).
+    pub fn start(ports: Option<(u16, u16)>) -> Forwarder {
+        let context = zmq::Context::new();
+        let xsub = context.socket(zmq::XSUB).unwrap();
+        let xpub = context.socket(zmq::XPUB).unwrap();
+        for socket in [&xsub, &xpub] {
+            socket.set_linger(0).unwrap();
+        }
+        let (xsub_port, xpub_port) = ports.map_or(("*".to_owned(), "*".to_owned()), |(a, b)| {
+            (a.to_string(), b.to_string())
+        });
+        xsub.bind(&format!("tcp://127.0.0.1:{xsub_port}")).unwrap();
+        xpub.bind(&format!("tcp://127.0.0.1:{xpub_port}")).unwrap();
+        let xsub_endpoint = xsub.get_last_endpoint().unwrap().unwrap();
+        let xpub_endpoint = xpub.get_last_endpoint().unwrap().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let _context = context;
+            while !stop_flag.load(Ordering::SeqCst) {
+                let mut items = [xsub.as_poll_item(zmq::POLLIN), xpub.as_poll_item(zmq::POLLIN)];
+                zmq::poll(&mut items, 50).unwrap();
+                let (from_publishers, from_subscribers) = (items[0].is_readable(), items[1].is_readable());
+                if from_publishers {
+                    let frames = xsub.recv_multipart(0).unwrap();
+                    xpub.send_multipart(frames, 0).unwrap();
+                }
+                if from_subscribers {
+                    // Subscriptions travel upstream to the publishers.
+                    let frames = xpub.recv_multipart(0).unwrap();
+                    xsub.send_multipart(frames, 0).unwrap();
+                }
+            }
+        });
+        Forwarder {
+            xsub: xsub_endpoint,
+            xpub: xpub_endpoint,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn ports(&self) -> (u16, u16) {
+        let port = |endpoint: &str| endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        (port(&self.xsub), port(&self.xpub))
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -19,4 +19,5 @@ pub mod packages;
 pub mod pyjson;
 pub mod signals;
 pub mod status;
+pub mod tools;
 pub mod wire;

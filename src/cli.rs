@@ -156,24 +156,7 @@ fn resolve(raw: RawArgs) -> Result<Command, UsageError> {
         Some((command, arguments)) => (command.as_str(), arguments),
         None => ("run", &[][..]),
     };
-    let allowed: &[&str] = match command {
-        "run" => &["--check-config"],
-        "clients" => &["--detail", "--json", "--timeout"],
-        "watch" => &["--timeout"],
-        "status" => &["--comment", "--timeout"],
-        other => {
-            return Err(UsageError(format!(
-                "unknown command {other:?} (expected run, clients, watch or status)"
-            )))
-        }
-    };
-    if let Some((option, _)) = raw
-        .options_given()
-        .into_iter()
-        .find(|(option, given)| *given && !allowed.contains(option))
-    {
-        return Err(UsageError(format!("{option} does not apply to '{command}'")));
-    }
+    check_options_apply(&raw, command)?;
     let timeout = raw
         .timeout
         .as_deref()
@@ -221,6 +204,30 @@ fn resolve(raw: RawArgs) -> Result<Command, UsageError> {
             }
         }
     })
+}
+
+/// Refuses an unknown command, and an option given to a command it does
+/// not apply to (rather than ignoring it silently).
+fn check_options_apply(raw: &RawArgs, command: &str) -> Result<(), UsageError> {
+    let allowed: &[&str] = match command {
+        "run" => &["--check-config"],
+        "clients" => &["--detail", "--json", "--timeout"],
+        "watch" => &["--timeout"],
+        "status" => &["--comment", "--timeout"],
+        other => {
+            return Err(UsageError(format!(
+                "unknown command {other:?} (expected run, clients, watch or status)"
+            )))
+        }
+    };
+    match raw
+        .options_given()
+        .into_iter()
+        .find(|(option, given)| *given && !allowed.contains(option))
+    {
+        Some((option, _)) => Err(UsageError(format!("{option} does not apply to '{command}'"))),
+        None => Ok(()),
+    }
 }
 
 /// `--timeout`: a positive number of seconds, fractions allowed.

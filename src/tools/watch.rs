@@ -13,7 +13,7 @@
 //! previous state, followed at once by the change to the current one.
 
 use super::clients;
-use super::endpoints::{self, Peer};
+use super::endpoints::{self, Peer, Target};
 use super::{changes, colour, net, stdout_failed, ToolError};
 use crate::config::Config;
 use crate::manager::DETAIL_CATEGORY;
@@ -41,25 +41,7 @@ pub fn run(config: &Config, options: &WatchOptions) -> Result<(), ToolError> {
     let sub = net::connect(&context, zmq::SUB, &target)?;
     sub.set_subscribe(format!("{DETAIL_CATEGORY}.").as_bytes())
         .map_err(|e| ToolError(format!("cannot subscribe at {}: {e}", target.address)))?;
-    let mut known = match clients::fetch(&context, config, true, options.timeout) {
-        Ok(fetched) => {
-            eprintln!(
-                "dmg_manager: watching {} clients at {} ({}); Ctrl-C to stop",
-                fetched.clients.len(),
-                target.address,
-                target.origin
-            );
-            Some(fetched.clients)
-        }
-        Err(error) => {
-            eprintln!(
-                "dmg_manager: cannot fetch the current clients: {error}; watching {} anyway: \
-                 the first publication will be the starting point",
-                target.address
-            );
-            None
-        }
-    };
+    let mut known = starting_point(&context, config, options.timeout, &target);
     // Installed after the fetch: until then Ctrl-C simply ends the process.
     // SIGHUP ends it too (the terminal is gone), as it would by default.
     let mut signals = SignalPipe::install().map_err(|e| ToolError(format!("cannot handle signals: {e}")))?;
@@ -82,6 +64,36 @@ pub fn run(config: &Config, options: &WatchOptions) -> Result<(), ToolError> {
         }
         if sub_ready && !follow(&sub, &mut known, colour)? {
             return Ok(());
+        }
+    }
+}
+
+/// The current clients, fetched with a request, to compare the first
+/// publication with; `None` (and a note on stderr) if the manager does not
+/// answer, and then the first publication is the starting point.
+fn starting_point(
+    context: &zmq::Context,
+    config: &Config,
+    timeout: Duration,
+    publications: &Target,
+) -> Option<Map<String, Value>> {
+    match clients::fetch(context, config, true, timeout) {
+        Ok(fetched) => {
+            eprintln!(
+                "dmg_manager: watching {} clients at {} ({}); Ctrl-C to stop",
+                fetched.clients.len(),
+                publications.address,
+                publications.origin
+            );
+            Some(fetched.clients)
+        }
+        Err(error) => {
+            eprintln!(
+                "dmg_manager: cannot fetch the current clients: {error}; watching {} anyway: \
+                 the first publication will be the starting point",
+                publications.address
+            );
+            None
         }
     }
 }

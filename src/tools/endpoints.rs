@@ -46,8 +46,19 @@ pub struct Target {
 }
 
 /// Where to connect for `peer`, or one line saying why the config alone
-/// cannot tell.
+/// cannot tell. Both name the config file.
 pub fn target(peer: Peer, config: &Config) -> Result<Target, String> {
+    let file = config.path.display();
+    match target_in(peer, config) {
+        Ok(Target { address, origin }) => Ok(Target {
+            address,
+            origin: format!("{origin} in {file}"),
+        }),
+        Err(why) => Err(format!("{file}: {why}")),
+    }
+}
+
+fn target_in(peer: Peer, config: &Config) -> Result<Target, String> {
     let (own, own_key, other, other_key) = match peer {
         Peer::Requests => return bound_target(&config.rep_endpoint, "rep_endpoint", "requests"),
         Peer::Publications => (
@@ -129,7 +140,7 @@ mod tests {
         assert_eq!(address(Peer::StatusIntake, &config), "tcp://127.0.0.1:40411");
         assert_eq!(
             target(Peer::Publications, &config).unwrap().origin,
-            "pub_endpoint = @tcp://127.0.0.1:40412"
+            "pub_endpoint = @tcp://127.0.0.1:40412 in /etc/m.cfg"
         );
     }
 

@@ -4,7 +4,7 @@
 //! Each finds the manager from the same config file as the daemon
 //! ([`endpoints`] inverts the daemon's directions). What is pure (where to
 //! connect, the table, the change lines, the colours) is kept apart from the
-//! few functions that use sockets ([`net`] and each command's `run`).
+//! few functions that use sockets (`net` and each command's `run`).
 
 pub mod changes;
 pub mod clients;

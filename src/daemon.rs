@@ -255,59 +255,63 @@ fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Answers the queued requests, each before the next is read, in the
-/// envelope it came in (the socket is a ROUTER playing REP: src/envelope.rs).
-fn serve_requests(rep: &zmq::Socket, state: &mut State) {
+/// Hands each queued message of `socket` to `handle`, at most `limit` of
+/// them and for at most `MAX_WORK_PER_TURN`, without waiting for more.
+fn for_each_queued(
+    socket: &zmq::Socket,
+    limit: usize,
+    state: &mut State,
+    what: &str,
+    mut handle: impl FnMut(&mut State, Vec<Vec<u8>>),
+) {
     let started = Instant::now();
-    for _ in 0..MAX_REQUESTS_PER_TURN {
+    for _ in 0..limit {
         if started.elapsed() >= MAX_WORK_PER_TURN {
             return;
         }
-        let message = match rep.recv_multipart(zmq::DONTWAIT) {
-            Ok(message) => message,
+        match socket.recv_multipart(zmq::DONTWAIT) {
+            Ok(frames) => handle(state, frames),
             Err(zmq::Error::EAGAIN) => return,
             Err(e) => {
-                state.log_bad_input(format_args!("cannot receive a request: {e}"));
+                state.log_bad_input(format_args!("cannot receive a {what}: {e}"));
                 return;
             }
-        };
+        }
+    }
+}
+
+/// Answers the queued requests, each before the next is read, in the
+/// envelope it came in (the socket is a ROUTER playing REP: src/envelope.rs).
+fn serve_requests(rep: &zmq::Socket, state: &mut State) {
+    for_each_queued(rep, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
         let Some((envelope, frames)) = envelope::split(message) else {
             // REP drops these too: no REQ or DEALER client sends them.
             state.log_bad_input(format_args!("message without a request envelope dropped"));
-            continue;
+            return;
         };
         let reply = state.manager.handle_request(&frames);
-        if let Some(reason) = &reply.error {
-            state.log_bad_input(format_args!("request answered with error: {reason}"));
-        } else {
-            trace!(
+        match &reply.error {
+            Some(reason) => state.log_bad_input(format_args!("request answered with error: {reason}")),
+            None => trace!(
                 "request answered: {}",
                 String::from_utf8_lossy(reply.frames.iter().rev().nth(1).map_or(&[][..], Vec::as_slice))
-            );
+            ),
         }
         // ROUTER never blocks on send: a reply to a vanished client, or to
         // one that leaves REP_SNDHWM replies unread, is dropped.
         if let Err(e) = rep.send_multipart(envelope::wrap(envelope, reply.frames), 0) {
             state.log_bad_input(format_args!("cannot send a reply: {e}"));
         }
-    }
+    });
 }
 
 fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
-    let started = Instant::now();
-    for _ in 0..MAX_STATUSES_PER_TURN {
-        if started.elapsed() >= MAX_WORK_PER_TURN {
-            return;
-        }
-        let frames = match sub.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => frames,
-            Err(zmq::Error::EAGAIN) => return,
-            Err(e) => {
-                state.log_bad_input(format_args!("cannot receive a status message: {e}"));
-                return;
-            }
-        };
-        match state.manager.handle_status_message(&frames) {
+    for_each_queued(
+        sub,
+        MAX_STATUSES_PER_TURN,
+        state,
+        "status message",
+        |state, frames| match state.manager.handle_status_message(&frames) {
             StatusOutcome::Changed { id, status } => {
                 if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
                     info!("{id} is {status}{}", suppressed_note(suppressed));
@@ -316,8 +320,8 @@ fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
             StatusOutcome::Unchanged | StatusOutcome::NotForUs => {}
             StatusOutcome::Malformed(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
             StatusOutcome::Rejected(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
-        }
-    }
+        },
+    );
 }
 
 fn publish(sockets: &Sockets, state: &mut State) {

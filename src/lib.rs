@@ -4,6 +4,8 @@
 //! over ZeroMQ, answers user interfaces and publishes every change. The
 //! contract is docs/PROTOCOL.md. Pure logic (codecs, clients, packages,
 //! config) lives apart from the one module that does I/O, [`daemon`].
+//! [`tools`] holds the commands that talk to a running manager (`clients`,
+//! `watch`, `status`), their pure parts apart from their sockets too.
 
 // Nothing from the network, the disk or the config may reach a panic:
 // no unwrap, no panic!, and no index or slice that could be out of range
@@ -32,4 +34,5 @@ pub mod packages;
 pub mod pyjson;
 pub mod signals;
 pub mod status;
+pub mod tools;
 pub mod wire;

@@ -469,4 +469,93 @@ mod tests {
         // A second scan of an unchanged tree reports nothing.
         assert!(scanner.scan().unwrap().changes.is_empty());
     }
+
+    /// A scratch `packages_dir` for scanner tests, removed at the end.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(label: &str) -> Scratch {
+            let path = std::env::temp_dir().join(format!("dmg-scan-{}-{label}", std::process::id()));
+            let _ = fs::remove_dir_all(&path);
+            fs::create_dir_all(&path).unwrap();
+            Scratch(path)
+        }
+
+        fn plugin(&self, name: &str, text: &str) {
+            fs::create_dir_all(self.0.join(format!("plugin_{name}"))).unwrap();
+            fs::write(self.0.join(format!("plugin_{name}/info.json")), text).unwrap();
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn identity(name: &str, version: u32) -> String {
+        format!(r#"{{"identity": {{"type": "plugin", "name": "{name}"}}, "v": {version}}}"#)
+    }
+
+    #[test]
+    fn scanner_reports_additions_changes_and_removals() {
+        let dir = Scratch::new("changes");
+        dir.plugin("a", &identity("a", 1));
+        dir.plugin("b", &identity("b", 1));
+        let mut scanner = Scanner::new(dir.0.clone());
+        assert_eq!(scanner.scan().unwrap().changes.len(), 2);
+
+        dir.plugin("a", &identity("a", 22));
+        fs::remove_dir_all(dir.0.join("plugin_b")).unwrap();
+        let changes = scanner.scan().unwrap().changes;
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(changes.contains(&PackageChange::Removed { name: "b".into() }));
+        let updated = changes.iter().find_map(|change| match change {
+            PackageChange::Updated {
+                name,
+                package: Package::Valid { data },
+            } if name == "a" => Some(data.get()),
+            _ => None,
+        });
+        assert!(updated.is_some_and(|data| data.contains("\"v\": 22")), "{changes:?}");
+    }
+
+    #[test]
+    fn strays_are_reported_once_while_present() {
+        let dir = Scratch::new("strays");
+        fs::create_dir_all(dir.0.join("plugin_foo_bar")).unwrap();
+        fs::create_dir_all(dir.0.join("interface_x")).unwrap();
+        let mut scanner = Scanner::new(dir.0.clone());
+        let mut strays = scanner.scan().unwrap().new_strays;
+        strays.sort();
+        assert_eq!(
+            strays,
+            [("interface_x".to_string(), false), ("plugin_foo_bar".to_string(), true)]
+        );
+        assert!(scanner.scan().unwrap().new_strays.is_empty());
+        fs::remove_dir_all(dir.0.join("plugin_foo_bar")).unwrap();
+        assert!(scanner.scan().unwrap().new_strays.is_empty());
+        fs::create_dir_all(dir.0.join("plugin_foo_bar")).unwrap();
+        assert_eq!(
+            scanner.scan().unwrap().new_strays,
+            [("plugin_foo_bar".to_string(), true)]
+        );
+    }
+
+    #[test]
+    fn a_failed_listing_forgets_nothing() {
+        let dir = Scratch::new("vanish");
+        dir.plugin("a", &identity("a", 1));
+        let mut scanner = Scanner::new(dir.0.clone());
+        assert_eq!(scanner.scan().unwrap().changes.len(), 1);
+        let moved = dir.0.with_extension("moved");
+        fs::rename(&dir.0, &moved).unwrap();
+        let error = scanner.scan().unwrap_err().to_string();
+        assert!(error.contains(&dir.0.display().to_string()), "{error}");
+        fs::rename(&moved, &dir.0).unwrap();
+        assert!(
+            scanner.scan().unwrap().changes.is_empty(),
+            "back as it was: nothing changed"
+        );
+    }
 }

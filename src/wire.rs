@@ -263,6 +263,44 @@ pub fn encode_request(framing: &Framing, action: &str, body: &str) -> Vec<Vec<u8
     encode_reply(framing, action, body.to_owned())
 }
 
+/// A reply as a user interface receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedReply {
+    pub framing: Framing,
+    pub action: String,
+    /// The body's text, unparsed: `clients --json` prints it as it came.
+    pub body: String,
+}
+
+/// Decodes a reply received on a REQ socket: `[action, body]` or
+/// `["MDPC01", service, action, body]`.
+pub fn decode_reply(frames: &[Vec<u8>]) -> Result<ReceivedReply, String> {
+    let (framing, action, body) = match frames {
+        [header, service, action, body] if header.as_slice() == MDP_CLIENT_HEADER => (
+            Framing::Mdp {
+                service: service.clone(),
+            },
+            action,
+            body,
+        ),
+        [action, body] => (Framing::Plain, action, body),
+        _ => {
+            return Err(format!(
+                "expected 2 or 4 frames (MDPC01, service, action, body), got {}",
+                frames.len()
+            ))
+        }
+    };
+    let text = |frame: &[u8], what: &str| {
+        String::from_utf8(frame.to_vec()).map_err(|_| format!("the {what} is not UTF-8 text"))
+    };
+    Ok(ReceivedReply {
+        framing,
+        action: text(action, "action")?,
+        body: text(body, "body")?,
+    })
+}
+
 // ---------------------------------------------------------------------------
 
 #[derive(Debug)]
@@ -570,6 +608,29 @@ mod tests {
             encode_reply(&mdp, "error", "{}".into()),
             frames(&[b"MDPC01", b"svc", b"error", b"{}"])
         );
+    }
+
+    #[test]
+    fn replies_decode_in_both_framings() {
+        let mdp = Framing::Mdp {
+            service: b"manager".to_vec(),
+        };
+        let reply = decode_reply(&encode_reply(&mdp, "clients.list.result", "{}".into())).unwrap();
+        assert_eq!(
+            reply,
+            ReceivedReply {
+                framing: mdp,
+                action: "clients.list.result".into(),
+                body: "{}".into()
+            }
+        );
+        let plain = decode_reply(&frames(&[b"error", b"{\"status\": false}"])).unwrap();
+        assert_eq!((plain.framing, plain.action.as_str()), (Framing::Plain, "error"));
+        assert!(decode_reply(&frames(&[b"x"])).unwrap_err().contains("got 1"));
+        assert!(decode_reply(&frames(&[b"a", b"b", b"c"])).is_err());
+        assert!(decode_reply(&frames(&[b"x", b"\xff"]))
+            .unwrap_err()
+            .contains("body is not UTF-8"));
     }
 
     #[test]

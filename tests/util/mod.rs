@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod commands;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -166,7 +166,10 @@ fn resolve(raw: RawArgs) -> Result<Command, UsageError> {
     let positional = |count: usize, names: &str| match arguments.len() {
         n if n == count => Ok(()),
         n if n < count => Err(UsageError(format!("'{command}' needs {names}"))),
-        _ => Err(UsageError(format!("unexpected argument {:?}", arguments[count]))),
+        _ => Err(UsageError(format!(
+            "unexpected argument {:?}",
+            arguments.get(count).map_or("", |argument| argument.as_str())
+        ))),
     };
     Ok(match command {
         "clients" => {
@@ -187,9 +190,12 @@ fn resolve(raw: RawArgs) -> Result<Command, UsageError> {
         }
         "status" => {
             positional(2, "NAME and EVENT")?;
+            let [name, event] = arguments else {
+                return Err(UsageError("'status' needs NAME and EVENT".into()));
+            };
             let options = StatusOptions {
-                name: parse_name(&arguments[0])?,
-                status: parse_event(&arguments[1])?,
+                name: parse_name(name)?,
+                status: parse_event(event)?,
                 comment: raw.comment,
                 timeout,
             };

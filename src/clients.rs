@@ -7,6 +7,7 @@
 use crate::packages::Package;
 use crate::pyjson;
 use crate::status::Status;
+use crate::wire;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -32,7 +33,9 @@ pub enum StatusRejected {
 impl std::fmt::Display for StatusRejected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::UnknownClient(id) => write!(f, "no client {id}"),
+            // The id holds a name and a host that a peer chose: quote it
+            // short and printable, as every log line about foreign input.
+            Self::UnknownClient(id) => write!(f, "no client {}", wire::truncate(id, 80)),
             Self::InvalidPackage(id) => write!(f, "client {id} has an invalid package; its status stays invalid"),
         }
     }
@@ -278,6 +281,16 @@ mod tests {
             clients.set_status("a", "other", Status::Alive, None),
             Err(StatusRejected::UnknownClient("domogik-a.other".into()))
         );
+    }
+
+    #[test]
+    fn rejection_quotes_a_foreign_id_short_and_on_one_line() {
+        let mut clients = Clients::new("h");
+        let name = format!("x\n{}", "y".repeat(100_000));
+        let error = clients.set_status(&name, "h", Status::Alive, None).unwrap_err();
+        let line = error.to_string();
+        assert!(line.starts_with("no client domogik-x\\ny"), "{line}");
+        assert!(line.len() < 100, "{} bytes", line.len());
     }
 
     #[test]

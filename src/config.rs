@@ -52,9 +52,9 @@ impl Endpoint {
     /// Parses the CZMQ-style `@address` / `>address` notation.
     pub fn parse(text: &str) -> Result<Endpoint, String> {
         const EXPECTED: &str = "'@' (bind) or '>' (connect) then tcp://HOST:PORT or ipc://PATH";
-        let (direction, address) = match text.chars().next() {
-            Some('@') => (Direction::Bind, &text[1..]),
-            Some('>') => (Direction::Connect, &text[1..]),
+        let (direction, address) = match (text.strip_prefix('@'), text.strip_prefix('>')) {
+            (Some(address), _) => (Direction::Bind, address),
+            (_, Some(address)) => (Direction::Connect, address),
             _ => return Err(format!("expected {EXPECTED}")),
         };
         if let Some(rest) = address.strip_prefix("tcp://") {
@@ -344,7 +344,12 @@ fn read_sections(text: &str) -> Result<Sections, String> {
         let known: &[&str] = match section {
             "mq" => &MQ_KEYS,
             "manager" => &MANAGER_KEYS,
-            other => return Err(format!("unknown section [{other}]: expected [mq] and [manager]")),
+            other => {
+                return Err(format!(
+                    "unknown section [{other}]: expected [mq] and [manager]",
+                    other = crate::wire::truncate(other, 40)
+                ))
+            }
         };
         for (key, value) in properties.iter() {
             // configparser folds key case; so do we.
@@ -417,6 +422,25 @@ mod tests {
         assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://192.168.1.5:3"));
         assert_eq!(config.pub_endpoint, Endpoint::connect("tcp://192.168.1.5:2"));
         assert_eq!(config.rep_endpoint, Endpoint::bind("tcp://192.168.1.5:1"));
+    }
+
+    #[test]
+    fn every_interface_is_recognised_in_each_spelling_and_only_when_binding() {
+        for everywhere in ["@tcp://*:1", "@tcp://0.0.0.0:1", "@tcp://[::]:1", "@tcp://*:*"] {
+            assert!(
+                Endpoint::parse(everywhere).unwrap().binds_every_interface(),
+                "{everywhere}"
+            );
+        }
+        for local in [
+            "@tcp://127.0.0.1:1",
+            "@tcp://[::1]:1",
+            "@ipc:///run/x",
+            ">tcp://*:1",
+            ">tcp://0.0.0.0:1",
+        ] {
+            assert!(!Endpoint::parse(local).unwrap().binds_every_interface(), "{local}");
+        }
     }
 
     #[test]

@@ -7,11 +7,13 @@
 //! publications owed, once.
 
 use crate::config::{Config, Direction, Endpoint};
+use crate::envelope;
 use crate::log::{RateLimiter, Verdict};
 use crate::manager::{Manager, StatusOutcome, STATUS_SUBSCRIPTION};
 use crate::notify;
 use crate::packages::{Package, PackageChange, Scanner};
 use crate::signals::SignalPipe;
+use crate::wire;
 use crate::{debug, error, info, trace, warn};
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,9 +24,13 @@ const SLOT_REP: usize = 1;
 const SLOT_SIGNALS: usize = 2;
 
 /// At most this many messages of one socket per turn, so that a flood on
-/// one socket cannot starve the other or delay a SIGTERM.
+/// one socket cannot starve the other or delay a SIGTERM...
 const MAX_REQUESTS_PER_TURN: usize = 64;
 const MAX_STATUSES_PER_TURN: usize = 1024;
+/// And at most this long on one socket's messages per turn: a count alone
+/// let 1024 large status messages (a JSON parse each) hold a turn for
+/// seconds, delaying every reply and SIGTERM behind them.
+const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
 
 /// Socket limits: see docs/PROTOCOL.md, "Limits".
 /// A request above this size makes libzmq drop the connection unread;
@@ -32,7 +38,15 @@ const MAX_STATUSES_PER_TURN: usize = 1024;
 const REP_MAX_MSG_BYTES: i64 = 8 * 1024 * 1024;
 const SUB_MAX_MSG_BYTES: i64 = 1024 * 1024;
 const REP_RCVHWM: i32 = 100;
-const SUB_RCVHWM: i32 = 10_000;
+/// Replies queued for one client that does not read them (a REQ client has
+/// at most one): past this, its replies are dropped, so a client that
+/// pipelines requests and never reads holds at most this many in memory.
+const REP_SNDHWM: i32 = 100;
+/// Status messages queued before libzmq stops reading the publisher (whose
+/// own queue then drops). The memory this can hold is SUB_RCVHWM times
+/// SUB_MAX_MSG_BYTES: a peer sending large valid statuses faster than they
+/// are parsed filled 10 000 of them (1.9 GB); 100 holds at most 100 MiB.
+const SUB_RCVHWM: i32 = 100;
 /// Publications queued for one slow subscriber before newer ones are dropped.
 const PUB_SNDHWM: i32 = 64;
 
@@ -66,9 +80,11 @@ impl Sockets {
         setup("sub", sub.set_maxmsgsize(SUB_MAX_MSG_BYTES))?;
         setup("sub", sub.set_rcvhwm(SUB_RCVHWM))?;
         setup("sub", sub.set_subscribe(STATUS_SUBSCRIPTION.as_bytes()))?;
-        let rep = new_socket(context, zmq::REP, "rep")?;
+        // A ROUTER with REP's envelope rules, not a REP: see src/envelope.rs.
+        let rep = new_socket(context, zmq::ROUTER, "rep")?;
         setup("rep", rep.set_maxmsgsize(REP_MAX_MSG_BYTES))?;
         setup("rep", rep.set_rcvhwm(REP_RCVHWM))?;
+        setup("rep", rep.set_sndhwm(REP_SNDHWM))?;
         let publisher = new_socket(context, zmq::PUB, "pub")?;
         setup("pub", publisher.set_sndhwm(PUB_SNDHWM))?;
 
@@ -171,7 +187,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        let ready = |slot: usize| items[slot].is_readable();
+        let ready = |slot: usize| items.get(slot).is_some_and(zmq::PollItem::is_readable);
         let (sub_ready, rep_ready, signal_ready) = (ready(SLOT_SUB), ready(SLOT_REP), ready(SLOT_SIGNALS));
 
         if signal_ready {
@@ -199,7 +215,30 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         publish(&sockets, &mut state);
     }
     notify::notify(notify::STOPPING);
+    leave_without_closing(config, sockets, context);
     Ok(())
+}
+
+/// Ends the loop's use of ZeroMQ without closing the sockets or
+/// terminating the context: the process exits right after, and with a
+/// linger of 0 closing would send nothing more anyway. Closing is not
+/// harmless: libzmq 4.3 aborts the process ("Resource temporarily
+/// unavailable (src/zmtp_engine.cpp:446)") when a peer that it takes for a
+/// ZMTP 1.0 one (any non-ZeroMQ client) is half-way through its handshake
+/// while its socket closes, so under a flood of such connections SIGTERM
+/// could end in SIGABRT instead of exit 0. What zmq_close does that would
+/// outlive the process, removing the files of bound ipc:// endpoints, is
+/// done here.
+fn leave_without_closing(config: &Config, sockets: Sockets, context: zmq::Context) {
+    for endpoint in [&config.sub_endpoint, &config.pub_endpoint, &config.rep_endpoint] {
+        if let (Direction::Bind, Some(path)) = (endpoint.direction, endpoint.address.strip_prefix("ipc://")) {
+            if let Err(e) = std::fs::remove_file(path) {
+                debug!("cannot remove {path}: {e}");
+            }
+        }
+    }
+    std::mem::forget(sockets);
+    std::mem::forget(context);
 }
 
 /// Milliseconds until `deadline`, rounded up so we never wake just before
@@ -217,7 +256,7 @@ fn now_unix() -> f64 {
 }
 
 /// Hands each queued message of `socket` to `handle`, at most `limit` of
-/// them, without waiting for more.
+/// them and for at most `MAX_WORK_PER_TURN`, without waiting for more.
 fn for_each_queued(
     socket: &zmq::Socket,
     limit: usize,
@@ -225,7 +264,11 @@ fn for_each_queued(
     what: &str,
     mut handle: impl FnMut(&mut State, Vec<Vec<u8>>),
 ) {
+    let started = Instant::now();
     for _ in 0..limit {
+        if started.elapsed() >= MAX_WORK_PER_TURN {
+            return;
+        }
         match socket.recv_multipart(zmq::DONTWAIT) {
             Ok(frames) => handle(state, frames),
             Err(zmq::Error::EAGAIN) => return,
@@ -237,17 +280,26 @@ fn for_each_queued(
     }
 }
 
-/// Answers the queued requests. Every request received gets its reply
-/// before the next is read: that is what keeps a REP socket alive.
+/// Answers the queued requests, each before the next is read, in the
+/// envelope it came in (the socket is a ROUTER playing REP: src/envelope.rs).
 fn serve_requests(rep: &zmq::Socket, state: &mut State) {
-    for_each_queued(rep, MAX_REQUESTS_PER_TURN, state, "request", |state, frames| {
+    for_each_queued(rep, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
+        let Some((envelope, frames)) = envelope::split(message) else {
+            // REP drops these too: no REQ or DEALER client sends them.
+            state.log_bad_input(format_args!("message without a request envelope dropped"));
+            return;
+        };
         let reply = state.manager.handle_request(&frames);
         match &reply.error {
             Some(reason) => state.log_bad_input(format_args!("request answered with error: {reason}")),
-            None => trace!("request answered: {} frames", reply.frames.len()),
+            None => trace!(
+                "request answered: {}",
+                String::from_utf8_lossy(reply.frames.iter().rev().nth(1).map_or(&[][..], Vec::as_slice))
+            ),
         }
-        // REP never blocks on send: a reply to a vanished client is dropped.
-        if let Err(e) = rep.send_multipart(reply.frames, 0) {
+        // ROUTER never blocks on send: a reply to a vanished client, or to
+        // one that leaves REP_SNDHWM replies unread, is dropped.
+        if let Err(e) = rep.send_multipart(envelope::wrap(envelope, reply.frames), 0) {
             state.log_bad_input(format_args!("cannot send a reply: {e}"));
         }
     });
@@ -325,6 +377,8 @@ impl State {
             info!("packages_dir {} is readable again", self.scanner.dir().display());
         }
         for (folder, bad_name) in &report.new_strays {
+            // Anyone who can write to packages_dir names these folders.
+            let folder = wire::truncate(folder, 80);
             if *bad_name {
                 warn!("ignoring {folder}: a plugin folder is plugin_<name>, the name in lower-case letters and digits");
             } else {

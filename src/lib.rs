@@ -7,7 +7,19 @@
 //! [`tools`] holds the commands that talk to a running manager (`clients`,
 //! `watch`, `status`), their pure parts apart from their sockets too.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// Nothing from the network, the disk or the config may reach a panic:
+// no unwrap, no panic!, and no index or slice that could be out of range
+// (use .get(), patterns, or iterators). Tests may do all of these.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::string_slice
+    )
+)]
 
 pub mod log;
 
@@ -15,6 +27,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod daemon;
+pub mod envelope;
 pub mod manager;
 pub mod notify;
 pub mod packages;

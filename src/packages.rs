@@ -293,11 +293,22 @@ fn read_package(name: &str, path: &Path, fingerprint: &Fingerprint) -> Package {
 
 /// Reads at most one byte more than the limit, so a file that grew after
 /// `stat` is still refused without reading it whole.
+///
+/// The file may have been swapped since `stat` said it was a regular file:
+/// it is opened with `O_NONBLOCK`, so that a FIFO put in its place cannot
+/// make the open wait for a writer (and stop the whole daemon), and what
+/// was opened is checked again.
 fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
     let mut bytes = Vec::new();
-    fs::File::open(path)?
-        .take(MAX_INFO_JSON_BYTES + 1)
-        .read_to_end(&mut bytes)?;
+    file.take(MAX_INFO_JSON_BYTES + 1).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 
@@ -344,6 +355,24 @@ mod tests {
         assert_eq!(
             data.get(),
             r#"{"identity": {"name": "demo", "type": "plugin"}, "s": "caf\u00e9", "t": 2}"#
+        );
+    }
+
+    #[test]
+    fn numbers_are_written_back_as_python_reads_and_writes_them() {
+        // serde_json's default float parser can be one unit in the last
+        // place off (1e-25 read as 9.999999999999999e-26); Python's is
+        // exact. Found by fuzzing (tests/fuzz-corpus/info_json/crash-float-1e-25).
+        let bytes = br#"{"identity": {"type": "plugin", "name": "demo"}, "f": [1e-25, 0e16, 5e-324, 1.7976931348623157e308, 2.2250738585072014e-308, 0.1, 123456789.123456789e-5]}"#;
+        let Package::Valid { data } = parse_info_json("demo", bytes) else {
+            panic!("invalid")
+        };
+        assert!(
+            data.get().contains(
+                r#""f": [1e-25, 0.0, 5e-324, 1.7976931348623157e+308, 2.2250738585072014e-308, 0.1, 1234.567891234568]"#
+            ),
+            "{}",
+            data.get()
         );
     }
 
@@ -401,6 +430,26 @@ mod tests {
     fn deep_nesting_is_an_error_not_a_crash() {
         let bytes = "[".repeat(100_000);
         assert!(reason(parse_info_json("demo", bytes.as_bytes())).contains("JSON error"));
+    }
+
+    #[test]
+    fn a_fifo_swapped_in_after_stat_is_refused_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("dmg-fifo-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("info.json");
+        let _ = fs::remove_file(&fifo);
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+        // In a thread, so that a regression fails the test instead of hanging it.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || sender.send(read_capped(&path).map_err(|e| e.to_string())));
+        let outcome = receiver.recv_timeout(std::time::Duration::from_secs(5));
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            outcome.expect("read_capped blocked on a FIFO"),
+            Err("not a regular file".to_owned())
+        );
     }
 
     #[test]

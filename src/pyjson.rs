@@ -46,14 +46,15 @@ impl Formatter for PythonFormatter {
             if (' '..='~').contains(&ch) {
                 continue;
             }
-            writer.write_all(&fragment.as_bytes()[start..index])?;
+            // `start` and `index` come from char_indices: always boundaries.
+            writer.write_all(fragment.get(start..index).unwrap_or_default().as_bytes())?;
             let mut units = [0u16; 2];
             for unit in ch.encode_utf16(&mut units) {
                 write!(writer, "\\u{:04x}", unit)?;
             }
             start = index + ch.len_utf8();
         }
-        writer.write_all(&fragment.as_bytes()[start..])
+        writer.write_all(fragment.get(start..).unwrap_or_default().as_bytes())
     }
 
     fn write_f64<W: ?Sized + Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {

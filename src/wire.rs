@@ -179,9 +179,9 @@ pub struct BadRequest {
 
 /// Decodes the frames of one request received on the REP socket.
 pub fn decode_request(frames: &[Vec<u8>]) -> Result<Request, BadRequest> {
-    let framing = match frames.first() {
-        Some(first) if first.as_slice() == MDP_CLIENT_HEADER && frames.len() >= 2 => Framing::Mdp {
-            service: frames[1].clone(),
+    let framing = match frames {
+        [first, service, ..] if first.as_slice() == MDP_CLIENT_HEADER => Framing::Mdp {
+            service: service.clone(),
         },
         _ => Framing::Plain,
     };
@@ -329,12 +329,24 @@ fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonObjectError
     }
 }
 
-/// At most `max` characters of `text`, for log lines about foreign input.
+/// At most `max` characters of `text`, for log lines and error reasons
+/// about foreign input. Control characters are written escaped (`\n`,
+/// `\u{1b}`): a peer must not be able to start a fake log line or send
+/// escape sequences to a terminal.
 pub fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((index, _)) => format!("{}...", &text[..index]),
-        None => text.to_owned(),
+    let mut out = String::with_capacity(text.len().min(max * 4) + 3);
+    for (count, ch) in text.chars().enumerate() {
+        if count == max {
+            out.push_str("...");
+            break;
+        }
+        if ch.is_control() {
+            out.extend(ch.escape_debug());
+        } else {
+            out.push(ch);
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -633,5 +645,11 @@ mod tests {
     fn truncate_counts_characters() {
         assert_eq!(truncate("ééé", 2), "éé...");
         assert_eq!(truncate("ab", 2), "ab");
+    }
+
+    #[test]
+    fn truncate_escapes_control_characters() {
+        assert_eq!(truncate("a\nb\u{1b}[2J\u{6}", 40), "a\\nb\\u{1b}[2J\\u{6}");
+        assert_eq!(truncate("\r\r\r", 2), "\\r\\r...");
     }
 }

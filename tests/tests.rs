@@ -4,6 +4,9 @@
 mod util;
 
 mod cli;
+mod faults;
+mod flood;
+mod fuzz_regressions;
 mod interop;
 mod layouts;
 mod packages;

@@ -50,7 +50,8 @@ pub fn run(config: &Config, options: &StatusOptions) -> Result<(), ToolError> {
         comment: options.comment.clone(),
     };
     let frames = wire::encode_status(&update, &config.host, now_unix());
-    if !subscriber_appeared(&socket, &frames[0], deadline)? {
+    let msg_id = frames.first().map_or(&[][..], Vec::as_slice);
+    if !subscriber_appeared(&socket, msg_id, deadline)? {
         return Err(ToolError(format!(
             "no subscriber for plugin status messages at {} within {} ({}): is the manager running?",
             target.address,

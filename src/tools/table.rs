@@ -102,7 +102,7 @@ pub fn render(rows: &[Row], detail: bool, colour: bool) -> String {
         header.extend(DETAIL_COLUMNS);
     }
     let lines: Vec<Vec<&str>> = std::iter::once(header).chain(rows.iter().map(Row::cells)).collect();
-    let mut widths = vec![0; lines[0].len()];
+    let mut widths = vec![0; lines.first().map_or(0, Vec::len)];
     for line in &lines {
         for (width, cell) in widths.iter_mut().zip(line) {
             *width = (*width).max(cell.chars().count());

@@ -374,7 +374,9 @@ pub fn later_status(name: &str, host: &str, event: &str) -> Vec<Vec<u8>> {
 /// ZeroMQ pub/sub connects asynchronously: until both links are up,
 /// messages are dropped. This flips plugin `test` between two statuses
 /// until the user interface sees a publication, proving both links work.
-/// Afterwards `test` is `stopped`, and nothing is left unread on `ui`.
+/// Afterwards `test` is `stopped`, and nothing is left unread on `ui`:
+/// `stopped` is not one of the two flipped statuses, so the publication
+/// showing it is the one after every flip still in flight.
 pub fn connect_pubsub(plugin: &zmq::Socket, ui: &zmq::Socket) {
     let deadline = Instant::now() + DEADLINE;
     let mut flip = false;
@@ -382,7 +384,7 @@ pub fn connect_pubsub(plugin: &zmq::Socket, ui: &zmq::Socket) {
         assert!(Instant::now() < deadline, "pub/sub links not up within {DEADLINE:?}");
         flip = !flip;
         plugin
-            .send_multipart(seed_status("test", if flip { "starting" } else { "stopped" }), 0)
+            .send_multipart(seed_status("test", if flip { "starting" } else { "alive" }), 0)
             .unwrap();
         if let Some(publication) = recv_publication(ui, Duration::from_millis(50)) {
             if publication.category() == "clients.list" {
@@ -475,5 +477,44 @@ impl Drop for Forwarder {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// The standalone config at another log level than `debug` (the level
+/// a flood's log volume is judged at is the production one, `info`).
+pub fn standalone_config_at(packages: &Path, level: &str, extra_manager_keys: &str) -> String {
+    standalone_config(packages, extra_manager_keys).replace("log_level = debug\n", &format!("log_level = {level}\n"))
+}
+
+/// The resident memory of process `pid` in KiB (`VmRSS` of /proc/PID/status).
+pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `host:port` of a `tcp://host:port` endpoint, for plain TCP peers.
+pub fn tcp_address(endpoint: &str) -> String {
+    endpoint.strip_prefix("tcp://").expect("a tcp endpoint").to_owned()
+}
+
+/// A small deterministic generator (xorshift64*) for "random" bytes that
+/// are the same at every run.
+pub struct Noise(u64);
+
+impl Noise {
+    pub fn new(seed: u64) -> Noise {
+        Noise(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
     }
 }

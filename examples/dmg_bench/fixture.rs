@@ -19,8 +19,7 @@ impl ScratchDir {
     pub fn new() -> Result<ScratchDir, Failure> {
         let path = std::env::temp_dir().join(format!("dmg-bench-{}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        fs::create_dir_all(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         Ok(ScratchDir(path))
     }
 

@@ -52,11 +52,13 @@ pub fn count_of(msg_id: &[u8]) -> Option<u64> {
 pub fn serve(canned_path: &Path) -> Result<(), Failure> {
     let text = std::fs::read_to_string(canned_path)
         .map_err(|e| format!("cannot read {}: {e}", canned_path.display()))?;
-    let canned: Canned = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: {e}", canned_path.display()))?;
+    let canned: Canned =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", canned_path.display()))?;
     let context = zmq::Context::new();
     let socket = |kind, role: &str| -> Result<zmq::Socket, Failure> {
-        let socket = context.socket(kind).map_err(|e| format!("{role} socket: {e}"))?;
+        let socket = context
+            .socket(kind)
+            .map_err(|e| format!("{role} socket: {e}"))?;
         socket.set_linger(0).map_err(|e| e.to_string())?;
         socket
             .bind("tcp://127.0.0.1:*")
@@ -97,7 +99,10 @@ pub fn serve(canned_path: &Path) -> Result<(), Failure> {
             let count = drain(&sub)?;
             if count > 0 {
                 received += count;
-                let frames = [msg_id(received).into_bytes(), canned.publication.as_bytes().to_vec()];
+                let frames = [
+                    msg_id(received).into_bytes(),
+                    canned.publication.as_bytes().to_vec(),
+                ];
                 publisher
                     .send_multipart(frames, zmq::DONTWAIT)
                     .map_err(|e| format!("floor publish failed: {e}"))?;
@@ -113,7 +118,9 @@ fn answer(rep: &zmq::Socket, canned: &Canned) -> Result<(), Failure> {
             Err(zmq::Error::EAGAIN) => return Ok(()),
             Err(e) => return Err(format!("floor receive failed: {e}")),
         };
-        let action = frames.first().map(|f| String::from_utf8_lossy(f).into_owned());
+        let action = frames
+            .first()
+            .map(|f| String::from_utf8_lossy(f).into_owned());
         let reply = action
             .and_then(|action| canned.replies.get(&action))
             .ok_or("the floor got a request it has no canned reply for")?;

@@ -72,10 +72,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
     let mut options = Options::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        let mut value = |what: &str| {
-            args.next()
-                .ok_or_else(|| format!("{arg} needs {what}"))
-        };
+        let mut value = |what: &str| args.next().ok_or_else(|| format!("{arg} needs {what}"));
         match arg.as_str() {
             "-h" | "--help" => return Ok(Mode::Help),
             FLOOR_SERVER_FLAG => {
@@ -90,7 +87,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
                 options.burst = 50_000;
             }
             "--idle" => options.idle = Duration::from_secs(number(&value("seconds")?)?),
-            "--requests" => options.requests = number(&value("a count")?)?.max(MIN_REQUESTS as u64) as usize,
+            "--requests" => {
+                options.requests = number(&value("a count")?)?.max(MIN_REQUESTS as u64) as usize
+            }
             "--burst" => options.burst = number(&value("a count")?)?.max(1000) as usize,
             "--daemon" => options.daemon = Some(PathBuf::from(value("a path")?)),
             "--daemon-env" => {

@@ -134,10 +134,16 @@ pub fn delta(before: &CpuSample, after: &CpuSample) -> CpuDelta {
         let (run, voluntary, involuntary) = match early {
             Some(early) => (
                 late.run_ns.saturating_sub(early.run_ns),
-                late.voluntary_switches.saturating_sub(early.voluntary_switches),
-                late.involuntary_switches.saturating_sub(early.involuntary_switches),
+                late.voluntary_switches
+                    .saturating_sub(early.voluntary_switches),
+                late.involuntary_switches
+                    .saturating_sub(early.involuntary_switches),
             ),
-            None => (late.run_ns, late.voluntary_switches, late.involuntary_switches),
+            None => (
+                late.run_ns,
+                late.voluntary_switches,
+                late.involuntary_switches,
+            ),
         };
         run_ns += run;
         threads.push((late.name.clone(), voluntary, involuntary));

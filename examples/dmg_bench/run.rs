@@ -68,11 +68,18 @@ pub fn run(options: &Options) -> Result<(), Failure> {
     let templates = fixture::load_templates()?;
     let mut sizes = Vec::new();
     for n in SIZES {
-        eprintln!("dmg-bench: N = {n}: requests, statuses, burst, idle window of {:?}...", options.idle);
+        eprintln!(
+            "dmg-bench: N = {n}: requests, statuses, burst, idle window of {:?}...",
+            options.idle
+        );
         sizes.push(measure_size(options, &daemon, &scratch, &templates, n)?);
     }
     eprintln!("dmg-bench: rescans of {RESCAN_PACKAGES} packages, in-process...");
-    let rescan = rescan::measure(&scratch.join("packages-rescan"), RESCAN_PACKAGES, &templates)?;
+    let rescan = rescan::measure(
+        &scratch.join("packages-rescan"),
+        RESCAN_PACKAGES,
+        &templates,
+    )?;
     println!("{}", table::render(&sizes, &rescan));
     println!("{}", machine());
     Ok(())
@@ -95,12 +102,21 @@ fn daemon_binary(options: &Options) -> Result<PathBuf, Failure> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--bin", "dmg_manager", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--bin",
+            "dmg_manager",
+            "--manifest-path",
+        ])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
         .arg("--target-dir")
         .arg(target)
         .status()
-        .map_err(|e| format!("cannot run cargo to build dmg_manager: {e} (or pass --daemon PATH)"))?;
+        .map_err(|e| {
+            format!("cannot run cargo to build dmg_manager: {e} (or pass --daemon PATH)")
+        })?;
     if !status.success() {
         return Err(format!("cargo build --release failed ({status})"));
     }
@@ -132,13 +148,26 @@ fn measure_size(
     let floor_idle = procfs::memory(floor_server.pid())?;
     let floor_req = measure::req_socket(&context, &floor_endpoints.rep)?;
 
-    let list = reply_figures(&manager_req, &floor_req, LIST_GET, options.requests, &canned)?;
-    let detail = reply_figures(&manager_req, &floor_req, DETAIL_GET, options.requests, &canned)?;
+    let list = reply_figures(
+        &manager_req,
+        &floor_req,
+        LIST_GET,
+        options.requests,
+        &canned,
+    )?;
+    let detail = reply_figures(
+        &manager_req,
+        &floor_req,
+        DETAIL_GET,
+        options.requests,
+        &canned,
+    )?;
 
     let manager_link = StatusLink::connect(&context, &endpoints.sub, &endpoints.publisher)?;
     let mut plugins = Plugins::new(names.clone(), fixture::HOST);
     measure::warm_up(&manager_link, &mut plugins)?;
-    let floor_link = StatusLink::connect(&context, &floor_endpoints.sub, &floor_endpoints.publisher)?;
+    let floor_link =
+        StatusLink::connect(&context, &floor_endpoints.sub, &floor_endpoints.publisher)?;
     let mut floor_plugins = Plugins::new(names, fixture::HOST);
     measure::warm_up(&floor_link, &mut floor_plugins)?;
     let latency = (
@@ -212,7 +241,9 @@ fn canned_replies(manager: &zmq::Socket) -> Result<Canned, Failure> {
     for action in [LIST_GET, DETAIL_GET] {
         let frames = measure::request(manager, action)?
             .into_iter()
-            .map(|frame| String::from_utf8(frame).map_err(|_| format!("the reply to {action} is not UTF-8")))
+            .map(|frame| {
+                String::from_utf8(frame).map_err(|_| format!("the reply to {action} is not UTF-8"))
+            })
             .collect::<Result<Vec<String>, Failure>>()?;
         replies.insert(action.to_owned(), frames);
     }

@@ -11,8 +11,16 @@ use super::strace;
 pub fn render(sizes: &[SizeResults], rescan: &RescanFigures) -> String {
     let mut rows = Vec::new();
     for size in sizes {
-        rows.push(reply_row("clients.list.get round trip p50 / p99", size.n, &size.list));
-        rows.push(reply_row("clients.detail.get round trip p50 / p99", size.n, &size.detail));
+        rows.push(reply_row(
+            "clients.list.get round trip p50 / p99",
+            size.n,
+            &size.list,
+        ));
+        rows.push(reply_row(
+            "clients.detail.get round trip p50 / p99",
+            size.n,
+            &size.detail,
+        ));
     }
     for size in sizes {
         rows.push(latency_row(size));
@@ -21,8 +29,18 @@ pub fn render(sizes: &[SizeResults], rescan: &RescanFigures) -> String {
         rows.extend(ingestion_rows(size));
     }
     for size in sizes {
-        rows.push(memory_row("RSS / HWM idle after start", size.n, &size.memory.idle, &size.memory.floor_idle));
-        rows.push(memory_row("RSS / HWM after the load", size.n, &size.memory.loaded, &size.memory.floor_loaded));
+        rows.push(memory_row(
+            "RSS / HWM idle after start",
+            size.n,
+            &size.memory.idle,
+            &size.memory.floor_idle,
+        ));
+        rows.push(memory_row(
+            "RSS / HWM after the load",
+            size.n,
+            &size.memory.loaded,
+            &size.memory.floor_loaded,
+        ));
     }
     if let [small, large] = sizes {
         rows.push(growth_row(small, large));
@@ -42,14 +60,22 @@ pub fn render(sizes: &[SizeResults], rescan: &RescanFigures) -> String {
 }
 
 fn reply_row(what: &str, n: usize, figures: &ReplyFigures) -> Row {
-    let target = if n == 10 && what.contains("list") { "p50 ≤ 1.5× floor" } else { "" };
-    Row::new("1, 2", format!("{what} ({} reply)", bytes(figures.bytes)), n)
-        .manager(p50_p99(&figures.manager))
-        .floor(
-            p50_p99(&figures.floor),
-            two_ratios(&figures.manager, &figures.floor),
-        )
-        .target(target)
+    let target = if n == 10 && what.contains("list") {
+        "p50 ≤ 1.5× floor"
+    } else {
+        ""
+    };
+    Row::new(
+        "1, 2",
+        format!("{what} ({} reply)", bytes(figures.bytes)),
+        n,
+    )
+    .manager(p50_p99(&figures.manager))
+    .floor(
+        p50_p99(&figures.floor),
+        two_ratios(&figures.manager, &figures.floor),
+    )
+    .target(target)
 }
 
 fn two_ratios(manager: &stats::Summary, floor: &stats::Summary) -> String {
@@ -62,10 +88,14 @@ fn two_ratios(manager: &stats::Summary, floor: &stats::Summary) -> String {
 
 fn latency_row(size: &SizeResults) -> Row {
     let (manager, floor) = &size.latency;
-    Row::new("3", "status message to clients.list showing it, p50 / p99", size.n)
-        .manager(p50_p99(manager))
-        .floor(p50_p99(floor), two_ratios(manager, floor))
-        .target(if size.n == 10 { "p99 < 1 ms" } else { "" })
+    Row::new(
+        "3",
+        "status message to clients.list showing it, p50 / p99",
+        size.n,
+    )
+    .manager(p50_p99(manager))
+    .floor(p50_p99(floor), two_ratios(manager, floor))
+    .target(if size.n == 10 { "p99 < 1 ms" } else { "" })
 }
 
 fn ingestion_rows(size: &SizeResults) -> [Row; 2] {
@@ -73,23 +103,46 @@ fn ingestion_rows(size: &SizeResults) -> [Row; 2] {
     let manager_rate = stats::per_second(size.burst, manager.elapsed);
     let floor_rate = stats::per_second(size.burst, floor.elapsed);
     [
-        Row::new("4", format!("statuses absorbed, burst of {}", size.burst), size.n)
-            .manager(stats::rate(manager_rate))
-            .floor(stats::rate(floor_rate), ratio(manager_rate, floor_rate))
-            .target("≥ 100 k/s"),
-        Row::new("4", "  clients.list publications during the burst; last status of every plugin shown", size.n)
-            .manager(format!(
-                "{} (1 per {:.0} statuses); yes",
-                manager.publications,
-                size.burst as f64 / manager.publications.max(1) as f64
-            ))
-            .floor(format!("{}; sender alone {}", floor.publications, stats::rate(stats::per_second(size.burst, manager.send_time))), "-")
-            .target("coalesced, nothing lost"),
+        Row::new(
+            "4",
+            format!("statuses absorbed, burst of {}", size.burst),
+            size.n,
+        )
+        .manager(stats::rate(manager_rate))
+        .floor(stats::rate(floor_rate), ratio(manager_rate, floor_rate))
+        .target("≥ 100 k/s"),
+        Row::new(
+            "4",
+            "  clients.list publications during the burst; last status of every plugin shown",
+            size.n,
+        )
+        .manager(format!(
+            "{} (1 per {:.0} statuses); yes",
+            manager.publications,
+            size.burst as f64 / manager.publications.max(1) as f64
+        ))
+        .floor(
+            format!(
+                "{}; sender alone {}",
+                floor.publications,
+                stats::rate(stats::per_second(size.burst, manager.send_time))
+            ),
+            "-",
+        )
+        .target("coalesced, nothing lost"),
     ]
 }
 
 fn memory_row(what: &str, n: usize, manager: &Memory, floor: &Memory) -> Row {
-    let show = |m: &Memory| format!("{} / {} (anon {}, files {})", kib(m.rss), kib(m.hwm), kib(m.anon), kib(m.file));
+    let show = |m: &Memory| {
+        format!(
+            "{} / {} (anon {}, files {})",
+            kib(m.rss),
+            kib(m.hwm),
+            kib(m.anon),
+            kib(m.file)
+        )
+    };
     Row::new("5", what, n)
         .manager(show(manager))
         .floor(show(floor), ratio(manager.rss as f64, floor.rss as f64))
@@ -104,10 +157,14 @@ fn growth_row(small: &SizeResults, large: &SizeResults) -> Row {
     let idle = per_plugin(small.memory.idle.anon, large.memory.idle.anon);
     let loaded = per_plugin(small.memory.loaded.anon, large.memory.loaded.anon);
     let data = per_plugin(small.detail.bytes as u64, large.detail.bytes as u64) / 1024.0;
-    Row::new("5", "anon memory growth per plugin, idle / after load (floor: detail data per plugin)", format!("{}→{}", small.n, large.n))
-        .manager(format!("{idle:.1} / {loaded:.1} KiB"))
-        .floor(format!("{data:.1} KiB"), ratio(idle, data))
-        .target("≈ info.json size")
+    Row::new(
+        "5",
+        "anon memory growth per plugin, idle / after load (floor: detail data per plugin)",
+        format!("{}→{}", small.n, large.n),
+    )
+    .manager(format!("{idle:.1} / {loaded:.1} KiB"))
+    .floor(format!("{data:.1} KiB"), ratio(idle, data))
+    .target("≈ info.json size")
 }
 
 fn idle_rows(size: &SizeResults) -> Vec<Row> {
@@ -120,16 +177,27 @@ fn idle_rows(size: &SizeResults) -> Vec<Row> {
         .map(|(name, voluntary, involuntary)| format!("{name} {voluntary}+{involuntary}"))
         .collect();
     let mut rows = vec![
-        Row::new("6", format!("CPU over {seconds:.0} s idle (all threads; rescans due: {})", idle.rescans_due), size.n)
-            .manager(format!(
-                "{} ({} clock ticks)",
-                duration(std::time::Duration::from_nanos(idle.cpu.run_ns)),
-                idle.cpu.ticks
-            ))
-            .target("rescans only"),
-        Row::new("6", format!("context switches over {seconds:.0} s idle, voluntary+forced"), size.n)
-            .manager(switches.join(", "))
-            .target("0 between rescans"),
+        Row::new(
+            "6",
+            format!(
+                "CPU over {seconds:.0} s idle (all threads; rescans due: {})",
+                idle.rescans_due
+            ),
+            size.n,
+        )
+        .manager(format!(
+            "{} ({} clock ticks)",
+            duration(std::time::Duration::from_nanos(idle.cpu.run_ns)),
+            idle.cpu.ticks
+        ))
+        .target("rescans only"),
+        Row::new(
+            "6",
+            format!("context switches over {seconds:.0} s idle, voluntary+forced"),
+            size.n,
+        )
+        .manager(switches.join(", "))
+        .target("0 between rescans"),
     ];
     let strace_row = match &idle.wake_ups {
         strace::Outcome::Counted(wake_ups) => {
@@ -138,9 +206,16 @@ fn idle_rows(size: &SizeResults) -> Vec<Row> {
                 .iter()
                 .map(|(name, count)| format!("{name} {count}"))
                 .collect();
-            Row::new("6", format!("poll/epoll returns over {:.0} s idle (strace)", wake_ups.window.as_secs_f64()), size.n)
-                .manager(counts.join(", "))
-                .target("0 between rescans")
+            Row::new(
+                "6",
+                format!(
+                    "poll/epoll returns over {:.0} s idle (strace)",
+                    wake_ups.window.as_secs_f64()
+                ),
+                size.n,
+            )
+            .manager(counts.join(", "))
+            .target("0 between rescans")
         }
         strace::Outcome::Unavailable(why) => {
             Row::new("6", "poll wake-ups (strace)", size.n).manager(format!("not counted: {why}"))
@@ -153,16 +228,34 @@ fn idle_rows(size: &SizeResults) -> Vec<Row> {
 fn rescan_rows(figures: &RescanFigures) -> [Row; 4] {
     let n = figures.packages;
     [
-        Row::new("7", "rescan, unchanged tree, p50 / p99 (in-process Scanner; floor: readdir + stat)", n)
-            .manager(p50_p99(&figures.unchanged))
-            .floor(p50_p99(&figures.stat_floor), two_ratios(&figures.unchanged, &figures.stat_floor))
-            .target("< 5 ms"),
+        Row::new(
+            "7",
+            "rescan, unchanged tree, p50 / p99 (in-process Scanner; floor: readdir + stat)",
+            n,
+        )
+        .manager(p50_p99(&figures.unchanged))
+        .floor(
+            p50_p99(&figures.stat_floor),
+            two_ratios(&figures.unchanged, &figures.stat_floor),
+        )
+        .target("< 5 ms"),
         Row::new("7", "rescan, one info.json changed, p50 / p99", n)
             .manager(p50_p99(&figures.one_changed))
-            .floor(p50_p99(&figures.stat_floor), two_ratios(&figures.one_changed, &figures.stat_floor)),
-        Row::new("7", format!("  then apply + serialise list and detail ({} detail)", bytes(figures.detail_bytes)), n)
-            .manager(p50_p99(&figures.republish)),
-        Row::new("7", "first scan: read and parse every info.json", n).manager(duration(figures.first)),
+            .floor(
+                p50_p99(&figures.stat_floor),
+                two_ratios(&figures.one_changed, &figures.stat_floor),
+            ),
+        Row::new(
+            "7",
+            format!(
+                "  then apply + serialise list and detail ({} detail)",
+                bytes(figures.detail_bytes)
+            ),
+            n,
+        )
+        .manager(p50_p99(&figures.republish)),
+        Row::new("7", "first scan: read and parse every info.json", n)
+            .manager(duration(figures.first)),
     ]
 }
 

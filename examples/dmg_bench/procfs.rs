@@ -13,6 +13,8 @@ pub struct Memory {
     pub anon: u64,
     /// Pages of the executable and shared libraries (libzmq, libstdc++, libc).
     pub file: u64,
+    /// Proportional set size: shared pages divided among their users.
+    pub pss: u64,
 }
 
 pub fn memory(pid: u32) -> Result<Memory, Failure> {
@@ -29,7 +31,17 @@ pub fn memory(pid: u32) -> Result<Memory, Failure> {
         hwm: field("VmHWM:")?,
         anon: field("RssAnon:")?,
         file: field("RssFile:")?,
+        pss: proportional_set_size(pid)?,
     })
+}
+
+fn proportional_set_size(pid: u32) -> Result<u64, Failure> {
+    let path = format!("/proc/{pid}/smaps_rollup");
+    let text = fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("Pss:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("{path} has no Pss line"))
 }
 
 /// One thread's counters.

@@ -136,11 +136,12 @@ fn ingestion_rows(size: &SizeResults) -> [Row; 2] {
 fn memory_row(what: &str, n: usize, manager: &Memory, floor: &Memory) -> Row {
     let show = |m: &Memory| {
         format!(
-            "{} / {} (anon {}, files {})",
+            "{} / {} (anon {}, files {}; PSS {})",
             kib(m.rss),
             kib(m.hwm),
             kib(m.anon),
-            kib(m.file)
+            kib(m.file),
+            kib(m.pss)
         )
     };
     Row::new("5", what, n)

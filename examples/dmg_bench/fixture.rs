@@ -101,6 +101,19 @@ pub fn write_package(
     fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// The total size of the `info.json` files under `dir`, in bytes.
+pub fn info_json_bytes(dir: &Path) -> Result<u64, Failure> {
+    let entries = fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut total = 0;
+    for entry in entries.flatten() {
+        let path = entry.path().join("info.json");
+        total += fs::metadata(&path)
+            .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
+            .len();
+    }
+    Ok(total)
+}
+
 /// A standalone-layout config on ephemeral loopback ports, at the default
 /// rescan interval and log level a user runs.
 pub fn daemon_config(packages: &Path) -> String {

@@ -31,6 +31,8 @@ const DETAIL_GET: &str = "clients.detail.get";
 /// Everything measured at one N.
 pub struct SizeResults {
     pub n: usize,
+    /// The generated `info.json` files, on disk.
+    pub info_json_bytes: u64,
     pub list: ReplyFigures,
     pub detail: ReplyFigures,
     pub latency: (Summary, Summary),
@@ -64,6 +66,7 @@ pub struct IdleFigures {
 
 pub fn run(options: &Options) -> Result<(), Failure> {
     let daemon = daemon_binary(options)?;
+    let load_at_start = load_average();
     let scratch = ScratchDir::new()?;
     let templates = fixture::load_templates()?;
     let mut sizes = Vec::new();
@@ -81,8 +84,21 @@ pub fn run(options: &Options) -> Result<(), Failure> {
         &templates,
     )?;
     println!("{}", table::render(&sizes, &rescan));
-    println!("{}", machine());
+    println!(
+        "{}; load average {} at start, {} at the end",
+        machine(),
+        load_at_start,
+        load_average()
+    );
     Ok(())
+}
+
+/// The 1-minute load average: other work on the machine shows here.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The release `dmg_manager` next to this example's own target folder,
@@ -132,6 +148,7 @@ fn measure_size(
 ) -> Result<SizeResults, Failure> {
     let packages = scratch.join(&format!("packages-{n}"));
     let names = fixture::write_packages(&packages, n, templates)?;
+    let info_json_bytes = fixture::info_json_bytes(&packages)?;
     let mut daemon = start_daemon(options, daemon_path, scratch, &packages, n)?;
     let endpoints = daemon.wait_ready()?;
     let ready_at = Instant::now();
@@ -194,6 +211,7 @@ fn measure_size(
     let shutdown = daemon.stop(true)?;
     Ok(SizeResults {
         n,
+        info_json_bytes,
         list,
         detail,
         latency,

@@ -1,6 +1,7 @@
 //! The floor: a bare ZeroMQ server with the manager's three sockets and
 //! none of its logic. It answers each request with canned frames (the
 //! manager's own reply to that action, so the bytes moved are the same),
+//! or sends the request back when its action is [`ECHO_ACTION`],
 //! and after each turn in which status messages arrived it publishes one
 //! canned `clients.list` body whose msg_id carries the count received.
 //!
@@ -19,6 +20,9 @@ const MAX_STATUSES_PER_TURN: usize = 1024;
 const SLOT_SUB: usize = 0;
 const SLOT_REP: usize = 1;
 const SLOT_STDIN: usize = 2;
+
+/// The request the floor echoes: the bare REP echo.
+pub const ECHO_ACTION: &str = "echo";
 
 /// What the floor answers, written by the benchmark as JSON.
 #[derive(Debug, Serialize, Deserialize)]
@@ -120,13 +124,19 @@ fn answer(rep: &zmq::Socket, canned: &Canned) -> Result<(), Failure> {
         };
         let action = frames
             .first()
-            .map(|f| String::from_utf8_lossy(f).into_owned());
-        let reply = action
-            .and_then(|action| canned.replies.get(&action))
-            .ok_or("the floor got a request it has no canned reply for")?;
-        // One copy per frame into ZeroMQ, as the daemon's cached views cost.
-        rep.send_multipart(reply.iter().map(|frame| frame.as_bytes()), 0)
-            .map_err(|e| format!("floor reply failed: {e}"))?;
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .unwrap_or_default();
+        let sent = if action == ECHO_ACTION {
+            rep.send_multipart(frames, 0)
+        } else {
+            let reply = canned
+                .replies
+                .get(&action)
+                .ok_or("the floor got a request it has no canned reply for")?;
+            // One copy per frame into ZeroMQ, as the daemon's cached views cost.
+            rep.send_multipart(reply.iter().map(|frame| frame.as_bytes()), 0)
+        };
+        sent.map_err(|e| format!("floor reply failed: {e}"))?;
     }
     Ok(())
 }

@@ -44,17 +44,17 @@ pub fn request(socket: &zmq::Socket, action: &str) -> Result<Vec<Vec<u8>>, Failu
         .map_err(|e| format!("no reply to {action} within {DEADLINE:?}: {e}"))
 }
 
-/// Round trips of `action`, alternating manager and floor request by
-/// request so that both see the same machine noise.
+/// Round trips of `action` to the manager and to the floor, and of a bare
+/// echo to the floor, interleaved request by request so that all three
+/// see the same machine noise.
 pub fn round_trips(
     manager: &zmq::Socket,
     floor: &zmq::Socket,
     action: &str,
     count: usize,
-) -> Result<(Summary, Summary), Failure> {
+) -> Result<[Summary; 3], Failure> {
     let expected = action.replace(".get", ".result");
-    let mut manager_samples = Vec::with_capacity(count);
-    let mut floor_samples = Vec::with_capacity(count);
+    let mut samples: [Vec<Duration>; 3] = Default::default();
     for index in 0..WARM_UP_REQUESTS + count {
         let start = Instant::now();
         let reply = request(manager, action)?;
@@ -70,15 +70,16 @@ pub fn round_trips(
         let start = Instant::now();
         request(floor, action)?;
         let floor_time = start.elapsed();
+        let start = Instant::now();
+        request(floor, floor::ECHO_ACTION)?;
+        let echo_time = start.elapsed();
         if index >= WARM_UP_REQUESTS {
-            manager_samples.push(manager_time);
-            floor_samples.push(floor_time);
+            samples[0].push(manager_time);
+            samples[1].push(floor_time);
+            samples[2].push(echo_time);
         }
     }
-    Ok((
-        summarize(&mut manager_samples),
-        summarize(&mut floor_samples),
-    ))
+    Ok(samples.map(|mut times| summarize(&mut times)))
 }
 
 /// A plugin's PUB connected to a server's SUB endpoint, and a user

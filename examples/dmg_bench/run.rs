@@ -45,7 +45,10 @@ pub struct SizeResults {
 
 pub struct ReplyFigures {
     pub manager: Summary,
+    /// The floor sending the manager's reply bytes.
     pub floor: Summary,
+    /// The floor echoing a two-frame request.
+    pub echo: Summary,
     pub bytes: usize,
 }
 
@@ -286,7 +289,7 @@ fn reply_figures(
     count: usize,
     canned: &Canned,
 ) -> Result<ReplyFigures, Failure> {
-    let (manager, floor) = measure::round_trips(manager, floor, action, count)?;
+    let [manager, floor, echo] = measure::round_trips(manager, floor, action, count)?;
     let bytes = canned
         .replies
         .get(action)
@@ -295,6 +298,7 @@ fn reply_figures(
     Ok(ReplyFigures {
         manager,
         floor,
+        echo,
         bytes,
     })
 }

@@ -65,6 +65,8 @@ pub struct IdleFigures {
     pub cpu: CpuDelta,
     pub rescans_due: u64,
     pub wake_ups: strace::Outcome,
+    /// Rescans due in the strace window.
+    pub strace_rescans_due: u64,
 }
 
 pub fn run(options: &Options) -> Result<(), Failure> {
@@ -316,17 +318,38 @@ fn measure_idle(
     std::thread::sleep(options.idle);
     let after = procfs::cpu(pid)?;
     let end = Instant::now();
-    let wake_ups = if options.strace {
-        strace::count_wake_ups(pid, options.strace_window, strace_log)?
+    let (wake_ups, strace_rescans_due) = if options.strace {
+        wait_for_a_rescan_in_the_window(ready_at, options);
+        let strace_start = Instant::now();
+        let outcome = strace::count_wake_ups(pid, options.strace_window, strace_log)?;
+        (
+            outcome,
+            rescans_between(ready_at, strace_start, Instant::now()),
+        )
     } else {
-        strace::Outcome::Unavailable("--no-strace".into())
+        (strace::Outcome::Unavailable("--no-strace".into()), 0)
     };
     Ok(IdleFigures {
         window: end - start,
         cpu: procfs::delta(&before, &after),
         rescans_due: rescans_between(ready_at, start, end),
         wake_ups,
+        strace_rescans_due,
     })
+}
+
+/// Delays the strace window so that the next rescan falls in its last
+/// seconds (showing what one rescan wakes), unless that means waiting
+/// longer than the idle window itself.
+fn wait_for_a_rescan_in_the_window(ready_at: Instant, options: &Options) {
+    let interval = RESCAN_INTERVAL.as_secs_f64();
+    let elapsed = ready_at.elapsed().as_secs_f64();
+    let next_due = (elapsed / interval).floor() * interval + interval;
+    let margin = (options.strace_window.as_secs_f64() / 5.0).min(2.0);
+    let wait = next_due + margin - options.strace_window.as_secs_f64() - elapsed;
+    if wait > 0.0 && wait < options.idle.as_secs_f64() {
+        std::thread::sleep(Duration::from_secs_f64(wait));
+    }
 }
 
 /// Rescans fall every interval after the start (the first one before

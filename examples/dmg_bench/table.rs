@@ -222,8 +222,9 @@ fn idle_rows(size: &SizeResults) -> Vec<Row> {
             Row::new(
                 "6",
                 format!(
-                    "poll wake-ups (all poll/epoll calls) over {:.0} s idle, strace",
-                    wake_ups.window.as_secs_f64()
+                    "poll wake-ups (all poll/epoll calls) over {:.0} s idle, strace (rescans due: {})",
+                    wake_ups.window.as_secs_f64(),
+                    idle.strace_rescans_due
                 ),
                 size.n,
             )

@@ -59,11 +59,15 @@ pub fn serve(canned_path: &Path) -> Result<(), Failure> {
     let canned: Canned =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", canned_path.display()))?;
     let context = zmq::Context::new();
-    let socket = |kind, role: &str| -> Result<zmq::Socket, Failure> {
+    let socket = |kind,
+                  role: &str,
+                  configure: &dyn Fn(&zmq::Socket) -> zmq::Result<()>|
+     -> Result<zmq::Socket, Failure> {
         let socket = context
             .socket(kind)
             .map_err(|e| format!("{role} socket: {e}"))?;
         socket.set_linger(0).map_err(|e| e.to_string())?;
+        configure(&socket).map_err(|e| format!("{role} socket options: {e}"))?;
         socket
             .bind("tcp://127.0.0.1:*")
             .map_err(|e| format!("cannot bind the {role} socket: {e}"))?;
@@ -75,10 +79,18 @@ pub fn serve(canned_path: &Path) -> Result<(), Failure> {
         eprintln!("{role} socket bound to {endpoint}");
         Ok(socket)
     };
-    let sub = socket(zmq::SUB, "sub")?;
-    sub.set_subscribe(b"plugin").map_err(|e| e.to_string())?;
-    let rep = socket(zmq::REP, "rep")?;
-    let publisher = socket(zmq::PUB, "pub")?;
+    // The daemon's own socket options (src/daemon.rs), so that queues and
+    // the memory they hold compare like with like.
+    let sub = socket(zmq::SUB, "sub", &|s| {
+        s.set_maxmsgsize(1024 * 1024)?;
+        s.set_rcvhwm(10_000)?;
+        s.set_subscribe(b"plugin")
+    })?;
+    let rep = socket(zmq::REP, "rep", &|s| {
+        s.set_maxmsgsize(8 * 1024 * 1024)?;
+        s.set_rcvhwm(100)
+    })?;
+    let publisher = socket(zmq::PUB, "pub", &|s| s.set_sndhwm(64))?;
     eprintln!("ready: floor server");
 
     let mut received: u64 = 0;

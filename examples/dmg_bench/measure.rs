@@ -13,7 +13,11 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const WARM_UP_REQUESTS: usize = 100;
 /// Statuses a burst cycles through; consecutive messages to one plugin
 /// always differ, so every message is a change the manager must apply.
-const CYCLE: [&str; 5] = ["starting", "alive", "stop-request", "stopped", "dead"];
+const CYCLE: [&str; 4] = ["starting", "alive", "stop-request", "stopped"];
+/// The statuses of a burst's last round, which appear nowhere before it:
+/// a `clients.list` showing them all shows the end of the burst, never
+/// an earlier state that happens to look the same.
+const LAST: [&str; 2] = ["dead", "not-configured"];
 
 fn zmq_error(what: &str) -> impl Fn(zmq::Error) -> Failure + '_ {
     move |e| format!("{what}: {e}")
@@ -266,7 +270,13 @@ impl Burst {
     pub fn new(plugins: &Plugins, total: usize) -> Burst {
         let count = plugins.names.len();
         let rounds = total.div_ceil(count);
-        let status = |round: usize, index: usize| CYCLE[(round + index) % CYCLE.len()];
+        let status = |round: usize, index: usize| {
+            if round + 1 == rounds {
+                LAST[index % LAST.len()]
+            } else {
+                CYCLE[(round + index) % CYCLE.len()]
+            }
+        };
         let messages = (0..rounds * count)
             .map(|i| {
                 status_message(
@@ -399,4 +409,34 @@ pub fn floor_ingestion(
             .and_then(|id| floor::count_of(id))
             .is_some_and(|count| count >= total)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_ends_in_statuses_it_never_sent_before() {
+        let names = (0..3).map(|i| format!("p{i}")).collect();
+        let plugins = Plugins::new(names, "h");
+        let burst = Burst::new(&plugins, 30);
+        assert_eq!(burst.len(), 30);
+        assert_eq!(burst.final_statuses, ["dead", "not-configured", "dead"]);
+        let bodies: Vec<String> = burst
+            .messages
+            .iter()
+            .map(|[_, body]| String::from_utf8_lossy(body).into_owned())
+            .collect();
+        let (earlier, last_round) = bodies.split_at(27);
+        assert!(earlier
+            .iter()
+            .all(|b| !b.contains("dead") && !b.contains("not-configured")));
+        assert!(last_round[0].contains(r#""name": "p0""#) && last_round[0].contains("dead"));
+        // Consecutive messages to one plugin always differ.
+        for pair in bodies.chunks(3).collect::<Vec<_>>().windows(2) {
+            for (a, b) in pair[0].iter().zip(pair[1]) {
+                assert_ne!(a, b);
+            }
+        }
+    }
 }

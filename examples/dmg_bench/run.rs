@@ -170,38 +170,9 @@ fn measure_size(
     let floor_idle = procfs::memory(floor_server.pid())?;
     let floor_req = measure::req_socket(&context, &floor_endpoints.rep)?;
 
-    let list = reply_figures(
-        &manager_req,
-        &floor_req,
-        LIST_GET,
-        options.requests,
-        &canned,
-    )?;
-    let detail = reply_figures(
-        &manager_req,
-        &floor_req,
-        DETAIL_GET,
-        options.requests,
-        &canned,
-    )?;
-
-    let manager_link = StatusLink::connect(&context, &endpoints.sub, &endpoints.publisher)?;
-    let mut plugins = Plugins::new(names.clone(), fixture::HOST);
-    measure::warm_up(&manager_link, &mut plugins)?;
-    let floor_link =
-        StatusLink::connect(&context, &floor_endpoints.sub, &floor_endpoints.publisher)?;
-    let mut floor_plugins = Plugins::new(names, fixture::HOST);
-    measure::warm_up(&floor_link, &mut floor_plugins)?;
-    let latency = (
-        measure::status_latency(&manager_link, &mut plugins, options.latency_samples)?,
-        measure::floor_latency(&floor_link, &mut floor_plugins, options.latency_samples)?,
-    );
-
-    let burst = Burst::new(&plugins, options.burst);
-    let (_manager_link, manager_ingestion) = measure::manager_ingestion(manager_link, &burst)?;
-    burst.delivered(&mut plugins);
-    let (_floor_link, floor_ingestion) =
-        measure::floor_ingestion(floor_link, &mut floor_plugins, &burst)?;
+    let list = reply_figures(&manager_req, &floor_req, LIST_GET, options, &canned)?;
+    let detail = reply_figures(&manager_req, &floor_req, DETAIL_GET, options, &canned)?;
+    let statuses = measure_statuses(&context, &endpoints, &floor_endpoints, names, options)?;
 
     std::thread::sleep(SETTLE);
     let memory = MemoryFigures {
@@ -219,12 +190,51 @@ fn measure_size(
         info_json_bytes,
         list,
         detail,
-        latency,
-        ingestion: (manager_ingestion, floor_ingestion),
-        burst: burst.len(),
+        latency: statuses.latency,
+        ingestion: statuses.ingestion,
+        burst: statuses.burst,
         memory,
         idle,
         shutdown,
+    })
+}
+
+/// Items 3 and 4, for the manager and the floor.
+struct StatusFigures {
+    latency: (Summary, Summary),
+    ingestion: (Ingestion, Ingestion),
+    burst: usize,
+}
+
+/// Status-to-publication latency, then the burst, for both servers.
+fn measure_statuses(
+    context: &zmq::Context,
+    manager: &Endpoints,
+    floor: &Endpoints,
+    names: Vec<String>,
+    options: &Options,
+) -> Result<StatusFigures, Failure> {
+    let manager_link = StatusLink::connect(context, &manager.sub, &manager.publisher)?;
+    let mut plugins = Plugins::new(names.clone(), fixture::HOST);
+    measure::warm_up(&manager_link, &mut plugins)?;
+    let floor_link = StatusLink::connect(context, &floor.sub, &floor.publisher)?;
+    let mut floor_plugins = Plugins::new(names, fixture::HOST);
+    measure::warm_up(&floor_link, &mut floor_plugins)?;
+    let samples = options.latency_samples;
+    let latency = (
+        measure::status_latency(&manager_link, &mut plugins, samples)?,
+        measure::floor_latency(&floor_link, &mut floor_plugins, samples)?,
+    );
+
+    let burst = Burst::new(&plugins, options.burst);
+    let (_manager_link, manager_ingestion) = measure::manager_ingestion(manager_link, &burst)?;
+    burst.delivered(&mut plugins);
+    let (_floor_link, floor_ingestion) =
+        measure::floor_ingestion(floor_link, &mut floor_plugins, &burst)?;
+    Ok(StatusFigures {
+        latency,
+        ingestion: (manager_ingestion, floor_ingestion),
+        burst: burst.len(),
     })
 }
 
@@ -288,10 +298,10 @@ fn reply_figures(
     manager: &zmq::Socket,
     floor: &zmq::Socket,
     action: &str,
-    count: usize,
+    options: &Options,
     canned: &Canned,
 ) -> Result<ReplyFigures, Failure> {
-    let [manager, floor, echo] = measure::round_trips(manager, floor, action, count)?;
+    let [manager, floor, echo] = measure::round_trips(manager, floor, action, options.requests)?;
     let bytes = canned
         .replies
         .get(action)

@@ -33,10 +33,7 @@ impl std::fmt::Display for StatusRejected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::UnknownClient(id) => write!(f, "no client {id}"),
-            Self::InvalidPackage(id) => write!(
-                f,
-                "client {id} has an invalid package; its status stays invalid"
-            ),
+            Self::InvalidPackage(id) => write!(f, "client {id} has an invalid package; its status stays invalid"),
         }
     }
 }
@@ -183,8 +180,7 @@ const EMPTY_DATA: &str = "{}";
 
 impl Serialize for View<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let empty: &RawValue =
-            serde_json::from_str(EMPTY_DATA).map_err(serde::ser::Error::custom)?;
+        let empty: &RawValue = serde_json::from_str(EMPTY_DATA).map_err(serde::ser::Error::custom)?;
         let mut map = serializer.serialize_map(Some(self.clients.by_name.len()))?;
         for (name, client) in &self.clients.by_name {
             let (data, comment) = match &client.package {
@@ -299,27 +295,20 @@ mod tests {
     fn reload_keeps_status_break_and_fix_reset_it() {
         let mut clients = Clients::new("h");
         clients.upsert_package("a", valid(r#"{"v": 1}"#));
-        clients
-            .set_status("a", "h", Status::Alive, Some("ok".into()))
-            .unwrap();
+        clients.set_status("a", "h", Status::Alive, Some("ok".into())).unwrap();
         assert!(
             !clients.upsert_package("a", valid(r#"{"v": 1}"#)),
             "same data is no change"
         );
         assert!(clients.upsert_package("a", valid(r#"{"v": 2}"#)));
         assert_eq!(clients.status("a"), Some(Status::Alive));
-        assert_eq!(
-            parse(&clients.detail_json())["domogik-a.h"]["comment"],
-            "ok"
-        );
+        assert_eq!(parse(&clients.detail_json())["domogik-a.h"]["comment"], "ok");
         assert!(clients.upsert_package("a", invalid("broken")));
         assert_eq!(clients.status("a"), Some(Status::Invalid));
         assert!(clients.upsert_package("a", invalid("broken differently")));
         assert!(clients.upsert_package("a", valid(r#"{"v": 3}"#)));
         assert_eq!(clients.status("a"), Some(Status::Unknown));
-        assert!(parse(&clients.detail_json())["domogik-a.h"]
-            .get("comment")
-            .is_none());
+        assert!(parse(&clients.detail_json())["domogik-a.h"].get("comment").is_none());
     }
 
     #[test]

@@ -61,8 +61,7 @@ impl Endpoint {
             let valid_port = |port: &str| port.parse::<u16>().map(|p| p > 0).unwrap_or(false);
             match rest.rsplit_once(':') {
                 Some((host, port))
-                    if !host.is_empty()
-                        && (valid_port(port) || (port == "*" && direction == Direction::Bind)) => {}
+                    if !host.is_empty() && (valid_port(port) || (port == "*" && direction == Direction::Bind)) => {}
                 _ => {
                     return Err(format!(
                         "expected {EXPECTED} (a port from 1 to 65535, or * to bind any free port)"
@@ -136,17 +135,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_owned(),
         message,
     };
-    let metadata =
-        std::fs::metadata(path).map_err(|e| error(format!("cannot read the config file: {e}")))?;
+    let metadata = std::fs::metadata(path).map_err(|e| error(format!("cannot read the config file: {e}")))?;
     if metadata.len() > MAX_CONFIG_BYTES {
         return Err(error(format!(
             "the config file is larger than {MAX_CONFIG_BYTES} bytes"
         )));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| error(format!("cannot read the config file: {e}")))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| error("the config file is not UTF-8 text".into()))?;
+    let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read the config file: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| error("the config file is not UTF-8 text".into()))?;
     parse(&text, path, &system_hostname())
 }
 
@@ -162,12 +158,7 @@ pub fn system_hostname() -> String {
 
 /// Domogik's sanitised host name: the first label, lower-cased.
 pub fn sanitize_hostname(hostname: &str) -> String {
-    hostname
-        .split('.')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_lowercase()
+    hostname.split('.').next().unwrap_or("").trim().to_lowercase()
 }
 
 const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
@@ -223,8 +214,7 @@ pub fn parse(text: &str, path: &Path, hostname: &str) -> Result<Config, ConfigEr
     let endpoint = |key: &str, default: Endpoint| -> Result<Endpoint, ConfigError> {
         match manager(key) {
             None => Ok(default),
-            Some(text) => Endpoint::parse(text)
-                .map_err(|why| error(format!("[manager] {key} = {text:?}: {why}"))),
+            Some(text) => Endpoint::parse(text).map_err(|why| error(format!("[manager] {key} = {text:?}: {why}"))),
         }
     };
     let sub_endpoint = endpoint(
@@ -235,10 +225,7 @@ pub fn parse(text: &str, path: &Path, hostname: &str) -> Result<Config, ConfigEr
         "pub_endpoint",
         Endpoint::connect(format!("tcp://{connect_ip}:{pub_port}")),
     )?;
-    let rep_endpoint = endpoint(
-        "rep_endpoint",
-        Endpoint::bind(format!("tcp://{ip}:{req_rep_port}")),
-    )?;
+    let rep_endpoint = endpoint("rep_endpoint", Endpoint::bind(format!("tcp://{ip}:{req_rep_port}")))?;
 
     let host = resolve_host(manager("host"), hostname).map_err(error)?;
     let packages_dir = {
@@ -300,7 +287,9 @@ fn resolve_host(configured: Option<&str>, hostname: &str) -> Result<String, Stri
         return Err(format!("{origin} is empty: {how}"));
     }
     if host.chars().count() > MAX_HOST_LEN {
-        return Err(format!("{origin} {host:?} is longer than {MAX_HOST_LEN} characters (Domogik refuses it): {how}"));
+        return Err(format!(
+            "{origin} {host:?} is longer than {MAX_HOST_LEN} characters (Domogik refuses it): {how}"
+        ));
     }
     if !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(format!(
@@ -355,11 +344,7 @@ fn read_sections(text: &str) -> Result<Sections, String> {
         let known: &[&str] = match section {
             "mq" => &MQ_KEYS,
             "manager" => &MANAGER_KEYS,
-            other => {
-                return Err(format!(
-                    "unknown section [{other}]: expected [mq] and [manager]"
-                ))
-            }
+            other => return Err(format!("unknown section [{other}]: expected [mq] and [manager]")),
         };
         for (key, value) in properties.iter() {
             // configparser folds key case; so do we.
@@ -404,9 +389,7 @@ mod tests {
     }
 
     fn parse_err(text: &str) -> String {
-        parse(text, Path::new(PATH), "darkstar")
-            .unwrap_err()
-            .to_string()
+        parse(text, Path::new(PATH), "darkstar").unwrap_err().to_string()
     }
 
     #[test]
@@ -417,14 +400,8 @@ mod tests {
         assert_eq!(config.rescan_interval, Duration::from_secs(30));
         assert_eq!(config.service, "manager");
         assert_eq!(config.log_level, Level::Info);
-        assert_eq!(
-            config.sub_endpoint,
-            Endpoint::connect("tcp://127.0.0.1:40412")
-        );
-        assert_eq!(
-            config.pub_endpoint,
-            Endpoint::connect("tcp://127.0.0.1:40411")
-        );
+        assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://127.0.0.1:40412"));
+        assert_eq!(config.pub_endpoint, Endpoint::connect("tcp://127.0.0.1:40411"));
         assert_eq!(config.rep_endpoint, Endpoint::bind("tcp://127.0.0.1:40410"));
     }
 
@@ -436,16 +413,9 @@ mod tests {
 
     #[test]
     fn endpoints_derive_from_mq_section() {
-        let config =
-            parse_ok("[mq]\nip = 192.168.1.5\nreq_rep_port = 1\npub_port = 2\nsub_port = 3\n");
-        assert_eq!(
-            config.sub_endpoint,
-            Endpoint::connect("tcp://192.168.1.5:3")
-        );
-        assert_eq!(
-            config.pub_endpoint,
-            Endpoint::connect("tcp://192.168.1.5:2")
-        );
+        let config = parse_ok("[mq]\nip = 192.168.1.5\nreq_rep_port = 1\npub_port = 2\nsub_port = 3\n");
+        assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://192.168.1.5:3"));
+        assert_eq!(config.pub_endpoint, Endpoint::connect("tcp://192.168.1.5:2"));
         assert_eq!(config.rep_endpoint, Endpoint::bind("tcp://192.168.1.5:1"));
     }
 
@@ -453,10 +423,7 @@ mod tests {
     fn star_ip_binds_everywhere_and_connects_locally() {
         let config = parse_ok("[mq]\nip = *\n");
         assert!(config.rep_endpoint.binds_every_interface());
-        assert_eq!(
-            config.sub_endpoint,
-            Endpoint::connect("tcp://127.0.0.1:40412")
-        );
+        assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://127.0.0.1:40412"));
     }
 
     #[test]
@@ -535,14 +502,8 @@ mod tests {
                 "[manager]\nsub_endpoint = tcp://127.0.0.1:1\n",
                 "[manager] sub_endpoint",
             ),
-            (
-                "[manager]\nrep_endpoint = @tcp://127.0.0.1\n",
-                "a port from 1 to 65535",
-            ),
-            (
-                "[manager]\npub_endpoint = >tcp://127.0.0.1:*\n",
-                "pub_endpoint",
-            ),
+            ("[manager]\nrep_endpoint = @tcp://127.0.0.1\n", "a port from 1 to 65535"),
+            ("[manager]\npub_endpoint = >tcp://127.0.0.1:*\n", "pub_endpoint"),
             ("[manager]\npub_endpoint = @udp://x:1\n", "pub_endpoint"),
             (
                 "[manager]\nlog_level = loud\n",
@@ -554,10 +515,7 @@ mod tests {
         for (text, expected) in cases {
             let message = parse_err(text);
             assert!(message.starts_with(PATH), "{message}");
-            assert!(
-                message.contains(expected),
-                "{message:?} should contain {expected:?}"
-            );
+            assert!(message.contains(expected), "{message:?} should contain {expected:?}");
             assert!(!message.contains('\n'), "{message:?}");
         }
     }
@@ -572,12 +530,7 @@ mod tests {
 
     #[test]
     fn load_reports_a_missing_file() {
-        let error = load(Path::new("/nonexistent/manager.cfg"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.starts_with("/nonexistent/manager.cfg: cannot read"),
-            "{error}"
-        );
+        let error = load(Path::new("/nonexistent/manager.cfg")).unwrap_err().to_string();
+        assert!(error.starts_with("/nonexistent/manager.cfg: cannot read"), "{error}");
     }
 }

@@ -75,19 +75,11 @@ impl Sockets {
         attach(&sub, "sub_endpoint", &config.sub_endpoint)?;
         attach(&rep, "rep_endpoint", &config.rep_endpoint)?;
         attach(&publisher, "pub_endpoint", &config.pub_endpoint)?;
-        Ok(Sockets {
-            sub,
-            rep,
-            publisher,
-        })
+        Ok(Sockets { sub, rep, publisher })
     }
 }
 
-fn new_socket(
-    context: &zmq::Context,
-    kind: zmq::SocketType,
-    what: &str,
-) -> Result<zmq::Socket, StartError> {
+fn new_socket(context: &zmq::Context, kind: zmq::SocketType, what: &str) -> Result<zmq::Socket, StartError> {
     let socket = context
         .socket(kind)
         .map_err(|e| StartError(format!("cannot create the {what} socket: {e}")))?;
@@ -143,8 +135,7 @@ struct State {
 pub fn run(config: &Config) -> Result<(), StartError> {
     let context = zmq::Context::new();
     let sockets = Sockets::open(&context, config)?;
-    let mut signals =
-        SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
+    let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
     let mut state = State {
         manager: Manager::new(config.host.clone(), config.service.clone()),
         scanner: Scanner::new(config.packages_dir.clone()),
@@ -181,8 +172,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             }
         }
         let ready = |slot: usize| items[slot].is_readable();
-        let (sub_ready, rep_ready, signal_ready) =
-            (ready(SLOT_SUB), ready(SLOT_REP), ready(SLOT_SIGNALS));
+        let (sub_ready, rep_ready, signal_ready) = (ready(SLOT_SUB), ready(SLOT_REP), ready(SLOT_SIGNALS));
 
         if signal_ready {
             let received = signals.take();
@@ -226,59 +216,60 @@ fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Hands each queued message of `socket` to `handle`, at most `limit` of
+/// them, without waiting for more.
+fn for_each_queued(
+    socket: &zmq::Socket,
+    limit: usize,
+    state: &mut State,
+    what: &str,
+    mut handle: impl FnMut(&mut State, Vec<Vec<u8>>),
+) {
+    for _ in 0..limit {
+        match socket.recv_multipart(zmq::DONTWAIT) {
+            Ok(frames) => handle(state, frames),
+            Err(zmq::Error::EAGAIN) => return,
+            Err(e) => {
+                state.log_bad_input(format_args!("cannot receive a {what}: {e}"));
+                return;
+            }
+        }
+    }
+}
+
 /// Answers the queued requests. Every request received gets its reply
 /// before the next is read: that is what keeps a REP socket alive.
 fn serve_requests(rep: &zmq::Socket, state: &mut State) {
-    for _ in 0..MAX_REQUESTS_PER_TURN {
-        let frames = match rep.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => frames,
-            Err(zmq::Error::EAGAIN) => return,
-            Err(e) => {
-                state.log_bad_input(format_args!("cannot receive a request: {e}"));
-                return;
-            }
-        };
+    for_each_queued(rep, MAX_REQUESTS_PER_TURN, state, "request", |state, frames| {
         let reply = state.manager.handle_request(&frames);
-        if let Some(reason) = &reply.error {
-            state.log_bad_input(format_args!("request answered with error: {reason}"));
-        } else {
-            trace!(
-                "request answered: {}",
-                String::from_utf8_lossy(&reply.frames[reply.frames.len() - 2])
-            );
+        match &reply.error {
+            Some(reason) => state.log_bad_input(format_args!("request answered with error: {reason}")),
+            None => trace!("request answered: {} frames", reply.frames.len()),
         }
         // REP never blocks on send: a reply to a vanished client is dropped.
         if let Err(e) = rep.send_multipart(reply.frames, 0) {
             state.log_bad_input(format_args!("cannot send a reply: {e}"));
         }
-    }
+    });
 }
 
 fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
-    for _ in 0..MAX_STATUSES_PER_TURN {
-        let frames = match sub.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => frames,
-            Err(zmq::Error::EAGAIN) => return,
-            Err(e) => {
-                state.log_bad_input(format_args!("cannot receive a status message: {e}"));
-                return;
-            }
-        };
-        match state.manager.handle_status_message(&frames) {
+    for_each_queued(
+        sub,
+        MAX_STATUSES_PER_TURN,
+        state,
+        "status message",
+        |state, frames| match state.manager.handle_status_message(&frames) {
             StatusOutcome::Changed { id, status } => {
                 if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
                     info!("{id} is {status}{}", suppressed_note(suppressed));
                 }
             }
             StatusOutcome::Unchanged | StatusOutcome::NotForUs => {}
-            StatusOutcome::Malformed(why) => {
-                state.log_bad_input(format_args!("status message dropped: {why}"))
-            }
-            StatusOutcome::Rejected(why) => {
-                state.log_bad_input(format_args!("status message dropped: {why}"))
-            }
-        }
-    }
+            StatusOutcome::Malformed(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
+            StatusOutcome::Rejected(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
+        },
+    );
 }
 
 fn publish(sockets: &Sockets, state: &mut State) {
@@ -331,10 +322,7 @@ impl State {
             }
         };
         if self.scan_failure.take().is_some() {
-            info!(
-                "packages_dir {} is readable again",
-                self.scanner.dir().display()
-            );
+            info!("packages_dir {} is readable again", self.scanner.dir().display());
         }
         for (folder, bad_name) in &report.new_strays {
             if *bad_name {
@@ -362,10 +350,9 @@ fn log_package_change(manager: &Manager, change: &PackageChange) {
             };
             match package {
                 Package::Valid { .. } => info!("package {verb}: {}", clients.client_id(name)),
-                Package::Invalid { reason } => warn!(
-                    "package {verb}: {} is invalid: {reason}",
-                    clients.client_id(name)
-                ),
+                Package::Invalid { reason } => {
+                    warn!("package {verb}: {} is invalid: {reason}", clients.client_id(name))
+                }
             }
         }
     }
@@ -381,9 +368,6 @@ mod tests {
         assert_eq!(poll_timeout(now, now), 0);
         assert_eq!(poll_timeout(now, now + Duration::from_secs(1)), 0);
         assert_eq!(poll_timeout(now + Duration::from_micros(1), now), 1);
-        assert_eq!(
-            poll_timeout(now + Duration::from_millis(30_000), now),
-            30_000
-        );
+        assert_eq!(poll_timeout(now + Duration::from_millis(30_000), now), 30_000);
     }
 }

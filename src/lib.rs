@@ -4,11 +4,10 @@
 //! over ZeroMQ, answers user interfaces and publishes every change. The
 //! contract is docs/PROTOCOL.md. Pure logic (codecs, clients, packages,
 //! config) lives apart from the one module that does I/O, [`daemon`].
+//! [`tools`] holds the commands that talk to a running manager (`clients`,
+//! `watch`, `status`), their pure parts apart from their sockets too.
 
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod log;
 
@@ -22,4 +21,5 @@ pub mod packages;
 pub mod pyjson;
 pub mod signals;
 pub mod status;
+pub mod tools;
 pub mod wire;

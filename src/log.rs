@@ -62,10 +62,7 @@ static UNDER_JOURNAL: AtomicBool = AtomicBool::new(false);
 /// are written with timestamps.
 pub fn init(level: Level) {
     MAX_LEVEL.store(level as u8, Ordering::Relaxed);
-    UNDER_JOURNAL.store(
-        std::env::var_os("JOURNAL_STREAM").is_some(),
-        Ordering::Relaxed,
-    );
+    UNDER_JOURNAL.store(std::env::var_os("JOURNAL_STREAM").is_some(), Ordering::Relaxed);
 }
 
 pub fn enabled(level: Level) -> bool {
@@ -78,19 +75,9 @@ pub fn write(level: Level, message: std::fmt::Arguments<'_>) {
         return;
     }
     let line = if UNDER_JOURNAL.load(Ordering::Relaxed) {
-        format!(
-            "<{}>{}: {}\n",
-            level.syslog_priority(),
-            level.name(),
-            message
-        )
+        format!("<{}>{}: {}\n", level.syslog_priority(), level.name(), message)
     } else {
-        format!(
-            "{} {}: {}\n",
-            utc_timestamp(SystemTime::now()),
-            level.name(),
-            message
-        )
+        format!("{} {}: {}\n", utc_timestamp(SystemTime::now()), level.name(), message)
     };
     // A closed stderr must not stop the daemon: the line is lost, no more.
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
@@ -128,8 +115,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
@@ -175,7 +161,9 @@ impl RateLimiter {
     }
 
     pub fn check(&mut self, now: Instant) -> Verdict {
-        let window_over = self.window_start.is_none_or(|start| now.duration_since(start) >= self.window);
+        let window_over = self
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= self.window);
         if window_over {
             self.window_start = Some(now);
             self.in_window = 0;
@@ -220,10 +208,7 @@ mod tests {
         assert_eq!(limiter.check(start), Verdict::Write { suppressed: 0 });
         assert_eq!(limiter.check(start), Verdict::Write { suppressed: 0 });
         for _ in 0..1000 {
-            assert_eq!(
-                limiter.check(start + Duration::from_secs(1)),
-                Verdict::Suppress
-            );
+            assert_eq!(limiter.check(start + Duration::from_secs(1)), Verdict::Suppress);
         }
         assert_eq!(
             limiter.check(start + Duration::from_secs(10)),
@@ -233,9 +218,6 @@ mod tests {
             limiter.check(start + Duration::from_secs(11)),
             Verdict::Write { suppressed: 0 }
         );
-        assert_eq!(
-            limiter.check(start + Duration::from_secs(12)),
-            Verdict::Suppress
-        );
+        assert_eq!(limiter.check(start + Duration::from_secs(12)), Verdict::Suppress);
     }
 }

@@ -119,9 +119,7 @@ impl Manager {
             Ok(None) => return StatusOutcome::NotForUs,
             Err(error) => return StatusOutcome::Malformed(error),
         };
-        let host = update
-            .host
-            .unwrap_or_else(|| self.clients.host().to_owned());
+        let host = update.host.unwrap_or_else(|| self.clients.host().to_owned());
         match self
             .clients
             .set_status(&update.name, &host, update.status, update.comment)
@@ -142,9 +140,7 @@ impl Manager {
     pub fn apply_package_changes(&mut self, changes: Vec<PackageChange>) {
         for change in changes {
             let changed = match change {
-                PackageChange::Updated { name, package } => {
-                    self.clients.upsert_package(&name, package)
-                }
+                PackageChange::Updated { name, package } => self.clients.upsert_package(&name, package),
                 PackageChange::Removed { name } => self.clients.remove_package(&name),
             };
             if changed {
@@ -172,13 +168,11 @@ impl Manager {
     }
 
     fn list_json(&mut self) -> &str {
-        self.cached_list
-            .get_or_insert_with(|| self.clients.list_json())
+        self.cached_list.get_or_insert_with(|| self.clients.list_json())
     }
 
     fn detail_json(&mut self) -> &str {
-        self.cached_detail
-            .get_or_insert_with(|| self.clients.detail_json())
+        self.cached_detail.get_or_insert_with(|| self.clients.detail_json())
     }
 }
 
@@ -240,21 +234,12 @@ mod tests {
     #[test]
     fn detail_request_mdp() {
         let mut manager = manager_with(&["a"]);
-        let reply = manager.handle_request(&frames(&[
-            b"MDPC01",
-            b"manager",
-            b"5",
-            b"clients.detail.get",
-            b"{}",
-        ]));
+        let reply = manager.handle_request(&frames(&[b"MDPC01", b"manager", b"5", b"clients.detail.get", b"{}"]));
         assert_eq!(
             &reply.frames[..3],
             &frames(&[b"MDPC01", b"manager", b"clients.detail.result"])[..]
         );
-        assert_eq!(
-            body(&reply.frames[3])["clients"]["domogik-a.box"]["data"]["n"],
-            "a"
-        );
+        assert_eq!(body(&reply.frames[3])["clients"]["domogik-a.box"]["data"]["n"], "a");
     }
 
     #[test]
@@ -265,12 +250,8 @@ mod tests {
         assert_eq!(body(&reply.frames[1])["status"], false);
         assert!(reply.error.unwrap().contains("unknown action"));
 
-        let reply =
-            manager.handle_request(&frames(&[b"MDPC01", b"xpl", b"clients.list.get", b"{}"]));
-        assert_eq!(
-            &reply.frames[..3],
-            &frames(&[b"MDPC01", b"xpl", b"error"])[..]
-        );
+        let reply = manager.handle_request(&frames(&[b"MDPC01", b"xpl", b"clients.list.get", b"{}"]));
+        assert_eq!(&reply.frames[..3], &frames(&[b"MDPC01", b"xpl", b"error"])[..]);
         assert!(body(&reply.frames[3])["reason"]
             .as_str()
             .unwrap()
@@ -299,10 +280,7 @@ mod tests {
         assert!(manager.take_publications(1.0).is_some(), "packages added");
         assert!(manager.take_publications(1.0).is_none());
 
-        let seed = frames(&[
-            b"plugin.1_2.0_1",
-            br#"{"type": "plugin", "id": "a", "event": "alive"}"#,
-        ]);
+        let seed = frames(&[b"plugin.1_2.0_1", br#"{"type": "plugin", "id": "a", "event": "alive"}"#]);
         let later = frames(&[
             b"plugin.status.1_2.0_1",
             br#"{"type": "plugin", "name": "b", "host": "box", "event": "dead"}"#,
@@ -325,10 +303,7 @@ mod tests {
         assert_eq!(body(&detail[1])["domogik-b.box"]["status"], "dead");
         assert!(manager.take_publications(2.0).is_none());
 
-        assert_eq!(
-            manager.handle_status_message(&seed),
-            StatusOutcome::Unchanged
-        );
+        assert_eq!(manager.handle_status_message(&seed), StatusOutcome::Unchanged);
         assert!(
             manager.take_publications(3.0).is_none(),
             "same status publishes nothing"
@@ -344,14 +319,8 @@ mod tests {
             br#"{"type": "plugin", "id": "a", "event": "alive"}"#,
         ]));
         let after = manager.handle_request(&frames(&[b"clients.list.get", b"{}"]));
-        assert_eq!(
-            body(&before.frames[1])["clients"]["domogik-a.box"]["status"],
-            "unknown"
-        );
-        assert_eq!(
-            body(&after.frames[1])["clients"]["domogik-a.box"]["status"],
-            "alive"
-        );
+        assert_eq!(body(&before.frames[1])["clients"]["domogik-a.box"]["status"], "unknown");
+        assert_eq!(body(&after.frames[1])["clients"]["domogik-a.box"]["status"], "alive");
     }
 
     #[test]

@@ -43,10 +43,7 @@ pub fn classify_folder(folder: &str) -> FolderKind {
 
 /// Domogik plugin names are xPL device ids: lower-case ASCII letters and digits.
 pub fn is_valid_plugin_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// A package as the clients map needs it.
@@ -72,7 +69,14 @@ impl PartialEq for Package {
 pub fn parse_info_json(name: &str, bytes: &[u8]) -> Package {
     match validate_info_json(name, bytes) {
         Ok(data) => Package::Valid { data },
-        Err(reason) => Package::Invalid { reason },
+        Err(problem) => invalid(name, &problem),
+    }
+}
+
+/// An invalid package; every reason names the file: `plugin_x/info.json ...`.
+fn invalid(name: &str, problem: &str) -> Package {
+    Package::Invalid {
+        reason: format!("plugin_{name}/info.json {problem}"),
     }
 }
 
@@ -83,23 +87,22 @@ fn validate_info_json(name: &str, bytes: &[u8]) -> Result<Box<RawValue>, String>
     // Editors on some systems add a byte-order mark; it is not an error.
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     // Parsing into a `Value` keeps the last of duplicate keys, as Python does.
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("info.json: JSON error: {e}"))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("has a JSON error: {e}"))?;
     let Value::Object(root) = &value else {
-        return Err("info.json is not a JSON object".into());
+        return Err("is not a JSON object".into());
     };
     let Some(Value::Object(identity)) = root.get("identity") else {
-        return Err("info.json has no \"identity\" object".into());
+        return Err("has no \"identity\" object".into());
     };
     match identity.get("type") {
         Some(Value::String(kind)) if kind == "plugin" => {}
         Some(other) => {
             return Err(format!(
-                "info.json: identity.type is {}, expected \"plugin\"",
+                "says identity.type is {}, expected \"plugin\"",
                 short_json(other)
             ))
         }
-        None => return Err("info.json: identity has no \"type\"".into()),
+        None => return Err("has no identity.type".into()),
     }
     // The oldest files say "id" where later ones say "name".
     let declared = identity.get("name").or_else(|| identity.get("id"));
@@ -107,17 +110,17 @@ fn validate_info_json(name: &str, bytes: &[u8]) -> Result<Box<RawValue>, String>
         Some(Value::String(declared)) if declared == name => {}
         Some(other) => {
             return Err(format!(
-                "info.json: identity.name is {}, but the folder is plugin_{name}",
+                "says identity.name is {}, but the folder is plugin_{name}",
                 short_json(other)
             ))
         }
-        None => return Err("info.json: identity has no \"name\"".into()),
+        None => return Err("has no identity.name".into()),
     }
-    RawValue::from_string(pyjson::to_string(&value)).map_err(|e| format!("info.json: {e}"))
+    RawValue::from_string(pyjson::to_string(&value)).map_err(|e| format!("cannot be stored: {e}"))
 }
 
 fn too_large(size: u64) -> String {
-    format!("info.json is too large: {size} bytes, at most {MAX_INFO_JSON_BYTES}")
+    format!("is too large: {size} bytes, at most {MAX_INFO_JSON_BYTES}")
 }
 
 fn short_json(value: &Value) -> String {
@@ -182,12 +185,7 @@ pub struct ScanError {
 
 impl std::fmt::Display for ScanError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "cannot list packages_dir {}: {}",
-            self.dir.display(),
-            self.error
-        )
+        write!(f, "cannot list packages_dir {}: {}", self.dir.display(), self.error)
     }
 }
 
@@ -240,14 +238,8 @@ impl Scanner {
         }
         self.strays = strays;
 
-        for name in self
-            .known
-            .keys()
-            .filter(|name| !present.contains_key(*name))
-        {
-            report
-                .changes
-                .push(PackageChange::Removed { name: name.clone() });
+        for name in self.known.keys().filter(|name| !present.contains_key(*name)) {
+            report.changes.push(PackageChange::Removed { name: name.clone() });
         }
         self.known.retain(|name, _| present.contains_key(name));
 
@@ -258,9 +250,7 @@ impl Scanner {
             }
             let package = read_package(&name, &path, &fingerprint);
             self.known.insert(name.clone(), fingerprint);
-            report
-                .changes
-                .push(PackageChange::Updated { name, package });
+            report.changes.push(PackageChange::Updated { name, package });
         }
         Ok(report)
     }
@@ -337,10 +327,7 @@ mod tests {
             classify_folder("plugin_diskfree"),
             FolderKind::Plugin("diskfree".into())
         );
-        assert_eq!(
-            classify_folder("plugin_x10"),
-            FolderKind::Plugin("x10".into())
-        );
+        assert_eq!(classify_folder("plugin_x10"), FolderKind::Plugin("x10".into()));
         assert_eq!(classify_folder("plugin_foo_bar"), FolderKind::BadPluginName);
         assert_eq!(classify_folder("plugin_"), FolderKind::BadPluginName);
         assert_eq!(classify_folder("plugin_Foo"), FolderKind::BadPluginName);
@@ -363,19 +350,13 @@ mod tests {
     #[test]
     fn oldest_files_say_id_instead_of_name() {
         let bytes = br#"{"identity": {"type": "plugin", "id": "old"}}"#;
-        assert!(matches!(
-            parse_info_json("old", bytes),
-            Package::Valid { .. }
-        ));
+        assert!(matches!(parse_info_json("old", bytes), Package::Valid { .. }));
     }
 
     #[test]
     fn byte_order_mark_is_accepted() {
         let bytes = b"\xef\xbb\xbf{\"identity\": {\"type\": \"plugin\", \"name\": \"bom\"}}";
-        assert!(matches!(
-            parse_info_json("bom", bytes),
-            Package::Valid { .. }
-        ));
+        assert!(matches!(parse_info_json("bom", bytes), Package::Valid { .. }));
     }
 
     #[test]
@@ -386,18 +367,12 @@ mod tests {
             (b"\xff\xfe", "JSON error"),
             (b"[1]", "not a JSON object"),
             (br#"{"json_version": 2}"#, "no \"identity\" object"),
-            (
-                br#"{"identity": {"name": "demo"}}"#,
-                "identity has no \"type\"",
-            ),
+            (br#"{"identity": {"name": "demo"}}"#, "has no identity.type"),
             (
                 br#"{"identity": {"type": "interface", "name": "demo"}}"#,
                 "identity.type is \"interface\"",
             ),
-            (
-                br#"{"identity": {"type": "plugin"}}"#,
-                "identity has no \"name\"",
-            ),
+            (br#"{"identity": {"type": "plugin"}}"#, "has no identity.name"),
             (
                 br#"{"identity": {"type": "plugin", "name": "other"}}"#,
                 "identity.name is \"other\", but the folder is plugin_demo",
@@ -405,10 +380,7 @@ mod tests {
         ];
         for (bytes, expected) in cases {
             let reason = reason(parse_info_json("demo", bytes));
-            assert!(
-                reason.contains(expected),
-                "{reason:?} should contain {expected:?}"
-            );
+            assert!(reason.contains(expected), "{reason:?} should contain {expected:?}");
             assert!(!reason.contains('\n'), "{reason:?} is not one line");
         }
     }
@@ -441,14 +413,100 @@ mod tests {
             let PackageChange::Updated { name, package } = change else {
                 panic!("removal on first scan")
             };
-            assert!(
-                matches!(package, Package::Valid { .. }),
-                "{name}: {package:?}"
-            );
+            assert!(matches!(package, Package::Valid { .. }), "{name}: {package:?}");
             names.push(name);
         }
         assert_eq!(names, ["diskfree", "ebusd", "rfxcom", "test"]);
         // A second scan of an unchanged tree reports nothing.
         assert!(scanner.scan().unwrap().changes.is_empty());
+    }
+
+    /// A scratch `packages_dir` for scanner tests, removed at the end.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(label: &str) -> Scratch {
+            let path = std::env::temp_dir().join(format!("dmg-scan-{}-{label}", std::process::id()));
+            let _ = fs::remove_dir_all(&path);
+            fs::create_dir_all(&path).unwrap();
+            Scratch(path)
+        }
+
+        fn plugin(&self, name: &str, text: &str) {
+            fs::create_dir_all(self.0.join(format!("plugin_{name}"))).unwrap();
+            fs::write(self.0.join(format!("plugin_{name}/info.json")), text).unwrap();
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn identity(name: &str, version: u32) -> String {
+        format!(r#"{{"identity": {{"type": "plugin", "name": "{name}"}}, "v": {version}}}"#)
+    }
+
+    #[test]
+    fn scanner_reports_additions_changes_and_removals() {
+        let dir = Scratch::new("changes");
+        dir.plugin("a", &identity("a", 1));
+        dir.plugin("b", &identity("b", 1));
+        let mut scanner = Scanner::new(dir.0.clone());
+        assert_eq!(scanner.scan().unwrap().changes.len(), 2);
+
+        dir.plugin("a", &identity("a", 22));
+        fs::remove_dir_all(dir.0.join("plugin_b")).unwrap();
+        let changes = scanner.scan().unwrap().changes;
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(changes.contains(&PackageChange::Removed { name: "b".into() }));
+        let updated = changes.iter().find_map(|change| match change {
+            PackageChange::Updated {
+                name,
+                package: Package::Valid { data },
+            } if name == "a" => Some(data.get()),
+            _ => None,
+        });
+        assert!(updated.is_some_and(|data| data.contains("\"v\": 22")), "{changes:?}");
+    }
+
+    #[test]
+    fn strays_are_reported_once_while_present() {
+        let dir = Scratch::new("strays");
+        fs::create_dir_all(dir.0.join("plugin_foo_bar")).unwrap();
+        fs::create_dir_all(dir.0.join("interface_x")).unwrap();
+        let mut scanner = Scanner::new(dir.0.clone());
+        let mut strays = scanner.scan().unwrap().new_strays;
+        strays.sort();
+        assert_eq!(
+            strays,
+            [("interface_x".to_string(), false), ("plugin_foo_bar".to_string(), true)]
+        );
+        assert!(scanner.scan().unwrap().new_strays.is_empty());
+        fs::remove_dir_all(dir.0.join("plugin_foo_bar")).unwrap();
+        assert!(scanner.scan().unwrap().new_strays.is_empty());
+        fs::create_dir_all(dir.0.join("plugin_foo_bar")).unwrap();
+        assert_eq!(
+            scanner.scan().unwrap().new_strays,
+            [("plugin_foo_bar".to_string(), true)]
+        );
+    }
+
+    #[test]
+    fn a_failed_listing_forgets_nothing() {
+        let dir = Scratch::new("vanish");
+        dir.plugin("a", &identity("a", 1));
+        let mut scanner = Scanner::new(dir.0.clone());
+        assert_eq!(scanner.scan().unwrap().changes.len(), 1);
+        let moved = dir.0.with_extension("moved");
+        fs::rename(&dir.0, &moved).unwrap();
+        let error = scanner.scan().unwrap_err().to_string();
+        assert!(error.contains(&dir.0.display().to_string()), "{error}");
+        fs::rename(&moved, &dir.0).unwrap();
+        assert!(
+            scanner.scan().unwrap().changes.is_empty(),
+            "back as it was: nothing changed"
+        );
     }
 }

@@ -16,11 +16,7 @@ use std::io::{self, Write};
 pub struct PythonFormatter;
 
 impl Formatter for PythonFormatter {
-    fn begin_array_value<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
         if first {
             Ok(())
         } else {
@@ -28,11 +24,7 @@ impl Formatter for PythonFormatter {
         }
     }
 
-    fn begin_object_key<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
         if first {
             Ok(())
         } else {
@@ -48,11 +40,7 @@ impl Formatter for PythonFormatter {
     /// `write_char_escape` (whose default matches Python's); everything else
     /// arrives here, where Python's `ensure_ascii` escapes what is not
     /// printable ASCII (DEL included).
-    fn write_string_fragment<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
         let mut start = 0;
         for (index, ch) in fragment.char_indices() {
             if (' '..='~').contains(&ch) {
@@ -146,28 +134,19 @@ mod tests {
     #[test]
     fn separators_match_python_defaults() {
         let value = json!({"a": [1, 2, {"b": null}], "c": true});
-        assert_eq!(
-            to_string(&value),
-            r#"{"a": [1, 2, {"b": null}], "c": true}"#
-        );
+        assert_eq!(to_string(&value), r#"{"a": [1, 2, {"b": null}], "c": true}"#);
     }
 
     #[test]
     fn empty_containers() {
-        assert_eq!(
-            to_string(&json!({"a": {}, "b": []})),
-            r#"{"a": {}, "b": []}"#
-        );
+        assert_eq!(to_string(&json!({"a": {}, "b": []})), r#"{"a": {}, "b": []}"#);
     }
 
     #[test]
     fn non_ascii_is_escaped_like_ensure_ascii() {
         // json.dumps("é€\x7f😀\n\"\\") in Python:
         let value = json!("é€\u{7f}😀\n\"\\\u{1}");
-        assert_eq!(
-            to_string(&value),
-            r#""\u00e9\u20ac\u007f\ud83d\ude00\n\"\\\u0001""#
-        );
+        assert_eq!(to_string(&value), r#""\u00e9\u20ac\u007f\ud83d\ude00\n\"\\\u0001""#);
     }
 
     #[test]

@@ -34,11 +34,7 @@ impl SignalPipe {
         write_end.set_nonblocking(true)?;
         let terminate = Arc::new(AtomicBool::new(false));
         let rescan = Arc::new(AtomicBool::new(false));
-        for (signal, flag) in [
-            (SIGTERM, &terminate),
-            (SIGINT, &terminate),
-            (SIGHUP, &rescan),
-        ] {
+        for (signal, flag) in [(SIGTERM, &terminate), (SIGINT, &terminate), (SIGHUP, &rescan)] {
             // Flag first: handlers run in registration order, so the flag
             // is set before the byte that wakes the loop is written.
             signal_hook::flag::register(signal, Arc::clone(flag))?;

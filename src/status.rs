@@ -45,9 +45,7 @@ impl Status {
 
     /// Parses a wire value; `None` for anything that is not one of the eight.
     pub fn parse(text: &str) -> Option<Status> {
-        Status::ALL
-            .into_iter()
-            .find(|status| status.as_str() == text)
+        Status::ALL.into_iter().find(|status| status.as_str() == text)
     }
 }
 

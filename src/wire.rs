@@ -32,10 +32,7 @@ pub fn category_of(msg_id: &str) -> Option<&str> {
 
 /// Encodes a pub/sub message: `[msg_id, body]`.
 pub fn encode_publication(category: &str, unix_time: f64, body: String) -> Vec<Vec<u8>> {
-    vec![
-        format_msg_id(category, unix_time).into_bytes(),
-        body.into_bytes(),
-    ]
+    vec![format_msg_id(category, unix_time).into_bytes(), body.into_bytes()]
 }
 
 // ---------------------------------------------------------------------------
@@ -111,12 +108,8 @@ pub fn decode_status(frames: &[Vec<u8>]) -> Result<Option<StatusUpdate>, BadStat
         (text("name")?, Some(text("host")?.to_owned()))
     };
     let event = text("event")?;
-    let status =
-        Status::parse(event).ok_or_else(|| BadStatusMessage::UnknownStatus(event.to_owned()))?;
-    let comment = body
-        .get("comment")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let status = Status::parse(event).ok_or_else(|| BadStatusMessage::UnknownStatus(event.to_owned()))?;
+    let comment = body.get("comment").and_then(Value::as_str).map(str::to_owned);
     Ok(Some(StatusUpdate {
         name: name.to_owned(),
         host,
@@ -206,10 +199,7 @@ pub fn decode_request(frames: &[Vec<u8>]) -> Result<Request, BadRequest> {
     let (action, body) = match (&framing, frames) {
         (Framing::Plain, [action, body]) => (action, body),
         (Framing::Plain, _) => {
-            return Err(bad(format!(
-                "expected 2 frames (action, body), got {}",
-                frames.len()
-            )));
+            return Err(bad(format!("expected 2 frames (action, body), got {}", frames.len())));
         }
         (Framing::Mdp { .. }, [_, _, action, body]) => (action, body),
         (Framing::Mdp { .. }, [_, _, timeout, action, body]) => {
@@ -234,13 +224,7 @@ pub fn decode_request(frames: &[Vec<u8>]) -> Result<Request, BadRequest> {
 /// The optional MDP timeout frame: a decimal number of seconds or `None`.
 fn check_mdp_timeout(frame: &[u8]) -> Result<(), String> {
     let valid = std::str::from_utf8(frame)
-        .map(|text| {
-            text == "None"
-                || text
-                    .parse::<f64>()
-                    .map(|t| t.is_finite() && t >= 0.0)
-                    .unwrap_or(false)
-        })
+        .map(|text| text == "None" || text.parse::<f64>().map(|t| t.is_finite() && t >= 0.0).unwrap_or(false))
         .unwrap_or(false);
     if valid {
         Ok(())
@@ -271,15 +255,50 @@ pub fn error_body(reason: &str) -> String {
         status: bool,
         reason: &'a str,
     }
-    pyjson::to_string(&ErrorBody {
-        status: false,
-        reason,
-    })
+    pyjson::to_string(&ErrorBody { status: false, reason })
 }
 
 /// Encodes a request, as a user interface sends it (used by tests and tools).
 pub fn encode_request(framing: &Framing, action: &str, body: &str) -> Vec<Vec<u8>> {
     encode_reply(framing, action, body.to_owned())
+}
+
+/// A reply as a user interface receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedReply {
+    pub framing: Framing,
+    pub action: String,
+    /// The body's text, unparsed: `clients --json` prints it as it came.
+    pub body: String,
+}
+
+/// Decodes a reply received on a REQ socket: `[action, body]` or
+/// `["MDPC01", service, action, body]`.
+pub fn decode_reply(frames: &[Vec<u8>]) -> Result<ReceivedReply, String> {
+    let (framing, action, body) = match frames {
+        [header, service, action, body] if header.as_slice() == MDP_CLIENT_HEADER => (
+            Framing::Mdp {
+                service: service.clone(),
+            },
+            action,
+            body,
+        ),
+        [action, body] => (Framing::Plain, action, body),
+        _ => {
+            return Err(format!(
+                "expected 2 or 4 frames (MDPC01, service, action, body), got {}",
+                frames.len()
+            ))
+        }
+    };
+    let text = |frame: &[u8], what: &str| {
+        String::from_utf8(frame.to_vec()).map_err(|_| format!("the {what} is not UTF-8 text"))
+    };
+    Ok(ReceivedReply {
+        framing,
+        action: text(action, "action")?,
+        body: text(body, "body")?,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -341,10 +360,7 @@ mod tests {
     #[test]
     fn category_is_msg_id_minus_two_parts() {
         assert_eq!(category_of("plugin.1371071554_16.0_1"), Some("plugin"));
-        assert_eq!(
-            category_of("plugin.status.1371071554_16.0_1"),
-            Some("plugin.status")
-        );
+        assert_eq!(category_of("plugin.status.1371071554_16.0_1"), Some("plugin.status"));
         assert_eq!(category_of("plugin.0_1"), None);
         assert_eq!(category_of("plugin"), None);
         assert_eq!(category_of(".1_2.0_1"), None);
@@ -384,10 +400,7 @@ mod tests {
     fn other_categories_and_types_are_ignored_quietly() {
         let config = frames(&[b"plugin.configuration.1_2.0_1", b"{}"]);
         assert_eq!(decode_status(&config), Ok(None));
-        let core = frames(&[
-            b"plugin.1_2.0_1",
-            br#"{"type": "core", "id": "x", "event": "alive"}"#,
-        ]);
+        let core = frames(&[b"plugin.1_2.0_1", br#"{"type": "core", "id": "x", "event": "alive"}"#]);
         assert_eq!(decode_status(&core), Ok(None));
         // Other categories are not even parsed: their bodies are not ours.
         let garbage = frames(&[b"plugin.configuration.1_2.0_1", b"\xff"]);
@@ -410,17 +423,11 @@ mod tests {
                 MissingField("type"),
             ),
             (
-                frames(&[
-                    b"plugin.1_2.0_1",
-                    br#"{"type": "plugin", "event": "alive"}"#,
-                ]),
+                frames(&[b"plugin.1_2.0_1", br#"{"type": "plugin", "event": "alive"}"#]),
                 MissingField("id"),
             ),
             (
-                frames(&[
-                    b"plugin.1_2.0_1",
-                    br#"{"type": "plugin", "id": 3, "event": "alive"}"#,
-                ]),
+                frames(&[b"plugin.1_2.0_1", br#"{"type": "plugin", "id": 3, "event": "alive"}"#]),
                 MissingField("id"),
             ),
             (
@@ -523,21 +530,13 @@ mod tests {
                 Framing::Plain,
                 "expected 2 frames",
             ),
-            (
-                frames(&[b"\xff\xfe", b"{}"]),
-                Framing::Plain,
-                "action is not UTF-8",
-            ),
+            (frames(&[b"\xff\xfe", b"{}"]), Framing::Plain, "action is not UTF-8"),
             (
                 frames(&[b"clients.list.get", b"\xff"]),
                 Framing::Plain,
                 "body is not UTF-8",
             ),
-            (
-                frames(&[b"clients.list.get", b"{"]),
-                Framing::Plain,
-                "body is not JSON",
-            ),
+            (frames(&[b"clients.list.get", b"{"]), Framing::Plain, "body is not JSON"),
             (
                 frames(&[b"clients.list.get", b"[]"]),
                 Framing::Plain,
@@ -581,11 +580,7 @@ mod tests {
     fn oversized_request_is_refused_before_parsing() {
         let big = vec![b'x'; 5 * 1024 * 1024];
         let error = decode_request(&[b"clients.list.get".to_vec(), big]).unwrap_err();
-        assert!(
-            error.reason.starts_with("request too large"),
-            "{}",
-            error.reason
-        );
+        assert!(error.reason.starts_with("request too large"), "{}", error.reason);
     }
 
     #[test]
@@ -601,6 +596,29 @@ mod tests {
             encode_reply(&mdp, "error", "{}".into()),
             frames(&[b"MDPC01", b"svc", b"error", b"{}"])
         );
+    }
+
+    #[test]
+    fn replies_decode_in_both_framings() {
+        let mdp = Framing::Mdp {
+            service: b"manager".to_vec(),
+        };
+        let reply = decode_reply(&encode_reply(&mdp, "clients.list.result", "{}".into())).unwrap();
+        assert_eq!(
+            reply,
+            ReceivedReply {
+                framing: mdp,
+                action: "clients.list.result".into(),
+                body: "{}".into()
+            }
+        );
+        let plain = decode_reply(&frames(&[b"error", b"{\"status\": false}"])).unwrap();
+        assert_eq!((plain.framing, plain.action.as_str()), (Framing::Plain, "error"));
+        assert!(decode_reply(&frames(&[b"x"])).unwrap_err().contains("got 1"));
+        assert!(decode_reply(&frames(&[b"a", b"b", b"c"])).is_err());
+        assert!(decode_reply(&frames(&[b"x", b"\xff"]))
+            .unwrap_err()
+            .contains("body is not UTF-8"));
     }
 
     #[test]

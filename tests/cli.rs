@@ -34,10 +34,7 @@ fn usage_error_exits_2_with_a_hint() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = stderr_of(&output);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("--bogus") && stderr.contains("--help"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("--bogus") && stderr.contains("--help"), "{stderr}");
 }
 
 #[test]
@@ -74,14 +71,8 @@ fn config_errors_stop_the_start_with_one_line_naming_file_and_key() {
     let cases = [
         ("[manager]\nrescan_interval = often\n", "rescan_interval"),
         ("[manager]\npackages_dri = /tmp\n", "packages_dri"),
-        (
-            "[manager]\nhost = averyveryverylonghostname\n",
-            "[manager] host",
-        ),
-        (
-            "[manager]\nrep_endpoint = tcp://127.0.0.1:5555\n",
-            "rep_endpoint",
-        ),
+        ("[manager]\nhost = averyveryverylonghostname\n", "[manager] host"),
+        ("[manager]\nrep_endpoint = tcp://127.0.0.1:5555\n", "rep_endpoint"),
         ("[mq]\nreq_rep_port = -1\n", "req_rep_port"),
         ("[manger]\n", "[manger]"),
     ];
@@ -133,10 +124,8 @@ fn a_port_in_use_is_a_clear_start_error() {
 fn binding_every_interface_warns() {
     let dir = TempDir::new("everywhere");
     let packages = copy_fixtures(&dir);
-    let config = standalone_config(&packages, "").replace(
-        "rep_endpoint = @tcp://127.0.0.1:*",
-        "rep_endpoint = @tcp://*:*",
-    );
+    let config =
+        standalone_config(&packages, "").replace("rep_endpoint = @tcp://127.0.0.1:*", "rep_endpoint = @tcp://*:*");
     let mut daemon = Daemon::start(&dir, &config);
     let line = daemon.wait_for_log("listens on every interface");
     assert!(line.contains("warn"), "{line}");

@@ -16,12 +16,8 @@ fn forwarder_layout_from_mq_ports() {
         packages.display()
     );
     let mut daemon = Daemon::start(&dir, &config);
-    daemon.wait_for_log(&format!(
-        "sub socket connecting to tcp://127.0.0.1:{xpub_port}"
-    ));
-    daemon.wait_for_log(&format!(
-        "pub socket connecting to tcp://127.0.0.1:{xsub_port}"
-    ));
+    daemon.wait_for_log(&format!("sub socket connecting to tcp://127.0.0.1:{xpub_port}"));
+    daemon.wait_for_log(&format!("pub socket connecting to tcp://127.0.0.1:{xsub_port}"));
 
     // Plugins publish to the forwarder; user interfaces subscribe to it.
     let plugin = publisher(daemon.context(), &forwarder.xsub);
@@ -46,16 +42,9 @@ fn standalone_layout_binds_where_plugins_and_uis_connect() {
     // The manager bound all three: a plugin's PUB and a UI's SUB connect.
     let (plugin, ui) = (daemon.plugin_publisher(), daemon.ui_subscriber());
     connect_pubsub(&plugin, &ui);
-    plugin
-        .send_multipart(seed_status("ebusd", "stop-request"), 0)
-        .unwrap();
-    let list = await_publication(&ui, "ebusd stop-request", |p| {
-        p.category() == "clients.list"
-    });
-    assert_eq!(
-        list.body["domogik-ebusd.testhost"]["status"],
-        "stop-request"
-    );
+    plugin.send_multipart(seed_status("ebusd", "stop-request"), 0).unwrap();
+    let list = await_publication(&ui, "ebusd stop-request", |p| p.category() == "clients.list");
+    assert_eq!(list.body["domogik-ebusd.testhost"]["status"], "stop-request");
 }
 
 #[test]
@@ -69,12 +58,5 @@ fn ipc_endpoints_work_too() {
     );
     let daemon = Daemon::start(&dir, &config);
     assert_eq!(daemon.rep, format!("ipc://{}/rep", dir.path().display()));
-    assert_eq!(
-        daemon
-            .clients("clients.list.get")
-            .as_object()
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(daemon.clients("clients.list.get").as_object().unwrap().len(), 4);
 }

@@ -5,9 +5,7 @@ use std::fs;
 use std::path::Path;
 
 fn info_json(name: &str, version: &str) -> String {
-    format!(
-        r#"{{"json_version": 2, "identity": {{"type": "plugin", "name": "{name}", "version": "{version}"}}}}"#
-    )
+    format!(r#"{{"json_version": 2, "identity": {{"type": "plugin", "name": "{name}", "version": "{version}"}}}}"#)
 }
 
 fn add_package(packages: &Path, name: &str, text: &str) {
@@ -42,18 +40,11 @@ fn package_lifecycle(daemon: &Daemon, packages: &Path, rescan: impl Fn()) {
     assert_eq!(entry["data"]["identity"]["version"], "1.0");
 
     // A running plugin's status survives a reload of its data.
-    plugin
-        .send_multipart(seed_status("newone", "alive"), 0)
-        .unwrap();
+    plugin.send_multipart(seed_status("newone", "alive"), 0).unwrap();
     wait_detail("with newone alive", &|e| e["status"] == "alive");
-    write_atomically(
-        &packages.join("plugin_newone/info.json"),
-        &info_json("newone", "2.0"),
-    );
+    write_atomically(&packages.join("plugin_newone/info.json"), &info_json("newone", "2.0"));
     rescan();
-    let entry = wait_detail("with newone 2.0", &|e| {
-        e["data"]["identity"]["version"] == "2.0"
-    });
+    let entry = wait_detail("with newone 2.0", &|e| e["data"]["identity"]["version"] == "2.0");
     assert_eq!(entry["status"], "alive");
 
     write_atomically(
@@ -69,10 +60,7 @@ fn package_lifecycle(daemon: &Daemon, packages: &Path, rescan: impl Fn()) {
         "{comment}"
     );
 
-    write_atomically(
-        &packages.join("plugin_newone/info.json"),
-        &info_json("newone", "3.0"),
-    );
+    write_atomically(&packages.join("plugin_newone/info.json"), &info_json("newone", "3.0"));
     rescan();
     let entry = wait_detail("with newone fixed", &|e| e["status"] == "unknown");
     assert_eq!(entry["data"]["identity"]["version"], "3.0");
@@ -100,10 +88,7 @@ fn package_changes_are_seen_at_once_after_sighup() {
     let dir = TempDir::new("sighup");
     let packages = copy_fixtures(&dir);
     // An hour between rescans: only SIGHUP can explain what the test sees.
-    let daemon = Daemon::start(
-        &dir,
-        &standalone_config(&packages, "rescan_interval = 3600\n"),
-    );
+    let daemon = Daemon::start(&dir, &standalone_config(&packages, "rescan_interval = 3600\n"));
     package_lifecycle(&daemon, &packages, || daemon.signal("HUP"));
 }
 
@@ -140,10 +125,7 @@ fn broken_packages_are_invalid_clients_with_a_comment() {
         let entry = &detail[format!("domogik-{name}.testhost")];
         assert_eq!(entry["status"], "invalid", "{name}");
         assert_eq!(entry["data"], serde_json::json!({}), "{name}");
-        assert!(
-            entry["comment"].as_str().unwrap().contains(comment),
-            "{name}: {entry}"
-        );
+        assert!(entry["comment"].as_str().unwrap().contains(comment), "{name}: {entry}");
     }
     assert_eq!(detail.as_object().unwrap().len(), 4 + expect.len());
     daemon.wait_for_log("ignoring plugin_bad_name");
@@ -158,10 +140,7 @@ fn broken_packages_are_invalid_clients_with_a_comment() {
 fn missing_packages_dir_is_survived_and_picked_up_later() {
     let dir = TempDir::new("missing");
     let packages = dir.join("not-yet");
-    let mut daemon = Daemon::start(
-        &dir,
-        &standalone_config(&packages, "rescan_interval = 3600\n"),
-    );
+    let mut daemon = Daemon::start(&dir, &standalone_config(&packages, "rescan_interval = 3600\n"));
     let error = daemon.wait_for_log("cannot list packages_dir");
     assert!(
         error.contains(&packages.display().to_string()) && error.contains("No such file"),
@@ -184,19 +163,9 @@ fn missing_packages_dir_is_survived_and_picked_up_later() {
 fn vanished_packages_dir_keeps_the_known_clients() {
     let dir = TempDir::new("vanish");
     let packages = copy_fixtures(&dir);
-    let mut daemon = Daemon::start(
-        &dir,
-        &standalone_config(&packages, "rescan_interval = 3600\n"),
-    );
+    let mut daemon = Daemon::start(&dir, &standalone_config(&packages, "rescan_interval = 3600\n"));
     fs::rename(&packages, dir.join("elsewhere")).unwrap();
     daemon.signal("HUP");
     daemon.wait_for_log("cannot list packages_dir");
-    assert_eq!(
-        daemon
-            .clients("clients.list.get")
-            .as_object()
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(daemon.clients("clients.list.get").as_object().unwrap().len(), 4);
 }

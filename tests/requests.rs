@@ -64,11 +64,7 @@ fn mdp_framing_with_and_without_timeout() {
     let reply = daemon.request(&[b"MDPC01", b"manager", b"clients.list.get", b"{}"]);
     assert_eq!(
         &reply[..3],
-        &[
-            b"MDPC01".to_vec(),
-            b"manager".to_vec(),
-            b"clients.list.result".to_vec()
-        ]
+        &[b"MDPC01".to_vec(), b"manager".to_vec(), b"clients.list.result".to_vec()]
     );
     assert_eq!(body_of(&reply[3])["clients"].as_object().unwrap().len(), 4);
 
@@ -95,26 +91,10 @@ fn every_bad_request_gets_an_error_and_the_next_one_is_served() {
         ("garbage", vec![b"\x00\x01garbage\xff"], false),
         ("1 frame", vec![b"clients.list.get"], false),
         ("5 frames", vec![b"a", b"b", b"c", b"d", b"e"], false),
-        (
-            "non-UTF-8 action",
-            vec![b"clients.\xfflist.get", b"{}"],
-            false,
-        ),
-        (
-            "non-UTF-8 body",
-            vec![b"clients.list.get", b"{\"\xff\": 1}"],
-            false,
-        ),
-        (
-            "invalid JSON",
-            vec![b"clients.list.get", b"{not json"],
-            false,
-        ),
-        (
-            "body not an object",
-            vec![b"clients.list.get", b"[]"],
-            false,
-        ),
+        ("non-UTF-8 action", vec![b"clients.\xfflist.get", b"{}"], false),
+        ("non-UTF-8 body", vec![b"clients.list.get", b"{\"\xff\": 1}"], false),
+        ("invalid JSON", vec![b"clients.list.get", b"{not json"], false),
+        ("body not an object", vec![b"clients.list.get", b"[]"], false),
         ("unknown action", vec![b"clients.delete", b"{}"], false),
         (
             "wrong service",
@@ -144,10 +124,7 @@ fn every_bad_request_gets_an_error_and_the_next_one_is_served() {
         let body = body_of(body);
         assert_eq!(body["status"], false, "{what}");
         let reason = body["reason"].as_str().unwrap();
-        assert!(
-            !reason.is_empty() && !reason.contains('\n'),
-            "{what}: {reason:?}"
-        );
+        assert!(!reason.is_empty() && !reason.contains('\n'), "{what}: {reason:?}");
 
         let reply = request_on(&socket, &[b"clients.list.get", b"{}"]);
         assert_eq!(reply[0], b"clients.list.result", "after {what}");
@@ -158,10 +135,7 @@ fn every_bad_request_gets_an_error_and_the_next_one_is_served() {
 fn custom_service_name_is_answered() {
     let dir = TempDir::new("service");
     let packages = copy_fixtures(&dir);
-    let daemon = Daemon::start(
-        &dir,
-        &standalone_config(&packages, "service = dmgmanager\n"),
-    );
+    let daemon = Daemon::start(&dir, &standalone_config(&packages, "service = dmgmanager\n"));
     let reply = daemon.request(&[b"MDPC01", b"dmgmanager", b"clients.list.get", b"{}"]);
     assert_eq!(reply[2], b"clients.list.result");
     let reply = daemon.request(&[b"MDPC01", b"manager", b"clients.list.get", b"{}"]);

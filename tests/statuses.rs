@@ -12,10 +12,7 @@ fn start() -> (TempDir, Daemon) {
 }
 
 fn is_msg_id(msg_id: &str, category: &str) -> bool {
-    let Some(rest) = msg_id
-        .strip_prefix(category)
-        .and_then(|r| r.strip_prefix('.'))
-    else {
+    let Some(rest) = msg_id.strip_prefix(category).and_then(|r| r.strip_prefix('.')) else {
         return false;
     };
     let Some(timestamp) = rest.strip_suffix(".0_1") else {
@@ -34,17 +31,11 @@ fn seed_status_reaches_list_then_detail_publications() {
     let (plugin, ui) = (daemon.plugin_publisher(), daemon.ui_subscriber());
     connect_pubsub(&plugin, &ui);
 
-    plugin
-        .send_multipart(seed_status("diskfree", "alive"), 0)
-        .unwrap();
+    plugin.send_multipart(seed_status("diskfree", "alive"), 0).unwrap();
     let list = recv_publication(&ui, DEADLINE).expect("clients.list publication");
     let detail = recv_publication(&ui, DEADLINE).expect("clients.detail publication");
     assert!(is_msg_id(&list.msg_id, "clients.list"), "{}", list.msg_id);
-    assert!(
-        is_msg_id(&detail.msg_id, "clients.detail"),
-        "{}",
-        detail.msg_id
-    );
+    assert!(is_msg_id(&detail.msg_id, "clients.detail"), "{}", detail.msg_id);
     assert_eq!(list.body["domogik-diskfree.testhost"]["status"], "alive");
     assert_eq!(detail.body["domogik-diskfree.testhost"]["status"], "alive");
     assert_eq!(
@@ -64,21 +55,12 @@ fn later_status_shape_with_host_and_comment() {
 
     let body = r#"{"type": "plugin", "name": "rfxcom", "host": "testhost", "event": "dead", "comment": "no device"}"#;
     plugin
-        .send_multipart(
-            [
-                b"plugin.status.1371071554_16.0_1".as_slice(),
-                body.as_bytes(),
-            ],
-            0,
-        )
+        .send_multipart([b"plugin.status.1371071554_16.0_1".as_slice(), body.as_bytes()], 0)
         .unwrap();
     let detail = await_publication(&ui, "showing rfxcom dead", |p| {
         p.category() == "clients.detail" && p.body["domogik-rfxcom.testhost"]["status"] == "dead"
     });
-    assert_eq!(
-        detail.body["domogik-rfxcom.testhost"]["comment"],
-        "no device"
-    );
+    assert_eq!(detail.body["domogik-rfxcom.testhost"]["comment"], "no device");
     assert_eq!(
         daemon.clients("clients.list.get")["domogik-rfxcom.testhost"]["status"],
         "dead"
@@ -91,17 +73,11 @@ fn same_status_publishes_nothing() {
     let (plugin, ui) = (daemon.plugin_publisher(), daemon.ui_subscriber());
     connect_pubsub(&plugin, &ui);
 
-    plugin
-        .send_multipart(seed_status("ebusd", "alive"), 0)
-        .unwrap();
+    plugin.send_multipart(seed_status("ebusd", "alive"), 0).unwrap();
     await_publication(&ui, "ebusd alive", |p| p.category() == "clients.detail");
     // The repeat changes nothing, so the next publication is the change after it.
-    plugin
-        .send_multipart(seed_status("ebusd", "alive"), 0)
-        .unwrap();
-    plugin
-        .send_multipart(seed_status("rfxcom", "starting"), 0)
-        .unwrap();
+    plugin.send_multipart(seed_status("ebusd", "alive"), 0).unwrap();
+    plugin.send_multipart(seed_status("rfxcom", "starting"), 0).unwrap();
     let next = recv_publication(&ui, DEADLINE).unwrap();
     assert_eq!(next.category(), "clients.list");
     assert_eq!(next.body["domogik-rfxcom.testhost"]["status"], "starting");
@@ -122,10 +98,7 @@ fn bad_status_messages_are_dropped_and_valid_ones_still_work() {
         seed_status("diskfree", "sleepy"),
         seed_status("nosuchplugin", "alive"),
         later_status("diskfree", "otherhost", "alive"),
-        vec![
-            b"plugin.configuration.1_2.0_1".to_vec(),
-            b"whatever".to_vec(),
-        ],
+        vec![b"plugin.configuration.1_2.0_1".to_vec(), b"whatever".to_vec()],
         vec![
             b"plugin.1_2.0_1".to_vec(),
             br#"{"type": "core", "id": "diskfree", "event": "alive"}"#.to_vec(),
@@ -135,9 +108,7 @@ fn bad_status_messages_are_dropped_and_valid_ones_still_work() {
     for message in &bad {
         plugin.send_multipart(message, 0).unwrap();
     }
-    plugin
-        .send_multipart(seed_status("ebusd", "alive"), 0)
-        .unwrap();
+    plugin.send_multipart(seed_status("ebusd", "alive"), 0).unwrap();
     // The first publication after the bad ones is the valid change alone.
     let list = recv_publication(&ui, DEADLINE).unwrap();
     assert_eq!(list.category(), "clients.list");
@@ -155,13 +126,9 @@ fn a_flood_of_bad_messages_is_rate_limited_in_the_log() {
     connect_pubsub(&plugin, &ui);
     let before = daemon.log().len();
     for _ in 0..500 {
-        plugin
-            .send_multipart(seed_status("nosuchplugin", "alive"), 0)
-            .unwrap();
+        plugin.send_multipart(seed_status("nosuchplugin", "alive"), 0).unwrap();
     }
-    plugin
-        .send_multipart(seed_status("ebusd", "dead"), 0)
-        .unwrap();
+    plugin.send_multipart(seed_status("ebusd", "dead"), 0).unwrap();
     await_publication(&ui, "ebusd dead", |p| {
         p.body["domogik-ebusd.testhost"]["status"] == "dead"
     });
@@ -171,10 +138,7 @@ fn a_flood_of_bad_messages_is_rate_limited_in_the_log() {
         .iter()
         .filter(|line| line.contains("nosuchplugin"))
         .count();
-    assert!(
-        (1..=10).contains(&dropped),
-        "{dropped} log lines for 500 bad messages"
-    );
+    assert!((1..=10).contains(&dropped), "{dropped} log lines for 500 bad messages");
 }
 
 #[test]

@@ -9,3 +9,5 @@ mod layouts;
 mod packages;
 mod requests;
 mod statuses;
+mod tools;
+mod watch;

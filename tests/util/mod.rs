@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod commands;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -28,8 +30,7 @@ impl TempDir {
     pub fn new(label: &str) -> TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let path =
-            std::env::temp_dir().join(format!("dmg-test-{}-{label}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("dmg-test-{}-{label}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
@@ -69,11 +70,7 @@ pub fn copy_fixtures(dir: &TempDir) -> PathBuf {
     for name in FIXTURE_NAMES {
         let folder = packages.join(format!("plugin_{name}"));
         std::fs::create_dir_all(&folder).unwrap();
-        std::fs::copy(
-            format!("{FIXTURES}/plugin_{name}/info.json"),
-            folder.join("info.json"),
-        )
-        .unwrap();
+        std::fs::copy(format!("{FIXTURES}/plugin_{name}/info.json"), folder.join("info.json")).unwrap();
     }
     packages
 }
@@ -171,10 +168,7 @@ impl Daemon {
                 return line;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match self
-                .lines
-                .recv_timeout(left.min(Duration::from_millis(200)))
-            {
+            match self.lines.recv_timeout(left.min(Duration::from_millis(200))) {
                 Ok(_) | Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 _ => panic!(
                     "no log line with {needle:?} within {DEADLINE:?}; log:\n{}",
@@ -188,12 +182,7 @@ impl Daemon {
     pub fn wait_for_new_log(&mut self, needle: &str, previous: usize) -> String {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            if let Some(line) = self
-                .log()
-                .into_iter()
-                .skip(previous)
-                .find(|line| line.contains(needle))
-            {
+            if let Some(line) = self.log().into_iter().skip(previous).find(|line| line.contains(needle)) {
                 return line;
             }
             assert!(
@@ -208,10 +197,9 @@ impl Daemon {
     /// Where the daemon says it bound `role`'s socket (ports resolved).
     fn bound_endpoint(&self, role: &str) -> Option<String> {
         let prefix = format!("{role} socket bound to ");
-        self.log().iter().find_map(|line| {
-            line.split_once(&prefix)
-                .map(|(_, rest)| rest.trim().to_owned())
-        })
+        self.log()
+            .iter()
+            .find_map(|line| line.split_once(&prefix).map(|(_, rest)| rest.trim().to_owned()))
     }
 
     /// A REQ socket connected to the manager's request endpoint.
@@ -242,11 +230,7 @@ impl Daemon {
 
     /// A user interface: SUB connected to the manager's PUB, subscribed to `clients`.
     pub fn ui_subscriber(&self) -> zmq::Socket {
-        subscriber(
-            &self.context,
-            self.publisher.as_deref().expect("pub bound"),
-            "clients",
-        )
+        subscriber(&self.context, self.publisher.as_deref().expect("pub bound"), "clients")
     }
 
     /// A plugin: PUB connected to the manager's SUB.
@@ -308,8 +292,7 @@ fn short(frames: &[&[u8]]) -> Vec<String> {
 }
 
 pub fn body_of(frame: &[u8]) -> Value {
-    serde_json::from_slice(frame)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(frame)))
+    serde_json::from_slice(frame).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(frame)))
 }
 
 pub fn subscriber(context: &zmq::Context, endpoint: &str, prefix: &str) -> zmq::Socket {
@@ -359,11 +342,7 @@ pub fn recv_publication(socket: &zmq::Socket, within: Duration) -> Option<Public
 }
 
 /// Receives publications until one satisfies `wanted`, within the deadline.
-pub fn await_publication(
-    socket: &zmq::Socket,
-    what: &str,
-    wanted: impl Fn(&Publication) -> bool,
-) -> Publication {
+pub fn await_publication(socket: &zmq::Socket, what: &str, wanted: impl Fn(&Publication) -> bool) -> Publication {
     let deadline = Instant::now() + DEADLINE;
     let mut seen = Vec::new();
     while Instant::now() < deadline {
@@ -380,10 +359,7 @@ pub fn await_publication(
 /// A status message in the seed's shape: `plugin` category, `id`.
 pub fn seed_status(name: &str, event: &str) -> Vec<Vec<u8>> {
     let body = serde_json::json!({"type": "plugin", "id": name, "event": event});
-    vec![
-        b"plugin.1371071554_16.0_1".to_vec(),
-        body.to_string().into_bytes(),
-    ]
+    vec![b"plugin.1371071554_16.0_1".to_vec(), body.to_string().into_bytes()]
 }
 
 /// A status message in the later shape: `plugin.status`, `name` and `host`.
@@ -403,16 +379,10 @@ pub fn connect_pubsub(plugin: &zmq::Socket, ui: &zmq::Socket) {
     let deadline = Instant::now() + DEADLINE;
     let mut flip = false;
     loop {
-        assert!(
-            Instant::now() < deadline,
-            "pub/sub links not up within {DEADLINE:?}"
-        );
+        assert!(Instant::now() < deadline, "pub/sub links not up within {DEADLINE:?}");
         flip = !flip;
         plugin
-            .send_multipart(
-                seed_status("test", if flip { "starting" } else { "stopped" }),
-                0,
-            )
+            .send_multipart(seed_status("test", if flip { "starting" } else { "stopped" }), 0)
             .unwrap();
         if let Some(publication) = recv_publication(ui, Duration::from_millis(50)) {
             if publication.category() == "clients.list" {
@@ -421,9 +391,7 @@ pub fn connect_pubsub(plugin: &zmq::Socket, ui: &zmq::Socket) {
         }
     }
     // Leave `test` stopped, and consume every publication up to that state.
-    plugin
-        .send_multipart(seed_status("test", "stopped"), 0)
-        .unwrap();
+    plugin.send_multipart(seed_status("test", "stopped"), 0).unwrap();
     drain_until_quiet(ui, |p| {
         p.category() == "clients.detail" && p.body["domogik-test.testhost"]["status"] == "stopped"
     });
@@ -473,13 +441,9 @@ impl Forwarder {
         let thread = std::thread::spawn(move || {
             let _context = context;
             while !stop_flag.load(Ordering::SeqCst) {
-                let mut items = [
-                    xsub.as_poll_item(zmq::POLLIN),
-                    xpub.as_poll_item(zmq::POLLIN),
-                ];
+                let mut items = [xsub.as_poll_item(zmq::POLLIN), xpub.as_poll_item(zmq::POLLIN)];
                 zmq::poll(&mut items, 50).unwrap();
-                let (from_publishers, from_subscribers) =
-                    (items[0].is_readable(), items[1].is_readable());
+                let (from_publishers, from_subscribers) = (items[0].is_readable(), items[1].is_readable());
                 if from_publishers {
                     let frames = xsub.recv_multipart(0).unwrap();
                     xpub.send_multipart(frames, 0).unwrap();

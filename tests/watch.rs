@@ -1,0 +1,103 @@
+//! `watch` against a manager started by the test: status changes, package
+//! removal, addition and reload, stopping on signals, both layouts.
+
+use crate::util::commands::*;
+use crate::util::*;
+use std::fs;
+use std::time::Duration;
+
+fn info_json(name: &str, version: &str) -> String {
+    format!(r#"{{"json_version": 2, "identity": {{"type": "plugin", "name": "{name}", "version": "{version}"}}}}"#)
+}
+
+#[test]
+fn watch_prints_status_changes_and_package_changes() {
+    let dir = TempDir::new("watch");
+    let packages = copy_fixtures(&dir);
+    let daemon = Daemon::start(&dir, &ipc_config(&dir, &packages, ""));
+    let mut watch = Watcher::start(&dir.join("manager.cfg"), &[]);
+    watch.wait_stderr("watching 4 clients");
+    let plugin = daemon.plugin_publisher();
+    watch.prime(|event| plugin.send_multipart(seed_status("test", event), 0).unwrap());
+
+    plugin.send_multipart(seed_status("diskfree", "alive"), 0).unwrap();
+    let line = watch.line("about diskfree", |line| line.contains("domogik-diskfree"));
+    let (time, change) = line.split_once(' ').unwrap();
+    assert!(time.len() == 24 && time.ends_with('Z') && time.contains('T'), "{line}");
+    assert_eq!(change, "domogik-diskfree.testhost unknown → alive");
+
+    fs::remove_dir_all(packages.join("plugin_ebusd")).unwrap();
+    daemon.signal("HUP");
+    let line = watch.line("about ebusd", |line| line.contains("domogik-ebusd"));
+    assert!(line.ends_with(" domogik-ebusd.testhost removed"), "{line}");
+
+    fs::create_dir_all(packages.join("plugin_newone")).unwrap();
+    fs::write(packages.join("plugin_newone/info.json"), info_json("newone", "1.0")).unwrap();
+    daemon.signal("HUP");
+    let line = watch.line("about newone", |line| line.contains("domogik-newone"));
+    assert!(line.ends_with(" domogik-newone.testhost added (unknown)"), "{line}");
+
+    fs::write(packages.join("plugin_newone/info.json"), info_json("newone", "2.0")).unwrap();
+    daemon.signal("HUP");
+    let line = watch.line("about newone", |line| line.contains("domogik-newone"));
+    assert!(line.ends_with(" domogik-newone.testhost reloaded"), "{line}");
+
+    watch.signal("TERM");
+    assert_eq!(watch.wait_exit(Duration::from_secs(2)).code(), Some(0));
+}
+
+#[test]
+fn watch_without_a_manager_says_so_keeps_watching_and_stops_on_ctrl_c() {
+    let dir = TempDir::new("watch-nobody");
+    let config = dir.join("manager.cfg");
+    fs::write(&config, ipc_config(&dir, &dir.join("packages"), "")).unwrap();
+    let mut watch = Watcher::start(&config, &["--timeout", "0.2"]);
+    let endpoint = format!("ipc://{}/rep", dir.path().display());
+    watch.wait_stderr(&format!(
+        "cannot fetch the current clients: no reply from the manager at {endpoint}"
+    ));
+    watch.wait_stderr("the first publication will be the starting point");
+    assert!(watch.try_line(Duration::from_millis(50)).is_none());
+    watch.signal("INT");
+    assert_eq!(watch.wait_exit(Duration::from_secs(2)).code(), Some(0));
+}
+
+/// Next to Domogik's MQ forwarder: `watch` subscribes at the forwarder's
+/// subscriber side (`sub_port`), `status` publishes to its publisher side
+/// (`pub_port`), both found from the daemon's own `[mq]` config.
+#[test]
+fn watch_and_status_through_a_forwarder() {
+    let forwarder = Forwarder::start(None);
+    let (xsub_port, xpub_port) = forwarder.ports();
+    let dir = TempDir::new("watch-forwarder");
+    let packages = copy_fixtures(&dir);
+    let config = format!(
+        "[mq]\nip = 127.0.0.1\npub_port = {xsub_port}\nsub_port = {xpub_port}\n\
+         [manager]\nhost = testhost\npackages_dir = {}\nrep_endpoint = @ipc://{}/rep\n",
+        packages.display(),
+        dir.path().display()
+    );
+    let daemon = Daemon::start(&dir, &config);
+    let config = dir.join("manager.cfg");
+    let mut watch = Watcher::start(&config, &[]);
+    watch.wait_stderr(&format!("watching 4 clients at tcp://127.0.0.1:{xpub_port}"));
+    let status = |args: &[&str]| {
+        let output = run_command(&config, &[&["status"], args].concat());
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    };
+    watch.prime(|event| status(&["test", event]));
+
+    status(&["rfxcom", "dead", "--comment", "no device"]);
+    let line = watch.line("about rfxcom", |line| line.contains("domogik-rfxcom"));
+    assert!(
+        line.ends_with(" domogik-rfxcom.testhost unknown → dead: no device"),
+        "{line}"
+    );
+    assert_eq!(
+        daemon.clients("clients.list.get")["domogik-rfxcom.testhost"]["status"],
+        "dead"
+    );
+
+    watch.signal("TERM");
+    assert_eq!(watch.wait_exit(Duration::from_secs(2)).code(), Some(0));
+}

@@ -62,11 +62,7 @@ pub fn plugin_names(count: usize) -> Vec<String> {
 
 /// Writes `count` plugin packages into `dir` (created), each a template
 /// with `identity.name` set to the folder's name. Returns the plugin names.
-pub fn write_packages(
-    dir: &Path,
-    count: usize,
-    templates: &[Template],
-) -> Result<Vec<String>, Failure> {
+pub fn write_packages(dir: &Path, count: usize, templates: &[Template]) -> Result<Vec<String>, Failure> {
     let names = plugin_names(count);
     for (index, name) in names.iter().enumerate() {
         write_package(dir, name, &templates[index % templates.len()], None)?;
@@ -76,12 +72,7 @@ pub fn write_packages(
 
 /// Writes `dir/plugin_<name>/info.json` from `template`; a `revision`
 /// adds a field, so that the data really changes.
-pub fn write_package(
-    dir: &Path,
-    name: &str,
-    template: &Template,
-    revision: Option<u64>,
-) -> Result<(), Failure> {
+pub fn write_package(dir: &Path, name: &str, template: &Template, revision: Option<u64>) -> Result<(), Failure> {
     let mut info = template.info.clone();
     let root = info
         .as_object_mut()

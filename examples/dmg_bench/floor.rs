@@ -46,39 +46,31 @@ pub fn msg_id(count: u64) -> String {
 /// The count a floor publication's `msg_id` carries.
 pub fn count_of(msg_id: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(msg_id).ok()?;
-    text.strip_prefix("clients.list.")?
-        .strip_suffix(".0_1")?
-        .parse()
-        .ok()
+    text.strip_prefix("clients.list.")?.strip_suffix(".0_1")?.parse().ok()
 }
 
 /// Runs the floor server until stdin closes.
 pub fn serve(canned_path: &Path) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(canned_path)
-        .map_err(|e| format!("cannot read {}: {e}", canned_path.display()))?;
-    let canned: Canned =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", canned_path.display()))?;
+    let text =
+        std::fs::read_to_string(canned_path).map_err(|e| format!("cannot read {}: {e}", canned_path.display()))?;
+    let canned: Canned = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", canned_path.display()))?;
     let context = zmq::Context::new();
-    let socket = |kind,
-                  role: &str,
-                  configure: &dyn Fn(&zmq::Socket) -> zmq::Result<()>|
-     -> Result<zmq::Socket, Failure> {
-        let socket = context
-            .socket(kind)
-            .map_err(|e| format!("{role} socket: {e}"))?;
-        socket.set_linger(0).map_err(|e| e.to_string())?;
-        configure(&socket).map_err(|e| format!("{role} socket options: {e}"))?;
-        socket
-            .bind("tcp://127.0.0.1:*")
-            .map_err(|e| format!("cannot bind the {role} socket: {e}"))?;
-        let endpoint = socket
-            .get_last_endpoint()
-            .ok()
-            .and_then(Result::ok)
-            .ok_or_else(|| format!("the {role} socket has no endpoint"))?;
-        eprintln!("{role} socket bound to {endpoint}");
-        Ok(socket)
-    };
+    let socket =
+        |kind, role: &str, configure: &dyn Fn(&zmq::Socket) -> zmq::Result<()>| -> Result<zmq::Socket, Failure> {
+            let socket = context.socket(kind).map_err(|e| format!("{role} socket: {e}"))?;
+            socket.set_linger(0).map_err(|e| e.to_string())?;
+            configure(&socket).map_err(|e| format!("{role} socket options: {e}"))?;
+            socket
+                .bind("tcp://127.0.0.1:*")
+                .map_err(|e| format!("cannot bind the {role} socket: {e}"))?;
+            let endpoint = socket
+                .get_last_endpoint()
+                .ok()
+                .and_then(Result::ok)
+                .ok_or_else(|| format!("the {role} socket has no endpoint"))?;
+            eprintln!("{role} socket bound to {endpoint}");
+            Ok(socket)
+        };
     // The daemon's own socket options (src/daemon.rs), so that queues and
     // the memory they hold compare like with like.
     let sub = socket(zmq::SUB, "sub", &|s| {
@@ -115,10 +107,7 @@ pub fn serve(canned_path: &Path) -> Result<(), Failure> {
             let count = drain(&sub)?;
             if count > 0 {
                 received += count;
-                let frames = [
-                    msg_id(received).into_bytes(),
-                    canned.publication.as_bytes().to_vec(),
-                ];
+                let frames = [msg_id(received).into_bytes(), canned.publication.as_bytes().to_vec()];
                 publisher
                     .send_multipart(frames, zmq::DONTWAIT)
                     .map_err(|e| format!("floor publish failed: {e}"))?;

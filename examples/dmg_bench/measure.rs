@@ -28,12 +28,8 @@ pub fn req_socket(context: &zmq::Context, endpoint: &str) -> Result<zmq::Socket,
     let socket = context.socket(zmq::REQ).map_err(zmq_error("REQ socket"))?;
     let millis = DEADLINE.as_millis() as i32;
     socket.set_linger(0).map_err(zmq_error("REQ linger"))?;
-    socket
-        .set_rcvtimeo(millis)
-        .map_err(zmq_error("REQ timeout"))?;
-    socket
-        .set_sndtimeo(millis)
-        .map_err(zmq_error("REQ timeout"))?;
+    socket.set_rcvtimeo(millis).map_err(zmq_error("REQ timeout"))?;
+    socket.set_sndtimeo(millis).map_err(zmq_error("REQ timeout"))?;
     socket.connect(endpoint).map_err(zmq_error("REQ connect"))?;
     Ok(socket)
 }
@@ -66,9 +62,7 @@ pub fn round_trips(
         if reply.first().map(Vec::as_slice) != Some(expected.as_bytes()) {
             return Err(format!(
                 "the manager answered {action} with {:?}",
-                reply
-                    .first()
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                reply.first().map(|f| String::from_utf8_lossy(f).into_owned())
             ));
         }
         let start = Instant::now();
@@ -94,23 +88,16 @@ pub struct StatusLink {
 }
 
 impl StatusLink {
-    pub fn connect(
-        context: &zmq::Context,
-        sub_endpoint: &str,
-        pub_endpoint: &str,
-    ) -> Result<StatusLink, Failure> {
+    pub fn connect(context: &zmq::Context, sub_endpoint: &str, pub_endpoint: &str) -> Result<StatusLink, Failure> {
         let plugin = context.socket(zmq::PUB).map_err(zmq_error("plugin PUB"))?;
         plugin.set_linger(0).map_err(zmq_error("plugin PUB"))?;
         // Unlimited: a burst must queue here, never be dropped by us.
         plugin.set_sndhwm(0).map_err(zmq_error("plugin PUB"))?;
-        plugin
-            .connect(sub_endpoint)
-            .map_err(zmq_error("plugin connect"))?;
+        plugin.connect(sub_endpoint).map_err(zmq_error("plugin connect"))?;
         let ui = context.socket(zmq::SUB).map_err(zmq_error("UI SUB"))?;
         ui.set_linger(0).map_err(zmq_error("UI SUB"))?;
         ui.set_rcvhwm(0).map_err(zmq_error("UI SUB"))?;
-        ui.set_subscribe(b"clients.list")
-            .map_err(zmq_error("UI SUB"))?;
+        ui.set_subscribe(b"clients.list").map_err(zmq_error("UI SUB"))?;
         ui.connect(pub_endpoint).map_err(zmq_error("UI connect"))?;
         Ok(StatusLink { plugin, ui })
     }
@@ -135,10 +122,7 @@ impl StatusLink {
         let deadline = Instant::now() + DEADLINE;
         while Instant::now() < deadline {
             if let Some(frames) = self.next(Duration::from_millis(100))? {
-                if frames
-                    .get(1)
-                    .is_some_and(|body| wanted(&String::from_utf8_lossy(body)))
-                {
+                if frames.get(1).is_some_and(|body| wanted(&String::from_utf8_lossy(body))) {
                     return Ok(Instant::now());
                 }
             }
@@ -154,19 +138,13 @@ fn next_publication(ui: &zmq::Socket, within: Duration) -> Result<Option<Vec<Vec
     if !items[0].is_readable() {
         return Ok(None);
     }
-    ui.recv_multipart(0)
-        .map(Some)
-        .map_err(zmq_error("UI receive"))
+    ui.recv_multipart(0).map(Some).map_err(zmq_error("UI receive"))
 }
 
 /// A status message in later Domogik's shape (`plugin.status`).
 pub fn status_message(name: &str, host: &str, event: &str) -> [Vec<u8>; 2] {
-    let body =
-        format!(r#"{{"type": "plugin", "name": "{name}", "host": "{host}", "event": "{event}"}}"#);
-    [
-        b"plugin.status.1764000000_5.0_1".to_vec(),
-        body.into_bytes(),
-    ]
+    let body = format!(r#"{{"type": "plugin", "name": "{name}", "host": "{host}", "event": "{event}"}}"#);
+    [b"plugin.status.1764000000_5.0_1".to_vec(), body.into_bytes()]
 }
 
 /// What a `clients.list` body says of one client, as a substring.
@@ -223,11 +201,7 @@ pub fn warm_up(link: &StatusLink, plugins: &mut Plugins) -> Result<(), Failure> 
 }
 
 /// Time from a status message sent to the `clients.list` that shows it.
-pub fn status_latency(
-    link: &StatusLink,
-    plugins: &mut Plugins,
-    samples: usize,
-) -> Result<Summary, Failure> {
+pub fn status_latency(link: &StatusLink, plugins: &mut Plugins, samples: usize) -> Result<Summary, Failure> {
     let mut times = Vec::with_capacity(samples);
     for index in 0..samples {
         link.drain()?;
@@ -240,11 +214,7 @@ pub fn status_latency(
 }
 
 /// Time from a status message sent to the floor's next publication.
-pub fn floor_latency(
-    link: &StatusLink,
-    plugins: &mut Plugins,
-    samples: usize,
-) -> Result<Summary, Failure> {
+pub fn floor_latency(link: &StatusLink, plugins: &mut Plugins, samples: usize) -> Result<Summary, Failure> {
     let mut times = Vec::with_capacity(samples);
     for index in 0..samples {
         link.drain()?;
@@ -278,16 +248,9 @@ impl Burst {
             }
         };
         let messages = (0..rounds * count)
-            .map(|i| {
-                status_message(
-                    &plugins.names[i % count],
-                    &plugins.host,
-                    status(i / count, i % count),
-                )
-            })
+            .map(|i| status_message(&plugins.names[i % count], &plugins.host, status(i / count, i % count)))
             .collect();
-        let final_statuses: Vec<&'static str> =
-            (0..count).map(|index| status(rounds - 1, index)).collect();
+        let final_statuses: Vec<&'static str> = (0..count).map(|index| status(rounds - 1, index)).collect();
         let final_shows = plugins
             .names
             .iter()
@@ -372,10 +335,7 @@ fn run_burst(
 
 /// The manager's ingestion: done when a `clients.list` shows the last
 /// status of every plugin (which also proves nothing was lost).
-pub fn manager_ingestion(
-    link: StatusLink,
-    burst: &Burst,
-) -> Result<(StatusLink, Ingestion), Failure> {
+pub fn manager_ingestion(link: StatusLink, burst: &Burst) -> Result<(StatusLink, Ingestion), Failure> {
     let last = burst.final_shows.last().cloned().unwrap_or_default();
     run_burst(link, burst, |frames| {
         let Some(body) = frames.get(1).and_then(|b| std::str::from_utf8(b).ok()) else {
@@ -398,10 +358,7 @@ pub fn floor_ingestion(
     let frames = link
         .next(DEADLINE)?
         .ok_or("the floor published nothing after a status message")?;
-    let before = frames
-        .first()
-        .and_then(|id| floor::count_of(id))
-        .unwrap_or(0);
+    let before = frames.first().and_then(|id| floor::count_of(id)).unwrap_or(0);
     let total = before + burst.len() as u64;
     run_burst(link, burst, |frames| {
         frames

@@ -87,9 +87,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
                 options.burst = 50_000;
             }
             "--idle" => options.idle = Duration::from_secs(number(&value("seconds")?)?),
-            "--requests" => {
-                options.requests = number(&value("a count")?)?.max(MIN_REQUESTS as u64) as usize
-            }
+            "--requests" => options.requests = number(&value("a count")?)?.max(MIN_REQUESTS as u64) as usize,
             "--burst" => options.burst = number(&value("a count")?)?.max(1000) as usize,
             "--daemon" => options.daemon = Some(PathBuf::from(value("a path")?)),
             "--daemon-env" => {
@@ -107,6 +105,5 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
 }
 
 fn number(text: &str) -> Result<u64, String> {
-    text.parse()
-        .map_err(|_| format!("{text:?} is not a whole number"))
+    text.parse().map_err(|_| format!("{text:?} is not a whole number"))
 }

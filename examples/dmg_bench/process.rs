@@ -66,10 +66,7 @@ impl Process {
     }
 
     pub fn log(&self) -> Vec<String> {
-        self.log
-            .lock()
-            .map(|lines| lines.clone())
-            .unwrap_or_default()
+        self.log.lock().map(|lines| lines.clone()).unwrap_or_default()
     }
 
     fn tail(&self) -> String {
@@ -110,10 +107,7 @@ impl Process {
         let bound = |role: &str| {
             let prefix = format!("{role} socket bound to ");
             log.iter()
-                .find_map(|line| {
-                    line.split_once(&prefix)
-                        .map(|(_, rest)| rest.trim().to_owned())
-                })
+                .find_map(|line| line.split_once(&prefix).map(|(_, rest)| rest.trim().to_owned()))
                 .ok_or_else(|| format!("the {} did not log \"{prefix}...\"", self.name))
         };
         Ok(Endpoints {

@@ -84,12 +84,11 @@ pub fn cpu(pid: u32) -> Result<CpuSample, Failure> {
 fn thread(pid: u32, tid: u32) -> Result<ThreadSample, Failure> {
     let base = format!("/proc/{pid}/task/{tid}");
     let read = |file: &str| {
-        fs::read_to_string(format!("{base}/{file}"))
-            .map_err(|e| format!("cannot read {base}/{file}: {e}"))
+        fs::read_to_string(format!("{base}/{file}")).map_err(|e| format!("cannot read {base}/{file}: {e}"))
     };
     let schedstat = read("schedstat")?;
-    let run_ns = first_number(&schedstat)
-        .ok_or_else(|| format!("{base}/schedstat is not understood: {schedstat:?}"))?;
+    let run_ns =
+        first_number(&schedstat).ok_or_else(|| format!("{base}/schedstat is not understood: {schedstat:?}"))?;
     let status = read("status")?;
     let switches = |name: &str| {
         status
@@ -146,16 +145,10 @@ pub fn delta(before: &CpuSample, after: &CpuSample) -> CpuDelta {
         let (run, voluntary, involuntary) = match early {
             Some(early) => (
                 late.run_ns.saturating_sub(early.run_ns),
-                late.voluntary_switches
-                    .saturating_sub(early.voluntary_switches),
-                late.involuntary_switches
-                    .saturating_sub(early.involuntary_switches),
+                late.voluntary_switches.saturating_sub(early.voluntary_switches),
+                late.involuntary_switches.saturating_sub(early.involuntary_switches),
             ),
-            None => (
-                late.run_ns,
-                late.voluntary_switches,
-                late.involuntary_switches,
-            ),
+            None => (late.run_ns, late.voluntary_switches, late.involuntary_switches),
         };
         run_ns += run;
         threads.push((late.name.clone(), voluntary, involuntary));

@@ -72,10 +72,7 @@ pub fn measure(dir: &Path, count: usize, templates: &[Template]) -> Result<Resca
         let report = scanner.scan().map_err(|e| e.to_string())?;
         one_changed.push(start.elapsed());
         if report.changes.len() != 1 {
-            return Err(format!(
-                "one changed file gave {} changes",
-                report.changes.len()
-            ));
+            return Err(format!("one changed file gave {} changes", report.changes.len()));
         }
         let start = Instant::now();
         manager.apply_package_changes(report.changes);
@@ -98,8 +95,7 @@ pub fn measure(dir: &Path, count: usize, templates: &[Template]) -> Result<Resca
 
 /// The least any rescan must do: list the folder, stat each info.json.
 fn stat_every_package(dir: &Path) -> Result<(), Failure> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     for entry in entries {
         let entry = entry.map_err(|e| e.to_string())?;
         let path: PathBuf = entry.path().join("info.json");

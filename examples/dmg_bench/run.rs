@@ -83,11 +83,7 @@ pub fn run(options: &Options) -> Result<(), Failure> {
         sizes.push(measure_size(options, &daemon, &scratch, &templates, n)?);
     }
     eprintln!("dmg-bench: rescans of {RESCAN_PACKAGES} packages, in-process...");
-    let rescan = rescan::measure(
-        &scratch.join("packages-rescan"),
-        RESCAN_PACKAGES,
-        &templates,
-    )?;
+    let rescan = rescan::measure(&scratch.join("packages-rescan"), RESCAN_PACKAGES, &templates)?;
     println!("{}", table::render(&sizes, &rescan));
     println!(
         "{}; load average {} at start, {} at the end",
@@ -135,9 +131,7 @@ fn daemon_binary(options: &Options) -> Result<PathBuf, Failure> {
         .arg("--target-dir")
         .arg(target)
         .status()
-        .map_err(|e| {
-            format!("cannot run cargo to build dmg_manager: {e} (or pass --daemon PATH)")
-        })?;
+        .map_err(|e| format!("cannot run cargo to build dmg_manager: {e} (or pass --daemon PATH)"))?;
     if !status.success() {
         return Err(format!("cargo build --release failed ({status})"));
     }
@@ -229,8 +223,7 @@ fn measure_statuses(
     let burst = Burst::new(&plugins, options.burst);
     let (_manager_link, manager_ingestion) = measure::manager_ingestion(manager_link, &burst)?;
     burst.delivered(&mut plugins);
-    let (_floor_link, floor_ingestion) =
-        measure::floor_ingestion(floor_link, &mut floor_plugins, &burst)?;
+    let (_floor_link, floor_ingestion) = measure::floor_ingestion(floor_link, &mut floor_plugins, &burst)?;
     Ok(StatusFigures {
         latency,
         ingestion: (manager_ingestion, floor_ingestion),
@@ -274,9 +267,7 @@ fn canned_replies(manager: &zmq::Socket) -> Result<Canned, Failure> {
     for action in [LIST_GET, DETAIL_GET] {
         let frames = measure::request(manager, action)?
             .into_iter()
-            .map(|frame| {
-                String::from_utf8(frame).map_err(|_| format!("the reply to {action} is not UTF-8"))
-            })
+            .map(|frame| String::from_utf8(frame).map_err(|_| format!("the reply to {action} is not UTF-8")))
             .collect::<Result<Vec<String>, Failure>>()?;
         replies.insert(action.to_owned(), frames);
     }
@@ -288,10 +279,7 @@ fn canned_replies(manager: &zmq::Socket) -> Result<Canned, Failure> {
         .and_then(|map| map.strip_suffix('}'))
         .ok_or("the clients.list.get reply is not {\"clients\": ...}")?
         .to_owned();
-    Ok(Canned {
-        replies,
-        publication,
-    })
+    Ok(Canned { replies, publication })
 }
 
 fn reply_figures(
@@ -317,12 +305,7 @@ fn reply_figures(
 
 /// CPU and wake-ups of the idle daemon (user interfaces and plugins still
 /// connected, nothing sent), then the strace window.
-fn measure_idle(
-    options: &Options,
-    pid: u32,
-    ready_at: Instant,
-    strace_log: &Path,
-) -> Result<IdleFigures, Failure> {
+fn measure_idle(options: &Options, pid: u32, ready_at: Instant, strace_log: &Path) -> Result<IdleFigures, Failure> {
     let before = procfs::cpu(pid)?;
     let start = Instant::now();
     std::thread::sleep(options.idle);
@@ -332,10 +315,7 @@ fn measure_idle(
         wait_for_a_rescan_in_the_window(ready_at, options);
         let strace_start = Instant::now();
         let outcome = strace::count_wake_ups(pid, options.strace_window, strace_log)?;
-        (
-            outcome,
-            rescans_between(ready_at, strace_start, Instant::now()),
-        )
+        (outcome, rescans_between(ready_at, strace_start, Instant::now()))
     } else {
         (strace::Outcome::Unavailable("--no-strace".into()), 0)
     };

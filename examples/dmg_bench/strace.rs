@@ -35,11 +35,7 @@ pub enum Outcome {
 }
 
 /// Watches `pid` for `window`.
-pub fn count_wake_ups(
-    pid: u32,
-    window: Duration,
-    output: &std::path::Path,
-) -> Result<Outcome, Failure> {
+pub fn count_wake_ups(pid: u32, window: Duration, output: &std::path::Path) -> Result<Outcome, Failure> {
     if Command::new("strace").arg("-V").output().is_err() {
         return Ok(Outcome::Unavailable("strace is not installed".into()));
     }
@@ -54,17 +50,12 @@ pub fn count_wake_ups(
     // strace's exit code after SIGINT says nothing; its output does.
     tracer.wait_exit()?;
     if let Some(refusal) = tracer.log().iter().find(|line| line.contains("attach")) {
-        return Ok(Outcome::Unavailable(format!(
-            "strace could not attach: {refusal}"
-        )));
+        return Ok(Outcome::Unavailable(format!("strace could not attach: {refusal}")));
     }
     let names = thread_names(pid);
     let mut by_thread = BTreeMap::new();
     for (tid, counts) in tally(&file_lines(output)) {
-        let name = names
-            .get(&tid)
-            .cloned()
-            .unwrap_or_else(|| format!("thread {tid}"));
+        let name = names.get(&tid).cloned().unwrap_or_else(|| format!("thread {tid}"));
         by_thread.insert(name, counts);
     }
     for name in names.into_values() {

@@ -12,11 +12,7 @@ pub fn render(sizes: &[SizeResults], rescan: &RescanFigures) -> String {
     let mut rows = Vec::new();
     for size in sizes {
         rows.push(echo_row(size.n, &size.list));
-        rows.push(reply_row(
-            "clients.list.get round trip p50 / p99",
-            size.n,
-            &size.list,
-        ));
+        rows.push(reply_row("clients.list.get round trip p50 / p99", size.n, &size.list));
         rows.push(reply_row(
             "clients.detail.get round trip p50 / p99",
             size.n,
@@ -63,29 +59,19 @@ pub fn render(sizes: &[SizeResults], rescan: &RescanFigures) -> String {
 fn reply_row(what: &str, n: usize, figures: &ReplyFigures) -> Row {
     Row::new(
         "1, 2",
-        format!(
-            "{what} ({} reply; floor sends the same bytes)",
-            bytes(figures.bytes)
-        ),
+        format!("{what} ({} reply; floor sends the same bytes)", bytes(figures.bytes)),
         n,
     )
     .manager(p50_p99(&figures.manager))
-    .floor(
-        p50_p99(&figures.floor),
-        two_ratios(&figures.manager, &figures.floor),
-    )
+    .floor(p50_p99(&figures.floor), two_ratios(&figures.manager, &figures.floor))
 }
 
 /// The floor for `clients.list.get`: a bare REP echo.
 fn echo_row(n: usize, list: &ReplyFigures) -> Row {
-    Row::new(
-        "1, 2",
-        "clients.list.get against a bare REP echo of the request",
-        n,
-    )
-    .manager(p50_p99(&list.manager))
-    .floor(p50_p99(&list.echo), two_ratios(&list.manager, &list.echo))
-    .target(if n == 10 { "p50 ≤ 1.5× echo" } else { "" })
+    Row::new("1, 2", "clients.list.get against a bare REP echo of the request", n)
+        .manager(p50_p99(&list.manager))
+        .floor(p50_p99(&list.echo), two_ratios(&list.manager, &list.echo))
+        .target(if n == 10 { "p50 ≤ 1.5× echo" } else { "" })
 }
 
 fn two_ratios(manager: &stats::Summary, floor: &stats::Summary) -> String {
@@ -98,14 +84,10 @@ fn two_ratios(manager: &stats::Summary, floor: &stats::Summary) -> String {
 
 fn latency_row(size: &SizeResults) -> Row {
     let (manager, floor) = &size.latency;
-    Row::new(
-        "3",
-        "status message to clients.list showing it, p50 / p99",
-        size.n,
-    )
-    .manager(p50_p99(manager))
-    .floor(p50_p99(floor), two_ratios(manager, floor))
-    .target(if size.n == 10 { "p99 < 1 ms" } else { "" })
+    Row::new("3", "status message to clients.list showing it, p50 / p99", size.n)
+        .manager(p50_p99(manager))
+        .floor(p50_p99(floor), two_ratios(manager, floor))
+        .target(if size.n == 10 { "p99 < 1 ms" } else { "" })
 }
 
 fn ingestion_rows(size: &SizeResults) -> [Row; 2] {
@@ -164,10 +146,7 @@ fn growth_row(small: &SizeResults, large: &SizeResults) -> Row {
     let plugins = (large.n - small.n) as f64;
     let per_plugin = |a: u64, b: u64| (b as f64 - a as f64) / plugins / 1024.0;
     let idle = per_plugin(small.memory.idle.anon * 1024, large.memory.idle.anon * 1024);
-    let loaded = per_plugin(
-        small.memory.loaded.anon * 1024,
-        large.memory.loaded.anon * 1024,
-    );
+    let loaded = per_plugin(small.memory.loaded.anon * 1024, large.memory.loaded.anon * 1024);
     let file = per_plugin(small.info_json_bytes, large.info_json_bytes);
     let data = per_plugin(small.detail.bytes as u64, large.detail.bytes as u64);
     Row::new(
@@ -268,8 +247,7 @@ fn rescan_rows(figures: &RescanFigures) -> [Row; 4] {
             n,
         )
         .manager(p50_p99(&figures.republish)),
-        Row::new("7", "first scan: read and parse every info.json", n)
-            .manager(duration(figures.first)),
+        Row::new("7", "first scan: read and parse every info.json", n).manager(duration(figures.first)),
     ]
 }
 

@@ -109,7 +109,7 @@ impl Manager {
                 });
             }
         };
-        Ok((request.framing, action, format!("{{\"clients\": {view}}}")))
+        Ok((request.framing, action, clients_body(view)))
     }
 
     /// Applies one message received on the SUB socket.
@@ -156,8 +156,8 @@ impl Manager {
             return None;
         }
         Some([
-            wire::encode_publication(LIST_CATEGORY, unix_time, self.list_json()),
-            wire::encode_publication(DETAIL_CATEGORY, unix_time, self.detail_json()),
+            wire::encode_publication(LIST_CATEGORY, unix_time, self.list_json().to_owned()),
+            wire::encode_publication(DETAIL_CATEGORY, unix_time, self.detail_json().to_owned()),
         ])
     }
 
@@ -167,15 +167,25 @@ impl Manager {
         self.cached_detail = None;
     }
 
-    fn list_json(&mut self) -> String {
-        self.cached_list.get_or_insert_with(|| self.clients.list_json()).clone()
+    fn list_json(&mut self) -> &str {
+        self.cached_list.get_or_insert_with(|| self.clients.list_json())
     }
 
-    fn detail_json(&mut self) -> String {
-        self.cached_detail
-            .get_or_insert_with(|| self.clients.detail_json())
-            .clone()
+    fn detail_json(&mut self) -> &str {
+        self.cached_detail.get_or_insert_with(|| self.clients.detail_json())
     }
+}
+
+/// `{"clients": VIEW}`, copied once into a buffer of the exact size: the
+/// detail view can be megabytes, and each extra copy or regrowth of it
+/// showed in the reply time (docs/BENCHMARKS.md).
+fn clients_body(view: &str) -> String {
+    const OPEN: &str = "{\"clients\": ";
+    let mut body = String::with_capacity(OPEN.len() + view.len() + 1);
+    body.push_str(OPEN);
+    body.push_str(view);
+    body.push('}');
+    body
 }
 
 #[cfg(test)]

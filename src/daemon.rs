@@ -179,7 +179,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             sockets.rep.as_poll_item(zmq::POLLIN),
             zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
         ];
-        match zmq::poll(&mut items, timeout) {
+        match signals.while_waiting(|| zmq::poll(&mut items, timeout)) {
             Ok(_) | Err(zmq::Error::EINTR) => {}
             Err(e) => {
                 // Not expected from valid sockets; never spin on it.

@@ -4,9 +4,19 @@
 //! pair whose read end sits in the same `zmq_poll` as the ZeroMQ sockets.
 //! The loop drains the pipe first and reads the flags after, so a signal
 //! that arrives meanwhile is seen now or wakes the next poll: none is lost.
+//!
+//! The handled signals are blocked in this thread except while it waits in
+//! [`SignalPipe::while_waiting`]. A handler that runs while libzmq works on a
+//! socket makes the call fail with `EINTR` (even a non-blocking one: libzmq
+//! checks its command mailbox first), and the `zmq` crate's multipart send and
+//! receive give up mid-message: a SIGHUP storm cost clients their replies.
+//! Blocked, a signal stays pending until the next wait unblocks it; its handler
+//! then runs at once and its byte makes that poll return: the wake-up is not
+//! lost. libzmq's own threads block every signal themselves.
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io::{self, Read};
+use std::mem::MaybeUninit;
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,11 +50,24 @@ impl SignalPipe {
             signal_hook::flag::register(signal, Arc::clone(flag))?;
             signal_hook::low_level::pipe::register(signal, write_end.try_clone()?)?;
         }
+        set_mask(libc::SIG_BLOCK)?;
         Ok(SignalPipe {
             read_end,
             terminate,
             rescan,
         })
+    }
+
+    /// Runs `wait` (a poll that includes [`SignalPipe::fd`]) with the handled
+    /// signals unblocked: the only place where their handlers may run.
+    pub fn while_waiting<T>(&self, wait: impl FnOnce() -> T) -> T {
+        // Failing to unblock would only cost the wake-up (the byte never
+        // comes): the poll's timeout still ends it. Failing to block again
+        // brings back EINTR, which the callers survive, if less gracefully.
+        let _ = set_mask(libc::SIG_UNBLOCK);
+        let outcome = wait();
+        let _ = set_mask(libc::SIG_BLOCK);
+        outcome
     }
 
     /// The descriptor to poll for readability.
@@ -67,5 +90,24 @@ impl SignalPipe {
             terminate: self.terminate.swap(false, Ordering::SeqCst),
             rescan: self.rescan.swap(false, Ordering::SeqCst),
         }
+    }
+}
+
+/// Blocks (`SIG_BLOCK`) or unblocks (`SIG_UNBLOCK`) the handled signals in
+/// the calling thread.
+fn set_mask(how: libc::c_int) -> io::Result<()> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set it is given; sigaddset and
+    // pthread_sigmask only read and write the set and the thread's mask.
+    let rc = unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        for signal in [SIGHUP, SIGINT, SIGTERM] {
+            libc::sigaddset(set.as_mut_ptr(), signal);
+        }
+        libc::pthread_sigmask(how, set.as_ptr(), std::ptr::null_mut())
+    };
+    match rc {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
     }
 }

@@ -51,7 +51,7 @@ pub fn run(config: &Config, options: &WatchOptions) -> Result<(), ToolError> {
             sub.as_poll_item(zmq::POLLIN),
             zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
         ];
-        match zmq::poll(&mut items, -1) {
+        match signals.while_waiting(|| zmq::poll(&mut items, -1)) {
             Ok(_) | Err(zmq::Error::EINTR) => {}
             Err(e) => return Err(ToolError(format!("cannot poll: {e}"))),
         }

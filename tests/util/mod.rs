@@ -272,6 +272,17 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // A failing test shows what the manager said (its last lines) and
+        // whether it was still running.
+        if std::thread::panicking() {
+            let still_running = matches!(self.child.try_wait(), Ok(None));
+            let log = self.log.lock().map(|log| log.clone()).unwrap_or_default();
+            let tail = &log[log.len().saturating_sub(30)..];
+            eprintln!(
+                "manager running: {still_running}; last stderr lines:\n{}",
+                tail.join("\n")
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -328,11 +328,16 @@ fn publish(sockets: &Sockets, state: &mut State) {
     let Some(publications) = state.manager.take_publications(now_unix()) else {
         return;
     };
+    // Sent as built: the list goes out before the detail is serialised.
+    // PUB never blocks: a subscriber past its high-water mark misses one.
+    let mut failure = None;
     for frames in publications {
-        // PUB never blocks: a subscriber past its high-water mark misses it.
         if let Err(e) = sockets.publisher.send_multipart(frames, zmq::DONTWAIT) {
-            state.log_bad_input(format_args!("cannot publish: {e}"));
+            failure = Some(e);
         }
+    }
+    if let Some(e) = failure {
+        state.log_bad_input(format_args!("cannot publish: {e}"));
     }
     debug!(
         "published clients.list and clients.detail ({} clients)",

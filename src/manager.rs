@@ -151,14 +151,17 @@ impl Manager {
 
     /// The publications owed since the last call: `clients.list` then
     /// `clients.detail`, once however many changes happened meanwhile.
-    pub fn take_publications(&mut self, unix_time: f64) -> Option<[Vec<Vec<u8>>; 2]> {
+    /// Each is built when the iterator reaches it, so the list can be sent
+    /// before the detail (megabytes with many plugins) is serialised.
+    pub fn take_publications(&mut self, unix_time: f64) -> Option<Publications<'_>> {
         if !std::mem::take(&mut self.dirty) {
             return None;
         }
-        Some([
-            wire::encode_publication(LIST_CATEGORY, unix_time, self.list_json().to_owned()),
-            wire::encode_publication(DETAIL_CATEGORY, unix_time, self.detail_json().to_owned()),
-        ])
+        Some(Publications {
+            manager: self,
+            unix_time,
+            next: Some(LIST_CATEGORY),
+        })
     }
 
     fn mark_changed(&mut self) {
@@ -173,6 +176,30 @@ impl Manager {
 
     fn detail_json(&mut self) -> &str {
         self.cached_detail.get_or_insert_with(|| self.clients.detail_json())
+    }
+}
+
+/// The publications of one change: `clients.list`, then `clients.detail`,
+/// each `[msg_id, body]`, serialised (or taken from the cache) on demand.
+pub struct Publications<'a> {
+    manager: &'a mut Manager,
+    unix_time: f64,
+    next: Option<&'static str>,
+}
+
+impl Iterator for Publications<'_> {
+    type Item = Vec<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Vec<Vec<u8>>> {
+        let category = self.next?;
+        let body = if category == LIST_CATEGORY {
+            self.next = Some(DETAIL_CATEGORY);
+            self.manager.list_json().to_owned()
+        } else {
+            self.next = None;
+            self.manager.detail_json().to_owned()
+        };
+        Some(wire::encode_publication(category, self.unix_time, body))
     }
 }
 
@@ -296,7 +323,9 @@ mod tests {
             manager.handle_status_message(&later),
             StatusOutcome::Changed { .. }
         ));
-        let [list, detail] = manager.take_publications(1371071844.17).unwrap();
+        let mut publications = manager.take_publications(1371071844.17).unwrap();
+        let (list, detail) = (publications.next().unwrap(), publications.next().unwrap());
+        assert!(publications.next().is_none(), "two publications per change");
         assert_eq!(list[0], b"clients.list.1371071844_17.0_1");
         assert_eq!(detail[0], b"clients.detail.1371071844_17.0_1");
         assert_eq!(body(&list[1])["domogik-a.box"]["status"], "alive");

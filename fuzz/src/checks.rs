@@ -160,8 +160,11 @@ pub fn status(data: &[u8]) {
             matches!(outcome, StatusOutcome::Changed { .. }),
             "{outcome:?}"
         );
-        let Some([list, detail]) = publications else {
+        let Some(publications) = publications else {
             continue;
+        };
+        let Ok([list, detail]) = <[_; 2]>::try_from(publications.collect::<Vec<_>>()) else {
+            panic!("not exactly two publications (list, detail)");
         };
         assert_eq!(list[0], b"clients.list.1371071554_16.0_1");
         assert_eq!(detail[0], b"clients.detail.1371071554_16.0_1");

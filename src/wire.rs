@@ -89,15 +89,16 @@ pub fn decode_status(frames: &[Vec<u8>]) -> Result<Option<StatusUpdate>, BadStat
         "plugin.status" => false,
         _ => return Ok(None),
     };
-    let body = parse_json_object(body).map_err(|error| match error {
+    let mut body = parse_json_object(body).map_err(|error| match error {
         JsonObjectError::NotUtf8 => BadStatusMessage::NotUtf8,
         JsonObjectError::NotJson(text) => BadStatusMessage::BodyNotJson(text),
         JsonObjectError::NotObject => BadStatusMessage::BodyNotObject,
     })?;
-    let text = |field: &'static str| {
-        body.get(field)
-            .and_then(Value::as_str)
-            .ok_or(BadStatusMessage::MissingField(field))
+    // Fields are moved out of the parsed body, not copied: a comment can
+    // be most of a 1 MiB message, and most statuses change nothing.
+    let mut text = |field: &'static str| match body.remove(field) {
+        Some(Value::String(text)) => Ok(text),
+        _ => Err(BadStatusMessage::MissingField(field)),
     };
     if text("type")? != "plugin" {
         return Ok(None);
@@ -105,13 +106,13 @@ pub fn decode_status(frames: &[Vec<u8>]) -> Result<Option<StatusUpdate>, BadStat
     let (name, host) = if seed_shape {
         (text("id")?, None)
     } else {
-        (text("name")?, Some(text("host")?.to_owned()))
+        (text("name")?, Some(text("host")?))
     };
     let event = text("event")?;
-    let status = Status::parse(event).ok_or_else(|| BadStatusMessage::UnknownStatus(event.to_owned()))?;
-    let comment = body.get("comment").and_then(Value::as_str).map(str::to_owned);
+    let status = Status::parse(&event).ok_or(BadStatusMessage::UnknownStatus(event))?;
+    let comment = text("comment").ok();
     Ok(Some(StatusUpdate {
-        name: name.to_owned(),
+        name,
         host,
         status,
         comment,

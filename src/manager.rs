@@ -71,11 +71,11 @@ impl Manager {
     pub fn handle_request(&mut self, frames: &[Vec<u8>]) -> Reply {
         match wire::decode_request(frames).and_then(|request| self.route(request)) {
             Ok((framing, action, body)) => Reply {
-                frames: wire::encode_reply(&framing, action, body),
+                frames: wire::encode_reply(framing, action, body),
                 error: None,
             },
             Err(BadRequest { framing, reason }) => Reply {
-                frames: wire::encode_reply(&framing, ERROR_ACTION, wire::error_body(&reason)),
+                frames: wire::encode_reply(framing, ERROR_ACTION, wire::error_body(&reason)),
                 error: Some(reason),
             },
         }

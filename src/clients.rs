@@ -41,6 +41,11 @@ impl std::fmt::Display for StatusRejected {
     }
 }
 
+/// The client id of plugin `name` on `host`: `domogik-<name>.<host>`.
+fn client_id(name: &str, host: &str) -> String {
+    format!("domogik-{name}.{host}")
+}
+
 /// Every plugin client of this host, keyed by plugin name.
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -68,9 +73,9 @@ impl Clients {
         self.by_name.is_empty()
     }
 
-    /// The client id of plugin `name` on this host: `domogik-<name>.<host>`.
+    /// The client id of plugin `name` on this host.
     pub fn client_id(&self, name: &str) -> String {
-        format!("domogik-{name}.{}", self.host)
+        client_id(name, &self.host)
     }
 
     pub fn status(&self, name: &str) -> Option<Status> {
@@ -123,7 +128,7 @@ impl Clients {
         status: Status,
         comment: Option<String>,
     ) -> Result<bool, StatusRejected> {
-        let id = || format!("domogik-{name}.{host}");
+        let id = || client_id(name, host);
         let client = match self.by_name.get_mut(name) {
             Some(client) if host == self.host => client,
             _ => return Err(StatusRejected::UnknownClient(id())),

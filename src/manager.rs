@@ -71,11 +71,11 @@ impl Manager {
     pub fn handle_request(&mut self, frames: &[Vec<u8>]) -> Reply {
         match wire::decode_request(frames).and_then(|request| self.route(request)) {
             Ok((framing, action, body)) => Reply {
-                frames: wire::encode_reply(&framing, action, body),
+                frames: wire::encode_reply(framing, action, body),
                 error: None,
             },
             Err(BadRequest { framing, reason }) => Reply {
-                frames: wire::encode_reply(&framing, ERROR_ACTION, wire::error_body(&reason)),
+                frames: wire::encode_reply(framing, ERROR_ACTION, wire::error_body(&reason)),
                 error: Some(reason),
             },
         }
@@ -152,7 +152,9 @@ impl Manager {
     /// The publications owed since the last call: `clients.list` then
     /// `clients.detail`, once however many changes happened meanwhile.
     /// Each is built when the iterator reaches it, so the list can be sent
-    /// before the detail (megabytes with many plugins) is serialised.
+    /// before the detail (megabytes with many plugins) is serialised. They
+    /// are no longer owed once this returns: whatever of the iterator is
+    /// left unconsumed is not published until the next change.
     pub fn take_publications(&mut self, unix_time: f64) -> Option<Publications<'_>> {
         if !std::mem::take(&mut self.dirty) {
             return None;

@@ -35,6 +35,9 @@ pub struct SignalPipe {
     read_end: UnixStream,
     terminate: Arc<AtomicBool>,
     rescan: Arc<AtomicBool>,
+    /// The handled signals, as the set `pthread_sigmask` takes: built once,
+    /// used twice per wait.
+    handled: libc::sigset_t,
 }
 
 impl SignalPipe {
@@ -44,17 +47,20 @@ impl SignalPipe {
         write_end.set_nonblocking(true)?;
         let terminate = Arc::new(AtomicBool::new(false));
         let rescan = Arc::new(AtomicBool::new(false));
-        for (signal, flag) in [(SIGTERM, &terminate), (SIGINT, &terminate), (SIGHUP, &rescan)] {
+        let signals = [(SIGTERM, &terminate), (SIGINT, &terminate), (SIGHUP, &rescan)];
+        for (signal, flag) in signals {
             // Flag first: handlers run in registration order, so the flag
             // is set before the byte that wakes the loop is written.
             signal_hook::flag::register(signal, Arc::clone(flag))?;
             signal_hook::low_level::pipe::register(signal, write_end.try_clone()?)?;
         }
-        set_mask(libc::SIG_BLOCK)?;
+        let handled = signal_set(signals.map(|(signal, _)| signal));
+        set_mask(libc::SIG_BLOCK, &handled)?;
         Ok(SignalPipe {
             read_end,
             terminate,
             rescan,
+            handled,
         })
     }
 
@@ -64,9 +70,9 @@ impl SignalPipe {
         // Failing to unblock would only cost the wake-up (the byte never
         // comes): the poll's timeout still ends it. Failing to block again
         // brings back EINTR, which the callers survive, if less gracefully.
-        let _ = set_mask(libc::SIG_UNBLOCK);
+        let _ = set_mask(libc::SIG_UNBLOCK, &self.handled);
         let outcome = wait();
-        let _ = set_mask(libc::SIG_BLOCK);
+        let _ = set_mask(libc::SIG_BLOCK, &self.handled);
         outcome
     }
 
@@ -93,20 +99,25 @@ impl SignalPipe {
     }
 }
 
-/// Blocks (`SIG_BLOCK`) or unblocks (`SIG_UNBLOCK`) the handled signals in
-/// the calling thread.
-fn set_mask(how: libc::c_int) -> io::Result<()> {
+/// The set of `signals`, for `pthread_sigmask`.
+fn signal_set<const N: usize>(signals: [libc::c_int; N]) -> libc::sigset_t {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset initialises the set it is given; sigaddset and
-    // pthread_sigmask only read and write the set and the thread's mask.
-    let rc = unsafe {
+    // SAFETY: sigemptyset initialises the set it is given (it fails only on
+    // a null pointer); sigaddset only writes into it (it fails only on an
+    // invalid signal number, and these are signal-hook's constants).
+    unsafe {
         libc::sigemptyset(set.as_mut_ptr());
-        for signal in [SIGHUP, SIGINT, SIGTERM] {
+        for signal in signals {
             libc::sigaddset(set.as_mut_ptr(), signal);
         }
-        libc::pthread_sigmask(how, set.as_ptr(), std::ptr::null_mut())
-    };
-    match rc {
+        set.assume_init()
+    }
+}
+
+/// Blocks (`SIG_BLOCK`) or unblocks (`SIG_UNBLOCK`) `set` in the calling thread.
+fn set_mask(how: libc::c_int, set: &libc::sigset_t) -> io::Result<()> {
+    // SAFETY: pthread_sigmask only reads the set and changes this thread's mask.
+    match unsafe { libc::pthread_sigmask(how, set, std::ptr::null_mut()) } {
         0 => Ok(()),
         errno => Err(io::Error::from_raw_os_error(errno)),
     }

@@ -89,15 +89,16 @@ pub fn decode_status(frames: &[Vec<u8>]) -> Result<Option<StatusUpdate>, BadStat
         "plugin.status" => false,
         _ => return Ok(None),
     };
-    let body = parse_json_object(body).map_err(|error| match error {
+    let mut body = parse_json_object(body).map_err(|error| match error {
         JsonObjectError::NotUtf8 => BadStatusMessage::NotUtf8,
         JsonObjectError::NotJson(text) => BadStatusMessage::BodyNotJson(text),
         JsonObjectError::NotObject => BadStatusMessage::BodyNotObject,
     })?;
-    let text = |field: &'static str| {
-        body.get(field)
-            .and_then(Value::as_str)
-            .ok_or(BadStatusMessage::MissingField(field))
+    // Fields are moved out of the parsed body, not copied: a comment can
+    // be most of a 1 MiB message, and most statuses change nothing.
+    let mut text = |field: &'static str| match body.remove(field) {
+        Some(Value::String(text)) => Ok(text),
+        _ => Err(BadStatusMessage::MissingField(field)),
     };
     if text("type")? != "plugin" {
         return Ok(None);
@@ -105,13 +106,13 @@ pub fn decode_status(frames: &[Vec<u8>]) -> Result<Option<StatusUpdate>, BadStat
     let (name, host) = if seed_shape {
         (text("id")?, None)
     } else {
-        (text("name")?, Some(text("host")?.to_owned()))
+        (text("name")?, Some(text("host")?))
     };
     let event = text("event")?;
-    let status = Status::parse(event).ok_or_else(|| BadStatusMessage::UnknownStatus(event.to_owned()))?;
-    let comment = body.get("comment").and_then(Value::as_str).map(str::to_owned);
+    let status = Status::parse(&event).ok_or(BadStatusMessage::UnknownStatus(event))?;
+    let comment = text("comment").ok();
     Ok(Some(StatusUpdate {
-        name: name.to_owned(),
+        name,
         host,
         status,
         comment,
@@ -233,14 +234,15 @@ fn check_mdp_timeout(frame: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Encodes a reply in the request's framing.
-pub fn encode_reply(framing: &Framing, action: &str, body: String) -> Vec<Vec<u8>> {
+/// Encodes a reply in the request's framing, which it consumes: the
+/// service frame moves into the reply instead of being copied again.
+pub fn encode_reply(framing: Framing, action: &str, body: String) -> Vec<Vec<u8>> {
     match framing {
         Framing::Plain => vec![action.as_bytes().to_vec(), body.into_bytes()],
         Framing::Mdp { service } => {
             vec![
                 MDP_CLIENT_HEADER.to_vec(),
-                service.clone(),
+                service,
                 action.as_bytes().to_vec(),
                 body.into_bytes(),
             ]
@@ -260,7 +262,7 @@ pub fn error_body(reason: &str) -> String {
 
 /// Encodes a request, as a user interface sends it (used by tests and tools).
 pub fn encode_request(framing: &Framing, action: &str, body: &str) -> Vec<Vec<u8>> {
-    encode_reply(framing, action, body.to_owned())
+    encode_reply(framing.clone(), action, body.to_owned())
 }
 
 /// A reply as a user interface receives it.
@@ -598,14 +600,14 @@ mod tests {
     #[test]
     fn replies_use_the_request_framing() {
         assert_eq!(
-            encode_reply(&Framing::Plain, "x.result", "{}".into()),
+            encode_reply(Framing::Plain, "x.result", "{}".into()),
             frames(&[b"x.result", b"{}"])
         );
         let mdp = Framing::Mdp {
             service: b"svc".to_vec(),
         };
         assert_eq!(
-            encode_reply(&mdp, "error", "{}".into()),
+            encode_reply(mdp, "error", "{}".into()),
             frames(&[b"MDPC01", b"svc", b"error", b"{}"])
         );
     }
@@ -615,7 +617,7 @@ mod tests {
         let mdp = Framing::Mdp {
             service: b"manager".to_vec(),
         };
-        let reply = decode_reply(&encode_reply(&mdp, "clients.list.result", "{}".into())).unwrap();
+        let reply = decode_reply(&encode_reply(mdp.clone(), "clients.list.result", "{}".into())).unwrap();
         assert_eq!(
             reply,
             ReceivedReply {

@@ -3,8 +3,11 @@
 
 use crate::util::commands::*;
 use crate::util::*;
+use serde_json::{json, Map, Value};
 use std::fs;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn info_json(name: &str, version: &str) -> String {
     format!(r#"{{"json_version": 2, "identity": {{"type": "plugin", "name": "{name}", "version": "{version}"}}}}"#)
@@ -60,6 +63,54 @@ fn watch_without_a_manager_says_so_keeps_watching_and_stops_on_ctrl_c() {
     assert!(watch.try_line(Duration::from_millis(50)).is_none());
     watch.signal("INT");
     assert_eq!(watch.wait_exit(Duration::from_secs(2)).code(), Some(0));
+}
+
+/// Signals reach `watch` only while it polls (src/signals.rs): one that
+/// drained its whole queue before polling again never stopped as long as
+/// publications kept coming faster than it read them.
+#[test]
+fn watch_stops_on_ctrl_c_during_a_flood_of_publications() {
+    let dir = TempDir::new("watch-flood");
+    let config = dir.join("manager.cfg");
+    fs::write(&config, ipc_config(&dir, &dir.join("packages"), "")).unwrap();
+    // No manager: the test plays its PUB socket, a detail map large enough
+    // that `watch` reads it slower than it comes.
+    let clients: Map<String, Value> = (0..300)
+        .map(|n| {
+            (
+                format!("domogik-p{n}.testhost"),
+                json!({"status": "alive", "data": {"n": n}}),
+            )
+        })
+        .collect();
+    let frames = vec![
+        b"clients.detail.1371071554_16.0_1".to_vec(),
+        Value::Object(clients).to_string().into_bytes(),
+    ];
+    let context = zmq::Context::new();
+    let manager_pub = context.socket(zmq::PUB).unwrap();
+    manager_pub.set_linger(0).unwrap();
+    manager_pub
+        .bind(&format!("ipc://{}/pub", dir.path().display()))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while !stop.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(3) {
+                manager_pub.send_multipart(&frames, 0).unwrap();
+            }
+        })
+    };
+
+    let mut watch = Watcher::start(&config, &["--timeout", "0.1"]);
+    watch.wait_stderr("first publication");
+    watch.signal("INT");
+    let status = watch.wait_exit(Duration::from_secs(2));
+    stop.store(true, Ordering::SeqCst);
+    flood.join().unwrap();
+    assert_eq!(status.code(), Some(0));
 }
 
 /// Next to Domogik's MQ forwarder: `watch` subscribes at the forwarder's

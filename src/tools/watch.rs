@@ -153,11 +153,7 @@ fn decode_publication(frames: &[Vec<u8>]) -> Result<Map<String, Value>, String> 
     if wire::category_of(msg_id) != Some(DETAIL_CATEGORY) {
         return Err(format!("unexpected msg_id \"{}\"", wire::truncate(msg_id, 60)));
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(clients)) => Ok(clients),
-        Ok(_) => Err("the body is not a JSON object".into()),
-        Err(e) => Err(format!("the body is not JSON: {e}")),
-    }
+    wire::parse_json_object(body).map_err(|why| format!("the body {why}"))
 }
 
 #[cfg(test)]

@@ -286,6 +286,25 @@ impl Daemon {
         body_of(&reply[1])["clients"].clone()
     }
 
+    /// Asks `action` until the entry of client `id` (`null` while there is
+    /// none) satisfies `wanted`, within the deadline; returns that entry. For
+    /// what the manager applies after the test acted: a rescan on SIGHUP, a
+    /// status message read on another socket.
+    pub fn await_client(&self, action: &str, id: &str, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let entry = self.clients(action)[id].clone();
+            if wanted(&entry) {
+                return entry;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} never {what} within {DEADLINE:?}: {entry}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn context(&self) -> &zmq::Context {
         &self.context
     }

@@ -6,8 +6,7 @@ use crate::util::*;
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn info_json(name: &str, version: &str) -> String {
     format!(r#"{{"json_version": 2, "identity": {{"type": "plugin", "name": "{name}", "version": "{version}"}}}}"#)
@@ -93,24 +92,18 @@ fn watch_stops_on_ctrl_c_during_a_flood_of_publications() {
     manager_pub
         .bind(&format!("ipc://{}/pub", dir.path().display()))
         .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flood = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            while !stop.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(3) {
-                manager_pub.send_multipart(&frames, 0).unwrap();
-            }
-        })
-    };
+    // Publishes until dropped, also when the test fails.
+    let flood = Background::start(move |stop: &AtomicBool| {
+        while !stop.load(Ordering::SeqCst) {
+            manager_pub.send_multipart(&frames, 0).unwrap();
+        }
+    });
 
     let mut watch = Watcher::start(&config, &["--timeout", "0.1"]);
     watch.wait_stderr("first publication");
     watch.signal("INT");
-    let status = watch.wait_exit(Duration::from_secs(2));
-    stop.store(true, Ordering::SeqCst);
-    flood.join().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(watch.wait_exit(Duration::from_secs(2)).code(), Some(0));
+    drop(flood);
 }
 
 /// Next to Domogik's MQ forwarder: `watch` subscribes at the forwarder's

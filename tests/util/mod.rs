@@ -495,13 +495,39 @@ fn drain_until_quiet(ui: &zmq::Socket, last: impl Fn(&Publication) -> bool) {
     panic!("publications did not settle");
 }
 
+/// A thread that runs until dropped, also when the test fails: `work`
+/// returns once the flag it is given is set.
+pub struct Background {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Background {
+    pub fn start(work: impl FnOnce(&AtomicBool) + Send + 'static) -> Background {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        Background {
+            stop,
+            thread: Some(std::thread::spawn(move || work(&flag))),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A minimal Domogik MQ forwarder: XSUB where publishers connect, XPUB
-/// where subscribers connect, forwarding both ways until stopped.
+/// where subscribers connect, forwarding both ways until dropped.
 pub struct Forwarder {
     pub xsub: String,
     pub xpub: String,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: Background,
 }
 
 impl Forwarder {
@@ -520,11 +546,9 @@ impl Forwarder {
         xpub.bind(&format!("tcp://127.0.0.1:{xpub_port}")).unwrap();
         let xsub_endpoint = xsub.get_last_endpoint().unwrap().unwrap();
         let xpub_endpoint = xpub.get_last_endpoint().unwrap().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
+        let thread = Background::start(move |stop| {
             let _context = context;
-            while !stop_flag.load(Ordering::SeqCst) {
+            while !stop.load(Ordering::SeqCst) {
                 let mut items = [xsub.as_poll_item(zmq::POLLIN), xpub.as_poll_item(zmq::POLLIN)];
                 zmq::poll(&mut items, 50).unwrap();
                 let (from_publishers, from_subscribers) = (items[0].is_readable(), items[1].is_readable());
@@ -542,23 +566,13 @@ impl Forwarder {
         Forwarder {
             xsub: xsub_endpoint,
             xpub: xpub_endpoint,
-            stop,
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
     pub fn ports(&self) -> (u16, u16) {
         let port = |endpoint: &str| endpoint.rsplit(':').next().unwrap().parse().unwrap();
         (port(&self.xsub), port(&self.xpub))
-    }
-}
-
-impl Drop for Forwarder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -305,8 +305,10 @@ pub fn decode_reply(frames: &[Vec<u8>]) -> Result<ReceivedReply, String> {
 
 // ---------------------------------------------------------------------------
 
+/// Why a frame is not a JSON object; displayed as a predicate ("is not
+/// JSON: ...") so that callers say which frame.
 #[derive(Debug)]
-enum JsonObjectError {
+pub enum JsonObjectError {
     NotUtf8,
     NotJson(String),
     NotObject,
@@ -322,7 +324,8 @@ impl fmt::Display for JsonObjectError {
     }
 }
 
-fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonObjectError> {
+/// A frame that must hold a JSON object (a request's or a publication's body).
+pub fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonObjectError> {
     let text = std::str::from_utf8(bytes).map_err(|_| JsonObjectError::NotUtf8)?;
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),

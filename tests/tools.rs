@@ -44,15 +44,9 @@ fn clients_detail_shows_identity_and_what_is_wrong() {
     std::fs::create_dir_all(&broken).unwrap();
     std::fs::write(broken.join("info.json"), "{\"identity\": ").unwrap();
     daemon.signal("HUP");
-    let deadline = Instant::now() + DEADLINE;
-    while daemon
-        .clients("clients.list.get")
-        .get("domogik-broken.testhost")
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "the manager never saw plugin_broken");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    daemon.await_client("clients.list.get", "domogik-broken.testhost", "appeared", |entry| {
+        !entry.is_null()
+    });
 
     let output = run_command(&config, &["clients", "--detail"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
@@ -141,16 +135,13 @@ fn status_changes_a_clients_status() {
     let output = run_command(&config, &["status", "diskfree", "alive", "--comment", "all good"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     // Sent is not yet applied: the manager reads it on another socket.
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let entry = daemon.clients("clients.detail.get")["domogik-diskfree.testhost"].clone();
-        if entry["status"] == "alive" {
-            assert_eq!(entry["comment"], "all good");
-            break;
-        }
-        assert!(Instant::now() < deadline, "diskfree never became alive: {entry}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let entry = daemon.await_client(
+        "clients.detail.get",
+        "domogik-diskfree.testhost",
+        "became alive",
+        |entry| entry["status"] == "alive",
+    );
+    assert_eq!(entry["comment"], "all good");
 }
 
 #[test]

@@ -3,7 +3,9 @@
 
 use crate::util::commands::*;
 use crate::util::*;
+use serde_json::{json, Map, Value};
 use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 fn info_json(name: &str, version: &str) -> String {
@@ -60,6 +62,48 @@ fn watch_without_a_manager_says_so_keeps_watching_and_stops_on_ctrl_c() {
     assert!(watch.try_line(Duration::from_millis(50)).is_none());
     watch.signal("INT");
     assert_eq!(watch.wait_exit(Duration::from_secs(2)).code(), Some(0));
+}
+
+/// Signals reach `watch` only while it polls (src/signals.rs): one that
+/// drained its whole queue before polling again never stopped as long as
+/// publications kept coming faster than it read them.
+#[test]
+fn watch_stops_on_ctrl_c_during_a_flood_of_publications() {
+    let dir = TempDir::new("watch-flood");
+    let config = dir.join("manager.cfg");
+    fs::write(&config, ipc_config(&dir, &dir.join("packages"), "")).unwrap();
+    // No manager: the test plays its PUB socket, a detail map large enough
+    // that `watch` reads it slower than it comes.
+    let clients: Map<String, Value> = (0..300)
+        .map(|n| {
+            (
+                format!("domogik-p{n}.testhost"),
+                json!({"status": "alive", "data": {"n": n}}),
+            )
+        })
+        .collect();
+    let frames = vec![
+        b"clients.detail.1371071554_16.0_1".to_vec(),
+        Value::Object(clients).to_string().into_bytes(),
+    ];
+    let context = zmq::Context::new();
+    let manager_pub = context.socket(zmq::PUB).unwrap();
+    manager_pub.set_linger(0).unwrap();
+    manager_pub
+        .bind(&format!("ipc://{}/pub", dir.path().display()))
+        .unwrap();
+    // Publishes until dropped, also when the test fails.
+    let flood = Background::start(move |stop: &AtomicBool| {
+        while !stop.load(Ordering::SeqCst) {
+            manager_pub.send_multipart(&frames, 0).unwrap();
+        }
+    });
+
+    let mut watch = Watcher::start(&config, &["--timeout", "0.1"]);
+    watch.wait_stderr("first publication");
+    watch.signal("INT");
+    assert_eq!(watch.wait_exit(Duration::from_secs(2)).code(), Some(0));
+    drop(flood);
 }
 
 /// Next to Domogik's MQ forwarder: `watch` subscribes at the forwarder's

@@ -97,14 +97,8 @@ pub fn line(time: &str, id: &str, change: &Change, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tools::json_map as map;
     use serde_json::json;
-
-    fn map(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            _ => panic!("not an object"),
-        }
-    }
 
     fn entry(status: &str, data: Value) -> Value {
         json!({"status": status, "host": "h", "type": "plugin", "id": "x", "configured": null, "data": data})

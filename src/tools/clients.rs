@@ -5,7 +5,7 @@ use super::endpoints::{self, Peer};
 use super::{colour, net, stdout_failed, table, ToolError};
 use crate::config::Config;
 use crate::manager::{DETAIL_GET, DETAIL_RESULT, ERROR_ACTION, LIST_GET, LIST_RESULT};
-use crate::wire::ReceivedReply;
+use crate::wire::{self, ReceivedReply};
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::time::Duration;
@@ -62,7 +62,8 @@ fn clients_of(reply: ReceivedReply, expected: &str) -> Result<Fetched, String> {
     if reply.action == ERROR_ACTION {
         let reason = match body.as_ref().ok().and_then(|body| body.get("reason")) {
             Some(Value::String(reason)) => table::clean(reason),
-            _ => table::clean(&crate::wire::truncate(&reply.body, 200)),
+            // truncate escapes control characters itself.
+            _ => wire::truncate(&reply.body, 200),
         };
         return Err(format!("the manager answered error: {reason}"));
     }
@@ -70,7 +71,7 @@ fn clients_of(reply: ReceivedReply, expected: &str) -> Result<Fetched, String> {
     if reply.action != expected {
         return Err(format!(
             "unexpected reply action \"{}\", expected {expected}",
-            table::clean(&crate::wire::truncate(&reply.action, 40))
+            wire::truncate(&reply.action, 40)
         ));
     }
     match body {

@@ -44,6 +44,16 @@ fn stdout_failed(error: std::io::Error) -> Option<ToolError> {
     (error.kind() != std::io::ErrorKind::BrokenPipe).then(|| ToolError(format!("cannot write to stdout: {error}")))
 }
 
+/// The map of a `json!({...})` literal, for the tests of the pure modules
+/// (the table, the change lines), which take clients maps.
+#[cfg(test)]
+fn json_map(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => panic!("not an object"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

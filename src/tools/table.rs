@@ -133,14 +133,8 @@ pub fn render(rows: &[Row], detail: bool, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tools::json_map as map;
     use serde_json::json;
-
-    fn map(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            _ => panic!("not an object"),
-        }
-    }
 
     fn sample() -> Map<String, Value> {
         map(json!({

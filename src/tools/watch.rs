@@ -98,40 +98,43 @@ fn starting_point(
     }
 }
 
-/// Handles the publications waiting on `sub`. `Ok(false)`: stdout is
+/// Handles one publication waiting on `sub`. `Ok(false)`: stdout is
 /// closed, time to stop.
+///
+/// One, not all that are queued: signals are only delivered while the loop
+/// polls ([`SignalPipe::while_waiting`]), so draining a queue that a busy
+/// manager keeps filling would leave Ctrl-C pending for as long as it does.
 fn follow(sub: &zmq::Socket, known: &mut Option<Map<String, Value>>, colour: bool) -> Result<bool, ToolError> {
-    loop {
-        let frames = match sub.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => frames,
-            Err(zmq::Error::EAGAIN) => return Ok(true),
-            Err(e) => return Err(ToolError(format!("cannot receive a publication: {e}"))),
-        };
-        let clients = match decode_publication(&frames) {
-            Ok(clients) => clients,
-            Err(why) => {
-                eprintln!("dmg_manager: publication ignored: {why}");
-                continue;
-            }
-        };
-        let changes = match known.as_ref() {
-            Some(previous) => changes::diff(previous, &clients),
-            None => {
-                eprintln!(
-                    "dmg_manager: first publication: {} clients; changes are shown from now on",
-                    clients.len()
-                );
-                Vec::new()
-            }
-        };
-        *known = Some(clients);
-        let time = crate::log::utc_timestamp(SystemTime::now());
-        for (id, change) in changes {
-            if let Err(error) = print_line(&changes::line(&time, &id, &change, colour)) {
-                return stdout_failed(error).map_or(Ok(false), Err);
-            }
+    let frames = match sub.recv_multipart(zmq::DONTWAIT) {
+        Ok(frames) => frames,
+        Err(zmq::Error::EAGAIN) => return Ok(true),
+        Err(e) => return Err(ToolError(format!("cannot receive a publication: {e}"))),
+    };
+    let clients = match decode_publication(&frames) {
+        Ok(clients) => clients,
+        Err(why) => {
+            eprintln!("dmg_manager: publication ignored: {why}");
+            return Ok(true);
+        }
+    };
+    let changes = match known.as_ref() {
+        Some(previous) => changes::diff(previous, &clients),
+        None => {
+            eprintln!(
+                "dmg_manager: first publication: {} clients; changes are shown from now on",
+                clients.len()
+            );
+            Vec::new()
+        }
+    };
+    *known = Some(clients);
+    let time = crate::log::utc_timestamp(SystemTime::now());
+    for (id, change) in changes {
+        if let Err(error) = print_line(&changes::line(&time, &id, &change, colour)) {
+            return stdout_failed(error).map_or(Ok(false), Err);
         }
     }
+    Ok(true)
 }
 
 /// Writes one line and flushes it: `watch` is meant to be piped.
@@ -150,11 +153,7 @@ fn decode_publication(frames: &[Vec<u8>]) -> Result<Map<String, Value>, String> 
     if wire::category_of(msg_id) != Some(DETAIL_CATEGORY) {
         return Err(format!("unexpected msg_id \"{}\"", wire::truncate(msg_id, 60)));
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(clients)) => Ok(clients),
-        Ok(_) => Err("the body is not a JSON object".into()),
-        Err(e) => Err(format!("the body is not JSON: {e}")),
-    }
+    wire::parse_json_object(body).map_err(|why| format!("the body {why}"))
 }
 
 #[cfg(test)]

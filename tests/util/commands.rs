@@ -2,12 +2,9 @@
 //! `status`) as a user would: the built binary, a config file, and what it
 //! prints. `watch` runs in the background, its lines read with a deadline.
 
-use super::{TempDir, BIN, DEADLINE};
-use std::io::{BufRead, BufReader, Read};
+use super::{exit_within, manager_command, send_signal, Lines, TempDir, DEADLINE};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A standalone config whose three endpoints are ipc:// paths in `dir`, so
@@ -23,15 +20,7 @@ pub fn ipc_config(dir: &TempDir, packages: &Path, extra_manager_keys: &str) -> S
 
 /// Runs `dmg_manager --config CONFIG ARGS...` to completion.
 pub fn run_command(config: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("JOURNAL_STREAM")
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    manager_command(config).args(args).output().unwrap()
 }
 
 pub fn stdout_of(output: &Output) -> String {
@@ -45,90 +34,68 @@ pub fn stderr_of(output: &Output) -> String {
 /// A `dmg_manager watch` running in the background.
 pub struct Watcher {
     child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    stderr: Arc<Mutex<String>>,
+    stdout: Lines,
+    /// How many stdout lines the test has read.
+    read: usize,
+    stderr: Lines,
 }
 
 impl Watcher {
     pub fn start(config: &Path, extra_args: &[&str]) -> Watcher {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
+        let mut child = manager_command(config)
             .arg("watch")
             .args(extra_args)
-            .env_remove("JOURNAL_STREAM")
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
-        let mut stderr_pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let stderr_copy = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n @ 1..) = stderr_pipe.read(&mut buffer) {
-                stderr_copy
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
-            }
-        });
         Watcher {
+            stdout: Lines::read(child.stdout.take().unwrap()),
+            stderr: Lines::read(child.stderr.take().unwrap()),
             child,
-            lines,
-            seen: Vec::new(),
-            stderr,
+            read: 0,
         }
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.stderr.all().join("\n")
     }
 
-    /// Waits until stderr contains `needle`.
+    /// Waits until stderr has a line containing `needle`.
     pub fn wait_stderr(&self, needle: &str) {
         let deadline = Instant::now() + DEADLINE;
-        while !self.stderr().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "watch never said {needle:?}; stderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(5));
+        if self
+            .stderr
+            .find_from(0, deadline, |line| line.contains(needle))
+            .is_none()
+        {
+            panic!("watch never said {needle:?}; stderr:\n{}", self.stderr());
         }
     }
 
     /// The next stdout line within `within`, if any.
     pub fn try_line(&mut self, within: Duration) -> Option<String> {
-        let line = self.lines.recv_timeout(within).ok()?;
-        self.seen.push(line.clone());
-        Some(line)
+        self.next_line(Instant::now() + within, |_| true)
     }
 
     /// Reads stdout lines until one satisfies `wanted`, within the deadline.
     pub fn line(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        while Instant::now() < deadline {
-            if let Some(line) = self.try_line(Duration::from_millis(50)) {
-                if wanted(&line) {
-                    return line;
-                }
-            }
+        match self.next_line(Instant::now() + DEADLINE, wanted) {
+            Some(line) => line,
+            None => panic!(
+                "watch printed no line {what} within {DEADLINE:?}; stdout:\n{}\nstderr:\n{}",
+                self.stdout.all().join("\n"),
+                self.stderr()
+            ),
         }
-        panic!(
-            "watch printed no line {what} within {DEADLINE:?}; stdout:\n{}\nstderr:\n{}",
-            self.seen.join("\n"),
-            self.stderr()
-        );
+    }
+
+    /// The first unread stdout line that satisfies `wanted`; the lines
+    /// before it are read too.
+    fn next_line(&mut self, deadline: Instant, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        let (index, line) = self.stdout.find_from(self.read, deadline, wanted)?;
+        self.read = index + 1;
+        Some(line)
     }
 
     /// ZeroMQ subscriptions connect asynchronously, and the manager only
@@ -155,23 +122,14 @@ impl Watcher {
     }
 
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{name} failed");
+        send_signal(self.child.id(), name);
     }
 
     /// Waits for the process to exit, within `within`.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "watch still running after {within:?}");
-            std::thread::sleep(Duration::from_millis(5));
+        match exit_within(&mut self.child, within) {
+            Some(status) => status,
+            None => panic!("watch still running after {within:?}; stderr:\n{}", self.stderr()),
         }
     }
 }

@@ -9,12 +9,12 @@
 pub mod commands;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -90,11 +90,106 @@ pub fn standalone_config(packages: &Path, extra_manager_keys: &str) -> String {
     )
 }
 
+/// `dmg_manager --config CONFIG`, stdin closed, and none of what the
+/// environment running the tests may set that changes its output: the
+/// journal's (log format), systemd's notify socket, `NO_COLOR`.
+pub fn manager_command(config: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("--config")
+        .arg(config)
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Sends signal `name` (`TERM`, `HUP`...) to process `pid`.
+pub fn send_signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} failed");
+}
+
+/// How `child` exited, or `None` if it is still running after `within`.
+pub fn exit_within(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        // std has no wait with a timeout: look often, until the deadline.
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The lines a child writes to one pipe, read by a thread as they come:
+/// all kept (a failing test shows them), each new one waking a waiting test.
+pub struct Lines {
+    all: Arc<Mutex<Vec<String>>>,
+    added: Receiver<()>,
+}
+
+impl Lines {
+    pub fn read(pipe: impl Read + Send + 'static) -> Lines {
+        let all = Arc::new(Mutex::new(Vec::new()));
+        let (sender, added) = mpsc::channel();
+        let writer = Arc::clone(&all);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                lock(&writer).push(line);
+                let _ = sender.send(());
+            }
+        });
+        Lines { all, added }
+    }
+
+    /// Every line so far.
+    pub fn all(&self) -> Vec<String> {
+        lock(&self.all).clone()
+    }
+
+    /// The first line at index `from` or later that satisfies `wanted`,
+    /// with its index, waiting for new lines until `deadline`; `None` if
+    /// none came by then, or the pipe closed first.
+    pub fn find_from(&self, from: usize, deadline: Instant, wanted: impl Fn(&str) -> bool) -> Option<(usize, String)> {
+        let mut last_look = false;
+        loop {
+            let found = lock(&self.all)
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find(|(_, line)| wanted(line))
+                .map(|(index, line)| (index, line.clone()));
+            if found.is_some() || last_look {
+                return found;
+            }
+            // A line is stored before its wake-up is sent: after a timeout
+            // or the pipe's end, one more look sees every line.
+            let left = deadline.saturating_duration_since(Instant::now());
+            last_look = self.added.recv_timeout(left).is_err();
+            while self.added.try_recv().is_ok() {}
+        }
+    }
+}
+
+/// A lock that a panicking holder did not make unusable: the helpers still
+/// show what was collected when a test fails.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// A running `dmg_manager`, its stderr collected line by line.
 pub struct Daemon {
     child: Child,
-    lines: Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
+    stderr: Lines,
     pub rep: String,
     pub publisher: Option<String>,
     pub sub: Option<String>,
@@ -117,30 +212,15 @@ impl Daemon {
 
     /// Starts the daemon without waiting for anything.
     pub fn spawn(config_path: &Path) -> Daemon {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config_path)
-            .env_remove("JOURNAL_STREAM")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
+        let mut child = manager_command(config_path)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let log_copy = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                log_copy.lock().unwrap().push(line.clone());
-                let _ = sender.send(line);
-            }
-        });
+        let stderr = Lines::read(child.stderr.take().unwrap());
         Daemon {
             child,
-            lines,
-            log,
+            stderr,
             rep: String::new(),
             publisher: None,
             sub: None,
@@ -154,43 +234,25 @@ impl Daemon {
 
     /// Every stderr line so far.
     pub fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
+        self.stderr.all()
     }
 
     /// Waits for a stderr line containing `needle` (seen from now on, or
     /// already); returns it.
     pub fn wait_for_log(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(line) = self.log().into_iter().find(|line| line.contains(needle)) {
-                // Drain what the channel holds so later waits start fresh.
-                while self.lines.try_recv().is_ok() {}
-                return line;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left.min(Duration::from_millis(200))) {
-                Ok(_) | Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
-                _ => panic!(
-                    "no log line with {needle:?} within {DEADLINE:?}; log:\n{}",
-                    self.log().join("\n")
-                ),
-            }
-        }
+        self.wait_for_new_log(needle, 0)
     }
 
     /// Waits for a *new* line containing `needle`, after `previous` lines.
     pub fn wait_for_new_log(&mut self, needle: &str, previous: usize) -> String {
         let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(line) = self.log().into_iter().skip(previous).find(|line| line.contains(needle)) {
-                return line;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no new log line with {needle:?}; log:\n{}",
+        match self.stderr.find_from(previous, deadline, |line| line.contains(needle)) {
+            Some((_, line)) => line,
+            None => panic!(
+                "no log line with {needle:?} after the first {previous} within {DEADLINE:?} \
+                 (or the manager exited); log:\n{}",
                 self.log().join("\n")
-            );
-            let _ = self.lines.recv_timeout(Duration::from_millis(100));
+            ),
         }
     }
 
@@ -224,6 +286,25 @@ impl Daemon {
         body_of(&reply[1])["clients"].clone()
     }
 
+    /// Asks `action` until the entry of client `id` (`null` while there is
+    /// none) satisfies `wanted`, within the deadline; returns that entry. For
+    /// what the manager applies after the test acted: a rescan on SIGHUP, a
+    /// status message read on another socket.
+    pub fn await_client(&self, action: &str, id: &str, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let entry = self.clients(action)[id].clone();
+            if wanted(&entry) {
+                return entry;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} never {what} within {DEADLINE:?}: {entry}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn context(&self) -> &zmq::Context {
         &self.context
     }
@@ -239,27 +320,17 @@ impl Daemon {
     }
 
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{name} failed");
+        send_signal(self.pid(), name);
     }
 
-    /// Waits for the process to exit, within the deadline.
+    /// Waits for the process to exit, within `within`.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
+        match exit_within(&mut self.child, within) {
+            Some(status) => status,
+            None => panic!(
                 "dmg_manager still running after {within:?}; log:\n{}",
                 self.log().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(10));
+            ),
         }
     }
 
@@ -276,7 +347,7 @@ impl Drop for Daemon {
         // whether it was still running.
         if std::thread::panicking() {
             let still_running = matches!(self.child.try_wait(), Ok(None));
-            let log = self.log.lock().map(|log| log.clone()).unwrap_or_default();
+            let log = self.log();
             let tail = &log[log.len().saturating_sub(30)..];
             eprintln!(
                 "manager running: {still_running}; last stderr lines:\n{}",
@@ -424,13 +495,39 @@ fn drain_until_quiet(ui: &zmq::Socket, last: impl Fn(&Publication) -> bool) {
     panic!("publications did not settle");
 }
 
+/// A thread that runs until dropped, also when the test fails: `work`
+/// returns once the flag it is given is set.
+pub struct Background {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Background {
+    pub fn start(work: impl FnOnce(&AtomicBool) + Send + 'static) -> Background {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        Background {
+            stop,
+            thread: Some(std::thread::spawn(move || work(&flag))),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A minimal Domogik MQ forwarder: XSUB where publishers connect, XPUB
-/// where subscribers connect, forwarding both ways until stopped.
+/// where subscribers connect, forwarding both ways until dropped.
 pub struct Forwarder {
     pub xsub: String,
     pub xpub: String,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: Background,
 }
 
 impl Forwarder {
@@ -449,11 +546,9 @@ impl Forwarder {
         xpub.bind(&format!("tcp://127.0.0.1:{xpub_port}")).unwrap();
         let xsub_endpoint = xsub.get_last_endpoint().unwrap().unwrap();
         let xpub_endpoint = xpub.get_last_endpoint().unwrap().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
+        let thread = Background::start(move |stop| {
             let _context = context;
-            while !stop_flag.load(Ordering::SeqCst) {
+            while !stop.load(Ordering::SeqCst) {
                 let mut items = [xsub.as_poll_item(zmq::POLLIN), xpub.as_poll_item(zmq::POLLIN)];
                 zmq::poll(&mut items, 50).unwrap();
                 let (from_publishers, from_subscribers) = (items[0].is_readable(), items[1].is_readable());
@@ -471,23 +566,13 @@ impl Forwarder {
         Forwarder {
             xsub: xsub_endpoint,
             xpub: xpub_endpoint,
-            stop,
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
     pub fn ports(&self) -> (u16, u16) {
         let port = |endpoint: &str| endpoint.rsplit(':').next().unwrap().parse().unwrap();
         (port(&self.xsub), port(&self.xpub))
-    }
-}
-
-impl Drop for Forwarder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! port, a forwarder that restarts, packages that break on disk, signals
 //! in storms. Each test checks that the manager goes on serving, unharmed.
 
+use crate::layouts::forwarder_config;
 use crate::util::*;
 use std::io::Write;
 use std::net::TcpStream;
@@ -108,14 +109,7 @@ fn forwarder_stops_and_restarts_on_the_same_ports() {
     let ports = forwarder.ports();
     let dir = TempDir::new("forwarder-restart");
     let packages = copy_fixtures(&dir);
-    let config = format!(
-        "[mq]\nip = 127.0.0.1\npub_port = {}\nsub_port = {}\n\
-         [manager]\nhost = testhost\npackages_dir = {}\nrep_endpoint = @tcp://127.0.0.1:*\n",
-        ports.0,
-        ports.1,
-        packages.display()
-    );
-    let daemon = Daemon::start(&dir, &config);
+    let daemon = Daemon::start(&dir, &forwarder_config(&forwarder, &packages));
     let plugin = publisher(daemon.context(), &forwarder.xsub);
     let ui = subscriber(daemon.context(), &forwarder.xpub, "clients");
     connect_pubsub(&plugin, &ui);

@@ -324,7 +324,7 @@ fn a_client_that_leaves_before_its_reply_costs_the_next_one_nothing() {
 #[test]
 fn sighup_storm_is_survived() {
     let (dir, mut daemon) = start("sighup-storm", "rescan_interval = 3600\n");
-    let storm = std::process::Command::new("bash")
+    let mut storm = std::process::Command::new("bash")
         .arg("-c")
         .arg(format!(
             "for i in $(seq 2000); do kill -HUP {} || exit 1; done",
@@ -332,7 +332,6 @@ fn sighup_storm_is_survived() {
         ))
         .spawn()
         .unwrap();
-    let mut storm = storm;
     let client = daemon.req_socket();
     let deadline = Instant::now() + DEADLINE;
     let mut answered = 0;

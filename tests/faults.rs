@@ -447,6 +447,14 @@ fn frames_over_the_size_limits_are_refused_unread_and_the_next_client_served() {
         .send_multipart([b"plugin.1_2.0_1".to_vec(), vec![b' '; 2 * 1024 * 1024]], 0)
         .unwrap();
     connect_pubsub(&plugin, &ui);
+    // Unread: had it been read, its body (spaces) would have been logged as
+    // not JSON, before the statuses that followed it on the same link.
+    let read: Vec<_> = daemon
+        .log()
+        .into_iter()
+        .filter(|line| line.contains("status message dropped"))
+        .collect();
+    assert!(read.is_empty(), "the 2 MiB status was read: {read:?}");
 
     // The manager lives on, with its memory, and serves the next client.
     assert_list_reply(&daemon.request(&[b"clients.list.get", b"{}"]));

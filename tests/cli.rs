@@ -1,5 +1,6 @@
 //! The command line and the configuration file, as a user meets them.
 
+use crate::util::commands::stderr_of;
 use crate::util::*;
 use std::process::{Command, Output};
 
@@ -9,10 +10,6 @@ fn run(args: &[&str]) -> Output {
         .env_remove("JOURNAL_STREAM")
         .output()
         .unwrap()
-}
-
-fn stderr_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
@@ -49,11 +46,7 @@ fn check_config_accepts_the_shipped_configs() {
 
     for shipped in ["etc/manager.cfg", "etc/manager-dev.cfg"] {
         let path = format!("{}/{shipped}", env!("CARGO_MANIFEST_DIR"));
-        let output = Command::new(BIN)
-            .args(["--check-config", "--config", &path])
-            .env_remove("JOURNAL_STREAM")
-            .output()
-            .unwrap();
+        let output = run(&["--check-config", "--config", &path]);
         // The shipped config derives the host from this machine's name,
         // which may be too long on some build hosts: that must be the only
         // possible complaint.

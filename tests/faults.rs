@@ -2,6 +2,7 @@
 //! port, a forwarder that restarts, packages that break on disk, signals
 //! in storms. Each test checks that the manager goes on serving, unharmed.
 
+use crate::layouts::forwarder_config;
 use crate::util::*;
 use std::io::Write;
 use std::net::TcpStream;
@@ -108,14 +109,7 @@ fn forwarder_stops_and_restarts_on_the_same_ports() {
     let ports = forwarder.ports();
     let dir = TempDir::new("forwarder-restart");
     let packages = copy_fixtures(&dir);
-    let config = format!(
-        "[mq]\nip = 127.0.0.1\npub_port = {}\nsub_port = {}\n\
-         [manager]\nhost = testhost\npackages_dir = {}\nrep_endpoint = @tcp://127.0.0.1:*\n",
-        ports.0,
-        ports.1,
-        packages.display()
-    );
-    let daemon = Daemon::start(&dir, &config);
+    let daemon = Daemon::start(&dir, &forwarder_config(&forwarder, &packages));
     let plugin = publisher(daemon.context(), &forwarder.xsub);
     let ui = subscriber(daemon.context(), &forwarder.xpub, "clients");
     connect_pubsub(&plugin, &ui);
@@ -330,7 +324,7 @@ fn a_client_that_leaves_before_its_reply_costs_the_next_one_nothing() {
 #[test]
 fn sighup_storm_is_survived() {
     let (dir, mut daemon) = start("sighup-storm", "rescan_interval = 3600\n");
-    let storm = std::process::Command::new("bash")
+    let mut storm = std::process::Command::new("bash")
         .arg("-c")
         .arg(format!(
             "for i in $(seq 2000); do kill -HUP {} || exit 1; done",
@@ -338,7 +332,6 @@ fn sighup_storm_is_survived() {
         ))
         .spawn()
         .unwrap();
-    let mut storm = storm;
     let client = daemon.req_socket();
     let deadline = Instant::now() + DEADLINE;
     let mut answered = 0;
@@ -454,6 +447,14 @@ fn frames_over_the_size_limits_are_refused_unread_and_the_next_client_served() {
         .send_multipart([b"plugin.1_2.0_1".to_vec(), vec![b' '; 2 * 1024 * 1024]], 0)
         .unwrap();
     connect_pubsub(&plugin, &ui);
+    // Unread: had it been read, its body (spaces) would have been logged as
+    // not JSON, before the statuses that followed it on the same link.
+    let read: Vec<_> = daemon
+        .log()
+        .into_iter()
+        .filter(|line| line.contains("status message dropped"))
+        .collect();
+    assert!(read.is_empty(), "the 2 MiB status was read: {read:?}");
 
     // The manager lives on, with its memory, and serves the next client.
     assert_list_reply(&daemon.request(&[b"clients.list.get", b"{}"]));

@@ -1,7 +1,22 @@
 //! The two endpoint layouts: next to Domogik's MQ forwarder (the default,
 //! derived from `[mq]`), and standalone (the manager binds).
 
+use crate::util::commands::ipc_config;
 use crate::util::*;
+use std::path::Path;
+
+/// A config for the forwarder layout: only the `[mq]` ports of `forwarder`,
+/// so the sub and pub endpoints take their defaults (connect to it); the
+/// request endpoint on an ephemeral loopback port. (Also used by
+/// tests/faults.rs; a candidate for tests/util.)
+pub fn forwarder_config(forwarder: &Forwarder, packages: &Path) -> String {
+    let (xsub_port, xpub_port) = forwarder.ports();
+    format!(
+        "[mq]\nip = 127.0.0.1\npub_port = {xsub_port}\nsub_port = {xpub_port}\n\
+         [manager]\nhost = testhost\npackages_dir = {}\nrep_endpoint = @tcp://127.0.0.1:*\n",
+        packages.display()
+    )
+}
 
 #[test]
 fn forwarder_layout_from_mq_ports() {
@@ -9,13 +24,7 @@ fn forwarder_layout_from_mq_ports() {
     let (xsub_port, xpub_port) = forwarder.ports();
     let dir = TempDir::new("forwarder");
     let packages = copy_fixtures(&dir);
-    // Only [mq] ports: sub/pub endpoints take their defaults (connect).
-    let config = format!(
-        "[mq]\nip = 127.0.0.1\npub_port = {xsub_port}\nsub_port = {xpub_port}\n\
-         [manager]\nhost = testhost\npackages_dir = {}\nrep_endpoint = @tcp://127.0.0.1:*\n",
-        packages.display()
-    );
-    let mut daemon = Daemon::start(&dir, &config);
+    let mut daemon = Daemon::start(&dir, &forwarder_config(&forwarder, &packages));
     daemon.wait_for_log(&format!("sub socket connecting to tcp://127.0.0.1:{xpub_port}"));
     daemon.wait_for_log(&format!("pub socket connecting to tcp://127.0.0.1:{xsub_port}"));
 
@@ -51,12 +60,7 @@ fn standalone_layout_binds_where_plugins_and_uis_connect() {
 fn ipc_endpoints_work_too() {
     let dir = TempDir::new("ipc");
     let packages = copy_fixtures(&dir);
-    let config = format!(
-        "[manager]\nhost = testhost\npackages_dir = {}\nsub_endpoint = @ipc://{d}/sub\npub_endpoint = @ipc://{d}/pub\nrep_endpoint = @ipc://{d}/rep\n",
-        packages.display(),
-        d = dir.path().display()
-    );
-    let mut daemon = Daemon::start(&dir, &config);
+    let mut daemon = Daemon::start(&dir, &ipc_config(&dir, &packages, ""));
     assert_eq!(daemon.rep, format!("ipc://{}/rep", dir.path().display()));
     assert_eq!(daemon.clients("clients.list.get").as_object().unwrap().len(), 4);
     // The socket files go with the daemon (it does not close its sockets

@@ -92,7 +92,8 @@ pub fn write_package(dir: &Path, name: &str, template: &Template, revision: Opti
     fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// The total size of the `info.json` files under `dir`, in bytes.
+/// The total size of the `info.json` files under `dir`, in bytes: a listing
+/// and one `stat` per package (also the floor of a rescan, rescan.rs).
 pub fn info_json_bytes(dir: &Path) -> Result<u64, Failure> {
     let entries = fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     let mut total = 0;

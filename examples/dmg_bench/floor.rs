@@ -10,13 +10,15 @@
 //! ZeroMQ I/O thread. It stops when its stdin closes.
 
 use super::Failure;
+use domogik_manager::daemon::{
+    MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM,
+    SUB_MAX_MSG_BYTES, SUB_RCVHWM,
+};
+use domogik_manager::manager::STATUS_SUBSCRIPTION;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The same per-turn bounds as the daemon's loop.
-const MAX_REQUESTS_PER_TURN: usize = 64;
-const MAX_STATUSES_PER_TURN: usize = 1024;
 const SLOT_SUB: usize = 0;
 const SLOT_REP: usize = 1;
 const SLOT_STDIN: usize = 2;
@@ -71,18 +73,21 @@ pub fn serve(canned_path: &Path) -> Result<(), Failure> {
             eprintln!("{role} socket bound to {endpoint}");
             Ok(socket)
         };
-    // The daemon's own socket options (src/daemon.rs), so that queues and
-    // the memory they hold compare like with like.
+    // The daemon's own socket options and per-turn bounds (its constants,
+    // not copies: a copy had kept the SUB queue at 10 000 after the daemon's
+    // went to 100), so that queues and the memory they hold compare like
+    // with like.
     let sub = socket(zmq::SUB, "sub", &|s| {
-        s.set_maxmsgsize(1024 * 1024)?;
-        s.set_rcvhwm(10_000)?;
-        s.set_subscribe(b"plugin")
+        s.set_maxmsgsize(SUB_MAX_MSG_BYTES)?;
+        s.set_rcvhwm(SUB_RCVHWM)?;
+        s.set_subscribe(STATUS_SUBSCRIPTION.as_bytes())
     })?;
     let rep = socket(zmq::REP, "rep", &|s| {
-        s.set_maxmsgsize(8 * 1024 * 1024)?;
-        s.set_rcvhwm(100)
+        s.set_maxmsgsize(REP_MAX_MSG_BYTES)?;
+        s.set_rcvhwm(REP_RCVHWM)?;
+        s.set_sndhwm(REP_SNDHWM)
     })?;
-    let publisher = socket(zmq::PUB, "pub", &|s| s.set_sndhwm(64))?;
+    let publisher = socket(zmq::PUB, "pub", &|s| s.set_sndhwm(PUB_SNDHWM))?;
     eprintln!("ready: floor server");
 
     let mut received: u64 = 0;

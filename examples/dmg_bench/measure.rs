@@ -6,6 +6,9 @@ use super::fixture::client_id;
 use super::floor;
 use super::stats::{summarize, Summary};
 use super::Failure;
+use domogik_manager::manager::LIST_CATEGORY;
+use domogik_manager::status::Status;
+use domogik_manager::wire::{self, StatusUpdate};
 use std::time::{Duration, Instant};
 
 /// No reply or publication within this is a failed run.
@@ -13,11 +16,13 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const WARM_UP_REQUESTS: usize = 100;
 /// Statuses a burst cycles through; consecutive messages to one plugin
 /// always differ, so every message is a change the manager must apply.
-const CYCLE: [&str; 4] = ["starting", "alive", "stop-request", "stopped"];
+const CYCLE: [Status; 4] = [Status::Starting, Status::Alive, Status::StopRequest, Status::Stopped];
 /// The statuses of a burst's last round, which appear nowhere before it:
 /// a `clients.list` showing them all shows the end of the burst, never
 /// an earlier state that happens to look the same.
-const LAST: [&str; 2] = ["dead", "not-configured"];
+const LAST: [Status; 2] = [Status::Dead, Status::NotConfigured];
+/// The time in the `msg_id` of every status message sent.
+const MSG_TIME: f64 = 1_764_000_000.5;
 
 fn zmq_error(what: &str) -> impl Fn(zmq::Error) -> Failure + '_ {
     move |e| format!("{what}: {e}")
@@ -97,7 +102,8 @@ impl StatusLink {
         let ui = context.socket(zmq::SUB).map_err(zmq_error("UI SUB"))?;
         ui.set_linger(0).map_err(zmq_error("UI SUB"))?;
         ui.set_rcvhwm(0).map_err(zmq_error("UI SUB"))?;
-        ui.set_subscribe(b"clients.list").map_err(zmq_error("UI SUB"))?;
+        ui.set_subscribe(LIST_CATEGORY.as_bytes())
+            .map_err(zmq_error("UI SUB"))?;
         ui.connect(pub_endpoint).map_err(zmq_error("UI connect"))?;
         Ok(StatusLink { plugin, ui })
     }
@@ -141,14 +147,20 @@ fn next_publication(ui: &zmq::Socket, within: Duration) -> Result<Option<Vec<Vec
     ui.recv_multipart(0).map(Some).map_err(zmq_error("UI receive"))
 }
 
-/// A status message in later Domogik's shape (`plugin.status`).
-pub fn status_message(name: &str, host: &str, event: &str) -> [Vec<u8>; 2] {
-    let body = format!(r#"{{"type": "plugin", "name": "{name}", "host": "{host}", "event": "{event}"}}"#);
-    [b"plugin.status.1764000000_5.0_1".to_vec(), body.into_bytes()]
+/// A status message in later Domogik's shape (`plugin.status`), as the
+/// crate's own `status` command encodes it.
+pub fn status_message(name: &str, host: &str, status: Status) -> Vec<Vec<u8>> {
+    let update = StatusUpdate {
+        name: name.to_owned(),
+        host: Some(host.to_owned()),
+        status,
+        comment: None,
+    };
+    wire::encode_status(&update, host, MSG_TIME)
 }
 
 /// What a `clients.list` body says of one client, as a substring.
-fn shows(id: &str, status: &str) -> String {
+fn shows(id: &str, status: Status) -> String {
     format!(r#""{id}": {{"status": "{status}""#)
 }
 
@@ -156,12 +168,12 @@ fn shows(id: &str, status: &str) -> String {
 pub struct Plugins {
     pub names: Vec<String>,
     pub host: String,
-    current: Vec<&'static str>,
+    current: Vec<Status>,
 }
 
 impl Plugins {
     pub fn new(names: Vec<String>, host: &str) -> Plugins {
-        let current = vec!["unknown"; names.len()];
+        let current = vec![Status::Unknown; names.len()];
         Plugins {
             names,
             host: host.to_owned(),
@@ -172,10 +184,10 @@ impl Plugins {
     /// Sends plugin `index` a status other than its current one; returns
     /// the substring the next `clients.list` must contain.
     fn flip(&mut self, link: &StatusLink, index: usize) -> Result<String, Failure> {
-        let next = if self.current[index] == "alive" {
-            "stopped"
+        let next = if self.current[index] == Status::Alive {
+            Status::Stopped
         } else {
-            "alive"
+            Status::Alive
         };
         self.current[index] = next;
         let name = &self.names[index];
@@ -229,9 +241,9 @@ pub fn floor_latency(link: &StatusLink, plugins: &mut Plugins, samples: usize) -
 
 /// A burst: `rounds` status messages per plugin, plugin after plugin.
 pub struct Burst {
-    messages: Vec<[Vec<u8>; 2]>,
+    messages: Vec<Vec<Vec<u8>>>,
     /// The last status sent to each plugin.
-    final_statuses: Vec<&'static str>,
+    final_statuses: Vec<Status>,
     /// What the final `clients.list` must show, one substring per plugin.
     final_shows: Vec<String>,
 }
@@ -250,12 +262,12 @@ impl Burst {
         let messages = (0..rounds * count)
             .map(|i| status_message(&plugins.names[i % count], &plugins.host, status(i / count, i % count)))
             .collect();
-        let final_statuses: Vec<&'static str> = (0..count).map(|index| status(rounds - 1, index)).collect();
+        let final_statuses: Vec<Status> = (0..count).map(|index| status(rounds - 1, index)).collect();
         let final_shows = plugins
             .names
             .iter()
             .zip(&final_statuses)
-            .map(|(name, status)| shows(&client_id(name), status))
+            .map(|(name, status)| shows(&client_id(name), *status))
             .collect();
         Burst {
             messages,
@@ -378,11 +390,14 @@ mod tests {
         let plugins = Plugins::new(names, "h");
         let burst = Burst::new(&plugins, 30);
         assert_eq!(burst.len(), 30);
-        assert_eq!(burst.final_statuses, ["dead", "not-configured", "dead"]);
+        assert_eq!(
+            burst.final_statuses,
+            [Status::Dead, Status::NotConfigured, Status::Dead]
+        );
         let bodies: Vec<String> = burst
             .messages
             .iter()
-            .map(|[_, body]| String::from_utf8_lossy(body).into_owned())
+            .map(|message| String::from_utf8_lossy(&message[1]).into_owned())
             .collect();
         let (earlier, last_round) = bodies.split_at(27);
         assert!(earlier

@@ -18,30 +18,28 @@ pub struct Memory {
 }
 
 pub fn memory(pid: u32) -> Result<Memory, Failure> {
-    let path = format!("/proc/{pid}/status");
-    let text = fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let field = |name: &str| -> Result<u64, Failure> {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| format!("{path} has no {name} line"))
-    };
+    let status = format!("/proc/{pid}/status");
+    let status_text = read(&status)?;
+    let rollup = format!("/proc/{pid}/smaps_rollup");
     Ok(Memory {
-        rss: field("VmRSS:")?,
-        hwm: field("VmHWM:")?,
-        anon: field("RssAnon:")?,
-        file: field("RssFile:")?,
-        pss: proportional_set_size(pid)?,
+        rss: kib_field(&status, &status_text, "VmRSS:")?,
+        hwm: kib_field(&status, &status_text, "VmHWM:")?,
+        anon: kib_field(&status, &status_text, "RssAnon:")?,
+        file: kib_field(&status, &status_text, "RssFile:")?,
+        pss: kib_field(&rollup, &read(&rollup)?, "Pss:")?,
     })
 }
 
-fn proportional_set_size(pid: u32) -> Result<u64, Failure> {
-    let path = format!("/proc/{pid}/smaps_rollup");
-    let text = fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+fn read(path: &str) -> Result<String, Failure> {
+    fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
+}
+
+/// The figure of a `Name:   123 kB` line of `text`, read from `path`.
+fn kib_field(path: &str, text: &str, name: &str) -> Result<u64, Failure> {
     text.lines()
-        .find_map(|line| line.strip_prefix("Pss:"))
+        .find_map(|line| line.strip_prefix(name))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("{path} has no Pss line"))
+        .ok_or_else(|| format!("{path} has no {name} line"))
 }
 
 /// One thread's counters.
@@ -65,31 +63,38 @@ pub struct CpuSample {
 }
 
 pub fn cpu(pid: u32) -> Result<CpuSample, Failure> {
-    let task_dir = format!("/proc/{pid}/task");
-    let entries = fs::read_dir(&task_dir).map_err(|e| format!("cannot list {task_dir}: {e}"))?;
-    let mut threads = Vec::new();
-    for entry in entries.flatten() {
-        let Ok(tid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        threads.push(thread(pid, tid)?);
-    }
-    threads.sort_by_key(|thread| thread.tid);
     Ok(CpuSample {
-        threads,
+        threads: thread_ids(pid)?
+            .into_iter()
+            .map(|tid| thread(pid, tid))
+            .collect::<Result<_, _>>()?,
         ticks: process_ticks(pid)?,
     })
 }
 
+/// The ids of a process's threads (/proc/PID/task), in order.
+pub fn thread_ids(pid: u32) -> Result<Vec<u32>, Failure> {
+    let task_dir = format!("/proc/{pid}/task");
+    let entries = fs::read_dir(&task_dir).map_err(|e| format!("cannot list {task_dir}: {e}"))?;
+    let mut tids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    Ok(tids)
+}
+
+/// A thread's name (/proc/PID/task/TID/comm).
+pub fn thread_name(pid: u32, tid: u32) -> Result<String, Failure> {
+    Ok(read(&format!("/proc/{pid}/task/{tid}/comm"))?.trim().to_owned())
+}
+
 fn thread(pid: u32, tid: u32) -> Result<ThreadSample, Failure> {
     let base = format!("/proc/{pid}/task/{tid}");
-    let read = |file: &str| {
-        fs::read_to_string(format!("{base}/{file}")).map_err(|e| format!("cannot read {base}/{file}: {e}"))
-    };
-    let schedstat = read("schedstat")?;
+    let schedstat = read(&format!("{base}/schedstat"))?;
     let run_ns =
         first_number(&schedstat).ok_or_else(|| format!("{base}/schedstat is not understood: {schedstat:?}"))?;
-    let status = read("status")?;
+    let status = read(&format!("{base}/status"))?;
     let switches = |name: &str| {
         status
             .lines()
@@ -99,7 +104,7 @@ fn thread(pid: u32, tid: u32) -> Result<ThreadSample, Failure> {
     };
     Ok(ThreadSample {
         tid,
-        name: read("comm")?.trim().to_owned(),
+        name: thread_name(pid, tid)?,
         run_ns,
         voluntary_switches: switches("voluntary_ctxt_switches:")?,
         involuntary_switches: switches("nonvoluntary_ctxt_switches:")?,
@@ -114,7 +119,7 @@ fn first_number(text: &str) -> Option<u64> {
 /// hold spaces, so fields are counted after its closing parenthesis.
 fn process_ticks(pid: u32) -> Result<u64, Failure> {
     let path = format!("/proc/{pid}/stat");
-    let text = fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let text = read(&path)?;
     let after_name = text
         .rsplit_once(')')
         .map(|(_, rest)| rest)
@@ -157,5 +162,25 @@ pub fn delta(before: &CpuSample, after: &CpuSample) -> CpuDelta {
         run_ns,
         ticks: after.ticks.saturating_sub(before.ticks),
         threads,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let pid = std::process::id();
+        let memory = memory(pid).unwrap();
+        assert!(
+            memory.rss > 0 && memory.hwm >= memory.rss && memory.pss > 0,
+            "{memory:?}"
+        );
+        // The main thread only: the test harness's other threads come and go.
+        assert!(thread_ids(pid).unwrap().contains(&pid));
+        let main = thread(pid, pid).unwrap();
+        assert!(!main.name.is_empty() && main.run_ns > 0, "{main:?}");
+        assert!(process_ticks(pid).is_ok());
     }
 }

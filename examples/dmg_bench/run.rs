@@ -13,6 +13,7 @@ use super::stats::Summary;
 use super::strace;
 use super::table;
 use super::Failure;
+use domogik_manager::manager::{DETAIL_GET, LIST_GET};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,8 +26,6 @@ const RESCAN_PACKAGES: usize = 1000;
 const RESCAN_INTERVAL: Duration = Duration::from_secs(30);
 /// Left to a process after start or load before its memory is read.
 const SETTLE: Duration = Duration::from_millis(500);
-const LIST_GET: &str = "clients.list.get";
-const DETAIL_GET: &str = "clients.detail.get";
 
 /// Everything measured at one N.
 pub struct SizeResults {

@@ -10,6 +10,7 @@
 //! its own window, after the CPU window, never during it.
 
 use super::process::{signal_pid, Process};
+use super::procfs;
 use super::Failure;
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -108,20 +109,18 @@ fn may_block(call_and_args: &str) -> bool {
     last_argument != "0"
 }
 
+/// The name of each thread; the main thread is `main` (its name is the
+/// program's).
 fn thread_names(pid: u32) -> BTreeMap<u32, String> {
-    let mut names = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return names;
+    let name = |tid: u32| {
+        if tid == pid {
+            "main".to_owned()
+        } else {
+            procfs::thread_name(pid, tid).unwrap_or_default()
+        }
     };
-    for entry in entries.flatten() {
-        let Ok(tid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        let role = if tid == pid { "main" } else { comm.trim() };
-        names.insert(tid, role.to_owned());
-    }
-    names
+    let tids = procfs::thread_ids(pid).unwrap_or_default();
+    tids.into_iter().map(|tid| (tid, name(tid))).collect()
 }
 
 #[cfg(test)]

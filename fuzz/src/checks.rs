@@ -10,6 +10,7 @@ use domogik_manager::config;
 use domogik_manager::envelope;
 use domogik_manager::manager::{Manager, StatusOutcome};
 use domogik_manager::packages::{self, Package, PackageChange};
+use domogik_manager::wire::{self, Framing};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::path::Path;
@@ -108,31 +109,34 @@ pub fn request(data: &[u8]) {
     }
 }
 
-/// Answers `frames` and checks the reply; returns its frames.
+/// Answers `frames` and checks the reply; returns its frames. The reply is
+/// read back with the crate's own reply decoder (what `dmg_manager clients`
+/// uses), and must come in the request's framing: MDP when the first of at
+/// least two frames is `MDPC01` (PROTOCOL.md), its service echoed.
 fn check_reply(manager: &mut Manager, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let reply = manager.handle_request(frames);
-    let mdp = frames.first().map(Vec::as_slice) == Some(b"MDPC01".as_slice()) && frames.len() >= 2;
-    let (action, body) = if mdp {
-        assert_eq!(reply.frames.len(), 4, "MDP reply to {frames:?}: {:?}", reply.frames);
-        assert_eq!(reply.frames[0], b"MDPC01");
-        assert_eq!(reply.frames[1], frames[1], "the service is echoed");
-        (&reply.frames[2], &reply.frames[3])
-    } else {
-        assert_eq!(reply.frames.len(), 2, "plain reply to {frames:?}: {:?}", reply.frames);
-        (&reply.frames[0], &reply.frames[1])
+    let received =
+        wire::decode_reply(&reply.frames).unwrap_or_else(|e| panic!("reply to {frames:?}: {e}: {:?}", reply.frames));
+    let framing = match frames {
+        [header, service, ..] if header == b"MDPC01" => Framing::Mdp {
+            service: service.clone(),
+        },
+        _ => Framing::Plain,
     };
-    let body = json(body, "reply body");
+    assert_eq!(received.framing, framing, "reply to {frames:?}: {:?}", reply.frames);
+    let body = json(received.body.as_bytes(), "reply body");
     match &reply.error {
         Some(reason) => {
-            assert_eq!(action, b"error");
+            assert_eq!(received.action, "error");
             assert_eq!(body["status"], Value::Bool(false));
             assert_eq!(body["reason"].as_str(), Some(reason.as_str()));
             assert_one_short_line("error reason", reason);
         }
         None => {
             assert!(
-                action == b"clients.list.result" || action == b"clients.detail.result",
-                "{action:?}"
+                received.action == "clients.list.result" || received.action == "clients.detail.result",
+                "{}",
+                received.action
             );
             let clients = body["clients"].as_object().expect("a clients object");
             assert_eq!(clients.len(), 3);

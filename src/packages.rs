@@ -276,17 +276,12 @@ fn fingerprint_of(path: &Path) -> Fingerprint {
 }
 
 fn read_package(name: &str, path: &Path, fingerprint: &Fingerprint) -> Package {
-    let invalid = |why: &str| Package::Invalid {
-        reason: format!("plugin_{name}/info.json {why}"),
-    };
     match fingerprint {
-        Fingerprint::Unreadable(why) => invalid(why),
-        Fingerprint::File { size, .. } if *size > MAX_INFO_JSON_BYTES => Package::Invalid {
-            reason: too_large(*size),
-        },
+        Fingerprint::Unreadable(why) => invalid(name, why),
+        Fingerprint::File { size, .. } if *size > MAX_INFO_JSON_BYTES => invalid(name, &too_large(*size)),
         Fingerprint::File { .. } => match read_capped(path) {
             Ok(bytes) => parse_info_json(name, &bytes),
-            Err(error) => invalid(&describe_io_error(&error)),
+            Err(error) => invalid(name, &describe_io_error(&error)),
         },
     }
 }
@@ -424,6 +419,22 @@ mod tests {
     fn oversized_bytes_are_refused() {
         let bytes = vec![b' '; MAX_INFO_JSON_BYTES as usize + 1];
         assert!(reason(parse_info_json("demo", &bytes)).contains("too large"));
+    }
+
+    #[test]
+    fn a_file_too_large_by_its_stat_is_refused_unread_and_named() {
+        let fingerprint = Fingerprint::File {
+            size: 2_000_000,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 1,
+            device: 1,
+        };
+        // The path does not exist: the verdict must come from `stat` alone.
+        assert_eq!(
+            reason(read_package("demo", Path::new("/nonexistent/info.json"), &fingerprint)),
+            "plugin_demo/info.json is too large: 2000000 bytes, at most 1048576"
+        );
     }
 
     #[test]

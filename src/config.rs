@@ -135,15 +135,26 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_owned(),
         message,
     };
-    let metadata = std::fs::metadata(path).map_err(|e| error(format!("cannot read the config file: {e}")))?;
-    if metadata.len() > MAX_CONFIG_BYTES {
+    let bytes = read_capped(path).map_err(|e| error(format!("cannot read the config file: {e}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
         return Err(error(format!(
             "the config file is larger than {MAX_CONFIG_BYTES} bytes"
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read the config file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| error("the config file is not UTF-8 text".into()))?;
     parse(&text, path, &system_hostname())
+}
+
+/// Reads at most one byte more than the limit. The cap is on what is read,
+/// not on what `stat` says: a pipe or a device (`--config /dev/zero`) has no
+/// size, and a file may grow between `stat` and `read`.
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// This machine's hostname, as the kernel knows it.
@@ -550,6 +561,12 @@ mod tests {
             Endpoint::parse("@tcp://127.0.0.1:*"),
             Ok(Endpoint::bind("tcp://127.0.0.1:*"))
         );
+    }
+
+    #[test]
+    fn load_refuses_an_endless_file_after_reading_at_most_the_limit() {
+        let error = load(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert_eq!(error, "/dev/zero: the config file is larger than 1048576 bytes");
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! [`load`] touches the disk.
 
 use crate::log::Level;
-use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -350,7 +349,6 @@ fn read_sections(text: &str) -> Result<Sections, String> {
         )
     })?;
     let mut entries = Vec::new();
-    let mut seen = BTreeSet::new();
     for (section, properties) in ini.iter() {
         let Some(section) = section else {
             if let Some((key, _)) = properties.iter().next() {
@@ -382,7 +380,8 @@ fn read_sections(text: &str) -> Result<Sections, String> {
                     known.join(", ")
                 ));
             }
-            if !seen.insert((section.to_owned(), key.clone())) {
+            // Only known keys get here: a dozen at most, so a scan is cheap.
+            if entries.iter().any(|(s, k, _)| s == section && *k == key) {
                 return Err(format!("key {key:?} appears twice in [{section}]"));
             }
             entries.push((section.to_owned(), key, strip_comment(value).to_owned()));

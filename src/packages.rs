@@ -2,7 +2,8 @@
 //!
 //! Three layers, so that all the judgement is tested without a disk:
 //! - [`classify_folder`] and [`parse_info_json`] are pure: a folder name or
-//!   the bytes of an `info.json` in, a verdict out;
+//!   the bytes of an `info.json` in, a verdict out; so is `diff`, which
+//!   compares the fingerprints of two scans;
 //! - [`Scanner::scan`] is the thin I/O: it lists the folder, `stat`s each
 //!   `info.json`, and reads only the files whose fingerprint changed;
 //! - the result is a list of [`PackageChange`]s for the clients map.
@@ -189,11 +190,14 @@ impl std::fmt::Display for ScanError {
     }
 }
 
+/// The `info.json` fingerprints of the packages one scan found, by name.
+type Fingerprints = BTreeMap<String, Fingerprint>;
+
 /// Rescans `packages_dir`, remembering only fingerprints between scans.
 #[derive(Debug)]
 pub struct Scanner {
     dir: PathBuf,
-    known: BTreeMap<String, Fingerprint>,
+    known: Fingerprints,
     strays: BTreeSet<String>,
 }
 
@@ -201,7 +205,7 @@ impl Scanner {
     pub fn new(dir: PathBuf) -> Scanner {
         Scanner {
             dir,
-            known: BTreeMap::new(),
+            known: Fingerprints::new(),
             strays: BTreeSet::new(),
         }
     }
@@ -219,13 +223,11 @@ impl Scanner {
             error,
         })?;
         let mut report = ScanReport::default();
-        let mut present = BTreeMap::new();
+        let mut plugins = Vec::new();
         let mut strays = BTreeSet::new();
         for folder in folders {
             match classify_folder(&folder) {
-                FolderKind::Plugin(name) => {
-                    present.insert(name, self.dir.join(&folder).join("info.json"));
-                }
+                FolderKind::Plugin(name) => plugins.push(name),
                 kind => {
                     if !self.strays.contains(&folder) {
                         report
@@ -238,22 +240,48 @@ impl Scanner {
         }
         self.strays = strays;
 
-        for name in self.known.keys().filter(|name| !present.contains_key(*name)) {
-            report.changes.push(PackageChange::Removed { name: name.clone() });
+        // One `stat` per package: all that a scan of an unchanged tree costs.
+        let now: Fingerprints = plugins
+            .into_iter()
+            .map(|name| {
+                let fingerprint = fingerprint_of(&self.info_json(&name));
+                (name, fingerprint)
+            })
+            .collect();
+        let (removed, changed) = diff(&self.known, &now);
+        for name in removed {
+            report.changes.push(PackageChange::Removed { name: name.to_owned() });
         }
-        self.known.retain(|name, _| present.contains_key(name));
-
-        for (name, path) in present {
-            let fingerprint = fingerprint_of(&path);
-            if self.known.get(&name) == Some(&fingerprint) {
-                continue;
-            }
-            let package = read_package(&name, &path, &fingerprint);
-            self.known.insert(name.clone(), fingerprint);
-            report.changes.push(PackageChange::Updated { name, package });
+        for (name, fingerprint) in changed {
+            let package = read_package(name, &self.info_json(name), fingerprint);
+            report.changes.push(PackageChange::Updated {
+                name: name.to_owned(),
+                package,
+            });
         }
+        self.known = now;
         Ok(report)
     }
+
+    fn info_json(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{PLUGIN_PREFIX}{name}")).join("info.json")
+    }
+}
+
+/// What changed between two scans: the packages gone, and the packages new
+/// or whose fingerprint differs (only their `info.json` is to be read).
+fn diff<'a>(before: &'a Fingerprints, now: &'a Fingerprints) -> (Vec<&'a str>, Vec<(&'a str, &'a Fingerprint)>) {
+    let removed = before
+        .keys()
+        .filter(|name| !now.contains_key(*name))
+        .map(String::as_str)
+        .collect();
+    let changed = now
+        .iter()
+        .filter(|(name, fingerprint)| before.get(*name) != Some(fingerprint))
+        .map(|(name, fingerprint)| (name.as_str(), fingerprint))
+        .collect();
+    (removed, changed)
 }
 
 /// The names in `dir`, skipping names that are not UTF-8 (never packages).
@@ -461,6 +489,41 @@ mod tests {
             outcome.expect("read_capped blocked on a FIFO"),
             Err("not a regular file".to_owned())
         );
+    }
+
+    #[test]
+    fn diff_names_the_packages_gone_and_those_new_or_changed() {
+        let file = |size| Fingerprint::File {
+            size,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 1,
+            device: 1,
+        };
+        let missing = || Fingerprint::Unreadable("is missing".into());
+        let fingerprints = |entries: &[(&str, Fingerprint)]| -> Fingerprints {
+            entries
+                .iter()
+                .map(|(name, fp)| (name.to_string(), fp.clone()))
+                .collect()
+        };
+        let before = fingerprints(&[
+            ("same", file(1)),
+            ("gone", file(1)),
+            ("grew", file(1)),
+            ("broken", missing()),
+        ]);
+        let now = fingerprints(&[
+            ("same", file(1)),
+            ("grew", file(2)),
+            ("broken", missing()),
+            ("new", file(1)),
+        ]);
+        let (removed, changed) = diff(&before, &now);
+        assert_eq!(removed, ["gone"]);
+        assert_eq!(changed, [("grew", &file(2)), ("new", &file(1))]);
+        // An unchanged tree: nothing to read.
+        assert_eq!(diff(&now, &now), (vec![], vec![]));
     }
 
     #[test]

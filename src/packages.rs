@@ -241,7 +241,7 @@ impl Scanner {
         self.strays = strays;
 
         // One `stat` per package: all that a scan of an unchanged tree costs.
-        let now: Fingerprints = plugins
+        let mut now: Fingerprints = plugins
             .into_iter()
             .map(|name| {
                 let fingerprint = fingerprint_of(&self.info_json(&name));
@@ -250,14 +250,12 @@ impl Scanner {
             .collect();
         let (removed, changed) = diff(&self.known, &now);
         for name in removed {
-            report.changes.push(PackageChange::Removed { name: name.to_owned() });
+            report.changes.push(PackageChange::Removed { name });
         }
         for (name, fingerprint) in changed {
-            let package = read_package(name, &self.info_json(name), fingerprint);
-            report.changes.push(PackageChange::Updated {
-                name: name.to_owned(),
-                package,
-            });
+            let (package, remembered) = read_package(&name, &self.info_json(&name), fingerprint);
+            now.insert(name.clone(), remembered);
+            report.changes.push(PackageChange::Updated { name, package });
         }
         self.known = now;
         Ok(report)
@@ -270,16 +268,12 @@ impl Scanner {
 
 /// What changed between two scans: the packages gone, and the packages new
 /// or whose fingerprint differs (only their `info.json` is to be read).
-fn diff<'a>(before: &'a Fingerprints, now: &'a Fingerprints) -> (Vec<&'a str>, Vec<(&'a str, &'a Fingerprint)>) {
-    let removed = before
-        .keys()
-        .filter(|name| !now.contains_key(*name))
-        .map(String::as_str)
-        .collect();
+fn diff(before: &Fingerprints, now: &Fingerprints) -> (Vec<String>, Vec<(String, Fingerprint)>) {
+    let removed = before.keys().filter(|name| !now.contains_key(*name)).cloned().collect();
     let changed = now
         .iter()
         .filter(|(name, fingerprint)| before.get(*name) != Some(fingerprint))
-        .map(|(name, fingerprint)| (name.as_str(), fingerprint))
+        .map(|(name, fingerprint)| (name.clone(), fingerprint.clone()))
         .collect();
     (removed, changed)
 }
@@ -303,14 +297,36 @@ fn fingerprint_of(path: &Path) -> Fingerprint {
     }
 }
 
-fn read_package(name: &str, path: &Path, fingerprint: &Fingerprint) -> Package {
-    match fingerprint {
-        Fingerprint::Unreadable(why) => invalid(name, why),
-        Fingerprint::File { size, .. } if *size > MAX_INFO_JSON_BYTES => invalid(name, &too_large(*size)),
-        Fingerprint::File { .. } => match read_capped(path) {
-            Ok(bytes) => parse_info_json(name, &bytes),
-            Err(error) => invalid(name, &describe_io_error(&error)),
-        },
+/// Reads a package whose fingerprint changed; returns it with the
+/// fingerprint for the next scan to compare with.
+fn read_package(name: &str, path: &Path, fingerprint: Fingerprint) -> (Package, Fingerprint) {
+    let read = match &fingerprint {
+        Fingerprint::Unreadable(why) => return (invalid(name, why), fingerprint),
+        Fingerprint::File { size, .. } if *size > MAX_INFO_JSON_BYTES => {
+            return (invalid(name, &too_large(*size)), fingerprint)
+        }
+        Fingerprint::File { .. } => read_capped(path),
+    };
+    match read {
+        Ok(bytes) => (parse_info_json(name, &bytes), fingerprint),
+        Err(error) => (
+            invalid(name, &describe_io_error(&error)),
+            remembered_after(&error, fingerprint),
+        ),
+    }
+}
+
+/// What to remember of an `info.json` that `stat` found but that could not
+/// be read. A permission problem shows in `stat` once fixed (chmod and
+/// chown change the ctime), so its fingerprint stands. Any other failure (no
+/// file descriptor left under a connection flood, an I/O error, the file
+/// replaced since `stat`) may be gone by the next scan, which must then read
+/// again although `stat` shows no change: else the package would stay
+/// invalid until its file changes, SIGHUP or not.
+fn remembered_after(error: &io::Error, fingerprint: Fingerprint) -> Fingerprint {
+    match error.kind() {
+        io::ErrorKind::PermissionDenied => fingerprint,
+        _ => Fingerprint::Unreadable(describe_io_error(error)),
     }
 }
 
@@ -460,7 +476,7 @@ mod tests {
         };
         // The path does not exist: the verdict must come from `stat` alone.
         assert_eq!(
-            reason(read_package("demo", Path::new("/nonexistent/info.json"), &fingerprint)),
+            reason(read_package("demo", Path::new("/nonexistent/info.json"), fingerprint).0),
             "plugin_demo/info.json is too large: 2000000 bytes, at most 1048576"
         );
     }
@@ -521,9 +537,29 @@ mod tests {
         ]);
         let (removed, changed) = diff(&before, &now);
         assert_eq!(removed, ["gone"]);
-        assert_eq!(changed, [("grew", &file(2)), ("new", &file(1))]);
+        assert_eq!(changed, [("grew".to_string(), file(2)), ("new".to_string(), file(1))]);
         // An unchanged tree: nothing to read.
         assert_eq!(diff(&now, &now), (vec![], vec![]));
+    }
+
+    #[test]
+    fn a_read_failure_that_stat_cannot_show_is_retried_at_the_next_scan() {
+        let file = Fingerprint::File {
+            size: 10,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 1,
+            device: 1,
+        };
+        let no_fd_left = io::Error::from_raw_os_error(libc::EMFILE);
+        let retry = remembered_after(&no_fd_left, file.clone());
+        assert!(matches!(retry, Fingerprint::Unreadable(_)), "{retry:?}");
+        assert_ne!(retry, file, "the next stat must differ, so the file is read again");
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert_eq!(remembered_after(&denied, file.clone()), file);
+        // A path that vanished after its stat: the next stat says the same.
+        let gone = remembered_after(&io::Error::from(io::ErrorKind::NotFound), file);
+        assert_eq!(gone, fingerprint_of(Path::new("/nonexistent/info.json")));
     }
 
     #[test]

@@ -163,36 +163,9 @@ fn resolve(raw: RawArgs) -> Result<Command, UsageError> {
         .map(parse_timeout)
         .transpose()?
         .unwrap_or(tools::DEFAULT_TIMEOUT);
-    let positional = |count: usize, names: &str| match arguments.len() {
-        n if n == count => Ok(()),
-        n if n < count => Err(UsageError(format!("'{command}' needs {names}"))),
-        _ => Err(UsageError(format!(
-            "unexpected argument {:?}",
-            arguments.get(count).map_or("", |argument| argument.as_str())
-        ))),
-    };
-    Ok(match command {
-        "clients" => {
-            positional(0, "")?;
-            let options = ClientsOptions {
-                detail: raw.detail,
-                json: raw.json,
-                timeout,
-            };
-            Command::Clients { config, options }
-        }
-        "watch" => {
-            positional(0, "")?;
-            Command::Watch {
-                config,
-                options: WatchOptions { timeout },
-            }
-        }
-        "status" => {
-            positional(2, "NAME and EVENT")?;
-            let [name, event] = arguments else {
-                return Err(UsageError("'status' needs NAME and EVENT".into()));
-            };
+    // The command is known by now: `run` is what is left.
+    Ok(match (command, arguments) {
+        ("status", [name, event]) => {
             let options = StatusOptions {
                 name: parse_name(name)?,
                 status: parse_event(event)?,
@@ -201,14 +174,24 @@ fn resolve(raw: RawArgs) -> Result<Command, UsageError> {
             };
             Command::Status { config, options }
         }
-        _ => {
-            positional(0, "")?;
-            if raw.check_config {
-                Command::CheckConfig { config }
-            } else {
-                Command::Run { config }
-            }
+        ("status", [] | [_]) => return Err(UsageError("'status' needs NAME and EVENT".into())),
+        ("status", [_, _, extra, ..]) | (_, [extra, ..]) => {
+            return Err(UsageError(format!("unexpected argument {extra:?}")))
         }
+        ("clients", []) => {
+            let options = ClientsOptions {
+                detail: raw.detail,
+                json: raw.json,
+                timeout,
+            };
+            Command::Clients { config, options }
+        }
+        ("watch", []) => Command::Watch {
+            config,
+            options: WatchOptions { timeout },
+        },
+        (_, []) if raw.check_config => Command::CheckConfig { config },
+        (_, []) => Command::Run { config },
     })
 }
 
@@ -466,6 +449,11 @@ mod tests {
             "--check-config does not apply to 'clients'"
         );
         assert_eq!(error(&["clients", "extra"]), "unexpected argument \"extra\"");
+        assert_eq!(error(&["run", "extra"]), "unexpected argument \"extra\"");
+        assert_eq!(
+            error(&["status", "diskfree", "alive", "extra"]),
+            "unexpected argument \"extra\""
+        );
         assert_eq!(error(&["status", "diskfree"]), "'status' needs NAME and EVENT");
         assert!(error(&["status", "Disk_Free", "alive"]).contains("lower-case letters and digits"));
         assert!(error(&["status", "diskfree", "sleepy"]).contains("unknown, starting, alive, stop-request"));

@@ -163,36 +163,9 @@ fn resolve(raw: RawArgs) -> Result<Command, UsageError> {
         .map(parse_timeout)
         .transpose()?
         .unwrap_or(tools::DEFAULT_TIMEOUT);
-    let positional = |count: usize, names: &str| match arguments.len() {
-        n if n == count => Ok(()),
-        n if n < count => Err(UsageError(format!("'{command}' needs {names}"))),
-        _ => Err(UsageError(format!(
-            "unexpected argument {:?}",
-            arguments.get(count).map_or("", |argument| argument.as_str())
-        ))),
-    };
-    Ok(match command {
-        "clients" => {
-            positional(0, "")?;
-            let options = ClientsOptions {
-                detail: raw.detail,
-                json: raw.json,
-                timeout,
-            };
-            Command::Clients { config, options }
-        }
-        "watch" => {
-            positional(0, "")?;
-            Command::Watch {
-                config,
-                options: WatchOptions { timeout },
-            }
-        }
-        "status" => {
-            positional(2, "NAME and EVENT")?;
-            let [name, event] = arguments else {
-                return Err(UsageError("'status' needs NAME and EVENT".into()));
-            };
+    // The command is known by now: `run` is what is left.
+    Ok(match (command, arguments) {
+        ("status", [name, event]) => {
             let options = StatusOptions {
                 name: parse_name(name)?,
                 status: parse_event(event)?,
@@ -201,14 +174,24 @@ fn resolve(raw: RawArgs) -> Result<Command, UsageError> {
             };
             Command::Status { config, options }
         }
-        _ => {
-            positional(0, "")?;
-            if raw.check_config {
-                Command::CheckConfig { config }
-            } else {
-                Command::Run { config }
-            }
+        ("status", [] | [_]) => return Err(UsageError("'status' needs NAME and EVENT".into())),
+        ("status", [_, _, extra, ..]) | (_, [extra, ..]) => {
+            return Err(UsageError(format!("unexpected argument {extra:?}")))
         }
+        ("clients", []) => {
+            let options = ClientsOptions {
+                detail: raw.detail,
+                json: raw.json,
+                timeout,
+            };
+            Command::Clients { config, options }
+        }
+        ("watch", []) => Command::Watch {
+            config,
+            options: WatchOptions { timeout },
+        },
+        (_, []) if raw.check_config => Command::CheckConfig { config },
+        (_, []) => Command::Run { config },
     })
 }
 
@@ -286,62 +269,62 @@ pub fn main_with_args<I: IntoIterator<Item = String>>(args: I) -> i32 {
             println!("dmg_manager {}", env!("CARGO_PKG_VERSION"));
             0
         }
-        Command::CheckConfig { config } => match config::load(&config) {
-            Ok(config) => {
-                println!("{}: OK", config.path.display());
-                println!(
-                    "  host {}, service \"{}\", packages_dir {}",
-                    config.host,
-                    config.service,
-                    config.packages_dir.display()
-                );
-                println!(
-                    "  sub {}, pub {}, rep {}",
-                    config.sub_endpoint, config.pub_endpoint, config.rep_endpoint
-                );
-                0
-            }
-            Err(error) => {
-                eprintln!("dmg_manager: {error}");
-                1
-            }
-        },
-        Command::Run { config } => run_daemon(&config),
-        Command::Clients { config, options } => run_tool(&config, |config| tools::clients::run(config, &options)),
-        Command::Watch { config, options } => run_tool(&config, |config| tools::watch::run(config, &options)),
-        Command::Status { config, options } => run_tool(&config, |config| tools::status::run(config, &options)),
-    }
-}
-
-/// Loads the config and runs one of the commands that talk to the manager.
-fn run_tool(path: &Path, tool: impl FnOnce(&config::Config) -> Result<(), tools::ToolError>) -> i32 {
-    let result = config::load(path)
-        .map_err(|error| error.to_string())
-        .and_then(|config| tool(&config).map_err(|error| error.to_string()));
-    match result {
-        Ok(()) => 0,
-        Err(message) => {
-            eprintln!("dmg_manager: {message}");
-            1
+        Command::CheckConfig { config } => with_config(&config, print_summary),
+        Command::Run { config } => with_config(&config, run_daemon),
+        Command::Clients { config, options } => {
+            with_config(&config, |config| exit_code(tools::clients::run(config, &options)))
+        }
+        Command::Watch { config, options } => {
+            with_config(&config, |config| exit_code(tools::watch::run(config, &options)))
+        }
+        Command::Status { config, options } => {
+            with_config(&config, |config| exit_code(tools::status::run(config, &options)))
         }
     }
 }
 
-fn run_daemon(path: &Path) -> i32 {
-    let config = match config::load(path) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("dmg_manager: {error}");
-            return 1;
-        }
-    };
+/// Loads the config and runs a command with it; a config that cannot be
+/// used is one line on stderr and exit code 1, whatever the command.
+fn with_config(path: &Path, command: impl FnOnce(&config::Config) -> i32) -> i32 {
+    match config::load(path) {
+        Ok(config) => command(&config),
+        Err(error) => failed(error),
+    }
+}
+
+fn failed(error: impl std::fmt::Display) -> i32 {
+    eprintln!("dmg_manager: {error}");
+    1
+}
+
+fn exit_code(result: Result<(), tools::ToolError>) -> i32 {
+    result.map_or_else(failed, |()| 0)
+}
+
+/// `--check-config`: the config is good; say what it amounts to.
+fn print_summary(config: &config::Config) -> i32 {
+    println!("{}: OK", config.path.display());
+    println!(
+        "  host {}, service \"{}\", packages_dir {}",
+        config.host,
+        config.service,
+        config.packages_dir.display()
+    );
+    println!(
+        "  sub {}, pub {}, rep {}",
+        config.sub_endpoint, config.pub_endpoint, config.rep_endpoint
+    );
+    0
+}
+
+fn run_daemon(config: &config::Config) -> i32 {
     crate::log::init(config.log_level);
     crate::info!(
         "dmg_manager {} starting with {}",
         env!("CARGO_PKG_VERSION"),
         config.path.display()
     );
-    match crate::daemon::run(&config) {
+    match crate::daemon::run(config) {
         Ok(()) => 0,
         Err(error) => {
             crate::error!("{error}");
@@ -466,6 +449,11 @@ mod tests {
             "--check-config does not apply to 'clients'"
         );
         assert_eq!(error(&["clients", "extra"]), "unexpected argument \"extra\"");
+        assert_eq!(error(&["run", "extra"]), "unexpected argument \"extra\"");
+        assert_eq!(
+            error(&["status", "diskfree", "alive", "extra"]),
+            "unexpected argument \"extra\""
+        );
         assert_eq!(error(&["status", "diskfree"]), "'status' needs NAME and EVENT");
         assert!(error(&["status", "Disk_Free", "alive"]).contains("lower-case letters and digits"));
         assert!(error(&["status", "diskfree", "sleepy"]).contains("unknown, starting, alive, stop-request"));

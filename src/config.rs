@@ -6,7 +6,6 @@
 //! [`load`] touches the disk.
 
 use crate::log::Level;
-use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -135,15 +134,26 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_owned(),
         message,
     };
-    let metadata = std::fs::metadata(path).map_err(|e| error(format!("cannot read the config file: {e}")))?;
-    if metadata.len() > MAX_CONFIG_BYTES {
+    let bytes = read_capped(path).map_err(|e| error(format!("cannot read the config file: {e}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
         return Err(error(format!(
             "the config file is larger than {MAX_CONFIG_BYTES} bytes"
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read the config file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| error("the config file is not UTF-8 text".into()))?;
     parse(&text, path, &system_hostname())
+}
+
+/// Reads at most one byte more than the limit. The cap is on what is read,
+/// not on what `stat` says: a pipe or a device (`--config /dev/zero`) has no
+/// size, and a file may grow between `stat` and `read`.
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// This machine's hostname, as the kernel knows it.
@@ -178,45 +188,22 @@ const MANAGER_KEYS: [&str; 8] = [
 /// Parses and validates config text. `path` is used in messages and to
 /// resolve a relative `packages_dir`; `hostname` is the machine's name.
 pub fn parse(text: &str, path: &Path, hostname: &str) -> Result<Config, ConfigError> {
-    let error = |message: String| ConfigError {
+    validate(text, path, hostname).map_err(|message| ConfigError {
         path: path.to_owned(),
         message,
-    };
-    let sections = read_sections(text).map_err(error)?;
-    let mq = |key: &str| sections.value("mq", key);
-    let manager = |key: &str| sections.value("manager", key);
+    })
+}
 
-    let ip = match mq("ip") {
-        None => "127.0.0.1".to_owned(),
-        Some(ip) if !ip.is_empty() && !ip.contains(['/', ' ']) => ip.to_owned(),
-        Some(ip) => {
-            return Err(error(format!(
-                "[mq] ip = {ip:?}: expected an IP address, a host name or *"
-            )))
-        }
-    };
-    let port = |key: &str, default: u16| -> Result<u16, ConfigError> {
-        match mq(key) {
-            None => Ok(default),
-            Some(text) => match text.parse::<u16>() {
-                Ok(port) if port > 0 => Ok(port),
-                _ => Err(error(format!(
-                    "[mq] {key} = {text:?}: expected a port number from 1 to 65535"
-                ))),
-            },
-        }
-    };
+fn validate(text: &str, path: &Path, hostname: &str) -> Result<Config, String> {
+    let sections = read_sections(text)?;
+    let ip = sections.get("mq", "ip", "127.0.0.1".to_owned(), read_ip)?;
+    let port = |key: &str, default: u16| sections.get("mq", key, default, read_port);
     let req_rep_port = port("req_rep_port", 40410)?;
     let pub_port = port("pub_port", 40411)?;
     let sub_port = port("sub_port", 40412)?;
     // '*' binds every interface; a connection to it goes to this host.
     let connect_ip = if ip == "*" { "127.0.0.1" } else { ip.as_str() };
-    let endpoint = |key: &str, default: Endpoint| -> Result<Endpoint, ConfigError> {
-        match manager(key) {
-            None => Ok(default),
-            Some(text) => Endpoint::parse(text).map_err(|why| error(format!("[manager] {key} = {text:?}: {why}"))),
-        }
-    };
+    let endpoint = |key: &str, default: Endpoint| sections.get("manager", key, default, Endpoint::parse);
     let sub_endpoint = endpoint(
         "sub_endpoint",
         Endpoint::connect(format!("tcp://{connect_ip}:{sub_port}")),
@@ -227,43 +214,22 @@ pub fn parse(text: &str, path: &Path, hostname: &str) -> Result<Config, ConfigEr
     )?;
     let rep_endpoint = endpoint("rep_endpoint", Endpoint::bind(format!("tcp://{ip}:{req_rep_port}")))?;
 
-    let host = resolve_host(manager("host"), hostname).map_err(error)?;
+    let host = resolve_host(sections.value("manager", "host"), hostname)?;
     let packages_dir = {
-        let dir = Path::new(manager("packages_dir").unwrap_or(DEFAULT_PACKAGES_DIR));
+        let dir = Path::new(
+            sections
+                .value("manager", "packages_dir")
+                .unwrap_or(DEFAULT_PACKAGES_DIR),
+        );
         // Relative to the config file, so a config can travel with its tree.
         match path.parent() {
             Some(base) if dir.is_relative() => base.join(dir),
             _ => dir.to_owned(),
         }
     };
-    let rescan_interval = match manager("rescan_interval") {
-        None => Duration::from_secs(30),
-        Some(text) => match text.parse::<u64>() {
-            Ok(secs) if (1..=MAX_RESCAN_INTERVAL).contains(&secs) => Duration::from_secs(secs),
-            _ => {
-                return Err(error(format!(
-                    "[manager] rescan_interval = {text:?}: expected a whole number of seconds from 1 to {MAX_RESCAN_INTERVAL}"
-                )))
-            }
-        },
-    };
-    let service = match manager("service") {
-        None => "manager".to_owned(),
-        Some(name) if name.chars().all(|c| c.is_ascii_graphic()) => name.to_owned(),
-        Some(name) => {
-            return Err(error(format!(
-                "[manager] service = {name:?}: expected a name without spaces"
-            )))
-        }
-    };
-    let log_level = match manager("log_level") {
-        None => Level::Info,
-        Some(text) => Level::parse(text).ok_or_else(|| {
-            error(format!(
-                "[manager] log_level = {text:?}: expected error, warn, info, debug or trace"
-            ))
-        })?,
-    };
+    let rescan_interval = sections.get("manager", "rescan_interval", Duration::from_secs(30), read_seconds)?;
+    let service = sections.get("manager", "service", "manager".to_owned(), read_service)?;
+    let log_level = sections.get("manager", "log_level", Level::Info, read_level)?;
     Ok(Config {
         path: path.to_owned(),
         host,
@@ -275,6 +241,42 @@ pub fn parse(text: &str, path: &Path, hostname: &str) -> Result<Config, ConfigEr
         pub_endpoint,
         rep_endpoint,
     })
+}
+
+fn read_ip(ip: &str) -> Result<String, String> {
+    if ip.contains(['/', ' ']) {
+        Err("expected an IP address, a host name or *".into())
+    } else {
+        Ok(ip.to_owned())
+    }
+}
+
+fn read_port(text: &str) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err("expected a port number from 1 to 65535".into()),
+    }
+}
+
+fn read_seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(secs) if (1..=MAX_RESCAN_INTERVAL).contains(&secs) => Ok(Duration::from_secs(secs)),
+        _ => Err(format!(
+            "expected a whole number of seconds from 1 to {MAX_RESCAN_INTERVAL}"
+        )),
+    }
+}
+
+fn read_service(name: &str) -> Result<String, String> {
+    if name.chars().all(|c| c.is_ascii_graphic()) {
+        Ok(name.to_owned())
+    } else {
+        Err("expected a name without spaces".into())
+    }
+}
+
+fn read_level(text: &str) -> Result<Level, String> {
+    Level::parse(text).ok_or_else(|| "expected error, warn, info, debug or trace".into())
 }
 
 fn resolve_host(configured: Option<&str>, hostname: &str) -> Result<String, String> {
@@ -312,6 +314,22 @@ impl Sections {
             .map(|(_, _, value)| value.as_str())
             .filter(|value| !value.is_empty())
     }
+
+    /// `[section] key` read by `read`, or `default` if absent. An error is
+    /// one line naming the key and quoting the value: `[mq] pub_port =
+    /// "70000": expected ...`.
+    fn get<T>(
+        &self,
+        section: &str,
+        key: &str,
+        default: T,
+        read: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, String> {
+        match self.value(section, key) {
+            None => Ok(default),
+            Some(text) => read(text).map_err(|why| format!("[{section}] {key} = {text:?}: {why}")),
+        }
+    }
 }
 
 /// INI text to `(section, key, value)` triples, refusing what Python's
@@ -331,7 +349,6 @@ fn read_sections(text: &str) -> Result<Sections, String> {
         )
     })?;
     let mut entries = Vec::new();
-    let mut seen = BTreeSet::new();
     for (section, properties) in ini.iter() {
         let Some(section) = section else {
             if let Some((key, _)) = properties.iter().next() {
@@ -363,7 +380,8 @@ fn read_sections(text: &str) -> Result<Sections, String> {
                     known.join(", ")
                 ));
             }
-            if !seen.insert((section.to_owned(), key.clone())) {
+            // Only known keys get here: a dozen at most, so a scan is cheap.
+            if entries.iter().any(|(s, k, _)| s == section && *k == key) {
                 return Err(format!("key {key:?} appears twice in [{section}]"));
             }
             entries.push((section.to_owned(), key, strip_comment(value).to_owned()));
@@ -519,6 +537,7 @@ mod tests {
                 "unknown key \"rescan_intervall\" in [manager]",
             ),
             ("[mq]\nport = 3\n", "unknown key \"port\" in [mq]"),
+            ("[mq]\nip = a b\n", "[mq] ip = \"a b\": expected an IP address"),
             ("[manger]\nhost = x\n", "unknown section [manger]"),
             ("host = x\n", "outside any section"),
             ("[manager]\nhost = a\nhost = b\n", "appears twice"),
@@ -550,6 +569,12 @@ mod tests {
             Endpoint::parse("@tcp://127.0.0.1:*"),
             Ok(Endpoint::bind("tcp://127.0.0.1:*"))
         );
+    }
+
+    #[test]
+    fn load_refuses_an_endless_file_after_reading_at_most_the_limit() {
+        let error = load(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert_eq!(error, "/dev/zero: the config file is larger than 1048576 bytes");
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Log lines on stderr, one per event, with their level.
 //!
-//! Under systemd (`JOURNAL_STREAM` set) each line starts with a syslog
-//! priority such as `<4>`, which journald turns into the entry's level,
-//! and carries no timestamp of its own (journald adds one). Elsewhere a
-//! line reads `2026-11-24T16:05:01.123Z warn: ...`.
+//! When stderr is journald's stream (`JOURNAL_STREAM` names it) each line
+//! starts with a syslog priority such as `<4>`, which journald turns into
+//! the entry's level, and carries no timestamp of its own (journald adds
+//! one). Elsewhere a line reads `2026-11-24T16:05:01.123Z warn: ...`.
 //!
 //! [`RateLimiter`] keeps a flood of bad input from flooding the log.
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -62,7 +63,32 @@ static UNDER_JOURNAL: AtomicBool = AtomicBool::new(false);
 /// are written with timestamps.
 pub fn init(level: Level) {
     MAX_LEVEL.store(level as u8, Ordering::Relaxed);
-    UNDER_JOURNAL.store(std::env::var_os("JOURNAL_STREAM").is_some(), Ordering::Relaxed);
+    UNDER_JOURNAL.store(stderr_is_journal(), Ordering::Relaxed);
+}
+
+/// Whether journald reads our stderr. systemd sets `JOURNAL_STREAM` to the
+/// stream it gives a service; the variable alone is not enough, as children
+/// inherit it with their stderr sent elsewhere (`2>file`, a test harness),
+/// and those want plain lines with timestamps.
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let stderr = std::io::stderr().as_fd().try_clone_to_owned().map(std::fs::File::from);
+    match stderr.and_then(|file| file.metadata()) {
+        Ok(metadata) => names_stream(&stream, metadata.dev(), metadata.ino()),
+        Err(_) => false,
+    }
+}
+
+/// `JOURNAL_STREAM` is `DEVICE:INODE`, in decimal (systemd.exec(5)).
+fn names_stream(value: &OsStr, device: u64, inode: u64) -> bool {
+    value
+        .to_str()
+        .and_then(|value| value.split_once(':'))
+        .is_some_and(|(d, i)| d.parse() == Ok(device) && i.parse() == Ok(inode))
 }
 
 pub fn enabled(level: Level) -> bool {
@@ -190,6 +216,19 @@ mod tests {
         assert_eq!(Level::parse("trace"), Some(Level::Trace));
         assert_eq!(Level::parse("verbose"), None);
         assert!(Level::Error < Level::Debug);
+    }
+
+    #[test]
+    fn journal_stream_must_name_this_very_stderr() {
+        assert!(names_stream(OsStr::new("8:12345"), 8, 12345));
+        assert!(
+            !names_stream(OsStr::new("8:12345"), 8, 99),
+            "inherited, stderr elsewhere"
+        );
+        assert!(!names_stream(OsStr::new("8:12345"), 9, 12345));
+        for garbage in ["", "8", "8:", ":1", "a:b", "8:12345:1"] {
+            assert!(!names_stream(OsStr::new(garbage), 8, 12345), "{garbage:?}");
+        }
     }
 
     #[test]

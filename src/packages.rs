@@ -2,7 +2,8 @@
 //!
 //! Three layers, so that all the judgement is tested without a disk:
 //! - [`classify_folder`] and [`parse_info_json`] are pure: a folder name or
-//!   the bytes of an `info.json` in, a verdict out;
+//!   the bytes of an `info.json` in, a verdict out; so is `diff`, which
+//!   compares the fingerprints of two scans;
 //! - [`Scanner::scan`] is the thin I/O: it lists the folder, `stat`s each
 //!   `info.json`, and reads only the files whose fingerprint changed;
 //! - the result is a list of [`PackageChange`]s for the clients map.
@@ -189,11 +190,14 @@ impl std::fmt::Display for ScanError {
     }
 }
 
+/// The `info.json` fingerprints of the packages one scan found, by name.
+type Fingerprints = BTreeMap<String, Fingerprint>;
+
 /// Rescans `packages_dir`, remembering only fingerprints between scans.
 #[derive(Debug)]
 pub struct Scanner {
     dir: PathBuf,
-    known: BTreeMap<String, Fingerprint>,
+    known: Fingerprints,
     strays: BTreeSet<String>,
 }
 
@@ -201,7 +205,7 @@ impl Scanner {
     pub fn new(dir: PathBuf) -> Scanner {
         Scanner {
             dir,
-            known: BTreeMap::new(),
+            known: Fingerprints::new(),
             strays: BTreeSet::new(),
         }
     }
@@ -219,13 +223,11 @@ impl Scanner {
             error,
         })?;
         let mut report = ScanReport::default();
-        let mut present = BTreeMap::new();
+        let mut plugins = Vec::new();
         let mut strays = BTreeSet::new();
         for folder in folders {
             match classify_folder(&folder) {
-                FolderKind::Plugin(name) => {
-                    present.insert(name, self.dir.join(&folder).join("info.json"));
-                }
+                FolderKind::Plugin(name) => plugins.push(name),
                 kind => {
                     if !self.strays.contains(&folder) {
                         report
@@ -238,22 +240,42 @@ impl Scanner {
         }
         self.strays = strays;
 
-        for name in self.known.keys().filter(|name| !present.contains_key(*name)) {
-            report.changes.push(PackageChange::Removed { name: name.clone() });
+        // One `stat` per package: all that a scan of an unchanged tree costs.
+        let mut now: Fingerprints = plugins
+            .into_iter()
+            .map(|name| {
+                let fingerprint = fingerprint_of(&self.info_json(&name));
+                (name, fingerprint)
+            })
+            .collect();
+        let (removed, changed) = diff(&self.known, &now);
+        for name in removed {
+            report.changes.push(PackageChange::Removed { name });
         }
-        self.known.retain(|name, _| present.contains_key(name));
-
-        for (name, path) in present {
-            let fingerprint = fingerprint_of(&path);
-            if self.known.get(&name) == Some(&fingerprint) {
-                continue;
-            }
-            let package = read_package(&name, &path, &fingerprint);
-            self.known.insert(name.clone(), fingerprint);
+        for (name, fingerprint) in changed {
+            let (package, remembered) = read_package(&name, &self.info_json(&name), fingerprint);
+            now.insert(name.clone(), remembered);
             report.changes.push(PackageChange::Updated { name, package });
         }
+        self.known = now;
         Ok(report)
     }
+
+    fn info_json(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{PLUGIN_PREFIX}{name}")).join("info.json")
+    }
+}
+
+/// What changed between two scans: the packages gone, and the packages new
+/// or whose fingerprint differs (only their `info.json` is to be read).
+fn diff(before: &Fingerprints, now: &Fingerprints) -> (Vec<String>, Vec<(String, Fingerprint)>) {
+    let removed = before.keys().filter(|name| !now.contains_key(*name)).cloned().collect();
+    let changed = now
+        .iter()
+        .filter(|(name, fingerprint)| before.get(*name) != Some(fingerprint))
+        .map(|(name, fingerprint)| (name.clone(), fingerprint.clone()))
+        .collect();
+    (removed, changed)
 }
 
 /// The names in `dir`, skipping names that are not UTF-8 (never packages).
@@ -275,19 +297,36 @@ fn fingerprint_of(path: &Path) -> Fingerprint {
     }
 }
 
-fn read_package(name: &str, path: &Path, fingerprint: &Fingerprint) -> Package {
-    let invalid = |why: &str| Package::Invalid {
-        reason: format!("plugin_{name}/info.json {why}"),
+/// Reads a package whose fingerprint changed; returns it with the
+/// fingerprint for the next scan to compare with.
+fn read_package(name: &str, path: &Path, fingerprint: Fingerprint) -> (Package, Fingerprint) {
+    let read = match &fingerprint {
+        Fingerprint::Unreadable(why) => return (invalid(name, why), fingerprint),
+        Fingerprint::File { size, .. } if *size > MAX_INFO_JSON_BYTES => {
+            return (invalid(name, &too_large(*size)), fingerprint)
+        }
+        Fingerprint::File { .. } => read_capped(path),
     };
-    match fingerprint {
-        Fingerprint::Unreadable(why) => invalid(why),
-        Fingerprint::File { size, .. } if *size > MAX_INFO_JSON_BYTES => Package::Invalid {
-            reason: too_large(*size),
-        },
-        Fingerprint::File { .. } => match read_capped(path) {
-            Ok(bytes) => parse_info_json(name, &bytes),
-            Err(error) => invalid(&describe_io_error(&error)),
-        },
+    match read {
+        Ok(bytes) => (parse_info_json(name, &bytes), fingerprint),
+        Err(error) => (
+            invalid(name, &describe_io_error(&error)),
+            remembered_after(&error, fingerprint),
+        ),
+    }
+}
+
+/// What to remember of an `info.json` that `stat` found but that could not
+/// be read. A permission problem shows in `stat` once fixed (chmod and
+/// chown change the ctime), so its fingerprint stands. Any other failure (no
+/// file descriptor left under a connection flood, an I/O error, the file
+/// replaced since `stat`) may be gone by the next scan, which must then read
+/// again although `stat` shows no change: else the package would stay
+/// invalid until its file changes, SIGHUP or not.
+fn remembered_after(error: &io::Error, fingerprint: Fingerprint) -> Fingerprint {
+    match error.kind() {
+        io::ErrorKind::PermissionDenied => fingerprint,
+        _ => Fingerprint::Unreadable(describe_io_error(error)),
     }
 }
 
@@ -427,6 +466,22 @@ mod tests {
     }
 
     #[test]
+    fn a_file_too_large_by_its_stat_is_refused_unread_and_named() {
+        let fingerprint = Fingerprint::File {
+            size: 2_000_000,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 1,
+            device: 1,
+        };
+        // The path does not exist: the verdict must come from `stat` alone.
+        assert_eq!(
+            reason(read_package("demo", Path::new("/nonexistent/info.json"), fingerprint).0),
+            "plugin_demo/info.json is too large: 2000000 bytes, at most 1048576"
+        );
+    }
+
+    #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let bytes = "[".repeat(100_000);
         assert!(reason(parse_info_json("demo", bytes.as_bytes())).contains("JSON error"));
@@ -450,6 +505,61 @@ mod tests {
             outcome.expect("read_capped blocked on a FIFO"),
             Err("not a regular file".to_owned())
         );
+    }
+
+    #[test]
+    fn diff_names_the_packages_gone_and_those_new_or_changed() {
+        let file = |size| Fingerprint::File {
+            size,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 1,
+            device: 1,
+        };
+        let missing = || Fingerprint::Unreadable("is missing".into());
+        let fingerprints = |entries: &[(&str, Fingerprint)]| -> Fingerprints {
+            entries
+                .iter()
+                .map(|(name, fp)| (name.to_string(), fp.clone()))
+                .collect()
+        };
+        let before = fingerprints(&[
+            ("same", file(1)),
+            ("gone", file(1)),
+            ("grew", file(1)),
+            ("broken", missing()),
+        ]);
+        let now = fingerprints(&[
+            ("same", file(1)),
+            ("grew", file(2)),
+            ("broken", missing()),
+            ("new", file(1)),
+        ]);
+        let (removed, changed) = diff(&before, &now);
+        assert_eq!(removed, ["gone"]);
+        assert_eq!(changed, [("grew".to_string(), file(2)), ("new".to_string(), file(1))]);
+        // An unchanged tree: nothing to read.
+        assert_eq!(diff(&now, &now), (vec![], vec![]));
+    }
+
+    #[test]
+    fn a_read_failure_that_stat_cannot_show_is_retried_at_the_next_scan() {
+        let file = Fingerprint::File {
+            size: 10,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 1,
+            device: 1,
+        };
+        let no_fd_left = io::Error::from_raw_os_error(libc::EMFILE);
+        let retry = remembered_after(&no_fd_left, file.clone());
+        assert!(matches!(retry, Fingerprint::Unreadable(_)), "{retry:?}");
+        assert_ne!(retry, file, "the next stat must differ, so the file is read again");
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert_eq!(remembered_after(&denied, file.clone()), file);
+        // A path that vanished after its stat: the next stat says the same.
+        let gone = remembered_after(&io::Error::from(io::ErrorKind::NotFound), file);
+        assert_eq!(gone, fingerprint_of(Path::new("/nonexistent/info.json")));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use crate::config::{Config, Direction, Endpoint};
 use crate::envelope;
-use crate::log::{RateLimiter, Verdict};
+use crate::log::{self, Level, RateLimiter, Verdict};
 use crate::manager::{Manager, StatusOutcome, STATUS_SUBSCRIPTION};
 use crate::notify;
 use crate::packages::{Package, PackageChange, Scanner};
@@ -391,17 +391,22 @@ impl State {
                 debug!("ignoring {folder}: not a plugin package");
             }
         }
-        for change in &report.changes {
-            log_package_change(&self.manager, change);
+        for change in report.changes {
+            // Worded before it is applied ("found" or "changed"), written
+            // only if it changed a client: a file re-read to the same
+            // content (or failing the same way again) says nothing.
+            let (level, line) = package_change_line(&self.manager, &change);
+            if self.manager.apply_package_change(change) {
+                log::write(level, format_args!("{line}"));
+            }
         }
-        self.manager.apply_package_changes(report.changes);
     }
 }
 
-fn log_package_change(manager: &Manager, change: &PackageChange) {
+fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, String) {
     let clients = manager.clients();
     match change {
-        PackageChange::Removed { name } => info!("package removed: {}", clients.client_id(name)),
+        PackageChange::Removed { name } => (Level::Info, format!("package removed: {}", clients.client_id(name))),
         PackageChange::Updated { name, package } => {
             let verb = if clients.status(name).is_some() {
                 "changed"
@@ -409,10 +414,11 @@ fn log_package_change(manager: &Manager, change: &PackageChange) {
                 "found"
             };
             match package {
-                Package::Valid { .. } => info!("package {verb}: {}", clients.client_id(name)),
-                Package::Invalid { reason } => {
-                    warn!("package {verb}: {} is invalid: {reason}", clients.client_id(name))
-                }
+                Package::Valid { .. } => (Level::Info, format!("package {verb}: {}", clients.client_id(name))),
+                Package::Invalid { reason } => (
+                    Level::Warn,
+                    format!("package {verb}: {} is invalid: {reason}", clients.client_id(name)),
+                ),
             }
         }
     }

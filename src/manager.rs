@@ -139,14 +139,21 @@ impl Manager {
     /// Applies what a rescan found.
     pub fn apply_package_changes(&mut self, changes: Vec<PackageChange>) {
         for change in changes {
-            let changed = match change {
-                PackageChange::Updated { name, package } => self.clients.upsert_package(&name, package),
-                PackageChange::Removed { name } => self.clients.remove_package(&name),
-            };
-            if changed {
-                self.mark_changed();
-            }
+            self.apply_package_change(change);
         }
+    }
+
+    /// Applies one change of a rescan; `false` when it changed no client
+    /// (a package re-read to the same content, a removal of an unknown one).
+    pub fn apply_package_change(&mut self, change: PackageChange) -> bool {
+        let changed = match change {
+            PackageChange::Updated { name, package } => self.clients.upsert_package(&name, package),
+            PackageChange::Removed { name } => self.clients.remove_package(&name),
+        };
+        if changed {
+            self.mark_changed();
+        }
+        changed
     }
 
     /// The publications owed since the last call: `clients.list` then
@@ -246,6 +253,30 @@ mod tests {
 
     fn body(frame: &[u8]) -> Value {
         serde_json::from_slice(frame).unwrap()
+    }
+
+    #[test]
+    fn a_package_change_that_changes_no_client_says_so_and_publishes_nothing() {
+        let mut manager = manager_with(&["a"]);
+        assert!(manager.take_publications(1.0).is_some(), "package added");
+        let same = PackageChange::Updated {
+            name: "a".into(),
+            package: Package::Valid {
+                data: RawValue::from_string("{\"n\": \"a\"}".into()).unwrap(),
+            },
+        };
+        assert!(!manager.apply_package_change(same), "same content again");
+        assert!(!manager.apply_package_change(PackageChange::Removed { name: "zz".into() }));
+        assert!(manager.take_publications(2.0).is_none());
+        let broken = PackageChange::Updated {
+            name: "a".into(),
+            package: Package::Invalid {
+                reason: "broken".into(),
+            },
+        };
+        assert!(manager.apply_package_change(broken.clone()));
+        assert!(!manager.apply_package_change(broken), "failing the same way again");
+        assert!(manager.apply_package_change(PackageChange::Removed { name: "a".into() }));
     }
 
     #[test]

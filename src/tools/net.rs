@@ -6,12 +6,19 @@ use super::{seconds, ToolError};
 use crate::wire::{self, Framing, ReceivedReply};
 use std::time::{Duration, Instant};
 
+/// The largest frame a command accepts. A reply or a `clients.detail`
+/// publication holds every client's `info.json` (at most 1 MiB each), so
+/// this is generous; it keeps a hostile publisher next to a forwarder from
+/// making `watch` allocate whatever size a frame header announces.
+const MAX_FRAME_BYTES: i64 = 256 * 1024 * 1024;
+
 /// A socket of `kind` connected to `target`. Linger 0: a command that gives
 /// up must exit at once, not wait for a manager that is not there.
 pub fn connect(context: &zmq::Context, kind: zmq::SocketType, target: &Target) -> Result<zmq::Socket, ToolError> {
     let failed = |e: zmq::Error| ToolError(format!("cannot connect to {} ({}): {e}", target.address, target.origin));
     let socket = context.socket(kind).map_err(failed)?;
     socket.set_linger(0).map_err(failed)?;
+    socket.set_maxmsgsize(MAX_FRAME_BYTES).map_err(failed)?;
     socket.connect(&target.address).map_err(failed)?;
     Ok(socket)
 }

@@ -16,7 +16,7 @@ use crate::signals::SignalPipe;
 use crate::wire;
 use crate::{debug, error, info, trace, warn};
 use std::fmt;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Poll slots, by name.
 const SLOT_SUB: usize = 0;
@@ -249,13 +249,6 @@ fn poll_timeout(deadline: Instant, now: Instant) -> i64 {
     i64::try_from(remaining.as_micros().div_ceil(1000)).unwrap_or(i64::MAX)
 }
 
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// Hands each queued message of `socket` to `handle`, at most `limit` of
 /// them and for at most `MAX_WORK_PER_TURN`, without waiting for more.
 fn for_each_queued(
@@ -326,7 +319,7 @@ fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
 }
 
 fn publish(sockets: &Sockets, state: &mut State) {
-    let Some(publications) = state.manager.take_publications(now_unix()) else {
+    let Some(publications) = state.manager.take_publications(wire::unix_seconds(SystemTime::now())) else {
         return;
     };
     // Sent as built: the list goes out before the detail is serialised.

@@ -7,6 +7,7 @@ use crate::pyjson;
 use crate::status::Status;
 use serde_json::{Map, Value};
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Last part of every pub/sub `msg_id`.
 pub const MSG_VERSION: &str = "0_1";
@@ -28,6 +29,11 @@ pub fn category_of(msg_id: &str) -> Option<&str> {
     let (rest, _version) = msg_id.rsplit_once('.')?;
     let (category, _timestamp) = rest.rsplit_once('.')?;
     (!category.is_empty()).then_some(category)
+}
+
+/// Seconds since the Unix epoch, as a msg_id carries them (0 before 1970).
+pub fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64())
 }
 
 /// Encodes a pub/sub message: `[msg_id, body]`.
@@ -357,6 +363,16 @@ pub fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_seconds_keep_the_fraction_and_stop_at_the_epoch() {
+        use std::time::Duration;
+        assert_eq!(
+            unix_seconds(UNIX_EPOCH + Duration::from_millis(1_371_071_554_160)),
+            1_371_071_554.16
+        );
+        assert_eq!(unix_seconds(UNIX_EPOCH - Duration::from_secs(5)), 0.0);
+    }
 
     fn frames(parts: &[&[u8]]) -> Vec<Vec<u8>> {
         parts.iter().map(|part| part.to_vec()).collect()

@@ -21,7 +21,7 @@ use super::{net, seconds, ToolError};
 use crate::config::Config;
 use crate::status::Status;
 use crate::wire::{self, StatusUpdate};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The arguments of `status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub fn run(config: &Config, options: &StatusOptions) -> Result<(), ToolError> {
         status: options.status,
         comment: options.comment.clone(),
     };
-    let frames = wire::encode_status(&update, &config.host, now_unix());
+    let frames = wire::encode_status(&update, &config.host, wire::unix_seconds(SystemTime::now()));
     let msg_id = frames.first().map_or(&[][..], Vec::as_slice);
     if !subscriber_appeared(&socket, msg_id, deadline)? {
         return Err(ToolError(format!(
@@ -84,13 +84,6 @@ fn subscriber_appeared(socket: &zmq::Socket, msg_id: &[u8], deadline: Instant) -
 /// message with this `msg_id` through. Byte 0 is an unsubscription.
 fn lets_through(frame: &[u8], msg_id: &[u8]) -> bool {
     matches!(frame.split_first(), Some((1, prefix)) if msg_id.starts_with(prefix))
-}
-
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ fn broken_packages_are_invalid_clients_with_a_comment() {
             "identity.name is \"other\", but the folder is plugin_wrongname",
         ),
         ("notplugin", "identity.type is \"interface\""),
-        ("huge", "too large"),
+        ("huge", "plugin_huge/info.json is too large"),
         ("afile", "plugin_afile/info.json"),
     ];
     for (name, comment) in expect {

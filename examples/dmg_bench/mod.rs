@@ -3,6 +3,7 @@
 
 mod fixture;
 mod floor;
+mod footprint;
 mod measure;
 mod options;
 mod process;
@@ -36,6 +37,7 @@ pub fn main() -> i32 {
         }
         Mode::FloorServer { canned } => floor::serve(&canned),
         Mode::Bench(options) => run::run(&options),
+        Mode::Footprint(options) => footprint::run(&options),
     };
     match outcome {
         Ok(()) => 0,

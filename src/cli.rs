@@ -17,8 +17,6 @@ use std::time::Duration;
     name = "dmg_manager",
     version,
     about = "Manager of Domogik plugin clients over ZeroMQ",
-    long_about = "The Domogik manager: keeps the list of installed plugins and their status,\n\
-                  answers user interfaces over ZeroMQ and publishes every change.",
     after_help = AFTER_HELP,
     disable_help_subcommand = true,
     help_expected = true

@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod docs;
 mod faults;
 mod flood;
 mod fuzz_regressions;

@@ -14,5 +14,6 @@ mod packages;
 mod requests;
 mod sandbox;
 mod statuses;
+mod systemd;
 mod tools;
 mod watch;

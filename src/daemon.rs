@@ -8,7 +8,7 @@
 
 use crate::config::{Config, Direction, Endpoint};
 use crate::envelope;
-use crate::log::{self, Level, RateLimiter, Verdict};
+use crate::log::{Level, RateLimiter, Verdict};
 use crate::manager::{Manager, StatusOutcome, STATUS_SUBSCRIPTION};
 use crate::notify;
 use crate::packages::{Package, PackageChange, Scanner};
@@ -115,13 +115,16 @@ fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint) -> Result<(), St
         Direction::Bind => {
             socket
                 .bind(&endpoint.address)
-                .map_err(|e| StartError(format!("cannot bind {key} {endpoint}: {e}")))?;
+                .map_err(|e| StartError(format!("cannot bind {key} {endpoint}: {e}{}", bind_advice(e))))?;
             let actual = socket
                 .get_last_endpoint()
                 .ok()
                 .and_then(Result::ok)
                 .unwrap_or_else(|| endpoint.address.clone());
             info!("{role} socket bound to {actual}");
+            if let Some(path) = actual.strip_prefix("ipc://") {
+                open_to_group(path);
+            }
             if endpoint.binds_every_interface() {
                 warn!("{key} {endpoint} listens on every interface: anyone on your network can reach it and read the clients list");
             }
@@ -130,10 +133,36 @@ fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint) -> Result<(), St
             socket
                 .connect(&endpoint.address)
                 .map_err(|e| StartError(format!("cannot connect {key} {endpoint}: {e}")))?;
-            info!("{role} socket connecting to {}", endpoint.address);
+            info!(peer = endpoint.address.as_str(); "{role} socket connecting to {}", endpoint.address);
         }
     }
     Ok(())
+}
+
+/// What to do about a failed bind, to end its error line.
+fn bind_advice(error: zmq::Error) -> &'static str {
+    match error {
+        zmq::Error::EADDRINUSE => {
+            " (another program listens there, maybe a second manager: stop it, or set another port or path)"
+        }
+        zmq::Error::EADDRNOTAVAIL => " (not an address of this machine: set [mq] ip or the endpoint to one, or 127.0.0.1)",
+        zmq::Error::EACCES | zmq::Error::ENOENT => {
+            " (the folder must exist and be writable by the manager's user: under systemd, ipc:///run/domogik-manager/NAME)"
+        }
+        _ => "",
+    }
+}
+
+/// Lets the socket file's group connect (read and write, mode 0660):
+/// libzmq creates it with the umask's mode, and the unit's `UMask=0077`
+/// left it to its owner, so that a member of group domogik running
+/// `dmg_manager clients` was refused. The folder decides who may reach it
+/// (`RuntimeDirectoryMode=0750`, group domogik).
+fn open_to_group(path: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)) {
+        warn!("cannot make {path} mode 0660 ({e}): only its owner may connect to it");
+    }
 }
 
 /// The loop's mutable state, apart from the sockets.
@@ -308,7 +337,7 @@ fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
         |state, frames| match state.manager.handle_status_message(&frames) {
             StatusOutcome::Changed { id, status } => {
                 if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
-                    info!("{id} is {status}{}", suppressed_note(suppressed));
+                    info!(client_id = id.as_str(); "{id} is {status}{}", suppressed_note(suppressed));
                 }
             }
             StatusOutcome::Unchanged | StatusOutcome::NotForUs => {}
@@ -388,30 +417,32 @@ impl State {
             // Worded before it is applied ("found" or "changed"), written
             // only if it changed a client: a file re-read to the same
             // content (or failing the same way again) says nothing.
-            let (level, line) = package_change_line(&self.manager, &change);
+            let (level, line, client_id) = package_change_line(&self.manager, &change);
             if self.manager.apply_package_change(change) {
-                log::write(level, format_args!("{line}"));
+                ::log::log!(level.into(), client_id = client_id.as_str(); "{line}");
             }
         }
     }
 }
 
-fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, String) {
+/// The level and line of a package change, and the client it is about.
+fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, String, String) {
     let clients = manager.clients();
     match change {
-        PackageChange::Removed { name } => (Level::Info, format!("package removed: {}", clients.client_id(name))),
+        PackageChange::Removed { name } => {
+            let id = clients.client_id(name);
+            (Level::Info, format!("package removed: {id}"), id)
+        }
         PackageChange::Updated { name, package } => {
+            let id = clients.client_id(name);
             let verb = if clients.status(name).is_some() {
                 "changed"
             } else {
                 "found"
             };
             match package {
-                Package::Valid { .. } => (Level::Info, format!("package {verb}: {}", clients.client_id(name))),
-                Package::Invalid { reason } => (
-                    Level::Warn,
-                    format!("package {verb}: {} is invalid: {reason}", clients.client_id(name)),
-                ),
+                Package::Valid { .. } => (Level::Info, format!("package {verb}: {id}"), id),
+                Package::Invalid { reason } => (Level::Warn, format!("package {verb}: {id} is invalid: {reason}"), id),
             }
         }
     }

@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod docs;
 mod faults;
 mod flood;
 mod fuzz_regressions;
@@ -11,6 +12,8 @@ mod interop;
 mod layouts;
 mod packages;
 mod requests;
+mod sandbox;
 mod statuses;
+mod systemd;
 mod tools;
 mod watch;

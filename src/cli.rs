@@ -46,6 +46,12 @@ Exit codes: 0 success, 1 configuration or start-up error, no answer or an
 error from the manager, 2 usage error. See dmg_manager(8).";
 
 /// The commands; without one, the manager runs.
+///
+/// To add one (or an option): a variant here with its `Args` struct (the
+/// doc comments are its `--help`, man page and completion text), a
+/// [`Command`] variant and its arm in `From<Cli>`; then `cargo run
+/// --example gen-docs` rewrites the man page and the completions, and
+/// tests/cli.rs prints the README's new command block if it drifted.
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
     /// Run the manager in the foreground (the default, and what the service runs)

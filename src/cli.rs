@@ -74,6 +74,7 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TimeoutArg {
     /// How long to wait for the manager, in seconds (fractions allowed)
+    // The default is tools::DEFAULT_TIMEOUT (a test holds them together).
     #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_timeout, allow_negative_numbers = true)]
     pub timeout: Duration,
 }
@@ -522,7 +523,7 @@ mod tests {
             Command::Watch {
                 config: config(),
                 options: WatchOptions {
-                    timeout: Duration::from_secs(3)
+                    timeout: tools::DEFAULT_TIMEOUT
                 }
             }
         );

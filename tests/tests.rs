@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod docs;
 mod faults;
 mod flood;
 mod fuzz_regressions;
@@ -13,5 +14,6 @@ mod packages;
 mod requests;
 mod sandbox;
 mod statuses;
+mod systemd;
 mod tools;
 mod watch;

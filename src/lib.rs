@@ -23,16 +23,21 @@
 
 pub mod log;
 
+pub mod bus;
 pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod daemon;
+pub mod datatypes;
 pub mod envelope;
+pub mod liveness;
 pub mod manager;
 pub mod notify;
+pub mod package_files;
 pub mod packages;
 pub mod pyjson;
 pub mod signals;
 pub mod status;
 pub mod tools;
+pub mod views;
 pub mod wire;

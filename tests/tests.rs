@@ -13,4 +13,5 @@ mod packages;
 mod requests;
 mod statuses;
 mod tools;
+mod v05;
 mod watch;

@@ -11,6 +11,7 @@ mod interop;
 mod layouts;
 mod packages;
 mod requests;
+mod sandbox;
 mod statuses;
 mod tools;
 mod v05;

@@ -52,6 +52,9 @@ pub struct Client {
     /// Unix seconds of the last accepted status but `dead`; the client's
     /// creation until then.
     pub(crate) last_seen: f64,
+    /// `last_seen` as Python writes it, made once per status rather than
+    /// once per client in every view built (`None`: write the float).
+    pub(crate) last_seen_json: Option<Box<serde_json::value::RawValue>>,
     /// The same moment on the monotonic clock, for the dead rule.
     heard_at: Instant,
     /// The plugin's process id when the manager started it, else 0.
@@ -82,8 +85,14 @@ impl Client {
         }
     }
 
-    fn rederive(&mut self, name: &str) {
-        self.derived = v05::derive(name, &self.package, &self.files, &self.configuration.values);
+    fn rederive(&mut self, name: &str, host: &str) {
+        self.derived = v05::derive(name, host, &self.package, &self.files, &self.configuration.values);
+    }
+
+    fn seen(&mut self, now: Now) {
+        self.last_seen = now.unix;
+        self.heard_at = now.mono;
+        self.last_seen_json = serde_json::value::RawValue::from_string(crate::pyjson::python_float_repr(now.unix)).ok();
     }
 
     /// Changes the status, recording it in the history.
@@ -201,13 +210,15 @@ impl Clients {
                 files: PackageFiles::default(),
                 status_comment: None,
                 last_seen: now.unix,
+                last_seen_json: None,
                 heard_at: now.mono,
                 pid: 0,
                 history: VecDeque::new(),
                 configuration: Configuration::default(),
                 derived: Derived::default(),
             };
-            client.rederive(name);
+            client.rederive(name, &self.host);
+            client.seen(now);
             self.by_name.insert(name.to_owned(), client);
             return true;
         };
@@ -224,7 +235,7 @@ impl Clients {
             client.change_status(fresh_status, reason, now.unix);
             client.status_comment = None;
         }
-        client.rederive(name);
+        client.rederive(name, &self.host);
         true
     }
 
@@ -233,7 +244,7 @@ impl Clients {
         match self.by_name.get_mut(name) {
             Some(client) if client.files != files => {
                 client.files = files;
-                client.rederive(name);
+                client.rederive(name, &self.host);
                 true
             }
             _ => false,
@@ -264,8 +275,7 @@ impl Clients {
             return Err(StatusRejected::InvalidPackage(id()));
         }
         if status != Status::Dead {
-            client.last_seen = now.unix;
-            client.heard_at = now.mono;
+            client.seen(now);
         }
         if client.status == status {
             return Ok(Applied::Heard);
@@ -323,7 +333,7 @@ impl Clients {
         match self.by_name.get_mut(name) {
             Some(client) if client.configuration != configuration => {
                 client.configuration = configuration;
-                client.rederive(name);
+                client.rederive(name, &self.host);
                 true
             }
             _ => false,

@@ -24,6 +24,11 @@ pub const AUTO_STARTUP: &str = "auto_startup";
 /// What the 0.5 views need of a package, computed by [`derive`].
 #[derive(Debug, Clone, Default)]
 pub struct Derived {
+    /// `plugin-<name>.<host>`, `domogik-<name>.<host>`, `plugin-<name>`:
+    /// made once, not at every view.
+    client_id: String,
+    xpl_source: String,
+    package_id: String,
     /// The detail `data`; `None` for `{}` (an invalid package).
     data: Option<Box<RawValue>>,
     /// `identity.compliant_xpl_clients`; `None` for `[]`.
@@ -55,7 +60,22 @@ pub fn spelling(status: Status) -> &'static str {
 
 /// The detail `data` of plugin `name`: its `info.json` with Domogik 0.5's
 /// additions (PROTOCOL.md §8), and the xpl fields of its list entry.
-pub fn derive(name: &str, package: &Package, files: &PackageFiles, values: &BTreeMap<String, Value>) -> Derived {
+pub fn derive(
+    name: &str,
+    host: &str,
+    package: &Package,
+    files: &PackageFiles,
+    values: &BTreeMap<String, Value>,
+) -> Derived {
+    Derived {
+        client_id: client_id(name, host),
+        xpl_source: format!("domogik-{name}.{host}"),
+        package_id: package_id(name),
+        ..derive_data(name, package, files, values)
+    }
+}
+
+fn derive_data(name: &str, package: &Package, files: &PackageFiles, values: &BTreeMap<String, Value>) -> Derived {
     let Package::Valid { data } = package else {
         return Derived::default();
     };
@@ -109,6 +129,9 @@ pub fn derive(name: &str, package: &Package, files: &PackageFiles, values: &BTre
         _ => Vec::new(),
     };
     Derived {
+        client_id: String::new(),
+        xpl_source: String::new(),
+        package_id: String::new(),
         data: RawValue::from_string(pyjson::to_string(&root)).ok(),
         compliant_xpl_clients: RawValue::from_string(pyjson::to_string(&compliant)).ok(),
         xpl_clients_only,
@@ -157,10 +180,10 @@ struct Entry<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     name: &'a str,
-    xpl_source: String,
-    package_id: String,
+    xpl_source: &'a str,
+    package_id: &'a str,
     pid: u32,
-    last_seen: f64,
+    last_seen: LastSeen<'a>,
     status: &'static str,
     configured: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,10 +209,10 @@ impl Serialize for Entries<'_> {
                 host,
                 kind: "plugin",
                 name,
-                xpl_source: format!("domogik-{name}.{host}"),
-                package_id: package_id(name),
+                xpl_source: &client.derived.xpl_source,
+                package_id: &client.derived.package_id,
                 pid: client.pid,
-                last_seen: client.last_seen,
+                last_seen: LastSeen(client),
                 status: spelling(client.status()),
                 configured: client.configuration.configured,
                 compliant_xpl_clients: (!self.detail).then_some(compliant),
@@ -197,9 +220,21 @@ impl Serialize for Entries<'_> {
                 data: if self.detail { Some(data_of(client)?) } else { None },
                 comment: if self.detail { client.comment() } else { None },
             };
-            map.serialize_entry(&client_id(name, host), &entry)?;
+            map.serialize_entry(&client.derived.client_id, &entry)?;
         }
         map.end()
+    }
+}
+
+/// `last_seen`, from the text made when it was set.
+struct LastSeen<'a>(&'a Client);
+
+impl Serialize for LastSeen<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0.last_seen_json {
+            Some(text) => text.serialize(serializer),
+            None => serializer.serialize_f64(self.0.last_seen),
+        }
     }
 }
 
@@ -210,8 +245,8 @@ pub fn conversion_json(clients: &Clients) -> String {
     impl Serialize for Conversions<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             let mut map = serializer.serialize_map(Some(self.0.len()))?;
-            for (name, client) in self.0.iter() {
-                map.serialize_entry(&client_id(name, self.0.host()), &client.files.conversions)?;
+            for (_, client) in self.0.iter() {
+                map.serialize_entry(&client.derived.client_id, &client.files.conversions)?;
             }
             map.end()
         }
@@ -225,9 +260,9 @@ pub fn package_detail_json(clients: &Clients) -> String {
     impl Serialize for Packages<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             let mut map = serializer.serialize_map(None)?;
-            for (name, client) in self.0.iter() {
+            for (_, client) in self.0.iter() {
                 if let Some(data) = &client.derived.data {
-                    map.serialize_entry(&package_id(name), &**data)?;
+                    map.serialize_entry(&client.derived.package_id, &**data)?;
                 }
             }
             map.end()

@@ -20,6 +20,23 @@ use std::time::{Duration, Instant};
 
 /// At most this many history entries per client (PROTOCOL.md §8).
 pub const MAX_HISTORY: usize = 20;
+/// A status comment longer than this many characters is cut (with `...`):
+/// it is kept in the history and shown in four views, and a peer could
+/// otherwise make each status change cost megabytes (docs/PROTOCOL.md §7).
+pub const MAX_COMMENT_CHARS: usize = 1000;
+
+/// `comment`, cut to [`MAX_COMMENT_CHARS`].
+fn bounded(comment: String) -> String {
+    match comment.char_indices().nth(MAX_COMMENT_CHARS) {
+        None => comment,
+        Some((end, _)) => {
+            let mut cut = comment;
+            cut.truncate(end);
+            cut.push_str("...");
+            cut
+        }
+    }
+}
 
 /// One change of a client's status.
 #[derive(Debug, Clone, PartialEq)]
@@ -280,7 +297,7 @@ impl Clients {
         if client.status == status {
             return Ok(Applied::Heard);
         }
-        client.change_status(status, comment, now.unix);
+        client.change_status(status, comment.map(bounded), now.unix);
         Ok(Applied::Changed)
     }
 
@@ -570,6 +587,19 @@ mod tests {
         assert!(!clients.set_configuration("a", configuration));
         assert_eq!(clients.parameter_is_true("a", "auto_startup"), Some(true));
         assert_eq!(clients.parameter_value("a", "interval"), Some(&json!("5")));
+    }
+
+    #[test]
+    fn long_comments_are_cut() {
+        let mut clients = Clients::new("h");
+        clients.upsert_package("a", valid("{}"), t0());
+        let long = "é".repeat(900_000);
+        clients.set_status("a", "h", Status::Alive, Some(long), t0()).unwrap();
+        let kept = clients.get("a").unwrap().comment().unwrap();
+        assert_eq!(kept.chars().count(), MAX_COMMENT_CHARS + 3);
+        assert!(kept.ends_with("é..."));
+        assert_eq!(clients.history("a").unwrap()[0].comment.as_deref(), Some(kept));
+        assert_eq!(bounded("short".into()), "short");
     }
 
     #[test]

@@ -23,6 +23,7 @@
 
 pub mod log;
 
+pub mod bus;
 pub mod cli;
 pub mod clients;
 pub mod config;

@@ -6,7 +6,7 @@
 
 use crate::clients::{Clients, StatusRejected};
 use crate::packages::PackageChange;
-use crate::wire::{self, BadRequest, BadStatusMessage, Framing, Request};
+use crate::wire::{self, BadRequest, BadStatusMessage, Request};
 
 pub const LIST_GET: &str = "clients.list.get";
 pub const LIST_RESULT: &str = "clients.list.result";
@@ -66,50 +66,54 @@ impl Manager {
         &self.clients
     }
 
-    /// Answers one request. Always returns a reply: a REP socket that does
-    /// not answer is stuck for good.
+    /// Answers one request's frames, in whichever framing they came
+    /// (plain or MDP client, §1; a worker hands the frames after the
+    /// broker's envelope, which are plain). Always returns a reply: a
+    /// client that gets none waits for good. The framing is the codec's
+    /// ([`wire`]); what is answered is [`Manager::answer`]'s.
     pub fn handle_request(&mut self, frames: &[Vec<u8>]) -> Reply {
-        match wire::decode_request(frames).and_then(|request| self.route(request)) {
-            Ok((framing, action, body)) => Reply {
+        let (framing, answer) = match wire::decode_request(frames) {
+            Ok(request) => {
+                let answer = self.answer(&request);
+                (request.framing, answer)
+            }
+            Err(BadRequest { framing, reason }) => (framing, Err(reason)),
+        };
+        match answer {
+            Ok((action, body)) => Reply {
                 frames: wire::encode_reply(framing, action, body),
                 error: None,
             },
-            Err(BadRequest { framing, reason }) => Reply {
+            Err(reason) => Reply {
                 frames: wire::encode_reply(framing, ERROR_ACTION, wire::error_body(&reason)),
                 error: Some(reason),
             },
         }
     }
 
-    fn route(&mut self, request: Request) -> Result<(Framing, &'static str, String), BadRequest> {
+    /// The reply action and body to a decoded request, or the one-line
+    /// reason of the `error` reply (unknown service or action).
+    pub fn answer(&mut self, request: &Request) -> Result<(&'static str, String), String> {
         if let Some(service) = request.service() {
             if service != self.service.as_bytes() {
-                let reason = format!(
+                return Err(format!(
                     "unknown service \"{}\", this is \"{}\"",
                     wire::truncate(&String::from_utf8_lossy(service), 40),
                     self.service
-                );
-                return Err(BadRequest {
-                    framing: request.framing,
-                    reason,
-                });
+                ));
             }
         }
         let (action, view) = match request.action.as_str() {
             LIST_GET => (LIST_RESULT, self.list_json()),
             DETAIL_GET => (DETAIL_RESULT, self.detail_json()),
             other => {
-                let reason = format!(
+                return Err(format!(
                     "unknown action \"{}\" (expected {LIST_GET} or {DETAIL_GET})",
                     wire::truncate(other, 40)
-                );
-                return Err(BadRequest {
-                    framing: request.framing,
-                    reason,
-                });
+                ));
             }
         };
-        Ok((request.framing, action, clients_body(view)))
+        Ok((action, clients_body(view)))
     }
 
     /// Applies one message received on the SUB socket.
@@ -171,6 +175,13 @@ impl Manager {
             unix_time,
             next: Some(LIST_CATEGORY),
         })
+    }
+
+    /// Owes the current state to subscribers again although nothing
+    /// changed: a subscriber appeared (the PUB's link came up, or came back,
+    /// at the forwarder) and must not wait for the next change.
+    pub fn republish(&mut self) {
+        self.dirty = true;
     }
 
     fn mark_changed(&mut self) {

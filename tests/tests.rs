@@ -3,6 +3,7 @@
 
 mod util;
 
+mod bus;
 mod cli;
 mod faults;
 mod flood;

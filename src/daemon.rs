@@ -502,4 +502,10 @@ mod tests {
         assert_eq!(poll_timeout(now + Duration::from_micros(1), now), 1);
         assert_eq!(poll_timeout(now + Duration::from_millis(30_000), now), 30_000);
     }
+
+    #[test]
+    fn the_suppressed_count_is_said_on_the_next_line_written() {
+        assert_eq!(suppressed_note(0), "");
+        assert_eq!(suppressed_note(1017), " (1017 similar lines suppressed)");
+    }
 }

@@ -191,3 +191,64 @@ fn the_commands_work_through_the_broker_and_the_forwarder() {
     assert!(line.ends_with(" domogik-ebusd.testhost unknown → alive"), "{line}");
     bus.daemon.wait_for_log("domogik-ebusd.testhost is alive");
 }
+
+/// A `plugin.status` message whose body is exactly `size` bytes.
+fn status_of_size(name: &str, event: &str, size: usize) -> Vec<Vec<u8>> {
+    let empty = serde_json::json!({"type": "plugin", "name": name, "host": "testhost", "event": event, "comment": ""});
+    let padding = size - empty.to_string().len();
+    let body = serde_json::json!({"type": "plugin", "name": name, "host": "testhost", "event": event, "comment": "x".repeat(padding)});
+    let body = body.to_string().into_bytes();
+    assert_eq!(body.len(), size);
+    vec![b"plugin.status.1371071554_16.0_1".to_vec(), body]
+}
+
+#[test]
+fn the_sub_size_limit_is_one_mib_exactly_and_a_message_over_it_costs_no_link() {
+    const LIMIT: usize = 1024 * 1024;
+    let bus = start_bus("bus-sub-limit");
+    let plugin = publisher(bus.daemon.context(), &bus.forwarder.xsub);
+    let ui = subscriber(bus.daemon.context(), &bus.forwarder.xpub, "clients");
+    connect_pubsub(&plugin, &ui);
+    let mut daemon = bus.daemon;
+
+    plugin.send_multipart(status_of_size("rfxcom", "alive", LIMIT), 0).unwrap();
+    await_publication(&ui, "rfxcom alive from a status of exactly 1 MiB", |p| {
+        p.category() == "clients.list" && p.body["domogik-rfxcom.testhost"]["status"] == "alive"
+    });
+
+    let before = daemon.log().len();
+    plugin.send_multipart(status_of_size("rfxcom", "dead", LIMIT + 1), 0).unwrap();
+    daemon.wait_for_new_log("gave up the connection", before);
+    connect_pubsub(&plugin, &ui);
+    assert_eq!(
+        await_broker_clients(daemon.context(), &bus.broker, "clients.list.get")["domogik-rfxcom.testhost"]["status"],
+        "alive",
+        "the status over the limit was refused"
+    );
+    assert!(
+        !daemon.log()[..before].iter().any(|line| line.contains("gave up")),
+        "the status at the limit cost the link"
+    );
+}
+
+#[test]
+fn ipv6_endpoints_work_written_as_domogik_writes_them() {
+    let broker = TestBroker::start_on("[::1]", None);
+    let forwarder = Forwarder::start_on("[::1]", None);
+    let (xsub_port, xpub_port) = forwarder.ports();
+    let dir = TempDir::new("bus-ipv6");
+    let packages = copy_fixtures(&dir);
+    // `ip = ::1`, without brackets, as in a domogik-mq.cfg.
+    let config = format!(
+        "[mq]\nip = ::1\nreq_rep_port = {}\npub_port = {xsub_port}\nsub_port = {xpub_port}\n\
+         [manager]\nhost = testhost\npackages_dir = {}\n",
+        broker.port(),
+        packages.display()
+    );
+    let daemon = Daemon::start_with(&dir, &config, fast_heartbeat_command);
+    assert_eq!(await_broker_clients(daemon.context(), &broker, "clients.list.get").as_object().unwrap().len(), 4);
+    let plugin = publisher(daemon.context(), &forwarder.xsub);
+    let ui = subscriber(daemon.context(), &forwarder.xpub, "clients");
+    connect_pubsub(&plugin, &ui);
+    assert!(daemon.log().iter().any(|line| line.contains("sub socket connected to tcp://[::1]:")), "{:?}", daemon.log());
+}

@@ -10,6 +10,7 @@ mod flood;
 mod fuzz_regressions;
 mod interop;
 mod layouts;
+mod netns;
 mod packages;
 mod requests;
 mod sandbox;

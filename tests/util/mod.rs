@@ -397,6 +397,7 @@ pub fn body_of(frame: &[u8]) -> Value {
 pub fn subscriber(context: &zmq::Context, endpoint: &str, prefix: &str) -> zmq::Socket {
     let socket = context.socket(zmq::SUB).unwrap();
     socket.set_linger(0).unwrap();
+    socket.set_ipv6(endpoint.contains('[')).unwrap();
     socket.set_subscribe(prefix.as_bytes()).unwrap();
     socket.connect(endpoint).unwrap();
     socket
@@ -405,6 +406,7 @@ pub fn subscriber(context: &zmq::Context, endpoint: &str, prefix: &str) -> zmq::
 pub fn publisher(context: &zmq::Context, endpoint: &str) -> zmq::Socket {
     let socket = context.socket(zmq::PUB).unwrap();
     socket.set_linger(0).unwrap();
+    socket.set_ipv6(endpoint.contains('[')).unwrap();
     socket.connect(endpoint).unwrap();
     socket
 }
@@ -551,14 +553,19 @@ pub struct Forwarder {
 impl Forwarder {
     /// Binds on ephemeral loopback ports (or the given ones, to restart).
     pub fn start(ports: Option<(u16, u16)>) -> Forwarder {
+        Forwarder::start_on("127.0.0.1", ports)
+    }
+
+    /// Binds on address `ip` of this machine.
+    pub fn start_on(ip: &str, ports: Option<(u16, u16)>) -> Forwarder {
         let context = zmq::Context::new();
         let (xsub_port, xpub_port) = ports.map_or(("*".to_owned(), "*".to_owned()), |(a, b)| {
             (a.to_string(), b.to_string())
         });
         let (xsub, xpub, xsub_endpoint, xpub_endpoint) = forwarder::bind(
             &context,
-            &format!("tcp://127.0.0.1:{xsub_port}"),
-            &format!("tcp://127.0.0.1:{xpub_port}"),
+            &format!("tcp://{ip}:{xsub_port}"),
+            &format!("tcp://{ip}:{xpub_port}"),
         )
         .unwrap();
         let thread = Background::start(move |stop| {
@@ -593,8 +600,13 @@ pub struct TestBroker {
 impl TestBroker {
     /// Binds on an ephemeral loopback port, or `port` (to restart).
     pub fn start(port: Option<u16>) -> TestBroker {
+        TestBroker::start_on("127.0.0.1", port)
+    }
+
+    /// Binds on address `ip` (`[::1]` for IPv6).
+    pub fn start_on(ip: &str, port: Option<u16>) -> TestBroker {
         let context = zmq::Context::new();
-        let at = format!("tcp://127.0.0.1:{}", port.map_or("*".to_owned(), |p| p.to_string()));
+        let at = format!("tcp://{ip}:{}", port.map_or("*".to_owned(), |p| p.to_string()));
         // A restart may find the port still held a moment by the old one.
         let deadline = Instant::now() + DEADLINE;
         let mut broker = loop {
@@ -666,6 +678,7 @@ pub fn broker_request(
 ) -> Option<Vec<Vec<u8>>> {
     let socket = context.socket(zmq::REQ).unwrap();
     socket.set_linger(0).unwrap();
+    socket.set_ipv6(endpoint.contains('[')).unwrap();
     socket.connect(endpoint).unwrap();
     let mut frames: Vec<&[u8]> = vec![b"MDPC01", service.as_bytes()];
     if let Some(timeout) = timeout {

@@ -24,6 +24,8 @@ Options:
   --footprint        only memory, of both builds side by side: libzmq built
                      into the binary (cargo's default) and Debian's libzmq5
                      (the package's; needs libzmq3-dev), N = 10 and 200
+  --dialects         only item 8: a status change with both dialects
+                     published, in-process (a few seconds)
   -h, --help         print this help";
 
 /// What to measure and how long.
@@ -68,6 +70,8 @@ pub enum Mode {
         canned: PathBuf,
     },
     Help,
+    /// Item 8 alone.
+    Dialects,
 }
 
 /// The hidden option that turns this program into the floor server.
@@ -105,6 +109,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
             }
             "--no-strace" => options.strace = false,
             "--footprint" => footprint = true,
+            "--dialects" => return Ok(Mode::Dialects),
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }

@@ -2,12 +2,16 @@
 //!
 //! One thread, one `zmq_poll` over the SUB, REP and PUB sockets' readable
 //! ends (PUB is only written) and the signal pipe; the poll's timeout is the
-//! time left until the next rescan, so an idle manager sleeps in the kernel.
+//! time left until the nearest deadline (the next rescan, or one of the
+//! manager's timers: a client's death, its own status, a `dbmgr`
+//! question), so an idle manager sleeps in the kernel.
 //! Each turn: signals, requests, status messages, rescan if due, then the
 //! publications owed, once.
 
 use crate::config::{Config, Direction, Endpoint};
+use crate::datatypes::DatatypesFile;
 use crate::envelope;
+use crate::liveness::Now;
 use crate::log::{Level, RateLimiter, Verdict};
 use crate::manager::{Manager, StatusOutcome, STATUS_SUBSCRIPTION};
 use crate::notify;
@@ -50,6 +54,9 @@ pub const REP_SNDHWM: i32 = 100;
 pub const SUB_RCVHWM: i32 = 100;
 /// Publications queued for one slow subscriber before newer ones are dropped.
 pub const PUB_SNDHWM: i32 = 64;
+
+/// How long the `stopped` status gets to leave before the process exits.
+const LAST_WORD_DELAY: Duration = Duration::from_millis(100);
 
 /// A failure before the loop could start: a socket that cannot be opened,
 /// bound or connected, or signals that cannot be handled.
@@ -175,6 +182,9 @@ struct State {
     scan_failure: Option<String>,
     bad_input_log: RateLimiter,
     status_log: RateLimiter,
+    datatypes: DatatypesFile,
+    /// The last datatypes_file error, so that a lasting problem is logged once.
+    datatypes_failure: Option<String>,
 }
 
 /// Runs the manager until SIGTERM or SIGINT.
@@ -190,7 +200,10 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         scan_failure: None,
         bad_input_log: RateLimiter::new(10, Duration::from_secs(60)),
         status_log: RateLimiter::new(20, Duration::from_secs(10)),
+        datatypes: DatatypesFile::new(config.datatypes_file.clone()),
+        datatypes_failure: None,
     };
+    state.manager.set_timers(config.dead_after, config.status_interval);
     state.rescan();
     publish(&sockets, &mut state);
     info!(
@@ -203,7 +216,8 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     notify::notify(notify::READY);
 
     loop {
-        let timeout = poll_timeout(state.next_rescan, Instant::now());
+        let deadline = state.next_rescan.min(state.manager.next_deadline());
+        let timeout = poll_timeout(deadline, Instant::now());
         let mut items = [
             sockets.sub.as_poll_item(zmq::POLLIN),
             sockets.rep.as_poll_item(zmq::POLLIN),
@@ -219,6 +233,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         }
         let ready = |slot: usize| items.get(slot).is_some_and(zmq::PollItem::is_readable);
         let (sub_ready, rep_ready, signal_ready) = (ready(SLOT_SUB), ready(SLOT_REP), ready(SLOT_SIGNALS));
+        state.manager.set_now(Now::system());
 
         if signal_ready {
             let received = signals.take();
@@ -242,9 +257,24 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         if Instant::now() >= state.next_rescan {
             state.rescan();
         }
+        for name in state.manager.run_timers() {
+            warn!(
+                "{} is dead: {}",
+                state.manager.clients().client_id(&name),
+                crate::liveness::dead_comment(config.dead_after)
+            );
+        }
         publish(&sockets, &mut state);
     }
     notify::notify(notify::STOPPING);
+    state.manager.set_now(Now::system());
+    let stopped = state.manager.own_status(crate::status::Status::Stopped);
+    match sockets.publisher.send_multipart(stopped, zmq::DONTWAIT) {
+        // Best effort: libzmq sends from its I/O thread and we exit without
+        // terminating the context (see below), so give it a moment.
+        Ok(()) => std::thread::sleep(LAST_WORD_DELAY),
+        Err(e) => debug!("cannot publish our stopped status: {e}"),
+    }
     leave_without_closing(config, sockets, context);
     Ok(())
 }
@@ -351,6 +381,7 @@ fn publish(sockets: &Sockets, state: &mut State) {
     let Some(publications) = state.manager.take_publications(wire::unix_seconds(SystemTime::now())) else {
         return;
     };
+    let views = publications.views_owed();
     // Sent as built: the list goes out before the detail is serialised.
     // PUB never blocks: a subscriber past its high-water mark misses one.
     let mut failure = None;
@@ -362,10 +393,12 @@ fn publish(sockets: &Sockets, state: &mut State) {
     if let Some(e) = failure {
         state.log_bad_input(format_args!("cannot publish: {e}"));
     }
-    debug!(
-        "published clients.list and clients.detail ({} clients)",
-        state.manager.clients().len()
-    );
+    if views {
+        debug!(
+            "published clients.list and clients.detail, client.list, client.detail and client.conversion ({} clients)",
+            state.manager.clients().len()
+        );
+    }
 }
 
 fn suppressed_note(suppressed: u64) -> String {
@@ -385,6 +418,7 @@ impl State {
 
     fn rescan(&mut self) {
         self.next_rescan = Instant::now() + self.rescan_interval;
+        self.refresh_datatypes();
         let report = match self.scanner.scan() {
             Ok(report) => report,
             Err(failure) => {
@@ -425,6 +459,30 @@ impl State {
     }
 }
 
+impl State {
+    /// Re-reads datatypes_file if its `stat` changed; a failure is logged
+    /// once while it lasts, and `datatype.get` answers `null`.
+    fn refresh_datatypes(&mut self) {
+        match self.datatypes.refresh() {
+            None => {}
+            Some(Ok(datatypes)) => {
+                if self.datatypes_failure.take().is_some() {
+                    info!("{} is readable again", self.datatypes.path().display());
+                }
+                self.manager.set_datatypes(Some(datatypes));
+            }
+            Some(Err(message)) => {
+                if self.datatypes_failure.as_ref() != Some(&message) {
+                    error!("{message}; datatype.get answers null until it is fixed");
+                }
+                self.datatypes_failure = Some(message);
+                self.manager.set_datatypes(None);
+            }
+        }
+    }
+}
+
+
 /// The level and line of a package change, and the client it is about.
 fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, String, String) {
     let clients = manager.clients();
@@ -432,6 +490,10 @@ fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, Str
         PackageChange::Removed { name } => {
             let id = clients.client_id(name);
             (Level::Info, format!("package removed: {id}"), id)
+        }
+        PackageChange::Files { name, .. } => {
+            let id = clients.client_id(name);
+            (Level::Debug, format!("package files read: {id}"), id)
         }
         PackageChange::Updated { name, package } => {
             let id = clients.client_id(name);

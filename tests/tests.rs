@@ -16,4 +16,5 @@ mod sandbox;
 mod statuses;
 mod systemd;
 mod tools;
+mod v05;
 mod watch;

@@ -38,8 +38,8 @@ pub fn main() -> i32 {
         }
         Mode::FloorServer { canned } => floor::serve(&canned),
         Mode::Bench(options) => run::run(&options),
-        Mode::Footprint(options) => footprint::run(&options),
         Mode::Dialects => run::run_dialects(),
+        Mode::Footprint(options) => footprint::run(&options),
     };
     match outcome {
         Ok(()) => 0,

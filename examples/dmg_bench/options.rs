@@ -21,11 +21,11 @@ Options:
   --daemon-env K=V   set an environment variable for the daemon (repeatable),
                      e.g. GLIBC_TUNABLES=glibc.malloc.arena_max=1
   --no-strace        do not count poll wake-ups with strace
+  --dialects         only item 8: a status change with both dialects
+                     published, in-process (a few seconds)
   --footprint        only memory, of both builds side by side: libzmq built
                      into the binary (cargo's default) and Debian's libzmq5
                      (the package's; needs libzmq3-dev), N = 10 and 200
-  --dialects         only item 8: a status change with both dialects
-                     published, in-process (a few seconds)
   -h, --help         print this help";
 
 /// What to measure and how long.
@@ -108,8 +108,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
                 options.daemon_env.push((key.to_owned(), val.to_owned()));
             }
             "--no-strace" => options.strace = false,
-            "--footprint" => footprint = true,
             "--dialects" => return Ok(Mode::Dialects),
+            "--footprint" => footprint = true,
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }

@@ -34,7 +34,11 @@ fn list_and_detail_through_the_broker_from_a_pyzmq_client() {
     // Registered first: the broker drops requests for unknown services.
     await_broker_clients(bus.daemon.context(), &bus.broker, "clients.list.get");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop.py");
-    let output = Command::new("python3")
+    let mut python = Command::new("python3");
+    if let Some(path) = crate::interop::pyzmq_path() {
+        python.env("PYTHONPATH", path);
+    }
+    let output = python
         .arg(script)
         .args([&bus.broker.endpoint, &bus.forwarder.xsub, &bus.forwarder.xpub, "testhost", "broker"])
         .output()

@@ -42,8 +42,9 @@ fn python_pyzmq_peers_talk_to_the_manager() {
 
 /// Where pyzmq is: `None` when `python3` imports it as it is, else the
 /// directory pip installed it into (for `PYTHONPATH`). Panics, with the
-/// reason and the fix, when there is no way to get it.
-fn pyzmq_path() -> Option<PathBuf> {
+/// reason and the fix, when there is no way to get it. Every test that
+/// runs pyzmq (here, tests/bus.rs) takes it from here.
+pub fn pyzmq_path() -> Option<PathBuf> {
     const FIX: &str = "install python3 and pip (apt-get install -y python3-pip) or pyzmq \
                        (apt-get install -y python3-zmq), or skip this test: \
                        cargo test --locked -- --skip python_pyzmq";

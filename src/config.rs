@@ -12,6 +12,9 @@ use std::time::Duration;
 
 pub const DEFAULT_PATH: &str = "/etc/domogik/manager.cfg";
 pub const DEFAULT_PACKAGES_DIR: &str = "/var/lib/domogik/domogik_packages";
+/// Where Domogik 0.5 keeps its data types: its resources folder, under
+/// its libraries path (`/var/lib/domogik`, which also holds the packages).
+pub const DEFAULT_DATATYPES_FILE: &str = "/var/lib/domogik/domogik/resources/datatypes.json";
 /// Domogik refuses longer host names; so do we.
 pub const MAX_HOST_LEN: usize = 16;
 const MAX_RESCAN_INTERVAL: u64 = 24 * 60 * 60;
@@ -116,6 +119,11 @@ pub struct Config {
     /// The address `[mq] ip = *` was resolved to for connecting sockets
     /// (for the log), `None` when ip is not `*`.
     pub star_ip: Option<String>,
+    /// Domogik 0.5's dead rule and status interval (src/liveness.rs).
+    pub dead_after: Duration,
+    pub status_interval: Duration,
+    /// Domogik's `datatypes.json` (`datatype.get`).
+    pub datatypes_file: PathBuf,
 }
 
 /// A configuration that cannot be used, with the file it came from.
@@ -248,7 +256,10 @@ pub fn sanitize_hostname(hostname: &str) -> String {
 const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
 /// Keys of Domogik's other components that may sit in a copied domogik-mq.cfg.
 const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
-const MANAGER_KEYS: [&str; 8] = [
+const MANAGER_KEYS: [&str; 11] = [
+    "dead_after",
+    "status_interval",
+    "datatypes_file",
     "host",
     "packages_dir",
     "rescan_interval",
@@ -326,7 +337,22 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
     let rescan_interval = sections.get("manager", "rescan_interval", Duration::from_secs(30), read_seconds)?;
     let service = sections.get("manager", "service", "manager".to_owned(), read_service)?;
     let log_level = sections.get("manager", "log_level", Level::Info, read_level)?;
+    let dead_after = sections.get("manager", "dead_after", crate::liveness::DEFAULT_DEAD_AFTER, read_delay)?;
+    let status_interval = sections.get(
+        "manager",
+        "status_interval",
+        crate::liveness::DEFAULT_STATUS_INTERVAL,
+        read_delay,
+    )?;
+    let datatypes_file = PathBuf::from(
+        sections
+            .value("manager", "datatypes_file")
+            .unwrap_or(DEFAULT_DATATYPES_FILE),
+    );
     Ok(Config {
+        dead_after,
+        status_interval,
+        datatypes_file,
         path: path.to_owned(),
         host,
         packages_dir,
@@ -361,6 +387,14 @@ fn read_seconds(text: &str) -> Result<Duration, String> {
         _ => Err(format!(
             "expected a whole number of seconds from 1 to {MAX_RESCAN_INTERVAL}"
         )),
+    }
+}
+
+/// Seconds, fractions allowed (tests use 0.5 s), from 0.05 to a day.
+fn read_delay(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if (0.05..=86_400.0).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        _ => Err("expected a number of seconds from 0.05 to 86400".into()),
     }
 }
 
@@ -524,6 +558,25 @@ mod tests {
         assert_eq!(config.pub_endpoint, Endpoint::connect("tcp://127.0.0.1:40411"));
         assert_eq!(config.rep_endpoint, Endpoint::connect("tcp://127.0.0.1:40410"), "MDP worker");
         assert_eq!(config.star_ip, None);
+    }
+
+    #[test]
+    fn liveness_delays_and_datatypes_file() {
+        let config = parse_ok("");
+        assert_eq!(config.dead_after, Duration::from_secs(30));
+        assert_eq!(config.status_interval, Duration::from_secs(15));
+        assert_eq!(config.datatypes_file, PathBuf::from(DEFAULT_DATATYPES_FILE));
+        let config = parse_ok("[manager]\ndead_after = 0.5\nstatus_interval = 0.25\ndatatypes_file = /x/d.json\n");
+        assert_eq!(config.dead_after, Duration::from_millis(500));
+        assert_eq!(config.status_interval, Duration::from_millis(250));
+        assert_eq!(config.datatypes_file, PathBuf::from("/x/d.json"));
+        for bad in ["0", "-1", "x", "100000", "NaN"] {
+            let error = parse_err(&format!("[manager]\ndead_after = {bad}\n"));
+            assert!(
+                error.contains("dead_after") && error.contains("seconds from 0.05"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

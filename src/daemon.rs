@@ -1,8 +1,13 @@
 //! The event loop: the only code that touches sockets.
 //!
-//! One thread, one `zmq_poll` over the SUB, REP and PUB sockets' readable
-//! ends (PUB is only written) and the signal pipe; the poll's timeout is the
-//! time left until the next rescan, so an idle manager sleeps in the kernel.
+//! One thread, one `zmq_poll` over the SUB, the request socket (a bound
+//! ROUTER, or the MDP worker's DEALER), the PUB (read only when it is an
+//! XPUB at a forwarder: subscriptions), the monitors of the connecting
+//! sockets and the signal pipe; the poll's timeout is the time left until
+//! the nearest deadline (the next rescan, one of the manager's timers: a
+//! client's death, its own status, a `dbmgr` question; the MDP heartbeat
+//! and broker silence; a link to reopen), so an idle manager sleeps in the
+//! kernel.
 //! Each turn: signals, requests, status messages, rescan if due, then the
 //! publications owed, once.
 
@@ -11,9 +16,11 @@ mod sockets;
 use crate::bus::links;
 use crate::bus::mdp::{Due, Incoming};
 use crate::config::{Config, Direction};
+use crate::datatypes::DatatypesFile;
 use crate::envelope;
-use crate::log::{self, Level, RateLimiter, Verdict};
-use crate::manager::{Manager, StatusOutcome, DETAIL_CATEGORY, LIST_CATEGORY};
+use crate::liveness::Now;
+use crate::log::{Level, RateLimiter, Verdict};
+use crate::manager::{Manager, StatusOutcome, VIEW_CATEGORIES};
 use crate::notify;
 use crate::packages::{Package, PackageChange, Scanner};
 use crate::signals::SignalPipe;
@@ -53,6 +60,9 @@ pub const SUB_RCVHWM: i32 = 100;
 /// Publications queued for one slow subscriber before newer ones are dropped.
 pub const PUB_SNDHWM: i32 = 64;
 
+/// How long the `stopped` status gets to leave before the process exits.
+const LAST_WORD_DELAY: Duration = Duration::from_millis(100);
+
 /// A failure before the loop could start: a socket that cannot be opened,
 /// bound or connected, or signals that cannot be handled.
 #[derive(Debug)]
@@ -66,7 +76,9 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The sockets: the SUB, the request side, the PUB.
+/// The sockets: the SUB, the request side, the PUB (src/daemon/sockets.rs).
+/// Kept apart from the mutable state so the poll items (which borrow the
+/// sockets) never fight with the handlers over borrows.
 struct Sockets {
     sub: Watched,
     requests: Requests,
@@ -108,6 +120,9 @@ struct State {
     scan_failure: Option<String>,
     bad_input_log: RateLimiter,
     status_log: RateLimiter,
+    datatypes: DatatypesFile,
+    /// The last datatypes_file error, so that a lasting problem is logged once.
+    datatypes_failure: Option<String>,
 }
 
 /// Runs the manager until SIGTERM or SIGINT.
@@ -124,7 +139,10 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         scan_failure: None,
         bad_input_log: RateLimiter::new(10, Duration::from_secs(60)),
         status_log: RateLimiter::new(20, Duration::from_secs(10)),
+        datatypes: DatatypesFile::new(config.datatypes_file.clone()),
+        datatypes_failure: None,
     };
+    state.manager.set_timers(config.dead_after, config.status_interval);
     state.rescan();
     publish(&sockets, &mut state);
     info!(
@@ -137,8 +155,11 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     notify::notify(notify::READY);
 
     loop {
-        let deadline = sockets.next_deadline().map_or(state.next_rescan, |d| d.min(state.next_rescan));
+        let deadline = state.next_rescan.min(state.manager.next_deadline());
+        let deadline = sockets.next_deadline().map_or(deadline, |d| d.min(deadline));
         let ready = wait(&sockets, &mut signals, poll_timeout(deadline, Instant::now()));
+        state.manager.set_now(Now::system());
+
         if ready.signals {
             let received = signals.take();
             if received.terminate {
@@ -155,7 +176,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         let now = Instant::now();
         sockets.sub.read_monitor(now);
         if sockets.publisher.read_monitor(now) {
-            debug!("pub link up: the current state is owed to subscribers");
+            debug!("pub link up: the current state is owed to its subscribers");
         }
         if ready.requests {
             serve_requests(&mut sockets.requests, &context, heartbeat, &mut state);
@@ -173,9 +194,24 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         if now >= state.next_rescan {
             state.rescan();
         }
+        for name in state.manager.run_timers() {
+            warn!(
+                "{} is dead: {}",
+                state.manager.clients().client_id(&name),
+                crate::liveness::dead_comment(config.dead_after)
+            );
+        }
         publish(&sockets, &mut state);
     }
     notify::notify(notify::STOPPING);
+    state.manager.set_now(Now::system());
+    let stopped = state.manager.own_status(crate::status::Status::Stopped);
+    match sockets.publisher.socket.send_multipart(stopped, zmq::DONTWAIT) {
+        // Best effort: libzmq sends from its I/O thread and we exit without
+        // terminating the context (see below), so give it a moment.
+        Ok(()) => std::thread::sleep(LAST_WORD_DELAY),
+        Err(e) => debug!("cannot publish our stopped status: {e}"),
+    }
     leave_without_closing(config, sockets, context);
     Ok(())
 }
@@ -191,15 +227,16 @@ struct Ready {
 /// One `zmq_poll` over every socket that can be read (the monitors
 /// included: their events wake the loop) and the signal pipe.
 fn wait(sockets: &Sockets, signals: &mut SignalPipe, timeout: i64) -> Ready {
-    let publisher_reads = sockets.publisher.monitor.is_some();
+    // A bound PUB is never read: it is polled for nothing.
+    let publisher_events = if sockets.publisher.monitor.is_some() {
+        zmq::POLLIN
+    } else {
+        zmq::PollEvents::empty()
+    };
     let mut items = vec![
         sockets.sub.socket.as_poll_item(zmq::POLLIN),
         sockets.requests.socket().as_poll_item(zmq::POLLIN),
-        // A bound PUB is never read: poll it for nothing.
-        sockets
-            .publisher
-            .socket
-            .as_poll_item(if publisher_reads { zmq::POLLIN } else { zmq::PollEvents::empty() }),
+        sockets.publisher.socket.as_poll_item(publisher_events),
         zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
     ];
     for monitor in [&sockets.sub.monitor, &sockets.publisher.monitor].into_iter().flatten() {
@@ -304,7 +341,7 @@ fn serve_requests(requests: &mut Requests, context: &zmq::Context, heartbeat: Du
             for_each_queued(&watched.socket, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
                 let now = Instant::now();
                 if !worker.heard_since_connect() {
-                    info!("MDP worker: the broker at {broker} answers (service registered)");
+                    info!(peer = broker.as_str(); "MDP worker: the broker at {broker} answers (service registered)");
                 }
                 match worker.receive(message, now) {
                     Incoming::Request { envelope, body } => {
@@ -317,7 +354,7 @@ fn serve_requests(requests: &mut Requests, context: &zmq::Context, heartbeat: Du
                 }
             });
             if reconnect {
-                warn!("MDP worker: the broker at {broker} sent DISCONNECT; registering again");
+                warn!(peer = broker.as_str(); "MDP worker: the broker at {broker} sent DISCONNECT; registering again");
                 requests.reconnect_worker(context, heartbeat, Instant::now());
             }
         }
@@ -333,13 +370,11 @@ fn worker_timers(requests: &mut Requests, context: &zmq::Context, heartbeat: Dur
         Due::Nothing => {}
         Due::Send(frames) => sockets::send_or_log(&watched.socket, frames),
         Due::Reconnect => {
+            let broker = watched.endpoint.address.as_str();
             if worker.heard_since_connect() {
-                warn!(
-                    "MDP worker: the broker at {} is silent; reconnecting and registering again",
-                    watched.endpoint.address
-                );
+                warn!(peer = broker; "MDP worker: the broker at {broker} is silent; reconnecting and registering again");
             } else {
-                debug!("MDP worker: no word from the broker at {}; reconnecting", watched.endpoint.address);
+                debug!("MDP worker: no word from the broker at {broker}; reconnecting");
             }
             requests.reconnect_worker(context, heartbeat, now);
         }
@@ -352,7 +387,7 @@ fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
     for_each_queued(publisher, MAX_REQUESTS_PER_TURN, state, "subscription", |state, frames| {
         if frames
             .first()
-            .is_some_and(|message| links::subscribes_to_ours(message, &[LIST_CATEGORY, DETAIL_CATEGORY]))
+            .is_some_and(|message| links::subscribes_to_ours(message, &VIEW_CATEGORIES))
         {
             state.manager.republish();
         }
@@ -368,7 +403,7 @@ fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
         |state, frames| match state.manager.handle_status_message(&frames) {
             StatusOutcome::Changed { id, status } => {
                 if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
-                    info!("{id} is {status}{}", suppressed_note(suppressed));
+                    info!(client_id = id.as_str(); "{id} is {status}{}", suppressed_note(suppressed));
                 }
             }
             StatusOutcome::Unchanged | StatusOutcome::NotForUs => {}
@@ -382,6 +417,7 @@ fn publish(sockets: &Sockets, state: &mut State) {
     let Some(publications) = state.manager.take_publications(wire::unix_seconds(SystemTime::now())) else {
         return;
     };
+    let views = publications.views_owed();
     // Sent as built: the list goes out before the detail is serialised.
     // PUB never blocks: a subscriber past its high-water mark misses one.
     let mut failure = None;
@@ -393,10 +429,12 @@ fn publish(sockets: &Sockets, state: &mut State) {
     if let Some(e) = failure {
         state.log_bad_input(format_args!("cannot publish: {e}"));
     }
-    debug!(
-        "published clients.list and clients.detail ({} clients)",
-        state.manager.clients().len()
-    );
+    if views {
+        debug!(
+            "published clients.list and clients.detail, client.list, client.detail and client.conversion ({} clients)",
+            state.manager.clients().len()
+        );
+    }
 }
 
 fn suppressed_note(suppressed: u64) -> String {
@@ -429,6 +467,7 @@ impl State {
 
     fn rescan(&mut self) {
         self.next_rescan = Instant::now() + self.rescan_interval;
+        self.refresh_datatypes();
         let report = match self.scanner.scan() {
             Ok(report) => report,
             Err(failure) => {
@@ -461,30 +500,60 @@ impl State {
             // Worded before it is applied ("found" or "changed"), written
             // only if it changed a client: a file re-read to the same
             // content (or failing the same way again) says nothing.
-            let (level, line) = package_change_line(&self.manager, &change);
+            let (level, line, client_id) = package_change_line(&self.manager, &change);
             if self.manager.apply_package_change(change) {
-                log::write(level, format_args!("{line}"));
+                ::log::log!(level.into(), client_id = client_id.as_str(); "{line}");
             }
         }
     }
 }
 
-fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, String) {
+impl State {
+    /// Re-reads datatypes_file if its `stat` changed; a failure is logged
+    /// once while it lasts, and `datatype.get` answers `null`.
+    fn refresh_datatypes(&mut self) {
+        match self.datatypes.refresh() {
+            None => {}
+            Some(Ok(datatypes)) => {
+                if self.datatypes_failure.take().is_some() {
+                    info!("{} is readable again", self.datatypes.path().display());
+                }
+                self.manager.set_datatypes(Some(datatypes));
+            }
+            Some(Err(message)) => {
+                if self.datatypes_failure.as_ref() != Some(&message) {
+                    error!("{message}; datatype.get answers null until it is fixed");
+                }
+                self.datatypes_failure = Some(message);
+                self.manager.set_datatypes(None);
+            }
+        }
+    }
+}
+
+
+/// The level and line of a package change, and the client it is about.
+fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, String, String) {
     let clients = manager.clients();
     match change {
-        PackageChange::Removed { name } => (Level::Info, format!("package removed: {}", clients.client_id(name))),
+        PackageChange::Removed { name } => {
+            let id = clients.client_id(name);
+            (Level::Info, format!("package removed: {id}"), id)
+        }
+        PackageChange::Files { name, .. } => {
+            let id = clients.client_id(name);
+            (Level::Debug, format!("package files read: {id}"), id)
+        }
         PackageChange::Updated { name, package } => {
+            let id = clients.client_id(name);
             let verb = if clients.status(name).is_some() {
                 "changed"
             } else {
                 "found"
             };
             match package {
-                Package::Valid { .. } => (Level::Info, format!("package {verb}: {}", clients.client_id(name))),
-                Package::Invalid { reason } => (
-                    Level::Warn,
-                    format!("package {verb}: {} is invalid: {reason}", clients.client_id(name)),
-                ),
+                Package::Valid { .. } => (Level::Info, format!("package {verb}: {id}"), id),
+                Package::Invalid { reason } => (Level::Warn, format!("package {verb}: {id} is invalid: {reason}"), id),
             }
         }
     }

@@ -5,6 +5,7 @@ mod util;
 
 mod bus;
 mod cli;
+mod docs;
 mod faults;
 mod flood;
 mod fuzz_regressions;
@@ -15,5 +16,7 @@ mod packages;
 mod requests;
 mod sandbox;
 mod statuses;
+mod systemd;
 mod tools;
+mod v05;
 mod watch;

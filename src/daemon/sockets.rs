@@ -113,14 +113,14 @@ impl Watched {
             let role = self.role.name();
             match self.link.event(event, now) {
                 Some(Change::Connected) => {
-                    info!("{role} socket connected to {address}");
+                    info!(peer = address.as_str(); "{role} socket connected to {address}");
                     came_up = true;
                 }
                 Some(Change::Back) => {
-                    info!("{role} socket connected again to {address}");
+                    info!(peer = address.as_str(); "{role} socket connected again to {address}");
                     came_up = true;
                 }
-                Some(Change::Lost) => warn!("{role} socket lost its connection to {address}; reconnecting"),
+                Some(Change::Lost) => warn!(peer = address.as_str(); "{role} socket lost its connection to {address}; reconnecting"),
                 None => debug!("{role} socket: {event:?} {address}"),
             }
         }
@@ -134,6 +134,7 @@ impl Watched {
             return;
         }
         warn!(
+            peer = self.endpoint.address.as_str();
             "{} socket: libzmq gave up the connection to {} (a protocol error, such as a message over the size limit): opening a new one",
             self.role.name(),
             self.endpoint.address
@@ -160,6 +161,7 @@ impl Requests {
         let mut worker = Worker::new(&config.service, Timing::scaled(heartbeat), now);
         send_or_log(&watched.socket, worker.connected(now));
         info!(
+            peer = config.rep_endpoint.address.as_str();
             "MDP worker: READY sent to the broker at {} for service \"{}\"",
             config.rep_endpoint.address, config.service
         );
@@ -290,7 +292,7 @@ fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint) -> Result<(), St
             socket
                 .connect(&endpoint.address)
                 .map_err(|e| StartError(format!("cannot connect {key} {endpoint}: {e}")))?;
-            info!("{role} socket connecting to {}", endpoint.address);
+            info!(peer = endpoint.address.as_str(); "{role} socket connecting to {}", endpoint.address);
         }
     }
     Ok(())

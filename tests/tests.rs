@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod docs;
 mod faults;
 mod flood;
 mod fuzz_regressions;
@@ -13,6 +14,7 @@ mod packages;
 mod requests;
 mod sandbox;
 mod statuses;
+mod systemd;
 mod tools;
 mod v05;
 mod watch;

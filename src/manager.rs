@@ -13,7 +13,7 @@ use crate::liveness::{self, Now, OwnStatus};
 use crate::packages::PackageChange;
 use crate::status::Status;
 use crate::views::{seed, v05};
-use crate::wire::{self, BadRequest, BadStatusMessage, Framing, Request};
+use crate::wire::{self, BadRequest, BadStatusMessage, Request};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -247,46 +247,47 @@ impl Manager {
         Ok(name)
     }
 
-    /// Answers one request. Always returns a reply: a REP socket that does
-    /// not answer is stuck for good.
+    /// Answers one request's frames, in whichever framing they came
+    /// (plain or MDP client, §1; a worker hands the frames after the
+    /// broker's envelope, which are plain). Always returns a reply: a
+    /// client that gets none waits for good. The framing is the codec's
+    /// ([`wire`]); what is answered is [`Manager::answer`]'s.
     pub fn handle_request(&mut self, frames: &[Vec<u8>]) -> Reply {
-        match wire::decode_request(frames).and_then(|request| self.route(request)) {
-            Ok((framing, action, body)) => Reply {
+        let (framing, answer) = match wire::decode_request(frames) {
+            Ok(request) => {
+                let answer = self.answer(&request);
+                (request.framing, answer)
+            }
+            Err(BadRequest { framing, reason }) => (framing, Err(reason)),
+        };
+        match answer {
+            Ok((action, body)) => Reply {
                 frames: wire::encode_reply(framing, action, body),
                 error: None,
             },
-            Err(BadRequest { framing, reason }) => Reply {
+            Err(reason) => Reply {
                 frames: wire::encode_reply(framing, ERROR_ACTION, wire::error_body(&reason)),
                 error: Some(reason),
             },
         }
     }
 
-    fn route(&mut self, request: Request) -> Result<(Framing, &'static str, String), BadRequest> {
+    /// The reply action and body to a decoded request, or the one-line
+    /// reason of the `error` reply (unknown service or action).
+    pub fn answer(&mut self, request: &Request) -> Result<(&'static str, String), String> {
         if let Some(service) = request.service() {
             if service != self.service.as_bytes() {
-                let reason = format!(
+                return Err(format!(
                     "unknown service \"{}\", this is \"{}\"",
                     wire::truncate(&String::from_utf8_lossy(service), 40),
                     self.service
-                );
-                return Err(BadRequest {
-                    framing: request.framing,
-                    reason,
-                });
+                ));
             }
         }
-        let served = match request.action.as_str() {
+        match request.action.as_str() {
             LIST_GET => Ok((LIST_RESULT, clients_body(self.view(View::SeedList)))),
             DETAIL_GET => Ok((DETAIL_RESULT, clients_body(self.view(View::SeedDetail)))),
-            other => self.route_v05(other, &request),
-        };
-        match served {
-            Ok((action, body)) => Ok((request.framing, action, body)),
-            Err(reason) => Err(BadRequest {
-                framing: request.framing,
-                reason,
-            }),
+            other => self.route_v05(other, request),
         }
     }
 
@@ -447,6 +448,13 @@ impl Manager {
             statuses: statuses.into_iter(),
             views: views.into_iter(),
         })
+    }
+
+    /// Owes the current state to subscribers again although nothing
+    /// changed: a subscriber appeared (the PUB's link came up, or came back,
+    /// at the forwarder) and must not wait for the next change.
+    pub fn republish(&mut self) {
+        self.dirty = true;
     }
 
     fn mark_changed(&mut self) {

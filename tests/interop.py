@@ -1,6 +1,6 @@
 """Domogik's side of the wire, in Python with pyzmq, as Domogik speaks it.
 
-Usage: interop.py REP_ENDPOINT SUB_ENDPOINT PUB_ENDPOINT HOST
+Usage: interop.py REP_ENDPOINT SUB_ENDPOINT PUB_ENDPOINT HOST [broker]
 (the manager's endpoints: its REP, the SUB that plugins publish to, the PUB
 that user interfaces subscribe to). Exits 0 when every check passed, else
 prints what failed and exits 1. Written for this project from the protocol,
@@ -62,6 +62,12 @@ def main():
     expected = sorted("domogik-%s.%s" % (n, host) for n in ("diskfree", "ebusd", "rfxcom", "test"))
     if ids != expected:
         fail("list ids %r" % ids)
+    if sys.argv[5:] == ["broker"]:
+        # Through Domogik's broker, its client's default timeout frame
+        # "None" reaches the worker.
+        action, body = mdp_request(context, rep, "clients.list.get", timeout="None")
+        if action != "clients.list.result" or len(body["clients"]) != 4:
+            fail("list with a None timeout: %s" % action)
     action, body = mdp_request(context, rep, "clients.detail.get", timeout=10)
     entry = body["clients"]["domogik-diskfree.%s" % host]
     if action != "clients.detail.result" or entry["data"]["identity"]["name"] != "diskfree":

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod bus;
 mod cli;
 mod docs;
 mod faults;
@@ -10,6 +11,7 @@ mod flood;
 mod fuzz_regressions;
 mod interop;
 mod layouts;
+mod netns;
 mod packages;
 mod requests;
 mod sandbox;

@@ -195,11 +195,9 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             state.rescan();
         }
         for name in state.manager.run_timers() {
-            warn!(
-                "{} is dead: {}",
-                state.manager.clients().client_id(&name),
-                crate::liveness::dead_comment(config.dead_after)
-            );
+            let id = state.manager.clients().client_id(&name);
+            let why = crate::liveness::dead_comment(config.dead_after);
+            warn!(client_id = id.as_str(); "{id} is dead: {why}");
         }
         publish(&sockets, &mut state);
     }
@@ -530,7 +528,6 @@ impl State {
         }
     }
 }
-
 
 /// The level and line of a package change, and the client it is about.
 fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, String, String) {

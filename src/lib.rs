@@ -27,16 +27,21 @@ pub mod log;
 /// (src/log.rs lists the field names).
 pub use ::log::{debug, error, info, trace, warn};
 
+pub mod bus;
 pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod daemon;
+pub mod datatypes;
 pub mod envelope;
+pub mod liveness;
 pub mod manager;
 pub mod notify;
+pub mod package_files;
 pub mod packages;
 pub mod pyjson;
 pub mod signals;
 pub mod status;
 pub mod tools;
+pub mod views;
 pub mod wire;

@@ -122,6 +122,8 @@ pub struct Config {
     /// Domogik 0.5's dead rule and status interval (src/liveness.rs).
     pub dead_after: Duration,
     pub status_interval: Duration,
+    /// How long a `config.get` to dbmgr may take before it is asked again.
+    pub dbmgr_timeout: Duration,
     /// Domogik's `datatypes.json` (`datatype.get`).
     pub datatypes_file: PathBuf,
 }
@@ -256,8 +258,9 @@ pub fn sanitize_hostname(hostname: &str) -> String {
 const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
 /// Keys of Domogik's other components that may sit in a copied domogik-mq.cfg.
 const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
-const MANAGER_KEYS: [&str; 11] = [
+const MANAGER_KEYS: [&str; 12] = [
     "dead_after",
+    "dbmgr_timeout",
     "status_interval",
     "datatypes_file",
     "host",
@@ -338,6 +341,7 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
     let service = sections.get("manager", "service", "manager".to_owned(), read_service)?;
     let log_level = sections.get("manager", "log_level", Level::Info, read_level)?;
     let dead_after = sections.get("manager", "dead_after", crate::liveness::DEFAULT_DEAD_AFTER, read_delay)?;
+    let dbmgr_timeout = sections.get("manager", "dbmgr_timeout", Duration::from_secs(5), read_delay)?;
     let status_interval = sections.get(
         "manager",
         "status_interval",
@@ -351,6 +355,7 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
     );
     Ok(Config {
         dead_after,
+        dbmgr_timeout,
         status_interval,
         datatypes_file,
         path: path.to_owned(),
@@ -556,7 +561,11 @@ mod tests {
         assert_eq!(config.log_level, Level::Info);
         assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://127.0.0.1:40412"));
         assert_eq!(config.pub_endpoint, Endpoint::connect("tcp://127.0.0.1:40411"));
-        assert_eq!(config.rep_endpoint, Endpoint::connect("tcp://127.0.0.1:40410"), "MDP worker");
+        assert_eq!(
+            config.rep_endpoint,
+            Endpoint::connect("tcp://127.0.0.1:40410"),
+            "MDP worker"
+        );
         assert_eq!(config.star_ip, None);
     }
 
@@ -564,6 +573,7 @@ mod tests {
     fn liveness_delays_and_datatypes_file() {
         let config = parse_ok("");
         assert_eq!(config.dead_after, Duration::from_secs(30));
+        assert_eq!(config.dbmgr_timeout, Duration::from_secs(5));
         assert_eq!(config.status_interval, Duration::from_secs(15));
         assert_eq!(config.datatypes_file, PathBuf::from(DEFAULT_DATATYPES_FILE));
         let config = parse_ok("[manager]\ndead_after = 0.5\nstatus_interval = 0.25\ndatatypes_file = /x/d.json\n");
@@ -635,7 +645,12 @@ mod tests {
     #[test]
     fn the_first_non_loopback_ipv4_address_is_chosen_in_interface_order() {
         let ip = |text: &str| text.parse::<std::net::Ipv4Addr>().unwrap();
-        let addresses = [(ip("127.0.0.1"), true), (ip("127.0.1.1"), false), (ip("10.0.0.2"), false), (ip("192.168.1.7"), false)];
+        let addresses = [
+            (ip("127.0.0.1"), true),
+            (ip("127.0.1.1"), false),
+            (ip("10.0.0.2"), false),
+            (ip("192.168.1.7"), false),
+        ];
         assert_eq!(first_non_loopback_ipv4(&addresses), Some(ip("10.0.0.2")));
         assert_eq!(first_non_loopback_ipv4(&addresses[..2]), None);
         assert_eq!(first_non_loopback_ipv4(&[]), None);
@@ -709,7 +724,11 @@ mod tests {
         let host = |hostname: &str| parse("", Path::new(PATH), hostname).unwrap().host;
         assert_eq!(host("domo-box.lan"), "domobox");
         assert_eq!(host("Domo-Box"), "domobox");
-        assert_eq!(host("averyveryverylonghostname.lan"), "averyveryverylon", "cut, not refused");
+        assert_eq!(
+            host("averyveryverylonghostname.lan"),
+            "averyveryverylon",
+            "cut, not refused"
+        );
         assert_eq!(host("a-b-c-d-e-f-g-h-i-j-k-l-m-n-o-p-q-r"), "abcdefghijklmnop");
         assert_eq!(sanitize_hostname("exactly16charsxx.x"), "exactly16charsxx");
         assert_eq!(sanitize_hostname(""), "");

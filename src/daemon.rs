@@ -11,6 +11,7 @@
 //! Each turn: signals, requests, status messages, rescan if due, then the
 //! publications owed, once.
 
+mod questions;
 mod sockets;
 
 use crate::bus::links;
@@ -83,6 +84,8 @@ struct Sockets {
     sub: Watched,
     requests: Requests,
     publisher: Watched,
+    /// Questions to dbmgr through the broker (none standalone).
+    dbmgr: Option<zmq::Socket>,
 }
 
 impl Sockets {
@@ -94,6 +97,7 @@ impl Sockets {
             sub: Watched::open(context, Role::Sub, &config.sub_endpoint, heartbeat)?,
             requests: Requests::open(context, config, heartbeat, Instant::now())?,
             publisher: Watched::open(context, Role::Pub, &config.pub_endpoint, heartbeat)?,
+            dbmgr: questions::open(context, config)?,
         })
     }
 
@@ -143,6 +147,10 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         datatypes_failure: None,
     };
     state.manager.set_timers(config.dead_after, config.status_interval);
+    if sockets.dbmgr.is_some() {
+        let limits = crate::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
+        state.manager.enable_dbmgr(limits);
+    }
     state.rescan();
     publish(&sockets, &mut state);
     info!(
@@ -187,6 +195,9 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         if ready.publisher {
             read_subscriptions(&sockets.publisher.socket, &mut state);
         }
+        if let (true, Some(dbmgr)) = (ready.dbmgr, &sockets.dbmgr) {
+            questions::read_answers(dbmgr, &mut state);
+        }
         let now = Instant::now();
         sockets.sub.reopen_if_given_up(&context, heartbeat, now);
         sockets.publisher.reopen_if_given_up(&context, heartbeat, now);
@@ -198,6 +209,9 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             let id = state.manager.clients().client_id(&name);
             let why = crate::liveness::dead_comment(config.dead_after);
             warn!(client_id = id.as_str(); "{id} is dead: {why}");
+        }
+        if let Some(dbmgr) = &sockets.dbmgr {
+            questions::send_due(dbmgr, &mut state);
         }
         publish(&sockets, &mut state);
     }
@@ -220,6 +234,7 @@ struct Ready {
     requests: bool,
     publisher: bool,
     signals: bool,
+    dbmgr: bool,
 }
 
 /// One `zmq_poll` over every socket that can be read (the monitors
@@ -237,6 +252,10 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, timeout: i64) -> Ready {
         sockets.publisher.socket.as_poll_item(publisher_events),
         zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
     ];
+    // Slot 4 when present; the monitors after it are polled only to wake us.
+    if let Some(dbmgr) = &sockets.dbmgr {
+        items.push(dbmgr.as_poll_item(zmq::POLLIN));
+    }
     for monitor in [&sockets.sub.monitor, &sockets.publisher.monitor].into_iter().flatten() {
         items.push(monitor.as_poll_item(zmq::POLLIN));
     }
@@ -254,6 +273,7 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, timeout: i64) -> Ready {
         requests: ready(1),
         publisher: ready(2),
         signals: ready(3),
+        dbmgr: sockets.dbmgr.is_some() && ready(4),
     }
 }
 

@@ -5,6 +5,7 @@ mod util;
 
 mod bus;
 mod cli;
+mod dbmgr;
 mod docs;
 mod faults;
 mod flood;

@@ -116,14 +116,14 @@ pub struct Config {
     /// `rep_endpoint = @X` answers requests on a bound socket (standalone
     /// layout); `>X` is the MDP worker connected to Domogik's broker at X.
     pub rep_endpoint: Endpoint,
+    /// The address `[mq] ip = *` was resolved to for connecting sockets
+    /// (for the log), `None` when ip is not `*`.
+    pub star_ip: Option<String>,
     /// Domogik 0.5's dead rule and status interval (src/liveness.rs).
     pub dead_after: Duration,
     pub status_interval: Duration,
     /// Domogik's `datatypes.json` (`datatype.get`).
     pub datatypes_file: PathBuf,
-    /// The address `[mq] ip = *` was resolved to for connecting sockets
-    /// (for the log), `None` when ip is not `*`.
-    pub star_ip: Option<String>,
 }
 
 /// A configuration that cannot be used, with the file it came from.

@@ -1,10 +1,13 @@
 //! The event loop: the only code that touches sockets.
 //!
-//! One thread, one `zmq_poll` over the SUB, REP and PUB sockets' readable
-//! ends (PUB is only written) and the signal pipe; the poll's timeout is the
-//! time left until the nearest deadline (the next rescan, or one of the
-//! manager's timers: a client's death, its own status, a `dbmgr`
-//! question), so an idle manager sleeps in the kernel.
+//! One thread, one `zmq_poll` over the SUB, the request socket (a bound
+//! ROUTER, or the MDP worker's DEALER), the PUB (read only when it is an
+//! XPUB at a forwarder: subscriptions), the monitors of the connecting
+//! sockets and the signal pipe; the poll's timeout is the time left until
+//! the nearest deadline (the next rescan, one of the manager's timers: a
+//! client's death, its own status, a `dbmgr` question; the MDP heartbeat
+//! and broker silence; a link to reopen), so an idle manager sleeps in the
+//! kernel.
 //! Each turn: signals, requests, status messages, rescan if due, then the
 //! publications owed, once.
 
@@ -17,7 +20,7 @@ use crate::datatypes::DatatypesFile;
 use crate::envelope;
 use crate::liveness::Now;
 use crate::log::{Level, RateLimiter, Verdict};
-use crate::manager::{Manager, StatusOutcome, DETAIL_CATEGORY, LIST_CATEGORY};
+use crate::manager::{Manager, StatusOutcome, VIEW_CATEGORIES};
 use crate::notify;
 use crate::packages::{Package, PackageChange, Scanner};
 use crate::signals::SignalPipe;
@@ -73,7 +76,9 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The sockets: the SUB, the request side, the PUB.
+/// The sockets: the SUB, the request side, the PUB (src/daemon/sockets.rs).
+/// Kept apart from the mutable state so the poll items (which borrow the
+/// sockets) never fight with the handlers over borrows.
 struct Sockets {
     sub: Watched,
     requests: Requests,
@@ -150,9 +155,11 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     notify::notify(notify::READY);
 
     loop {
-        let deadline = sockets.next_deadline().map_or(state.next_rescan, |d| d.min(state.next_rescan)).min(state.manager.next_deadline());
+        let deadline = state.next_rescan.min(state.manager.next_deadline());
+        let deadline = sockets.next_deadline().map_or(deadline, |d| d.min(deadline));
         let ready = wait(&sockets, &mut signals, poll_timeout(deadline, Instant::now()));
         state.manager.set_now(Now::system());
+
         if ready.signals {
             let received = signals.take();
             if received.terminate {
@@ -169,7 +176,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         let now = Instant::now();
         sockets.sub.read_monitor(now);
         if sockets.publisher.read_monitor(now) {
-            debug!("pub link up: the current state is owed to subscribers");
+            debug!("pub link up: the current state is owed to its subscribers");
         }
         if ready.requests {
             serve_requests(&mut sockets.requests, &context, heartbeat, &mut state);
@@ -188,11 +195,9 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             state.rescan();
         }
         for name in state.manager.run_timers() {
-            warn!(
-                "{} is dead: {}",
-                state.manager.clients().client_id(&name),
-                crate::liveness::dead_comment(config.dead_after)
-            );
+            let id = state.manager.clients().client_id(&name);
+            let why = crate::liveness::dead_comment(config.dead_after);
+            warn!(client_id = id.as_str(); "{id} is dead: {why}");
         }
         publish(&sockets, &mut state);
     }
@@ -220,15 +225,16 @@ struct Ready {
 /// One `zmq_poll` over every socket that can be read (the monitors
 /// included: their events wake the loop) and the signal pipe.
 fn wait(sockets: &Sockets, signals: &mut SignalPipe, timeout: i64) -> Ready {
-    let publisher_reads = sockets.publisher.monitor.is_some();
+    // A bound PUB is never read: it is polled for nothing.
+    let publisher_events = if sockets.publisher.monitor.is_some() {
+        zmq::POLLIN
+    } else {
+        zmq::PollEvents::empty()
+    };
     let mut items = vec![
         sockets.sub.socket.as_poll_item(zmq::POLLIN),
         sockets.requests.socket().as_poll_item(zmq::POLLIN),
-        // A bound PUB is never read: poll it for nothing.
-        sockets
-            .publisher
-            .socket
-            .as_poll_item(if publisher_reads { zmq::POLLIN } else { zmq::PollEvents::empty() }),
+        sockets.publisher.socket.as_poll_item(publisher_events),
         zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
     ];
     for monitor in [&sockets.sub.monitor, &sockets.publisher.monitor].into_iter().flatten() {
@@ -333,7 +339,7 @@ fn serve_requests(requests: &mut Requests, context: &zmq::Context, heartbeat: Du
             for_each_queued(&watched.socket, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
                 let now = Instant::now();
                 if !worker.heard_since_connect() {
-                    info!("MDP worker: the broker at {broker} answers (service registered)");
+                    info!(peer = broker.as_str(); "MDP worker: the broker at {broker} answers (service registered)");
                 }
                 match worker.receive(message, now) {
                     Incoming::Request { envelope, body } => {
@@ -346,7 +352,7 @@ fn serve_requests(requests: &mut Requests, context: &zmq::Context, heartbeat: Du
                 }
             });
             if reconnect {
-                warn!("MDP worker: the broker at {broker} sent DISCONNECT; registering again");
+                warn!(peer = broker.as_str(); "MDP worker: the broker at {broker} sent DISCONNECT; registering again");
                 requests.reconnect_worker(context, heartbeat, Instant::now());
             }
         }
@@ -362,13 +368,11 @@ fn worker_timers(requests: &mut Requests, context: &zmq::Context, heartbeat: Dur
         Due::Nothing => {}
         Due::Send(frames) => sockets::send_or_log(&watched.socket, frames),
         Due::Reconnect => {
+            let broker = watched.endpoint.address.as_str();
             if worker.heard_since_connect() {
-                warn!(
-                    "MDP worker: the broker at {} is silent; reconnecting and registering again",
-                    watched.endpoint.address
-                );
+                warn!(peer = broker; "MDP worker: the broker at {broker} is silent; reconnecting and registering again");
             } else {
-                debug!("MDP worker: no word from the broker at {}; reconnecting", watched.endpoint.address);
+                debug!("MDP worker: no word from the broker at {broker}; reconnecting");
             }
             requests.reconnect_worker(context, heartbeat, now);
         }
@@ -381,7 +385,7 @@ fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
     for_each_queued(publisher, MAX_REQUESTS_PER_TURN, state, "subscription", |state, frames| {
         if frames
             .first()
-            .is_some_and(|message| links::subscribes_to_ours(message, &[LIST_CATEGORY, DETAIL_CATEGORY]))
+            .is_some_and(|message| links::subscribes_to_ours(message, &VIEW_CATEGORIES))
         {
             state.manager.republish();
         }
@@ -524,7 +528,6 @@ impl State {
         }
     }
 }
-
 
 /// The level and line of a package change, and the client it is about.
 fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, String, String) {

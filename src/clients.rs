@@ -19,6 +19,8 @@ struct Client {
     package: Package,
     /// The `comment` of the last status message, if it had one.
     status_comment: Option<String>,
+    /// The pid of the plugin's process when the manager started it, else 0.
+    pid: u32,
 }
 
 /// Why a status message was not applied.
@@ -97,6 +99,7 @@ impl Clients {
                 status: fresh_status,
                 package,
                 status_comment: None,
+                pid: 0,
             };
             self.by_name.insert(name.to_owned(), client);
             return true;
@@ -142,6 +145,38 @@ impl Clients {
         client.status = status;
         client.status_comment = comment;
         Ok(true)
+    }
+
+    /// The pid of plugin `name`'s process, 0 when the manager did not start it.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.by_name.get(name).map(|client| client.pid)
+    }
+
+    /// The manager started plugin `name` as process `pid`: it is `starting`.
+    pub fn process_started(&mut self, name: &str, pid: u32) -> bool {
+        let Some(client) = self.by_name.get_mut(name) else {
+            return false;
+        };
+        client.pid = pid;
+        client.status = Status::Starting;
+        client.status_comment = Some(format!("started by the manager, pid {pid}"));
+        true
+    }
+
+    /// Plugin `name`'s process exited: `status` (`stopped` or `dead`),
+    /// `comment` saying how. A client removed meanwhile, or whose package
+    /// broke, is left alone.
+    pub fn process_ended(&mut self, name: &str, status: Status, comment: String) -> bool {
+        let Some(client) = self.by_name.get_mut(name) else {
+            return false;
+        };
+        client.pid = 0;
+        if matches!(client.package, Package::Invalid { .. }) {
+            return false;
+        }
+        client.status = status;
+        client.status_comment = Some(comment);
+        true
     }
 
     /// The list view, `{ID: LIST_ENTRY, ...}`, as Python's json.dumps writes it.

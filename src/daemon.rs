@@ -12,6 +12,7 @@ use crate::log::{self, Level, RateLimiter, Verdict};
 use crate::manager::{Manager, StatusOutcome, STATUS_SUBSCRIPTION};
 use crate::notify;
 use crate::packages::{Package, PackageChange, Scanner};
+use crate::processes::{self, Launch, Plugins};
 use crate::signals::SignalPipe;
 use crate::wire;
 use crate::{debug, error, info, trace, warn};
@@ -22,6 +23,8 @@ use std::time::{Duration, Instant, SystemTime};
 const SLOT_SUB: usize = 0;
 const SLOT_REP: usize = 1;
 const SLOT_SIGNALS: usize = 2;
+/// Then the plugins' output pipes, in `Plugins::poll_fds` order.
+const SLOT_PIPES: usize = 3;
 
 /// At most this many messages of one socket per turn, so that a flood on
 /// one socket cannot starve the other or delay a SIGTERM...
@@ -146,6 +149,8 @@ struct State {
     scan_failure: Option<String>,
     bad_input_log: RateLimiter,
     status_log: RateLimiter,
+    /// The plugin processes the manager started (PROTOCOL.md §9).
+    plugins: Plugins,
 }
 
 /// Runs the manager until SIGTERM or SIGINT.
@@ -161,7 +166,21 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         scan_failure: None,
         bad_input_log: RateLimiter::new(10, Duration::from_secs(60)),
         status_log: RateLimiter::new(20, Duration::from_secs(10)),
+        plugins: Plugins::new(
+            Launch {
+                python: config.plugins.python.clone(),
+                pythonpath: config.plugins.pythonpath.clone(),
+                packages_dir: config.packages_dir.clone(),
+            },
+            config.plugins.policy.clone(),
+        ),
     };
+    if !processes::findable(&config.plugins.python) {
+        warn!(
+            "[manager] python {} is not found: no plugin can be started",
+            config.plugins.python.display()
+        );
+    }
     state.rescan();
     publish(&sockets, &mut state);
     info!(
@@ -174,12 +193,14 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     notify::notify(notify::READY);
 
     loop {
-        let timeout = poll_timeout(state.next_rescan, Instant::now());
-        let mut items = [
+        let timeout = poll_timeout(state.next_deadline(), Instant::now());
+        let mut items = vec![
             sockets.sub.as_poll_item(zmq::POLLIN),
             sockets.rep.as_poll_item(zmq::POLLIN),
             zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
         ];
+        let pipes = state.plugins.poll_fds();
+        items.extend(pipes.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
         match signals.while_waiting(|| zmq::poll(&mut items, timeout)) {
             Ok(_) | Err(zmq::Error::EINTR) => {}
             Err(e) => {
@@ -190,9 +211,15 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         }
         let ready = |slot: usize| items.get(slot).is_some_and(zmq::PollItem::is_readable);
         let (sub_ready, rep_ready, signal_ready) = (ready(SLOT_SUB), ready(SLOT_REP), ready(SLOT_SIGNALS));
+        let pipes_ready: Vec<bool> = (SLOT_PIPES..items.len()).map(ready).collect();
+        drop(items);
+        state.plugins.read_ready(&pipes_ready, Instant::now());
 
         if signal_ready {
             let received = signals.take();
+            if received.child_exited {
+                state.reap();
+            }
             if received.terminate {
                 info!("stopping on signal");
                 break;
@@ -213,9 +240,12 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         if Instant::now() >= state.next_rescan {
             state.rescan();
         }
+        state.plugins_due();
         publish(&sockets, &mut state);
     }
     notify::notify(notify::STOPPING);
+    state.stop_plugins(&mut signals);
+    publish(&sockets, &mut state);
     leave_without_closing(config, sockets, context);
     Ok(())
 }
@@ -283,7 +313,7 @@ fn serve_requests(rep: &zmq::Socket, state: &mut State) {
             state.log_bad_input(format_args!("message without a request envelope dropped"));
             return;
         };
-        let reply = state.manager.handle_request(&frames);
+        let reply = state.manager.handle_request_with(&frames, &mut state.plugins);
         match &reply.error {
             Some(reason) => state.log_bad_input(format_args!("request answered with error: {reason}")),
             None => trace!(
@@ -348,6 +378,57 @@ fn suppressed_note(suppressed: u64) -> String {
 }
 
 impl State {
+    /// The nearest deadline: the next rescan, or a plugin's (kill, restart).
+    fn next_deadline(&self) -> Instant {
+        self.plugins
+            .next_deadline()
+            .map_or(self.next_rescan, |due| due.min(self.next_rescan))
+    }
+
+    /// SIGCHLD: every exited plugin reaped, its client `stopped` or `dead`.
+    fn reap(&mut self) {
+        for end in self.plugins.reap(Instant::now()) {
+            self.manager.process_ended(&end.name, end.status, end.comment);
+        }
+    }
+
+    /// The statuses plugins announced this turn start their kill delays;
+    /// the delays and restarts that are due are carried out.
+    fn plugins_due(&mut self) {
+        let now = Instant::now();
+        let clients = self.manager.clients();
+        self.plugins.observe(|name| clients.status(name), now);
+        for (name, auto) in self.plugins.due(now) {
+            let host = self.manager.clients().host().to_owned();
+            if let Err(reason) = self.manager.start_plugin(&name, &host, auto, &mut self.plugins) {
+                warn!("plugin {name} not restarted: {reason}");
+            }
+        }
+    }
+
+    /// The manager stops: SIGTERM to every plugin's process group, their
+    /// exits reaped for up to the kill grace, then SIGKILL to what is left
+    /// (docs/PROTOCOL.md, "Plugin processes").
+    fn stop_plugins(&mut self, signals: &mut SignalPipe) {
+        if self.plugins.children().is_empty() {
+            return;
+        }
+        self.plugins.stop_all();
+        let grace = self.plugins.children().term_grace();
+        for (wait, last) in [(grace, false), (Duration::from_millis(500), true)] {
+            let deadline = Instant::now() + wait;
+            while !self.plugins.children().is_empty() && Instant::now() < deadline {
+                let mut items = [zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN)];
+                let _ = signals.while_waiting(|| zmq::poll(&mut items, poll_timeout(deadline, Instant::now())));
+                signals.take();
+                self.reap();
+            }
+            if !last {
+                self.plugins.kill_all();
+            }
+        }
+    }
+
     fn log_bad_input(&mut self, message: fmt::Arguments<'_>) {
         if let Verdict::Write { suppressed } = self.bad_input_log.check(Instant::now()) {
             warn!("{message}{}", suppressed_note(suppressed));
@@ -385,6 +466,9 @@ impl State {
             }
         }
         for change in report.changes {
+            if let PackageChange::Removed { name } = &change {
+                self.plugins.forget(name);
+            }
             // Worded before it is applied ("found" or "changed"), written
             // only if it changed a client: a file re-read to the same
             // content (or failing the same way again) says nothing.

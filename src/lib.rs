@@ -23,6 +23,8 @@
 
 pub mod log;
 
+pub mod child_output;
+pub mod children;
 pub mod cli;
 pub mod clients;
 pub mod config;
@@ -31,6 +33,7 @@ pub mod envelope;
 pub mod manager;
 pub mod notify;
 pub mod packages;
+pub mod processes;
 pub mod pyjson;
 pub mod signals;
 pub mod status;

@@ -14,7 +14,7 @@
 //! then runs at once and its byte makes that poll return: the wake-up is not
 //! lost. libzmq's own threads block every signal themselves.
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use std::io::{self, Read};
 use std::mem::MaybeUninit;
 use std::os::unix::io::{AsRawFd, RawFd};
@@ -29,12 +29,15 @@ pub struct Received {
     pub terminate: bool,
     /// SIGHUP: rescan now.
     pub rescan: bool,
+    /// SIGCHLD: a plugin process exited (or more than one): reap them.
+    pub child_exited: bool,
 }
 
 pub struct SignalPipe {
     read_end: UnixStream,
     terminate: Arc<AtomicBool>,
     rescan: Arc<AtomicBool>,
+    child_exited: Arc<AtomicBool>,
     /// The handled signals, as the set `pthread_sigmask` takes: built once,
     /// used twice per wait.
     handled: libc::sigset_t,
@@ -47,7 +50,13 @@ impl SignalPipe {
         write_end.set_nonblocking(true)?;
         let terminate = Arc::new(AtomicBool::new(false));
         let rescan = Arc::new(AtomicBool::new(false));
-        let signals = [(SIGTERM, &terminate), (SIGINT, &terminate), (SIGHUP, &rescan)];
+        let child_exited = Arc::new(AtomicBool::new(false));
+        let signals = [
+            (SIGTERM, &terminate),
+            (SIGINT, &terminate),
+            (SIGHUP, &rescan),
+            (SIGCHLD, &child_exited),
+        ];
         for (signal, flag) in signals {
             // Flag first: handlers run in registration order, so the flag
             // is set before the byte that wakes the loop is written.
@@ -60,6 +69,7 @@ impl SignalPipe {
             read_end,
             terminate,
             rescan,
+            child_exited,
             handled,
         })
     }
@@ -95,6 +105,7 @@ impl SignalPipe {
         Received {
             terminate: self.terminate.swap(false, Ordering::SeqCst),
             rescan: self.rescan.swap(false, Ordering::SeqCst),
+            child_exited: self.child_exited.swap(false, Ordering::SeqCst),
         }
     }
 }

@@ -165,6 +165,8 @@ pub enum Framing {
 pub struct Request {
     pub framing: Framing,
     pub action: String,
+    /// The body, a JSON object (`{}` for the requests that need nothing).
+    pub body: Map<String, Value>,
 }
 
 impl Request {
@@ -221,10 +223,11 @@ pub fn decode_request(frames: &[Vec<u8>]) -> Result<Request, BadRequest> {
         }
     };
     let action = std::str::from_utf8(action).map_err(|_| bad("action is not UTF-8 text".into()))?;
-    parse_json_object(body).map_err(|error| bad(format!("body {error}")))?;
+    let body = parse_json_object(body).map_err(|error| bad(format!("body {error}")))?;
     Ok(Request {
         framing,
         action: action.to_owned(),
+        body,
     })
 }
 
@@ -522,7 +525,8 @@ mod tests {
             request,
             Request {
                 framing: Framing::Plain,
-                action: "clients.list.get".into()
+                action: "clients.list.get".into(),
+                body: Map::new(),
             }
         );
         assert_eq!(request.service(), None);
@@ -544,7 +548,8 @@ mod tests {
                 request,
                 Request {
                     framing: mdp.clone(),
-                    action: "clients.detail.get".into()
+                    action: "clients.detail.get".into(),
+                    body: Map::new(),
                 }
             );
         }

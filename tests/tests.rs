@@ -3,6 +3,7 @@
 
 mod util;
 
+mod children;
 mod cli;
 mod faults;
 mod flood;

@@ -1,10 +1,11 @@
 //! The event loop: the only code that touches sockets.
 //!
-//! One thread, one `zmq_poll` over the SUB, REP and PUB sockets' readable
-//! ends (PUB is only written) and the signal pipe; the poll's timeout is the
-//! time left until the next rescan, so an idle manager sleeps in the kernel.
-//! Each turn: signals, requests, status messages, rescan if due, then the
-//! publications owed, once.
+//! One thread, one `zmq_poll` over the SUB and REP sockets (PUB is only
+//! written), the signal pipe and the output pipes of the plugins it
+//! started; the poll's timeout is the time left until the next rescan or
+//! plugin deadline, so an idle manager sleeps in the kernel. Each turn:
+//! plugin output, signals (exits reaped), requests, status messages,
+//! rescan if due, plugin deadlines, then the publications owed, once.
 
 use crate::config::{Config, Direction, Endpoint};
 use crate::envelope;
@@ -211,7 +212,14 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         }
         let ready = |slot: usize| items.get(slot).is_some_and(zmq::PollItem::is_readable);
         let (sub_ready, rep_ready, signal_ready) = (ready(SLOT_SUB), ready(SLOT_REP), ready(SLOT_SIGNALS));
-        let pipes_ready: Vec<bool> = (SLOT_PIPES..items.len()).map(ready).collect();
+        // A pipe whose writers are all gone polls as an error (POLLHUP),
+        // not as readable: reading it is how its end is learned.
+        let pipe_ready = |slot: usize| {
+            items
+                .get(slot)
+                .is_some_and(|item| item.is_readable() || item.is_error())
+        };
+        let pipes_ready: Vec<bool> = (SLOT_PIPES..items.len()).map(pipe_ready).collect();
         drop(items);
         state.plugins.read_ready(&pipes_ready, Instant::now());
 

@@ -8,7 +8,7 @@
 use crate::child_output::{Line, Output, Stream};
 use crate::children::{Children, Ended, Exit, Kill, Order, Policy};
 use crate::manager::Starter;
-use crate::{error, info, warn};
+use crate::{debug, error, info, warn};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
@@ -300,6 +300,7 @@ fn drain(pipe: &mut Pipe, output: &mut Output, now: Instant) -> bool {
     if closed {
         let lines = output.finish(pipe.stream, now);
         log_lines(&pipe.name, &lines);
+        debug!("plugin {} closed its {}", pipe.name, pipe.stream.name());
     }
     closed
 }

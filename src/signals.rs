@@ -1,4 +1,5 @@
-//! Signals as a file descriptor in the poll loop (signal-hook's self-pipe).
+//! Signals as a file descriptor in the poll loop (signal-hook's self-pipe):
+//! SIGTERM and SIGINT (stop), SIGHUP (rescan), SIGCHLD (a plugin exited).
 //!
 //! Each handled signal sets its flag, then writes a byte into a socket
 //! pair whose read end sits in the same `zmq_poll` as the ZeroMQ sockets.

@@ -400,3 +400,21 @@ fn a_plugin_on_the_bus_goes_alive_and_is_dead_at_once_when_killed() {
     );
     assert_no_zombie(&daemon);
 }
+
+#[test]
+fn a_plugin_that_closes_its_output_is_still_watched() {
+    let (_dir, packages, mut daemon) = start("child-closer", &[("closer", "closer")], "");
+    let pid = start_plugin(&mut daemon, "closer");
+    let _guard = KillGroup(pid);
+    facts(&packages, "closer");
+    // A closed pipe polls as POLLHUP: unread, it would wake the loop for ever.
+    daemon.wait_for_log("plugin closer closed its stdout");
+    daemon.wait_for_log("plugin closer closed its stderr");
+    assert_eq!(start_request(&daemon, "closer")["status"], false, "still running");
+    send_signal(pid, "TERM");
+    assert_eq!(
+        detail(&daemon, "closer", "dead")["comment"],
+        "killed by signal 15 (SIGTERM)"
+    );
+    assert_no_zombie(&daemon);
+}

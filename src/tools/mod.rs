@@ -11,6 +11,7 @@ pub mod clients;
 pub mod colour;
 pub mod endpoints;
 mod net;
+pub mod start;
 pub mod status;
 pub mod table;
 pub mod watch;

@@ -89,15 +89,7 @@ fn clients_of(reply: ReceivedReply, expected: &str) -> Result<Fetched, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::Framing;
-
-    fn reply(action: &str, body: &str) -> ReceivedReply {
-        ReceivedReply {
-            framing: Framing::Plain,
-            action: action.into(),
-            body: body.into(),
-        }
-    }
+    use crate::tools::plain_reply as reply;
 
     #[test]
     fn result_keeps_the_body_text() {

@@ -55,6 +55,16 @@ fn json_map(value: serde_json::Value) -> serde_json::Map<String, serde_json::Val
     }
 }
 
+/// A reply in plain framing, for the tests of the commands that read replies.
+#[cfg(test)]
+fn plain_reply(action: &str, body: &str) -> crate::wire::ReceivedReply {
+    crate::wire::ReceivedReply {
+        framing: crate::wire::Framing::Plain,
+        action: action.into(),
+        body: body.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,15 +60,7 @@ pub fn outcome(reply: &ReceivedReply, name: &str, host: &str) -> Result<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::Framing;
-
-    fn reply(action: &str, body: &str) -> ReceivedReply {
-        ReceivedReply {
-            framing: Framing::Plain,
-            action: action.into(),
-            body: body.into(),
-        }
-    }
+    use crate::tools::plain_reply as reply;
 
     #[test]
     fn a_start_result_reads_as_one_line() {

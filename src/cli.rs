@@ -256,10 +256,16 @@ pub fn main_with_args<I: IntoIterator<Item = String>>(args: I) -> i32 {
     let command = match parse_args(args) {
         Ok(command) => command,
         Err(UsageError(message)) => {
-            eprintln!("dmg_manager: {message} (try 'dmg_manager --help')");
+            crate::log::fatal(format_args!("{message} (try 'dmg_manager --help')"));
             return 2;
         }
     };
+    // Blocked since main's first line (signals::block_early): the daemon
+    // handles them in its loop; every other command gets their default
+    // action back, so that Ctrl-C or a hang-up ends it at once.
+    if !matches!(command, Command::Run { .. }) {
+        crate::signals::unblock();
+    }
     match command {
         Command::Help => {
             println!("{USAGE}");
@@ -288,12 +294,38 @@ pub fn main_with_args<I: IntoIterator<Item = String>>(args: I) -> i32 {
 fn with_config(path: &Path, command: impl FnOnce(&config::Config) -> i32) -> i32 {
     match config::load(path) {
         Ok(config) => command(&config),
-        Err(error) => failed(error),
+        Err(error) => failed(format_args!("{error}{}", config_advice(path))),
+    }
+}
+
+/// What to do about a config file that cannot be used, to end its line.
+fn config_advice(path: &Path) -> String {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: opening a FIFO for reading must not wait for a writer.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    match opened {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            " (run as root, or as a member of the file's group: the package's file is readable by group domogik, \
+             joined with 'adduser USER domogik' and a new login)"
+                .to_owned()
+        }
+        Err(_) => format!(
+            " (give the file with --config FILE; the package installs {})",
+            config::DEFAULT_PATH
+        ),
+        Ok(_) => format!(
+            " (fix the file, check it with 'dmg_manager --config {} --check-config', then start the manager again: \
+             'systemctl restart domogik-manager' for the service)",
+            path.display()
+        ),
     }
 }
 
 fn failed(error: impl std::fmt::Display) -> i32 {
-    eprintln!("dmg_manager: {error}");
+    crate::log::fatal(format_args!("{error}"));
     1
 }
 

@@ -171,14 +171,21 @@ fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// This machine's hostname, as the kernel knows it.
+/// This machine's hostname, as the kernel knows it (`gethostname(2)`: the
+/// UTS name, which every sandbox keeps readable; `/proc/sys/kernel/hostname`
+/// is hidden by systemd's `ProcSubset=pid`). Empty if the call fails or the
+/// name is not UTF-8.
 pub fn system_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
+    // HOST_NAME_MAX is 64 on Linux; the rest is room for the NUL.
+    let mut buffer = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer given.
+    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if status != 0 {
+        return String::new();
+    }
+    // POSIX leaves a truncated name without its NUL: take what is there.
+    let name = buffer.split(|&byte| byte == 0).next().unwrap_or(&[]);
+    std::str::from_utf8(name).unwrap_or("").trim().to_owned()
 }
 
 /// Domogik's sanitised host name: the first label, lower-cased.

@@ -119,13 +119,16 @@ fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint) -> Result<(), St
         Direction::Bind => {
             socket
                 .bind(&endpoint.address)
-                .map_err(|e| StartError(format!("cannot bind {key} {endpoint}: {e}")))?;
+                .map_err(|e| StartError(format!("cannot bind {key} {endpoint}: {e}{}", bind_advice(e))))?;
             let actual = socket
                 .get_last_endpoint()
                 .ok()
                 .and_then(Result::ok)
                 .unwrap_or_else(|| endpoint.address.clone());
             info!("{role} socket bound to {actual}");
+            if let Some(path) = actual.strip_prefix("ipc://") {
+                open_to_group(path);
+            }
             if endpoint.binds_every_interface() {
                 warn!("{key} {endpoint} listens on every interface: anyone on your network can reach it and read the clients list");
             }
@@ -138,6 +141,32 @@ fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint) -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// What to do about a failed bind, to end its error line.
+fn bind_advice(error: zmq::Error) -> &'static str {
+    match error {
+        zmq::Error::EADDRINUSE => {
+            " (another program listens there, maybe a second manager: stop it, or set another port or path)"
+        }
+        zmq::Error::EADDRNOTAVAIL => " (not an address of this machine: set [mq] ip or the endpoint to one, or 127.0.0.1)",
+        zmq::Error::EACCES | zmq::Error::ENOENT => {
+            " (the folder must exist and be writable by the manager's user: under systemd, ipc:///run/domogik-manager/NAME)"
+        }
+        _ => "",
+    }
+}
+
+/// Lets the socket file's group connect (read and write, mode 0660):
+/// libzmq creates it with the umask's mode, and the unit's `UMask=0077`
+/// left it to its owner, so that a member of group domogik running
+/// `dmg_manager clients` was refused. The folder decides who may reach it
+/// (`RuntimeDirectoryMode=0750`, group domogik).
+fn open_to_group(path: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)) {
+        warn!("cannot make {path} mode 0660 ({e}): only its owner may connect to it");
+    }
 }
 
 /// The loop's mutable state, apart from the sockets.

@@ -109,6 +109,15 @@ pub fn write(level: Level, message: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// Writes the one line of an error that ends the process before [`init`]
+/// (a usage, config or start-up error): `dmg_manager: MESSAGE`, with
+/// journald's priority `err` (`<3>`) first when stderr is the journal, so
+/// that `journalctl -p err` shows why a service did not start.
+pub fn fatal(message: std::fmt::Arguments<'_>) {
+    let priority = if stderr_is_journal() { "<3>" } else { "" };
+    let _ = writeln!(std::io::stderr().lock(), "{priority}dmg_manager: {message}");
+}
+
 #[macro_export]
 macro_rules! error { ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Error, format_args!($($arg)*)) } }
 #[macro_export]

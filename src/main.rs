@@ -1,5 +1,7 @@
 //! `dmg_manager`: the command-line entry point; all the work is in the library.
 
 fn main() {
+    // First: a signal before the daemon's handlers exist must wait for them.
+    domogik_manager::signals::block_early();
     std::process::exit(domogik_manager::cli::main_with_args(std::env::args().skip(1)));
 }

@@ -14,6 +14,14 @@
 //! Blocked, a signal stays pending until the next wait unblocks it; its handler
 //! then runs at once and its byte makes that poll return: the wake-up is not
 //! lost. libzmq's own threads block every signal themselves.
+//!
+//! [`block_early`] blocks them from the first line of `main`, before the
+//! config is read: without it a SIGHUP in the first milliseconds (before
+//! [`SignalPipe::install`]) took its default action and killed the daemon.
+//! Held pending, it is handled at the loop's first wait. What no code of
+//! ours can cover is the dynamic loader's work before `main` (a fraction of
+//! a millisecond); systemd sends `ExecReload=` only once the service is
+//! READY.
 
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use std::io::{self, Read};
@@ -32,6 +40,23 @@ pub struct Received {
     pub rescan: bool,
     /// SIGCHLD: a plugin process exited (or more than one): reap them.
     pub child_exited: bool,
+}
+
+/// The signals the daemon handles: SIGTERM and SIGINT stop, SIGHUP rescans.
+const HANDLED: [libc::c_int; 3] = [SIGTERM, SIGINT, SIGHUP];
+
+/// Blocks the handled signals in the calling thread (and the threads it
+/// starts later): call it first in `main`. A failure (only for an invalid
+/// set) leaves them with their default action, as before.
+pub fn block_early() {
+    let _ = set_mask(libc::SIG_BLOCK, &signal_set(HANDLED));
+}
+
+/// Gives the handled signals back to their default action, pending ones
+/// included: for the commands that do not install a [`SignalPipe`] (a
+/// `clients` that waits for a manager ends on Ctrl-C at once).
+pub fn unblock() {
+    let _ = set_mask(libc::SIG_UNBLOCK, &signal_set(HANDLED));
 }
 
 pub struct SignalPipe {
@@ -64,7 +89,7 @@ impl SignalPipe {
             signal_hook::flag::register(signal, Arc::clone(flag))?;
             signal_hook::low_level::pipe::register(signal, write_end.try_clone()?)?;
         }
-        let handled = signal_set(signals.map(|(signal, _)| signal));
+        let handled = signal_set(HANDLED);
         set_mask(libc::SIG_BLOCK, &handled)?;
         Ok(SignalPipe {
             read_end,

@@ -12,6 +12,7 @@ mod interop;
 mod layouts;
 mod packages;
 mod requests;
+mod sandbox;
 mod statuses;
 mod tools;
 mod watch;

@@ -212,11 +212,16 @@ impl Daemon {
 
     /// Starts the daemon without waiting for anything.
     pub fn spawn(config_path: &Path) -> Daemon {
-        let mut child = manager_command(config_path)
+        let child = manager_command(config_path)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        Daemon::from_child(child)
+    }
+
+    /// A daemon the test spawned itself, with its stderr piped.
+    pub fn from_child(mut child: Child) -> Daemon {
         let stderr = Lines::read(child.stderr.take().unwrap());
         Daemon {
             child,

@@ -42,8 +42,9 @@ pub struct Received {
     pub child_exited: bool,
 }
 
-/// The signals the daemon handles: SIGTERM and SIGINT stop, SIGHUP rescans.
-const HANDLED: [libc::c_int; 3] = [SIGTERM, SIGINT, SIGHUP];
+/// The signals the daemon handles: SIGTERM and SIGINT stop, SIGHUP rescans,
+/// SIGCHLD reaps (a plugin's exit must not interrupt libzmq either).
+const HANDLED: [libc::c_int; 4] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD];
 
 /// Blocks the handled signals in the calling thread (and the threads it
 /// starts later): call it first in `main`. A failure (only for an invalid

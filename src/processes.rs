@@ -84,9 +84,23 @@ fn reset_signals() -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // The plugins share the service's memory ceiling (MemoryMax): when
+        // it is reached, the kernel is to kill a plugin before the manager
+        // that watches them. Raising one's own score needs no privilege; a
+        // failure leaves the default. Plain system calls on a static path:
+        // nothing may allocate between fork and exec.
+        let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            let score = PLUGIN_OOM_SCORE_ADJ.as_bytes();
+            libc::write(fd, score.as_ptr().cast(), score.len());
+            libc::close(fd);
+        }
     }
     Ok(())
 }
+
+/// The `oom_score_adj` of a plugin (-1000 to 1000; the manager keeps 0).
+const PLUGIN_OOM_SCORE_ADJ: &str = "500";
 
 /// One end of a plugin's stdout or stderr that we read.
 struct Pipe {

@@ -23,6 +23,7 @@
 
 pub mod log;
 
+pub mod autostart;
 pub mod child_output;
 pub mod children;
 pub mod cli;

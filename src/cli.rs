@@ -1,50 +1,111 @@
-//! The command line: parsing arguments into a [`Command`], and running it
-//! with the process's exit code.
+//! The command line: its one definition ([`Cli`]), parsed into a
+//! [`Command`], and running it with the process's exit code.
 
 use crate::config;
 use crate::packages;
 use crate::status::Status;
 use crate::tools::{self, clients::ClientsOptions, status::StatusOptions, watch::WatchOptions};
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub const USAGE: &str = "\
-Usage: dmg_manager [--config FILE] [run] [--check-config]
-       dmg_manager [--config FILE] clients [--detail] [--json] [--timeout SECS]
-       dmg_manager [--config FILE] watch [--timeout SECS]
-       dmg_manager [--config FILE] status NAME EVENT [--comment TEXT] [--timeout SECS]
-       dmg_manager --version | --help
+/// The command line, as one definition: parsing, `--help`, usage errors,
+/// and (through examples/gen-docs.rs) the man page, the shell completions
+/// and the README's command block all come from it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dmg_manager",
+    version,
+    about = "Manager of Domogik plugin clients over ZeroMQ",
+    after_help = AFTER_HELP,
+    disable_help_subcommand = true,
+    help_expected = true
+)]
+pub struct Cli {
+    /// Configuration file; the commands find the manager through it too
+    #[arg(
+        short = 'c',
+        long,
+        global = true,
+        value_name = "FILE",
+        default_value = config::DEFAULT_PATH,
+        value_parser = parse_config_path,
+        value_hint = clap::ValueHint::FilePath
+    )]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(subcommand)]
+    pub command: Option<Subcommand>,
+}
 
-The Domogik manager: keeps the list of installed plugins and their status,
-answers user interfaces over ZeroMQ and publishes every change.
-
-Commands (the manager's endpoints come from the same config file):
-  run              run the manager (the default)
-  clients          print the running manager's clients: id, type, plugin,
-                   host, status, configured
-  watch            print one line per change of the clients (status,
-                   added, removed, reloaded) until Ctrl-C
-  status NAME EVENT
-                   announce that plugin NAME of this host is EVENT: unknown,
-                   starting, alive, stop-request, stopped, dead, invalid or
-                   not-configured
-
-Options:
-  --config FILE    configuration file (default: /etc/domogik/manager.cfg)
-  --check-config   validate the configuration, print a summary and exit
-  --detail         clients: add version, author and description (for an
-                   invalid package, what is wrong with it)
-  --json           clients: print the manager's reply body unchanged
-  --comment TEXT   status: a comment sent with the status
-  --timeout SECS   how long to wait for the manager (default 3)
-  --version        print the version and exit
-  -h, --help       print this help and exit
-
+/// Said after the options in `--help` (the man page has its own sections).
+const AFTER_HELP: &str = "\
 Signals: SIGHUP rescans the packages folder; SIGTERM and SIGINT stop.
 Exit codes: 0 success, 1 configuration or start-up error, no answer or an
-error from the manager, 2 usage error.";
+error from the manager, 2 usage error. See dmg_manager(8).";
 
-/// What the user asked for.
+/// The commands; without one, the manager runs.
+#[derive(Debug, clap::Subcommand)]
+pub enum Subcommand {
+    /// Run the manager in the foreground (the default, and what the service runs)
+    Run(RunArgs),
+    /// Print the running manager's clients: id, type, plugin, host, status, configured
+    Clients(ClientsArgs),
+    /// Print one line per change of the clients (status, added, removed, reloaded) until Ctrl-C
+    Watch(WatchArgs),
+    /// Announce, as a plugin would, that plugin NAME of this host is EVENT
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Validate the configuration, print a summary and exit
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TimeoutArg {
+    /// How long to wait for the manager, in seconds (fractions allowed)
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_timeout, allow_negative_numbers = true)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientsArgs {
+    /// Add version, author and description (for an invalid package, what is wrong with it)
+    #[arg(long)]
+    pub detail: bool,
+    /// Print the manager's reply body unchanged
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub timeout: TimeoutArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub timeout: TimeoutArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The plugin's name: lower-case letters and digits, as its folder plugin_NAME
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+    /// The status to announce
+    #[arg(value_parser = event_parser())]
+    pub event: Status,
+    /// A comment sent with the status
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub comment: Option<String>,
+    #[command(flatten)]
+    pub timeout: TimeoutArg,
+}
+
+/// What the user asked for, checked: the command and its options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Run { config: PathBuf },
@@ -52,211 +113,207 @@ pub enum Command {
     Clients { config: PathBuf, options: ClientsOptions },
     Watch { config: PathBuf, options: WatchOptions },
     Status { config: PathBuf, options: StatusOptions },
-    Version,
-    Help,
 }
 
-/// A usage error: exit code 2 and a one-line hint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(pub String);
+impl From<Cli> for Command {
+    fn from(cli: Cli) -> Command {
+        let config = cli.config;
+        match cli.command {
+            None => Command::from_run(config, &cli.run),
+            // `--check-config run` as `run --check-config`.
+            Some(Subcommand::Run(run)) => Command::from_run(config, &RunArgs {
+                check_config: run.check_config || cli.run.check_config,
+            }),
+            Some(Subcommand::Clients(args)) => Command::Clients {
+                config,
+                options: ClientsOptions {
+                    detail: args.detail,
+                    json: args.json,
+                    timeout: args.timeout.timeout,
+                },
+            },
+            Some(Subcommand::Watch(args)) => Command::Watch {
+                config,
+                options: WatchOptions {
+                    timeout: args.timeout.timeout,
+                },
+            },
+            Some(Subcommand::Status(args)) => Command::Status {
+                config,
+                options: StatusOptions {
+                    name: args.name,
+                    status: args.event,
+                    comment: args.comment,
+                    timeout: args.timeout.timeout,
+                },
+            },
+        }
+    }
+}
+
+impl Command {
+    fn from_run(config: PathBuf, run: &RunArgs) -> Command {
+        if run.check_config {
+            Command::CheckConfig { config }
+        } else {
+            Command::Run { config }
+        }
+    }
+}
 
 /// The longest `--timeout` accepted, in seconds.
 const MAX_TIMEOUT_SECS: f64 = 3600.0;
 
-/// The arguments as given, before they are checked against the command
-/// (ripgrep's "low-level" arguments).
-#[derive(Debug, Default)]
-struct RawArgs {
-    help: bool,
-    version: bool,
-    config: Option<PathBuf>,
-    check_config: bool,
-    detail: bool,
-    json: bool,
-    timeout: Option<String>,
-    comment: Option<String>,
-    /// The command, then its positional arguments.
-    words: Vec<String>,
+/// The definition as clap builds it, with the usage lines of [`synopsis`]
+/// in `--help`. Public for examples/gen-docs.rs and the tests.
+pub fn definition() -> clap::Command {
+    let command = Cli::command();
+    let lines = synopsis(&command);
+    let usage = lines
+        .lines()
+        .enumerate()
+        .map(|(i, line)| if i == 0 { line.to_owned() } else { format!("       {line}") })
+        .collect::<Vec<_>>()
+        .join("\n");
+    command.override_usage(usage)
 }
 
-impl RawArgs {
-    /// The options given, by name, for the check that each applies.
-    fn options_given(&self) -> [(&'static str, bool); 5] {
-        [
-            ("--check-config", self.check_config),
-            ("--detail", self.detail),
-            ("--json", self.json),
-            ("--timeout", self.timeout.is_some()),
-            ("--comment", self.comment.is_some()),
-        ]
+/// One usage line per command, built from the definition: the README's
+/// command block and the man page's SYNOPSIS are this text.
+///
+/// ```text
+/// dmg_manager [-c FILE] [run] [--check-config]
+/// dmg_manager [-c FILE] clients [--detail] [--json] [--timeout SECS]
+/// ```
+pub fn synopsis(command: &clap::Command) -> String {
+    let name = command.get_name();
+    let globals: Vec<String> = command
+        .get_arguments()
+        .filter(|arg| arg.is_global_set())
+        .map(|arg| format!("[{}]", arg_usage(arg)))
+        .collect();
+    let globals = globals.join(" ");
+    let mut lines = vec![format!("{name} {globals} [run]{}", args_usage(command))];
+    for sub in command.get_subcommands().filter(|sub| sub.get_name() != "run") {
+        lines.push(format!("{name} {globals} {}{}", sub.get_name(), args_usage(sub)));
     }
+    lines.push(format!("{name} --version | --help"));
+    lines.join("\n")
 }
 
-/// Parses the arguments after the program name.
-pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageError> {
-    let raw = read_args(args)?;
-    if raw.help {
-        return Ok(Command::Help);
-    }
-    if raw.version {
-        return Ok(Command::Version);
-    }
-    resolve(raw)
-}
-
-/// Sorts the arguments into options and words. Options may come before or
-/// after the command; `--name value` and `--name=value` are the same.
-fn read_args<I: IntoIterator<Item = String>>(args: I) -> Result<RawArgs, UsageError> {
-    let mut raw = RawArgs::default();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => (name, Some(value.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |what: &str| match inline.clone().or_else(|| args.next()) {
-            Some(value) => Ok(value),
-            None => Err(UsageError(format!("{name} needs {what}"))),
-        };
-        let flag = |set: &mut bool| match inline {
-            None => {
-                *set = true;
-                Ok(())
-            }
-            Some(_) => Err(UsageError(format!("{name} takes no value"))),
-        };
-        match name {
-            "-h" | "--help" => flag(&mut raw.help)?,
-            "-V" | "--version" => flag(&mut raw.version)?,
-            "--check-config" => flag(&mut raw.check_config)?,
-            "--detail" => flag(&mut raw.detail)?,
-            "--json" => flag(&mut raw.json)?,
-            "-c" | "--config" => match value("a file name")? {
-                path if path.is_empty() => return Err(UsageError(format!("{name} needs a file name"))),
-                path => raw.config = Some(PathBuf::from(path)),
-            },
-            "--timeout" => raw.timeout = Some(value("a number of seconds")?),
-            "--comment" => raw.comment = Some(value("a text")?),
-            _ if arg.starts_with('-') && arg.len() > 1 => {
-                return Err(UsageError(format!("unknown argument {arg:?}")));
-            }
-            _ => raw.words.push(arg),
-        }
-    }
-    Ok(raw)
-}
-
-/// Checks the raw arguments against the command they name.
-fn resolve(raw: RawArgs) -> Result<Command, UsageError> {
-    let config = raw
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
-    let (command, arguments) = match raw.words.split_first() {
-        Some((command, arguments)) => (command.as_str(), arguments),
-        None => ("run", &[][..]),
+/// A command's own arguments (not the global ones, help or version), each
+/// as `[--flag]`, `[--option VALUE]` or `POSITIONAL`, positionals first.
+fn args_usage(command: &clap::Command) -> String {
+    let own = |arg: &&clap::Arg| {
+        !arg.is_global_set()
+            && !arg.is_hide_set()
+            && !matches!(arg.get_id().as_str(), "help" | "version")
     };
-    check_options_apply(&raw, command)?;
-    let timeout = raw
-        .timeout
-        .as_deref()
-        .map(parse_timeout)
-        .transpose()?
-        .unwrap_or(tools::DEFAULT_TIMEOUT);
-    // The command is known by now: `run` is what is left.
-    Ok(match (command, arguments) {
-        ("status", [name, event]) => {
-            let options = StatusOptions {
-                name: parse_name(name)?,
-                status: parse_event(event)?,
-                comment: raw.comment,
-                timeout,
-            };
-            Command::Status { config, options }
-        }
-        ("status", [] | [_]) => return Err(UsageError("'status' needs NAME and EVENT".into())),
-        ("status", [_, _, extra, ..]) | (_, [extra, ..]) => {
-            return Err(UsageError(format!("unexpected argument {extra:?}")))
-        }
-        ("clients", []) => {
-            let options = ClientsOptions {
-                detail: raw.detail,
-                json: raw.json,
-                timeout,
-            };
-            Command::Clients { config, options }
-        }
-        ("watch", []) => Command::Watch {
-            config,
-            options: WatchOptions { timeout },
-        },
-        (_, []) if raw.check_config => Command::CheckConfig { config },
-        (_, []) => Command::Run { config },
-    })
+    let positionals = command.get_positionals().filter(own).map(arg_usage);
+    let options = command
+        .get_arguments()
+        .filter(|arg| !arg.is_positional())
+        .filter(own)
+        .map(|arg| format!("[{}]", arg_usage(arg)));
+    positionals.chain(options).map(|usage| format!(" {usage}")).collect()
 }
 
-/// Refuses an unknown command, and an option given to a command it does
-/// not apply to (rather than ignoring it silently).
-fn check_options_apply(raw: &RawArgs, command: &str) -> Result<(), UsageError> {
-    let allowed: &[&str] = match command {
-        "run" => &["--check-config"],
-        "clients" => &["--detail", "--json", "--timeout"],
-        "watch" => &["--timeout"],
-        "status" => &["--comment", "--timeout"],
-        other => {
-            return Err(UsageError(format!(
-                "unknown command {other:?} (expected run, clients, watch or status)"
-            )))
-        }
+/// `--timeout SECS`, `-c FILE`, `--json`, `NAME`: short form when there is one.
+fn arg_usage(arg: &clap::Arg) -> String {
+    let value = arg
+        .get_value_names()
+        .and_then(|names| names.first())
+        .map_or_else(|| arg.get_id().as_str().to_ascii_uppercase(), ToString::to_string);
+    if arg.is_positional() {
+        return value;
+    }
+    let flag = match (arg.get_short(), arg.get_long()) {
+        (Some(short), _) => format!("-{short}"),
+        (None, Some(long)) => format!("--{long}"),
+        (None, None) => value.clone(),
     };
-    match raw
-        .options_given()
-        .into_iter()
-        .find(|(option, given)| *given && !allowed.contains(option))
-    {
-        Some((option, _)) => Err(UsageError(format!("{option} does not apply to '{command}'"))),
-        None => Ok(()),
+    if arg.get_action().takes_values() {
+        format!("{flag} {value}")
+    } else {
+        flag
+    }
+}
+
+/// Parses the arguments after the program name. `--help` and `--version`
+/// come back as the errors clap makes of them (printed to stdout, exit 0).
+pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, clap::Error> {
+    let name = std::iter::once(String::from("dmg_manager"));
+    let mut definition = definition();
+    let matches = definition.try_get_matches_from_mut(name.chain(args))?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    if cli.run.check_config && !matches!(cli.command, None | Some(Subcommand::Run(_))) {
+        let message = "--check-config applies to 'run' only, not to another command";
+        return Err(clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, message).with_cmd(&definition));
+    }
+    Ok(cli.into())
+}
+
+/// A clap error as one line, without the usage block or colours: its
+/// first paragraph (the message, and what it lists: the missing arguments,
+/// the possible values), lines joined.
+fn one_line(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let paragraph: Vec<&str> = text.lines().map(str::trim).take_while(|line| !line.is_empty()).collect();
+    let line = paragraph.join(" ");
+    match line.strip_prefix("error: ") {
+        Some(message) => message.to_owned(),
+        None => line,
+    }
+}
+
+/// `--config`: a file name, not empty.
+fn parse_config_path(text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        Err("expected a file name".into())
+    } else {
+        Ok(PathBuf::from(text))
     }
 }
 
 /// `--timeout`: a positive number of seconds, fractions allowed.
-fn parse_timeout(text: &str) -> Result<Duration, UsageError> {
+fn parse_timeout(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs <= MAX_TIMEOUT_SECS => Ok(Duration::from_secs_f64(secs)),
-        _ => Err(UsageError(format!(
-            "--timeout {text:?}: expected a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}, e.g. 3 or 0.5"
-        ))),
+        _ => Err(format!(
+            "expected a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}, e.g. 3 or 0.5"
+        )),
     }
 }
 
 /// A plugin name: lower-case ASCII letters and digits, as a package folder's.
-fn parse_name(name: &str) -> Result<String, UsageError> {
+fn parse_name(name: &str) -> Result<String, String> {
     if packages::is_valid_plugin_name(name) {
         Ok(name.to_owned())
     } else {
-        Err(UsageError(format!(
-            "NAME {name:?} is not a plugin name: lower-case letters and digits only, e.g. diskfree"
-        )))
+        Err("not a plugin name: lower-case letters and digits only, e.g. diskfree".into())
     }
 }
 
-/// One of the eight statuses, as spelt on the wire.
-fn parse_event(event: &str) -> Result<Status, UsageError> {
-    Status::parse(event).ok_or_else(|| {
-        let all: Vec<&str> = Status::ALL.iter().map(|status| status.as_str()).collect();
-        UsageError(format!(
-            "EVENT {event:?} is not a status: expected one of {}",
-            all.join(", ")
-        ))
-    })
+/// One of the eight statuses, as spelt on the wire (and so completed by
+/// the shells).
+fn event_parser() -> impl clap::builder::TypedValueParser<Value = Status> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Status::ALL.map(Status::as_str))
+        .try_map(|event| Status::parse(&event).ok_or("not a status"))
 }
 
 /// Runs the program and returns its exit code.
 pub fn main_with_args<I: IntoIterator<Item = String>>(args: I) -> i32 {
     let command = match parse_args(args) {
         Ok(command) => command,
-        Err(UsageError(message)) => {
-            crate::log::fatal(format_args!("{message} (try 'dmg_manager --help')"));
+        // --help and --version, on stdout.
+        Err(error) if !error.use_stderr() => {
+            // A closed stdout (`dmg_manager --help | head -0`) is no error.
+            let _ = error.print();
+            return 0;
+        }
+        Err(error) => {
+            crate::log::fatal(format_args!("{} (try 'dmg_manager --help')", one_line(&error)));
             return 2;
         }
     };
@@ -267,14 +324,6 @@ pub fn main_with_args<I: IntoIterator<Item = String>>(args: I) -> i32 {
         crate::signals::unblock();
     }
     match command {
-        Command::Help => {
-            println!("{USAGE}");
-            0
-        }
-        Command::Version => {
-            println!("dmg_manager {}", env!("CARGO_PKG_VERSION"));
-            0
-        }
         Command::CheckConfig { config } => with_config(&config, print_summary),
         Command::Run { config } => with_config(&config, run_daemon),
         Command::Clients { config, options } => {
@@ -369,44 +418,63 @@ fn run_daemon(config: &config::Config) -> i32 {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Command, UsageError> {
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
         parse_args(args.iter().map(|arg| arg.to_string()))
-    }
-
-    #[test]
-    fn defaults_to_running_with_the_system_config() {
-        assert_eq!(
-            parse(&[]),
-            Ok(Command::Run {
-                config: PathBuf::from("/etc/domogik/manager.cfg")
-            })
-        );
-    }
-
-    #[test]
-    fn options() {
-        assert_eq!(
-            parse(&["--config", "a.cfg"]),
-            Ok(Command::Run { config: "a.cfg".into() })
-        );
-        assert_eq!(
-            parse(&["--config=b.cfg", "--check-config"]),
-            Ok(Command::CheckConfig { config: "b.cfg".into() })
-        );
-        assert_eq!(parse(&["--version"]), Ok(Command::Version));
-        assert_eq!(parse(&["--check-config", "-h"]), Ok(Command::Help));
     }
 
     fn config() -> PathBuf {
         PathBuf::from("/etc/domogik/manager.cfg")
     }
 
+    /// The one line a usage error prints.
+    fn error(args: &[&str]) -> String {
+        let error = parse(args).unwrap_err();
+        assert!(error.use_stderr(), "{args:?}: {error}");
+        one_line(&error)
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        definition().debug_assert();
+    }
+
+    #[test]
+    fn defaults_to_running_with_the_system_config() {
+        assert_eq!(parse(&[]).unwrap(), Command::Run { config: config() });
+    }
+
+    #[test]
+    fn options() {
+        assert_eq!(
+            parse(&["--config", "a.cfg"]).unwrap(),
+            Command::Run { config: "a.cfg".into() }
+        );
+        assert_eq!(
+            parse(&["-c", "a.cfg"]).unwrap(),
+            Command::Run { config: "a.cfg".into() }
+        );
+        assert_eq!(
+            parse(&["--config=b.cfg", "--check-config"]).unwrap(),
+            Command::CheckConfig { config: "b.cfg".into() }
+        );
+        for (args, kind) in [
+            (&["--version"][..], clap::error::ErrorKind::DisplayVersion),
+            (&["-V"], clap::error::ErrorKind::DisplayVersion),
+            (&["--check-config", "-h"], clap::error::ErrorKind::DisplayHelp),
+            (&["status", "x", "alive", "--help"], clap::error::ErrorKind::DisplayHelp),
+        ] {
+            let error = parse(args).unwrap_err();
+            assert_eq!(error.kind(), kind, "{args:?}");
+            assert!(!error.use_stderr(), "{args:?}: on stdout, exit 0");
+        }
+    }
+
     #[test]
     fn run_is_the_default_command() {
-        assert_eq!(parse(&["run"]), parse(&[]));
+        assert_eq!(parse(&["run"]).unwrap(), parse(&[]).unwrap());
         assert_eq!(
-            parse(&["run", "--check-config", "--config", "x.cfg"]),
-            Ok(Command::CheckConfig { config: "x.cfg".into() })
+            parse(&["run", "--check-config", "--config", "x.cfg"]).unwrap(),
+            Command::CheckConfig { config: "x.cfg".into() }
         );
     }
 
@@ -421,40 +489,40 @@ mod tests {
             },
         };
         assert_eq!(
-            parse(&["--config", "a.cfg", "clients", "--detail", "--timeout", "0.5"]),
-            Ok(expected.clone())
+            parse(&["--config", "a.cfg", "clients", "--detail", "--timeout", "0.5"]).unwrap(),
+            expected.clone()
         );
         assert_eq!(
-            parse(&["clients", "--timeout=0.5", "--detail", "--config=a.cfg"]),
-            Ok(expected)
+            parse(&["clients", "--timeout=0.5", "--detail", "--config=a.cfg"]).unwrap(),
+            expected
         );
         assert_eq!(
-            parse(&["clients", "--json"]),
-            Ok(Command::Clients {
+            parse(&["clients", "--json"]).unwrap(),
+            Command::Clients {
                 config: config(),
                 options: ClientsOptions {
                     detail: false,
                     json: true,
                     timeout: Duration::from_secs(3)
                 },
-            })
+            }
         );
     }
 
     #[test]
     fn watch_and_status() {
         assert_eq!(
-            parse(&["watch"]),
-            Ok(Command::Watch {
+            parse(&["watch"]).unwrap(),
+            Command::Watch {
                 config: config(),
                 options: WatchOptions {
                     timeout: Duration::from_secs(3)
                 }
-            })
+            }
         );
         assert_eq!(
-            parse(&["status", "diskfree", "stop-request", "--comment", "-- bye --"]),
-            Ok(Command::Status {
+            parse(&["status", "diskfree", "stop-request", "--comment", "-- bye --"]).unwrap(),
+            Command::Status {
                 config: config(),
                 options: StatusOptions {
                     name: "diskfree".into(),
@@ -462,48 +530,57 @@ mod tests {
                     comment: Some("-- bye --".into()),
                     timeout: Duration::from_secs(3),
                 },
-            })
+            }
         );
-        assert_eq!(parse(&["status", "x", "alive", "--help"]), Ok(Command::Help));
     }
 
     #[test]
     fn command_usage_errors_say_what_is_wrong() {
-        let error = |args: &[&str]| parse(args).unwrap_err().0;
+        assert!(error(&["list"]).contains("'list'"), "{}", error(&["list"]));
+        assert!(error(&["watch", "--detail"]).contains("'--detail'"));
+        assert!(error(&["--json"]).contains("'--json'"));
+        assert!(error(&["clients", "--check-config"]).contains("'--check-config'"));
+        assert!(error(&["--check-config", "clients"]).contains("applies to 'run' only"));
         assert_eq!(
-            error(&["list"]),
-            "unknown command \"list\" (expected run, clients, watch or status)"
+            parse(&["--check-config", "run"]).unwrap(),
+            Command::CheckConfig { config: config() }
         );
-        assert_eq!(error(&["watch", "--detail"]), "--detail does not apply to 'watch'");
-        assert_eq!(error(&["--json"]), "--json does not apply to 'run'");
-        assert_eq!(
-            error(&["clients", "--check-config"]),
-            "--check-config does not apply to 'clients'"
-        );
-        assert_eq!(error(&["clients", "extra"]), "unexpected argument \"extra\"");
-        assert_eq!(error(&["run", "extra"]), "unexpected argument \"extra\"");
-        assert_eq!(
-            error(&["status", "diskfree", "alive", "extra"]),
-            "unexpected argument \"extra\""
-        );
-        assert_eq!(error(&["status", "diskfree"]), "'status' needs NAME and EVENT");
+        assert!(error(&["clients", "extra"]).contains("'extra'"));
+        assert!(error(&["run", "extra"]).contains("'extra'"));
+        assert!(error(&["status", "diskfree", "alive", "extra"]).contains("'extra'"));
+        let missing = error(&["status", "diskfree"]);
+        assert!(missing.contains("<EVENT>"), "{missing}");
         assert!(error(&["status", "Disk_Free", "alive"]).contains("lower-case letters and digits"));
-        assert!(error(&["status", "diskfree", "sleepy"]).contains("unknown, starting, alive, stop-request"));
+        let event = error(&["status", "diskfree", "sleepy"]);
+        assert!(event.contains("'sleepy'") && event.contains("unknown, starting, alive, stop-request"), "{event}");
         for bad in ["0", "-1", "soon", "NaN", "inf", "7200"] {
-            assert!(error(&["clients", "--timeout", bad]).starts_with("--timeout"), "{bad}");
+            let message = error(&["clients", "--timeout", bad]);
+            assert!(message.contains("--timeout") && message.contains("at most 3600"), "{bad}: {message}");
         }
-        assert_eq!(error(&["clients", "--timeout"]), "--timeout needs a number of seconds");
-        assert_eq!(error(&["clients", "--json=yes"]), "--json takes no value");
-        assert_eq!(error(&["status", "a", "alive", "--comment"]), "--comment needs a text");
+        assert!(error(&["clients", "--timeout"]).contains("--timeout <SECS>"));
+        assert!(error(&["clients", "--json=yes"]).contains("--json"));
+        assert!(error(&["status", "a", "alive", "--comment"]).contains("--comment <TEXT>"));
     }
 
     #[test]
     fn usage_errors() {
-        assert!(parse(&["--config"]).is_err());
-        assert!(parse(&["--config="]).is_err());
+        assert!(error(&["--config"]).contains("--config"));
+        assert!(error(&["--config="]).contains("expected a file name"));
+        assert_eq!(error(&["--verbose"]), "unexpected argument '--verbose' found");
+        for args in [&["--bogus"][..], &["status", "x"], &["clients", "--timeout", "0"]] {
+            assert!(!error(args).contains('\n'), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn synopsis_has_one_line_per_command() {
         assert_eq!(
-            parse(&["--verbose"]),
-            Err(UsageError("unknown argument \"--verbose\"".into()))
+            synopsis(&definition()),
+            "dmg_manager [-c FILE] [run] [--check-config]\n\
+             dmg_manager [-c FILE] clients [--detail] [--json] [--timeout SECS]\n\
+             dmg_manager [-c FILE] watch [--timeout SECS]\n\
+             dmg_manager [-c FILE] status NAME EVENT [--comment TEXT] [--timeout SECS]\n\
+             dmg_manager --version | --help"
         );
     }
 }

@@ -9,7 +9,7 @@
 
 use crate::config::{Config, Direction, Endpoint};
 use crate::envelope;
-use crate::log::{self, Level, RateLimiter, Verdict};
+use crate::log::{Level, RateLimiter, Verdict};
 use crate::manager::{Manager, StatusOutcome, STATUS_SUBSCRIPTION};
 use crate::notify;
 use crate::packages::{Package, PackageChange, Scanner};
@@ -137,7 +137,7 @@ fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint) -> Result<(), St
             socket
                 .connect(&endpoint.address)
                 .map_err(|e| StartError(format!("cannot connect {key} {endpoint}: {e}")))?;
-            info!("{role} socket connecting to {}", endpoint.address);
+            info!(peer = endpoint.address.as_str(); "{role} socket connecting to {}", endpoint.address);
         }
     }
     Ok(())
@@ -375,7 +375,7 @@ fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
         |state, frames| match state.manager.handle_status_message(&frames) {
             StatusOutcome::Changed { id, status } => {
                 if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
-                    info!("{id} is {status}{}", suppressed_note(suppressed));
+                    info!(client_id = id.as_str(); "{id} is {status}{}", suppressed_note(suppressed));
                 }
             }
             StatusOutcome::Unchanged | StatusOutcome::NotForUs => {}
@@ -509,30 +509,32 @@ impl State {
             // Worded before it is applied ("found" or "changed"), written
             // only if it changed a client: a file re-read to the same
             // content (or failing the same way again) says nothing.
-            let (level, line) = package_change_line(&self.manager, &change);
+            let (level, line, client_id) = package_change_line(&self.manager, &change);
             if self.manager.apply_package_change(change) {
-                log::write(level, format_args!("{line}"));
+                ::log::log!(level.into(), client_id = client_id.as_str(); "{line}");
             }
         }
     }
 }
 
-fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, String) {
+/// The level and line of a package change, and the client it is about.
+fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, String, String) {
     let clients = manager.clients();
     match change {
-        PackageChange::Removed { name } => (Level::Info, format!("package removed: {}", clients.client_id(name))),
+        PackageChange::Removed { name } => {
+            let id = clients.client_id(name);
+            (Level::Info, format!("package removed: {id}"), id)
+        }
         PackageChange::Updated { name, package } => {
+            let id = clients.client_id(name);
             let verb = if clients.status(name).is_some() {
                 "changed"
             } else {
                 "found"
             };
             match package {
-                Package::Valid { .. } => (Level::Info, format!("package {verb}: {}", clients.client_id(name))),
-                Package::Invalid { reason } => (
-                    Level::Warn,
-                    format!("package {verb}: {} is invalid: {reason}", clients.client_id(name)),
-                ),
+                Package::Valid { .. } => (Level::Info, format!("package {verb}: {id}"), id),
+                Package::Invalid { reason } => (Level::Warn, format!("package {verb}: {id} is invalid: {reason}"), id),
             }
         }
     }

@@ -22,6 +22,10 @@
 )]
 
 pub mod log;
+/// The log facade's macros, so that `use crate::{info, warn};` and
+/// `crate::info!` name them; fields are `info!(client_id = id; "...")`
+/// (src/log.rs lists the field names).
+pub use ::log::{debug, error, info, trace, warn};
 
 pub mod autostart;
 pub mod child_output;

@@ -1,25 +1,38 @@
-//! Log lines on stderr, one per event, with their level.
+//! The log: the `log` facade's records (`error!`..`trace!`, with fields),
+//! sent where the service's log is read.
 //!
-//! When stderr is journald's stream (`JOURNAL_STREAM` names it) each line
-//! starts with a syslog priority such as `<4>`, which journald turns into
-//! the entry's level, and carries no timestamp of its own (journald adds
-//! one). Elsewhere a line reads `2026-11-24T16:05:01.123Z warn: ...`.
+//! When journald reads our stderr (`JOURNAL_STREAM` names it) each record
+//! goes to the journal in its native protocol (systemd-journal-logger):
+//! `MESSAGE`, `PRIORITY`, `SYSLOG_IDENTIFIER=dmg_manager`, and the record's
+//! fields as journal fields, upper-cased:
+//!
+//! - `CLIENT_ID` (key `client_id`): the client a line is about, as in the
+//!   clients list (`domogik-diskfree.myhost`), so that
+//!   `journalctl -u domogik-manager CLIENT_ID=domogik-diskfree.myhost` shows
+//!   one plugin's story;
+//! - `PEER` (key `peer`): the ZeroMQ address of the other end, on lines
+//!   about a connection (`tcp://127.0.0.1:40412`).
+//!
+//! Elsewhere (a terminal, a file, a test) a record is one text line on
+//! stderr, `2026-11-24T16:05:01.123Z warn: ...`, its fields left out (the
+//! message names the client already). Should the journal refuse a record,
+//! the line goes to stderr with its syslog priority first (`<4>warn: ...`),
+//! which journald also understands.
 //!
 //! [`RateLimiter`] keeps a flood of bad input from flooding the log.
 
-use std::ffi::OsStr;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
+use systemd_journal_logger::JournalLog;
 
+/// The `log_level` of the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
 pub enum Level {
-    Error = 0,
-    Warn = 1,
-    Info = 2,
-    Debug = 3,
-    Trace = 4,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
 }
 
 impl Level {
@@ -34,79 +47,96 @@ impl Level {
             _ => None,
         }
     }
+}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Level::Error => "error",
-            Level::Warn => "warn",
-            Level::Info => "info",
-            Level::Debug => "debug",
-            Level::Trace => "trace",
-        }
-    }
-
-    /// The syslog priority journald understands.
-    fn syslog_priority(self) -> u8 {
-        match self {
-            Level::Error => 3,
-            Level::Warn => 4,
-            Level::Info => 6,
-            Level::Debug | Level::Trace => 7,
+impl From<Level> for log::Level {
+    fn from(level: Level) -> log::Level {
+        match level {
+            Level::Error => log::Level::Error,
+            Level::Warn => log::Level::Warn,
+            Level::Info => log::Level::Info,
+            Level::Debug => log::Level::Debug,
+            Level::Trace => log::Level::Trace,
         }
     }
 }
 
-static MAX_LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
-static UNDER_JOURNAL: AtomicBool = AtomicBool::new(false);
-
-/// Sets the level and detects journald. Until called, `info` and above
-/// are written with timestamps.
-pub fn init(level: Level) {
-    MAX_LEVEL.store(level as u8, Ordering::Relaxed);
-    UNDER_JOURNAL.store(stderr_is_journal(), Ordering::Relaxed);
+/// Where records go: the journal, or text lines on stderr.
+struct Logger {
+    journal: Option<JournalLog>,
 }
 
-/// Whether journald reads our stderr. systemd sets `JOURNAL_STREAM` to the
-/// stream it gives a service; the variable alone is not enough, as children
-/// inherit it with their stderr sent elsewhere (`2>file`, a test harness),
-/// and those want plain lines with timestamps.
-fn stderr_is_journal() -> bool {
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::MetadataExt;
-    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
-        return false;
-    };
-    let stderr = std::io::stderr().as_fd().try_clone_to_owned().map(std::fs::File::from);
-    match stderr.and_then(|file| file.metadata()) {
-        Ok(metadata) => names_stream(&stream, metadata.dev(), metadata.ino()),
-        Err(_) => false,
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
     }
-}
 
-/// `JOURNAL_STREAM` is `DEVICE:INODE`, in decimal (systemd.exec(5)).
-fn names_stream(value: &OsStr, device: u64, inode: u64) -> bool {
-    value
-        .to_str()
-        .and_then(|value| value.split_once(':'))
-        .is_some_and(|(d, i)| d.parse() == Ok(device) && i.parse() == Ok(inode))
-}
-
-pub fn enabled(level: Level) -> bool {
-    level as u8 <= MAX_LEVEL.load(Ordering::Relaxed)
-}
-
-/// Writes one line; use the `error!`..`trace!` macros rather than this.
-pub fn write(level: Level, message: std::fmt::Arguments<'_>) {
-    if !enabled(level) {
-        return;
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let sent = self.journal.as_ref().is_some_and(|journal| journal.journal_send(record).is_ok());
+        if !sent {
+            write_line(record, self.journal.is_some());
+        }
     }
-    let line = if UNDER_JOURNAL.load(Ordering::Relaxed) {
-        format!("<{}>{}: {}\n", level.syslog_priority(), level.name(), message)
+
+    fn flush(&self) {}
+}
+
+/// One record as a text line on stderr: timestamped, or with its syslog
+/// priority first when stderr is the journal's stream.
+fn write_line(record: &log::Record<'_>, to_journal_stream: bool) {
+    let level = level_name(record.level());
+    let line = if to_journal_stream {
+        format!("<{}>{level}: {}\n", syslog_priority(record.level()), record.args())
     } else {
-        format!("{} {}: {}\n", utc_timestamp(SystemTime::now()), level.name(), message)
+        format!("{} {level}: {}\n", utc_timestamp(SystemTime::now()), record.args())
     };
     // A closed stderr must not stop the daemon: the line is lost, no more.
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+fn level_name(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "error",
+        log::Level::Warn => "warn",
+        log::Level::Info => "info",
+        log::Level::Debug => "debug",
+        log::Level::Trace => "trace",
+    }
+}
+
+/// The priority the journal logger gives each level (its documented
+/// mapping: info is `notice`, debug `info`, trace `debug`), so that a line
+/// has the same priority whichever way it reaches the journal.
+fn syslog_priority(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 5,
+        log::Level::Debug => 6,
+        log::Level::Trace => 7,
+    }
+}
+
+/// Installs the logger at `level`: to the journal when journald reads our
+/// stderr and its socket answers, as text on stderr otherwise. Until
+/// called, records are dropped (errors before it go through [`fatal`]). A
+/// second call only changes the level.
+pub fn init(level: Level) {
+    let journal = if systemd_journal_logger::connected_to_journal() {
+        // Err: no socket at /run/systemd/journal/socket (a container
+        // without it): the stream still takes text lines.
+        JournalLog::new()
+            .ok()
+            .map(|journal| journal.with_syslog_identifier("dmg_manager".to_owned()))
+    } else {
+        None
+    };
+    // Err: a logger was installed already, by an earlier call.
+    let _ = log::set_boxed_logger(Box::new(Logger { journal }));
+    log::set_max_level(log::Level::from(level).to_level_filter());
 }
 
 /// Writes the one line of an error that ends the process before [`init`]
@@ -114,53 +144,17 @@ pub fn write(level: Level, message: std::fmt::Arguments<'_>) {
 /// journald's priority `err` (`<3>`) first when stderr is the journal, so
 /// that `journalctl -p err` shows why a service did not start.
 pub fn fatal(message: std::fmt::Arguments<'_>) {
-    let priority = if stderr_is_journal() { "<3>" } else { "" };
+    let priority = if systemd_journal_logger::connected_to_journal() {
+        "<3>"
+    } else {
+        ""
+    };
     let _ = writeln!(std::io::stderr().lock(), "{priority}dmg_manager: {message}");
 }
 
-#[macro_export]
-macro_rules! error { ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Error, format_args!($($arg)*)) } }
-#[macro_export]
-macro_rules! warn { ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Warn, format_args!($($arg)*)) } }
-#[macro_export]
-macro_rules! info { ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Info, format_args!($($arg)*)) } }
-#[macro_export]
-macro_rules! debug { ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Debug, format_args!($($arg)*)) } }
-#[macro_export]
-macro_rules! trace { ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Trace, format_args!($($arg)*)) } }
-
-/// `2026-11-24T16:05:01.123Z`.
+/// `2026-11-24T16:05:01.123Z`: UTC, RFC 3339, milliseconds.
 pub fn utc_timestamp(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since_epoch.as_secs();
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    let second_of_day = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60,
-        since_epoch.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// well-known algorithm), so we need no date crate for a log prefix.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    humantime::format_rfc3339_millis(time).to_string()
 }
 
 /// Lets through at most `burst` lines per `window`, and counts the rest
@@ -218,6 +212,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn levels_parse_and_order() {
@@ -225,23 +220,11 @@ mod tests {
         assert_eq!(Level::parse("trace"), Some(Level::Trace));
         assert_eq!(Level::parse("verbose"), None);
         assert!(Level::Error < Level::Debug);
+        assert_eq!(log::Level::from(Level::Warn), log::Level::Warn);
     }
 
     #[test]
-    fn journal_stream_must_name_this_very_stderr() {
-        assert!(names_stream(OsStr::new("8:12345"), 8, 12345));
-        assert!(
-            !names_stream(OsStr::new("8:12345"), 8, 99),
-            "inherited, stderr elsewhere"
-        );
-        assert!(!names_stream(OsStr::new("8:12345"), 9, 12345));
-        for garbage in ["", "8", "8:", ":1", "a:b", "8:12345:1"] {
-            assert!(!names_stream(OsStr::new(garbage), 8, 12345), "{garbage:?}");
-        }
-    }
-
-    #[test]
-    fn timestamps_are_utc_iso8601() {
+    fn timestamps_are_utc_rfc3339_with_milliseconds() {
         assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let time = UNIX_EPOCH + Duration::from_millis(1_371_071_554_160);
         assert_eq!(utc_timestamp(time), "2013-06-12T21:12:34.160Z");

@@ -5,6 +5,7 @@ mod util;
 
 mod children;
 mod cli;
+mod docs;
 mod faults;
 mod flood;
 mod fuzz_regressions;
@@ -14,5 +15,6 @@ mod packages;
 mod requests;
 mod sandbox;
 mod statuses;
+mod systemd;
 mod tools;
 mod watch;

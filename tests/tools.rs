@@ -152,9 +152,9 @@ fn status_refuses_bad_names_and_events_with_exit_2() {
         (&["status", "Disk_Free", "alive"][..], "not a plugin name"),
         (
             &["status", "diskfree", "sleepy"][..],
-            "not a status: expected one of unknown, starting",
+            "'sleepy' for '<EVENT>' [possible values: unknown, starting",
         ),
-        (&["status", "diskfree"][..], "needs NAME and EVENT"),
+        (&["status", "diskfree"][..], "not provided: <EVENT>"),
     ] {
         let output = run_command(&config, args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");

@@ -170,14 +170,19 @@ impl Drop for Process {
 }
 
 pub fn signal_pid(pid: u32, name: &str) -> Result<(), Failure> {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .map_err(|e| format!("cannot run kill: {e}"))?;
-    if status.success() {
+    let signal = match name {
+        "TERM" => libc::SIGTERM,
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "KILL" => libc::SIGKILL,
+        other => return Err(format!("unknown signal {other}")),
+    };
+    let pid = libc::pid_t::try_from(pid).map_err(|_| format!("pid {pid} out of range"))?;
+    // kill(2), not the kill command: procps may be missing.
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, signal) } == 0 {
         Ok(())
     } else {
-        Err(format!("kill -{name} {pid} failed"))
+        Err(format!("kill -{name} {pid}: {}", std::io::Error::last_os_error()))
     }
 }

@@ -105,14 +105,20 @@ pub fn manager_command(config: &Path) -> Command {
     command
 }
 
-/// Sends signal `name` (`TERM`, `HUP`...) to process `pid`.
+/// Sends signal `name` (`TERM`, `HUP`, `INT`, `KILL`) to process `pid`,
+/// through `kill(2)`: no `kill` command needed (procps may be missing).
 pub fn send_signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{name} failed");
+    let signal = match name {
+        "TERM" => libc::SIGTERM,
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "KILL" => libc::SIGKILL,
+        other => panic!("send_signal: unknown signal {other:?}"),
+    };
+    let pid = libc::pid_t::try_from(pid).unwrap();
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill({pid}, SIG{name}): {}", std::io::Error::last_os_error());
 }
 
 /// How `child` exited, or `None` if it is still running after `within`.

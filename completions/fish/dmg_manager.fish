@@ -1,0 +1,49 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_dmg_manager_global_optspecs
+	string join \n c/config= check-config h/help V/version
+end
+
+function __fish_dmg_manager_needs_command
+	# Figure out if the current invocation already has a command.
+	set -l cmd (commandline -opc)
+	set -e cmd[1]
+	argparse -s (__fish_dmg_manager_global_optspecs) -- $cmd 2>/dev/null
+	or return
+	if set -q argv[1]
+		# Also print the command, so this can be used to figure out what it is.
+		echo $argv[1]
+		return 1
+	end
+	return 0
+end
+
+function __fish_dmg_manager_using_subcommand
+	set -l cmd (__fish_dmg_manager_needs_command)
+	test -z "$cmd"
+	and return 1
+	contains -- $cmd[1] $argv
+end
+
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -l check-config -d 'Validate the configuration, print a summary and exit'
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -s h -l help -d 'Print help'
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -s V -l version -d 'Print version'
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -f -a "run" -d 'Run the manager in the foreground (the default, and what the service runs)'
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -f -a "clients" -d 'Print the running manager\'s clients: id, type, plugin, host, status, configured'
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -f -a "watch" -d 'Print one line per change of the clients (status, added, removed, reloaded) until Ctrl-C'
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -f -a "status" -d 'Announce, as a plugin would, that plugin NAME of this host is EVENT'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -l check-config -d 'Validate the configuration, print a summary and exit'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s h -l help -d 'Print help'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l timeout -d 'How long to wait for the manager, in seconds (fractions allowed)' -r
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l detail -d 'Add version, author and description (for an invalid package, what is wrong with it)'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l json -d 'Print the manager\'s reply body unchanged'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -s h -l help -d 'Print help'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand watch" -l timeout -d 'How long to wait for the manager, in seconds (fractions allowed)' -r
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand watch" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status" -l comment -d 'A comment sent with the status' -r
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status" -l timeout -d 'How long to wait for the manager, in seconds (fractions allowed)' -r
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status" -s h -l help -d 'Print help'

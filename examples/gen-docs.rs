@@ -1,0 +1,187 @@
+//! Writes what is generated from the command line's one definition
+//! (`domogik_manager::cli::definition`): the man page and the shell
+//! completions. `cargo run --example gen-docs` rewrites them in place;
+//! tests/docs.rs fails when a committed file differs from what this makes.
+//!
+//! - `man/dmg_manager.8`: `man/dmg_manager.8.in` (the hand-written prose:
+//!   description, configuration, service, signals, files...) with its
+//!   `@NAME@`, `@SYNOPSIS@`, `@OPTIONS@`, `@COMMANDS@`, `@VERSION@` and
+//!   `@GENERATED@` lines filled from the definition;
+//! - `completions/bash/dmg_manager`, `completions/zsh/_dmg_manager`,
+//!   `completions/fish/dmg_manager.fish`: clap_complete's scripts, installed
+//!   by the .deb where Debian's shells look (debian/domogik-manager.install).
+
+use clap_complete::Shell;
+use std::path::{Path, PathBuf};
+
+/// Every generated file: its path from the crate's root, and its content.
+pub fn render_all(root: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut files = vec![(
+        PathBuf::from("man/dmg_manager.8"),
+        man_page(&std::fs::read_to_string(root.join("man/dmg_manager.8.in"))?).into_bytes(),
+    )];
+    for (shell, path) in [
+        (Shell::Bash, "completions/bash/dmg_manager"),
+        (Shell::Zsh, "completions/zsh/_dmg_manager"),
+        (Shell::Fish, "completions/fish/dmg_manager.fish"),
+    ] {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut domogik_manager::cli::definition(), "dmg_manager", &mut script);
+        files.push((PathBuf::from(path), script));
+    }
+    Ok(files)
+}
+
+/// The template with its placeholder lines filled.
+pub fn man_page(template: &str) -> String {
+    let mut command = domogik_manager::cli::definition();
+    command.build();
+    let mut page = String::new();
+    for line in template.lines() {
+        match line {
+            "@GENERATED@" => page.push_str(
+                ".\\\" Generated from src/cli.rs and man/dmg_manager.8.in by\n\
+                 .\\\" `cargo run --example gen-docs`: edit those, not this file.\n",
+            ),
+            "@NAME@" => {
+                let about = command.get_about().map(ToString::to_string).unwrap_or_default();
+                let about = about.get(..1).unwrap_or("").to_lowercase() + about.get(1..).unwrap_or("");
+                page.push_str(&format!("{} \\- {}\n", command.get_name(), escape(&about)));
+            }
+            "@SYNOPSIS@" => {
+                page.push_str(".SH SYNOPSIS\n");
+                let synopsis = domogik_manager::cli::synopsis(&command);
+                let lines: Vec<String> = synopsis.lines().map(synopsis_line).collect();
+                page.push_str(&lines.join(".br\n"));
+            }
+            "@OPTIONS@" => {
+                page.push_str(".SH OPTIONS\n");
+                for arg in command.get_arguments() {
+                    page.push_str(&arg_item(arg));
+                }
+            }
+            "@COMMANDS@" => {
+                page.push_str(".SH COMMANDS\n");
+                for sub in command.get_subcommands() {
+                    page.push_str(&command_item(sub));
+                }
+            }
+            line => {
+                page.push_str(&line.replace("@VERSION@", env!("CARGO_PKG_VERSION")));
+                page.push('\n');
+            }
+        }
+    }
+    page
+}
+
+/// Text for roff: backslashes, hyphens (a `-` is a hyphen, `\-` a minus
+/// sign, as options need) and a leading dot or quote (a request).
+fn escape(text: &str) -> String {
+    let text = text.replace('\\', "\\e").replace('-', "\\-");
+    if text.starts_with('.') || text.starts_with('\'') {
+        format!("\\&{text}")
+    } else {
+        text
+    }
+}
+
+/// One usage line: literals in bold, PLACEHOLDERS in italics, brackets and
+/// bars in roman.
+fn synopsis_line(line: &str) -> String {
+    let words: Vec<String> = line
+        .split(' ')
+        .map(|word| {
+            let core = word.trim_matches(|c| c == '[' || c == ']');
+            let (open, close) = word.split_at(word.find(core).unwrap_or(0));
+            let close = close.get(core.len()..).unwrap_or("");
+            let font = if core == "|" {
+                return word.to_owned();
+            } else if core.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                "I"
+            } else {
+                "B"
+            };
+            format!("{open}\\f{font}{}\\fR{close}", escape(core))
+        })
+        .collect();
+    format!("{}\n", words.join(" "))
+}
+
+/// `.TP` item for one argument: its flags or name, value, help, default,
+/// possible values.
+fn arg_item(arg: &clap::Arg) -> String {
+    let value = arg
+        .get_value_names()
+        .and_then(|names| names.first())
+        .map(ToString::to_string)
+        .unwrap_or_else(|| arg.get_id().as_str().to_ascii_uppercase());
+    let mut head: Vec<String> = Vec::new();
+    if arg.is_positional() {
+        head.push(format!("\\fI{}\\fR", escape(&value)));
+    } else {
+        if let Some(short) = arg.get_short() {
+            head.push(format!("\\fB\\-{short}\\fR"));
+        }
+        if let Some(long) = arg.get_long() {
+            head.push(format!("\\fB\\-\\-{}\\fR", escape(long)));
+        }
+    }
+    let mut head = head.join(", ");
+    if !arg.is_positional() && arg.get_action().takes_values() {
+        head.push_str(&format!(" \\fI{}\\fR", escape(&value)));
+    }
+    let mut text = arg.get_long_help().or(arg.get_help()).map(ToString::to_string).unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('.') {
+        text.push('.');
+    }
+    let defaults: Vec<String> = arg
+        .get_default_values()
+        .iter()
+        .map(|value| value.to_string_lossy().into_owned())
+        .collect();
+    if !defaults.is_empty() && arg.get_action().takes_values() {
+        text.push_str(&format!("\nDefault: {}.", defaults.join(", ")));
+    }
+    let possible: Vec<String> = arg.get_possible_values().iter().map(|value| value.get_name().to_owned()).collect();
+    if !possible.is_empty() {
+        text.push_str(&format!("\nOne of: {}.", possible.join(", ")));
+    }
+    format!(".TP\n{head}\n{}\n", escape(&text))
+}
+
+/// `.TP` item for one command, its own arguments indented below it.
+fn command_item(command: &clap::Command) -> String {
+    let mut item = format!(".TP\n\\fB{}\\fR", escape(command.get_name()));
+    let own: Vec<&clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| !arg.is_global_set() && !matches!(arg.get_id().as_str(), "help" | "version"))
+        .collect();
+    for arg in own.iter().filter(|arg| arg.is_positional()) {
+        let value = arg.get_value_names().and_then(|names| names.first()).map(ToString::to_string);
+        item.push_str(&format!(" \\fI{}\\fR", escape(&value.unwrap_or_default())));
+    }
+    let about = command.get_long_about().or(command.get_about()).map(ToString::to_string).unwrap_or_default();
+    item.push_str(&format!("\n{}.\n", escape(about.trim_end_matches('.'))));
+    if !own.is_empty() {
+        item.push_str(".RS\n");
+        for arg in own {
+            item.push_str(&arg_item(arg));
+        }
+        item.push_str(".RE\n");
+    }
+    item
+}
+
+fn main() -> std::io::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (path, content) in render_all(root)? {
+        let path = root.join(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, content)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}

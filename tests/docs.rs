@@ -1,0 +1,73 @@
+//! What is generated from the command line's definition (the man page, the
+//! shell completions) is what is committed, and says every command and
+//! option: a change to src/cli.rs or man/dmg_manager.8.in without
+//! `cargo run --example gen-docs` fails here.
+
+#[allow(dead_code)]
+#[path = "../examples/gen-docs.rs"]
+mod gen_docs;
+
+use std::path::Path;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+#[test]
+fn the_committed_man_page_and_completions_are_generated_from_the_definition() {
+    for (path, expected) in gen_docs::render_all(Path::new(ROOT)).unwrap() {
+        let committed = std::fs::read(Path::new(ROOT).join(&path)).unwrap_or_default();
+        assert!(
+            committed == expected,
+            "{} differs from what src/cli.rs makes: run `cargo run --example gen-docs` and commit it",
+            path.display()
+        );
+    }
+}
+
+/// Every command and every option of the definition, as the user types it.
+fn words() -> Vec<String> {
+    let mut command = domogik_manager::cli::definition();
+    command.build();
+    let mut words = Vec::new();
+    let add_args = |command: &clap::Command, words: &mut Vec<String>| {
+        for arg in command.get_arguments() {
+            words.extend(arg.get_long().map(|long| format!("--{long}")));
+            words.extend(arg.get_short().map(|short| format!("-{short}")));
+        }
+    };
+    add_args(&command, &mut words);
+    for sub in command.get_subcommands() {
+        words.push(sub.get_name().to_owned());
+        add_args(sub, &mut words);
+    }
+    words
+}
+
+#[test]
+fn the_man_page_and_the_completions_name_every_command_and_option() {
+    let man = std::fs::read_to_string(Path::new(ROOT).join("man/dmg_manager.8")).unwrap();
+    // roff writes each hyphen of an option as `\-`.
+    let man = man.replace("\\-", "-");
+    let bash = std::fs::read_to_string(Path::new(ROOT).join("completions/bash/dmg_manager")).unwrap();
+    let words = words();
+    assert!(words.contains(&"status".to_owned()) && words.contains(&"--check-config".to_owned()));
+    for word in &words {
+        assert!(man.contains(&format!("\\fB{word}\\fR")), "man page: {word}");
+        assert!(bash.split([' ', '"', '\n']).any(|token| token == word), "bash completion: {word}");
+    }
+}
+
+/// The man page reads without a warning from groff (skipped where groff is
+/// not installed: the package build has it through man-db).
+#[test]
+fn the_man_page_is_valid_roff() {
+    let Ok(output) = std::process::Command::new("groff")
+        .args(["-man", "-ww", "-z"])
+        .arg(Path::new(ROOT).join("man/dmg_manager.8"))
+        .output()
+    else {
+        eprintln!("groff not found: not checked");
+        return;
+    };
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}

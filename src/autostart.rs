@@ -44,9 +44,14 @@ mod tests {
     fn each_plugin_once_at_its_first_known_value() {
         let mut auto = AutoStart::default();
         assert_eq!(auto.due([("a", None), ("b", Some(true)), ("c", Some(false))]), ["b"]);
-        assert!(auto.due([("a", None), ("b", Some(true)), ("c", Some(false))]).is_empty());
+        assert!(auto
+            .due([("a", None), ("b", Some(true)), ("c", Some(false))])
+            .is_empty());
         // a's value comes late (dbmgr was slow), c's changes: a starts, c does not.
-        assert_eq!(auto.due([("a", Some(true)), ("b", Some(true)), ("c", Some(true))]), ["a"]);
+        assert_eq!(
+            auto.due([("a", Some(true)), ("b", Some(true)), ("c", Some(true))]),
+            ["a"]
+        );
         // A package that appears later is decided when its value is known.
         assert_eq!(auto.due([("d", Some(true))]), ["d"]);
         // Removed and installed again: decided again.

@@ -157,9 +157,10 @@ struct KillGroup(u32);
 
 impl Drop for KillGroup {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0)])
-            .status();
+        if let Ok(group) = libc::pid_t::try_from(self.0) {
+            // SAFETY: kill(2) takes plain integers; a group already gone is ESRCH.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
     }
 }
 
@@ -417,4 +418,37 @@ fn a_plugin_that_closes_its_output_is_still_watched() {
         "killed by signal 15 (SIGTERM)"
     );
     assert_no_zombie(&daemon);
+}
+
+#[test]
+fn dmg_manager_start_starts_a_plugin_or_says_why_not() {
+    use crate::util::commands::{ipc_config, run_command, stderr_of, stdout_of};
+    let dir = TempDir::new("child-cli");
+    let packages = copy_fixtures(&dir);
+    add_plugin(&packages, "sleeper", "sleep");
+    let keys = format!("python = {}\nkill_delay = 1\n", python());
+    let mut daemon = Daemon::start(&dir, &ipc_config(&dir, &packages, &keys));
+    let config = dir.join("manager.cfg");
+
+    let output = run_command(&config, &["start", "sleeper"]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(stdout_of(&output), "started plugin sleeper on testhost\n");
+    let line = daemon.wait_for_log("started plugin sleeper: pid ");
+    let _guard = KillGroup(pid_in(&line, "pid "));
+    detail(&daemon, "sleeper", "starting");
+
+    for (name, reason) in [
+        (
+            "sleeper",
+            "plugin sleeper not started: plugin sleeper is already running",
+        ),
+        (
+            "nosuch",
+            "plugin nosuch not started: no plugin nosuch is installed on testhost",
+        ),
+    ] {
+        let output = run_command(&config, &["start", name]);
+        assert_eq!(output.status.code(), Some(1), "{name}");
+        assert!(stderr_of(&output).contains(reason), "{}", stderr_of(&output));
+    }
 }

@@ -1,5 +1,6 @@
 //! The commands that talk to a running manager, for people and scripts:
-//! `clients` (ask), `watch` (follow) and `status` (announce) (issue 6).
+//! `clients` (ask), `watch` (follow), `status` (announce) (issue 6) and
+//! `start` (start a plugin, issue 14).
 //!
 //! Each finds the manager from the same config file as the daemon
 //! ([`endpoints`] inverts the daemon's directions). What is pure (where to

@@ -46,6 +46,12 @@ Exit codes: 0 success, 1 configuration or start-up error, no answer or an
 error from the manager, 2 usage error. See dmg_manager(8).";
 
 /// The commands; without one, the manager runs.
+///
+/// To add one (or an option): a variant here with its `Args` struct (the
+/// doc comments are its `--help`, man page and completion text), a
+/// [`Command`] variant and its arm in `From<Cli>`; then `cargo run
+/// --example gen-docs` rewrites the man page and the completions, and
+/// tests/cli.rs prints the README's new command block if it drifted.
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
     /// Run the manager in the foreground (the default, and what the service runs)
@@ -70,6 +76,7 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TimeoutArg {
     /// How long to wait for the manager, in seconds (fractions allowed)
+    // The default is tools::DEFAULT_TIMEOUT (a test holds them together).
     #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_timeout, allow_negative_numbers = true)]
     pub timeout: Duration,
 }
@@ -549,7 +556,7 @@ mod tests {
             Command::Watch {
                 config: config(),
                 options: WatchOptions {
-                    timeout: Duration::from_secs(3)
+                    timeout: tools::DEFAULT_TIMEOUT
                 }
             }
         );

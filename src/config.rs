@@ -12,6 +12,9 @@ use std::time::Duration;
 
 pub const DEFAULT_PATH: &str = "/etc/domogik/manager.cfg";
 pub const DEFAULT_PACKAGES_DIR: &str = "/var/lib/domogik/domogik_packages";
+/// Where Domogik 0.5 keeps its data types: its resources folder, under
+/// its libraries path (`/var/lib/domogik`, which also holds the packages).
+pub const DEFAULT_DATATYPES_FILE: &str = "/var/lib/domogik/domogik/resources/datatypes.json";
 /// Domogik refuses longer host names; so do we.
 pub const MAX_HOST_LEN: usize = 16;
 const MAX_RESCAN_INTERVAL: u64 = 24 * 60 * 60;
@@ -110,9 +113,19 @@ pub struct Config {
     pub log_level: Level,
     pub sub_endpoint: Endpoint,
     pub pub_endpoint: Endpoint,
+    /// `rep_endpoint = @X` answers requests on a bound socket (standalone
+    /// layout); `>X` is the MDP worker connected to Domogik's broker at X.
     pub rep_endpoint: Endpoint,
     /// How plugins are run and watched (PROTOCOL.md §9).
     pub plugins: PluginsConfig,
+    /// Domogik 0.5's dead rule and status interval (src/liveness.rs).
+    pub dead_after: Duration,
+    pub status_interval: Duration,
+    /// Domogik's `datatypes.json` (`datatype.get`).
+    pub datatypes_file: PathBuf,
+    /// The address `[mq] ip = *` was resolved to for connecting sockets
+    /// (for the log), `None` when ip is not `*`.
+    pub star_ip: Option<String>,
 }
 
 /// The keys about plugin processes: `python`, `pythonpath`, `kill_delay`, `restart`.
@@ -156,7 +169,58 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         )));
     }
     let text = String::from_utf8(bytes).map_err(|_| error("the config file is not UTF-8 text".into()))?;
-    parse(&text, path, &system_hostname())
+    let machine = Machine {
+        hostname: system_hostname(),
+        ipv4: first_non_loopback_ipv4(&interface_ipv4s()),
+    };
+    parse_on(&text, path, &machine)
+}
+
+/// What the config's defaults depend on, read from the machine by [`load`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    pub hostname: String,
+    /// The first non-loopback IPv4 address, for `[mq] ip = *` on sockets
+    /// that connect; `None` when there is none (then 127.0.0.1).
+    pub ipv4: Option<std::net::Ipv4Addr>,
+}
+
+/// The IPv4 addresses of this machine's interfaces that are up, in the
+/// kernel's order (`getifaddrs(3)`); empty if the call fails.
+pub fn interface_ipv4s() -> Vec<(std::net::Ipv4Addr, bool)> {
+    let mut found = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we free below;
+    // each node and its address are valid until freeifaddrs.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return found;
+        }
+        let mut node = list;
+        while let Some(entry) = node.as_ref() {
+            let up = entry.ifa_flags & (libc::IFF_UP as libc::c_uint) != 0;
+            let loopback = entry.ifa_flags & (libc::IFF_LOOPBACK as libc::c_uint) != 0;
+            if let Some(address) = entry.ifa_addr.as_ref() {
+                if up && i32::from(address.sa_family) == libc::AF_INET {
+                    let inet = &*(entry.ifa_addr as *const libc::sockaddr_in);
+                    found.push((std::net::Ipv4Addr::from(u32::from_be(inet.sin_addr.s_addr)), loopback));
+                }
+            }
+            node = entry.ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    found
+}
+
+/// Domogik's MQ resolves `ip = *` to the host's first IPv4 address that
+/// is not a loopback one: `addresses` are `(address, on a loopback
+/// interface)` in the interfaces' order.
+pub fn first_non_loopback_ipv4(addresses: &[(std::net::Ipv4Addr, bool)]) -> Option<std::net::Ipv4Addr> {
+    addresses
+        .iter()
+        .find(|(address, loopback)| !loopback && !address.is_loopback())
+        .map(|(address, _)| *address)
 }
 
 /// Reads at most one byte more than the limit. The cap is on what is read,
@@ -188,15 +252,29 @@ pub fn system_hostname() -> String {
     std::str::from_utf8(name).unwrap_or("").trim().to_owned()
 }
 
-/// Domogik's sanitised host name: the first label, lower-cased.
+/// Domogik's host name from the machine's: the first label, lower-cased,
+/// every `-` removed, cut to [`MAX_HOST_LEN`] characters (`domo-box.lan`
+/// is `domobox` to every plugin).
 pub fn sanitize_hostname(hostname: &str) -> String {
-    hostname.split('.').next().unwrap_or("").trim().to_lowercase()
+    hostname
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|&c| c != '-')
+        .take(MAX_HOST_LEN)
+        .collect()
 }
 
 const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
 /// Keys of Domogik's other components that may sit in a copied domogik-mq.cfg.
 const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
-const MANAGER_KEYS: [&str; 12] = [
+const MANAGER_KEYS: [&str; 15] = [
+    "dead_after",
+    "status_interval",
+    "datatypes_file",
     "host",
     "packages_dir",
     "rescan_interval",
@@ -214,21 +292,39 @@ const MANAGER_KEYS: [&str; 12] = [
 /// Parses and validates config text. `path` is used in messages and to
 /// resolve a relative `packages_dir`; `hostname` is the machine's name.
 pub fn parse(text: &str, path: &Path, hostname: &str) -> Result<Config, ConfigError> {
-    validate(text, path, hostname).map_err(|message| ConfigError {
+    let machine = Machine {
+        hostname: hostname.to_owned(),
+        ipv4: None,
+    };
+    parse_on(text, path, &machine)
+}
+
+/// [`parse`] with every fact about the machine given.
+pub fn parse_on(text: &str, path: &Path, machine: &Machine) -> Result<Config, ConfigError> {
+    validate(text, path, machine).map_err(|message| ConfigError {
         path: path.to_owned(),
         message,
     })
 }
 
-fn validate(text: &str, path: &Path, hostname: &str) -> Result<Config, String> {
+fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String> {
+    let hostname = machine.hostname.as_str();
     let sections = read_sections(text)?;
     let ip = sections.get("mq", "ip", "127.0.0.1".to_owned(), read_ip)?;
     let port = |key: &str, default: u16| sections.get("mq", key, default, read_port);
     let req_rep_port = port("req_rep_port", 40410)?;
     let pub_port = port("pub_port", 40411)?;
     let sub_port = port("sub_port", 40412)?;
-    // '*' binds every interface; a connection to it goes to this host.
-    let connect_ip = if ip == "*" { "127.0.0.1" } else { ip.as_str() };
+    // '*' binds every interface; a connection goes where Domogik's MQ
+    // sends it, the first non-loopback IPv4 address. An IPv6 address is
+    // written without brackets in [mq] ip (Domogik's format).
+    let star_ip = machine.ipv4.map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.to_string());
+    let ip = if ip.contains(':') && !ip.starts_with('[') {
+        format!("[{ip}]")
+    } else {
+        ip
+    };
+    let connect_ip = if ip == "*" { star_ip.as_str() } else { ip.as_str() };
     let endpoint = |key: &str, default: Endpoint| sections.get("manager", key, default, Endpoint::parse);
     let sub_endpoint = endpoint(
         "sub_endpoint",
@@ -238,7 +334,11 @@ fn validate(text: &str, path: &Path, hostname: &str) -> Result<Config, String> {
         "pub_endpoint",
         Endpoint::connect(format!("tcp://{connect_ip}:{pub_port}")),
     )?;
-    let rep_endpoint = endpoint("rep_endpoint", Endpoint::bind(format!("tcp://{ip}:{req_rep_port}")))?;
+    // The MDP broker's port: the manager is a worker there (PROTOCOL.md §7).
+    let rep_endpoint = endpoint(
+        "rep_endpoint",
+        Endpoint::connect(format!("tcp://{connect_ip}:{req_rep_port}")),
+    )?;
 
     let host = resolve_host(sections.value("manager", "host"), hostname)?;
     let packages_dir = {
@@ -269,7 +369,22 @@ fn validate(text: &str, path: &Path, hostname: &str) -> Result<Config, String> {
             restart: sections.get("manager", "restart", crate::children::RestartSet::Nobody, read_restart)?,
         },
     };
+    let dead_after = sections.get("manager", "dead_after", crate::liveness::DEFAULT_DEAD_AFTER, read_delay)?;
+    let status_interval = sections.get(
+        "manager",
+        "status_interval",
+        crate::liveness::DEFAULT_STATUS_INTERVAL,
+        read_delay,
+    )?;
+    let datatypes_file = PathBuf::from(
+        sections
+            .value("manager", "datatypes_file")
+            .unwrap_or(DEFAULT_DATATYPES_FILE),
+    );
     Ok(Config {
+        dead_after,
+        status_interval,
+        datatypes_file,
         path: path.to_owned(),
         host,
         packages_dir,
@@ -280,6 +395,7 @@ fn validate(text: &str, path: &Path, hostname: &str) -> Result<Config, String> {
         pub_endpoint,
         rep_endpoint,
         plugins,
+        star_ip: (ip == "*").then_some(star_ip),
     })
 }
 
@@ -330,6 +446,14 @@ fn read_seconds(text: &str) -> Result<Duration, String> {
         _ => Err(format!(
             "expected a whole number of seconds from 1 to {MAX_RESCAN_INTERVAL}"
         )),
+    }
+}
+
+/// Seconds, fractions allowed (tests use 0.5 s), from 0.05 to a day.
+fn read_delay(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if (0.05..=86_400.0).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        _ => Err("expected a number of seconds from 0.05 to 86400".into()),
     }
 }
 
@@ -491,7 +615,12 @@ mod tests {
         assert_eq!(config.log_level, Level::Info);
         assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://127.0.0.1:40412"));
         assert_eq!(config.pub_endpoint, Endpoint::connect("tcp://127.0.0.1:40411"));
-        assert_eq!(config.rep_endpoint, Endpoint::bind("tcp://127.0.0.1:40410"));
+        assert_eq!(
+            config.rep_endpoint,
+            Endpoint::connect("tcp://127.0.0.1:40410"),
+            "MDP worker"
+        );
+        assert_eq!(config.star_ip, None);
         assert_eq!(config.plugins.python, PathBuf::from("/usr/bin/python"));
         assert_eq!(config.plugins.pythonpath, None);
         assert_eq!(config.plugins.policy, crate::children::Policy::default());
@@ -519,6 +648,25 @@ mod tests {
     }
 
     #[test]
+    fn liveness_delays_and_datatypes_file() {
+        let config = parse_ok("");
+        assert_eq!(config.dead_after, Duration::from_secs(30));
+        assert_eq!(config.status_interval, Duration::from_secs(15));
+        assert_eq!(config.datatypes_file, PathBuf::from(DEFAULT_DATATYPES_FILE));
+        let config = parse_ok("[manager]\ndead_after = 0.5\nstatus_interval = 0.25\ndatatypes_file = /x/d.json\n");
+        assert_eq!(config.dead_after, Duration::from_millis(500));
+        assert_eq!(config.status_interval, Duration::from_millis(250));
+        assert_eq!(config.datatypes_file, PathBuf::from("/x/d.json"));
+        for bad in ["0", "-1", "x", "100000", "NaN"] {
+            let error = parse_err(&format!("[manager]\ndead_after = {bad}\n"));
+            assert!(
+                error.contains("dead_after") && error.contains("seconds from 0.05"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn shipped_config_is_valid_and_matches_the_defaults() {
         let text = include_str!("../etc/manager.cfg");
         assert_eq!(parse_ok(text), parse_ok(""));
@@ -529,7 +677,7 @@ mod tests {
         let config = parse_ok("[mq]\nip = 192.168.1.5\nreq_rep_port = 1\npub_port = 2\nsub_port = 3\n");
         assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://192.168.1.5:3"));
         assert_eq!(config.pub_endpoint, Endpoint::connect("tcp://192.168.1.5:2"));
-        assert_eq!(config.rep_endpoint, Endpoint::bind("tcp://192.168.1.5:1"));
+        assert_eq!(config.rep_endpoint, Endpoint::connect("tcp://192.168.1.5:1"));
     }
 
     #[test]
@@ -552,10 +700,50 @@ mod tests {
     }
 
     #[test]
-    fn star_ip_binds_everywhere_and_connects_locally() {
-        let config = parse_ok("[mq]\nip = *\n");
-        assert!(config.rep_endpoint.binds_every_interface());
-        assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://127.0.0.1:40412"));
+    fn star_ip_connects_to_the_first_non_loopback_ipv4_address() {
+        let machine = |ipv4| Machine {
+            hostname: "box".into(),
+            ipv4,
+        };
+        let lan = "192.168.1.7".parse().unwrap();
+        let config = parse_on("[mq]\nip = *\n", Path::new(PATH), &machine(Some(lan))).unwrap();
+        assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://192.168.1.7:40412"));
+        assert_eq!(config.pub_endpoint, Endpoint::connect("tcp://192.168.1.7:40411"));
+        assert_eq!(config.rep_endpoint, Endpoint::connect("tcp://192.168.1.7:40410"));
+        assert_eq!(config.star_ip.as_deref(), Some("192.168.1.7"));
+        // No such address: this host's loopback, as before.
+        let alone = parse_on("[mq]\nip = *\n", Path::new(PATH), &machine(None)).unwrap();
+        assert_eq!(alone.sub_endpoint, Endpoint::connect("tcp://127.0.0.1:40412"));
+        // A bound request socket still binds every interface.
+        let bound = parse_ok("[mq]\nip = *\n[manager]\nrep_endpoint = @tcp://*:40410\n");
+        assert!(bound.rep_endpoint.binds_every_interface());
+    }
+
+    #[test]
+    fn the_first_non_loopback_ipv4_address_is_chosen_in_interface_order() {
+        let ip = |text: &str| text.parse::<std::net::Ipv4Addr>().unwrap();
+        let addresses = [
+            (ip("127.0.0.1"), true),
+            (ip("127.0.1.1"), false),
+            (ip("10.0.0.2"), false),
+            (ip("192.168.1.7"), false),
+        ];
+        assert_eq!(first_non_loopback_ipv4(&addresses), Some(ip("10.0.0.2")));
+        assert_eq!(first_non_loopback_ipv4(&addresses[..2]), None);
+        assert_eq!(first_non_loopback_ipv4(&[]), None);
+        // On this machine: whatever it finds is not a loopback address.
+        if let Some(found) = first_non_loopback_ipv4(&interface_ipv4s()) {
+            assert!(!found.is_loopback());
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_get_brackets_in_endpoints() {
+        let config = parse_ok("[mq]\nip = ::1\n");
+        assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://[::1]:40412"));
+        assert_eq!(config.rep_endpoint, Endpoint::connect("tcp://[::1]:40410"));
+        let config = parse_ok("[mq]\nip = [fe80::1]\n");
+        assert_eq!(config.pub_endpoint, Endpoint::connect("tcp://[fe80::1]:40411"));
     }
 
     #[test]
@@ -596,9 +784,7 @@ mod tests {
     #[test]
     fn host_rules() {
         assert_eq!(parse_ok("[manager]\nhost = MyBox\n").host, "mybox");
-        let long = parse(" ", Path::new(PATH), "averyveryverylonghostname.lan")
-            .unwrap_err()
-            .to_string();
+        let long = parse_err("[manager]\nhost = averyveryverylonghost\n");
         assert!(
             long.contains("longer than 16") && long.contains("set [manager] host"),
             "{long}"
@@ -608,6 +794,23 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("set [manager] host"));
+    }
+
+    #[test]
+    fn the_default_host_is_derived_as_domogik_does() {
+        let host = |hostname: &str| parse("", Path::new(PATH), hostname).unwrap().host;
+        assert_eq!(host("domo-box.lan"), "domobox");
+        assert_eq!(host("Domo-Box"), "domobox");
+        assert_eq!(
+            host("averyveryverylonghostname.lan"),
+            "averyveryverylon",
+            "cut, not refused"
+        );
+        assert_eq!(host("a-b-c-d-e-f-g-h-i-j-k-l-m-n-o-p-q-r"), "abcdefghijklmnop");
+        assert_eq!(sanitize_hostname("exactly16charsxx.x"), "exactly16charsxx");
+        assert_eq!(sanitize_hostname(""), "");
+        // An explicit host keeps its '-': it is what the user chose.
+        assert_eq!(parse_ok("[manager]\nhost = domo-box\n").host, "domo-box");
     }
 
     #[test]

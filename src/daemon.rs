@@ -1,31 +1,35 @@
 //! The event loop: the only code that touches sockets.
 //!
-//! One thread, one `zmq_poll` over the SUB and REP sockets (PUB is only
-//! written), the signal pipe and the output pipes of the plugins it
-//! started; the poll's timeout is the time left until the next rescan or
-//! plugin deadline, so an idle manager sleeps in the kernel. Each turn:
-//! plugin output, signals (exits reaped), requests, status messages,
-//! rescan if due, plugin deadlines, then the publications owed, once.
+//! One thread, one `zmq_poll` over the SUB, REP and PUB sockets' readable
+//! ends (PUB is only written), the signal pipe and the output pipes of the
+//! plugins it started; the poll's timeout is the time left until the
+//! nearest deadline (the next rescan, one of the manager's timers: a
+//! client's death, its own status, a `dbmgr` question; or a plugin's: its
+//! kill delay, its restart), so an idle manager sleeps in the kernel.
+//! Each turn: plugin output, signals (exits reaped), requests, status
+//! messages, rescan if due, timers, then the publications owed, once.
 
-use crate::config::{Config, Direction, Endpoint};
+mod sockets;
+
+use crate::bus::links;
+use crate::bus::mdp::{Due, Incoming};
+use crate::config::{Config, Direction};
+use crate::datatypes::DatatypesFile;
 use crate::envelope;
+use crate::liveness::Now;
 use crate::log::{Level, RateLimiter, Verdict};
-use crate::manager::{Manager, StatusOutcome, STATUS_SUBSCRIPTION};
+use crate::manager::{Manager, StatusOutcome, DETAIL_CATEGORY, LIST_CATEGORY};
 use crate::notify;
 use crate::packages::{Package, PackageChange, Scanner};
 use crate::processes::{self, Launch, Plugins};
 use crate::signals::SignalPipe;
 use crate::wire;
 use crate::{debug, error, info, trace, warn};
+use sockets::{Requests, Role, Watched};
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Poll slots, by name.
-const SLOT_SUB: usize = 0;
-const SLOT_REP: usize = 1;
-const SLOT_SIGNALS: usize = 2;
-/// Then the plugins' output pipes, in `Plugins::poll_fds` order.
-const SLOT_PIPES: usize = 3;
+pub use sockets::TEST_HEARTBEAT_ENV;
 
 /// At most this many messages of one socket per turn, so that a flood on
 /// one socket cannot starve the other or delay a SIGTERM...
@@ -55,10 +59,13 @@ pub const SUB_RCVHWM: i32 = 100;
 /// Publications queued for one slow subscriber before newer ones are dropped.
 pub const PUB_SNDHWM: i32 = 64;
 
+/// How long the `stopped` status gets to leave before the process exits.
+const LAST_WORD_DELAY: Duration = Duration::from_millis(100);
+
 /// A failure before the loop could start: a socket that cannot be opened,
 /// bound or connected, or signals that cannot be handled.
 #[derive(Debug)]
-pub struct StartError(String);
+pub struct StartError(pub(crate) String);
 
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,104 +75,39 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The three sockets. Kept apart from the mutable state so the poll items
-/// (which borrow the sockets) never fight with the handlers over borrows.
+/// The sockets: the SUB, the request side, the PUB.
 struct Sockets {
-    sub: zmq::Socket,
-    rep: zmq::Socket,
-    publisher: zmq::Socket,
+    sub: Watched,
+    requests: Requests,
+    publisher: Watched,
 }
 
 impl Sockets {
-    fn open(context: &zmq::Context, config: &Config) -> Result<Sockets, StartError> {
-        let setup = |what: &str, result: zmq::Result<()>| {
-            result.map_err(|e| StartError(format!("cannot set up the {what} socket: {e}")))
+    fn open(context: &zmq::Context, config: &Config, heartbeat: Duration) -> Result<Sockets, StartError> {
+        if let Some(ip) = &config.star_ip {
+            info!("[mq] ip = *: connecting sockets use {ip}, this host's first non-loopback IPv4 address");
+        }
+        Ok(Sockets {
+            sub: Watched::open(context, Role::Sub, &config.sub_endpoint, heartbeat)?,
+            requests: Requests::open(context, config, heartbeat, Instant::now())?,
+            publisher: Watched::open(context, Role::Pub, &config.pub_endpoint, heartbeat)?,
+        })
+    }
+
+    /// The nearest deadline of the sockets' state machines.
+    fn next_deadline(&self) -> Option<Instant> {
+        let worker = match &self.requests {
+            Requests::Worker { worker, .. } => Some(worker.next_deadline()),
+            Requests::Standalone(_) => None,
         };
-        let sub = new_socket(context, zmq::SUB, "sub")?;
-        setup("sub", sub.set_maxmsgsize(SUB_MAX_MSG_BYTES))?;
-        setup("sub", sub.set_rcvhwm(SUB_RCVHWM))?;
-        setup("sub", sub.set_subscribe(STATUS_SUBSCRIPTION.as_bytes()))?;
-        // A ROUTER with REP's envelope rules, not a REP: see src/envelope.rs.
-        let rep = new_socket(context, zmq::ROUTER, "rep")?;
-        setup("rep", rep.set_maxmsgsize(REP_MAX_MSG_BYTES))?;
-        setup("rep", rep.set_rcvhwm(REP_RCVHWM))?;
-        setup("rep", rep.set_sndhwm(REP_SNDHWM))?;
-        let publisher = new_socket(context, zmq::PUB, "pub")?;
-        setup("pub", publisher.set_sndhwm(PUB_SNDHWM))?;
-
-        attach(&sub, "sub_endpoint", &config.sub_endpoint)?;
-        attach(&rep, "rep_endpoint", &config.rep_endpoint)?;
-        attach(&publisher, "pub_endpoint", &config.pub_endpoint)?;
-        Ok(Sockets { sub, rep, publisher })
-    }
-}
-
-fn new_socket(context: &zmq::Context, kind: zmq::SocketType, what: &str) -> Result<zmq::Socket, StartError> {
-    let socket = context
-        .socket(kind)
-        .map_err(|e| StartError(format!("cannot create the {what} socket: {e}")))?;
-    // Never wait for unsent messages at exit: SIGTERM must end us at once.
-    socket
-        .set_linger(0)
-        .map_err(|e| StartError(format!("cannot set up the {what} socket: {e}")))?;
-    Ok(socket)
-}
-
-/// Binds or connects, and logs the address actually used (a `*` port is
-/// resolved by then, which is how tests learn ephemeral ports).
-fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint) -> Result<(), StartError> {
-    let role = key.trim_end_matches("_endpoint");
-    match endpoint.direction {
-        Direction::Bind => {
-            socket
-                .bind(&endpoint.address)
-                .map_err(|e| StartError(format!("cannot bind {key} {endpoint}: {e}{}", bind_advice(e))))?;
-            let actual = socket
-                .get_last_endpoint()
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_else(|| endpoint.address.clone());
-            info!("{role} socket bound to {actual}");
-            if let Some(path) = actual.strip_prefix("ipc://") {
-                open_to_group(path);
-            }
-            if endpoint.binds_every_interface() {
-                warn!("{key} {endpoint} listens on every interface: anyone on your network can reach it and read the clients list");
-            }
-        }
-        Direction::Connect => {
-            socket
-                .connect(&endpoint.address)
-                .map_err(|e| StartError(format!("cannot connect {key} {endpoint}: {e}")))?;
-            info!(peer = endpoint.address.as_str(); "{role} socket connecting to {}", endpoint.address);
-        }
-    }
-    Ok(())
-}
-
-/// What to do about a failed bind, to end its error line.
-fn bind_advice(error: zmq::Error) -> &'static str {
-    match error {
-        zmq::Error::EADDRINUSE => {
-            " (another program listens there, maybe a second manager: stop it, or set another port or path)"
-        }
-        zmq::Error::EADDRNOTAVAIL => " (not an address of this machine: set [mq] ip or the endpoint to one, or 127.0.0.1)",
-        zmq::Error::EACCES | zmq::Error::ENOENT => {
-            " (the folder must exist and be writable by the manager's user: under systemd, ipc:///run/domogik-manager/NAME)"
-        }
-        _ => "",
-    }
-}
-
-/// Lets the socket file's group connect (read and write, mode 0660):
-/// libzmq creates it with the umask's mode, and the unit's `UMask=0077`
-/// left it to its owner, so that a member of group domogik running
-/// `dmg_manager clients` was refused. The folder decides who may reach it
-/// (`RuntimeDirectoryMode=0750`, group domogik).
-fn open_to_group(path: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)) {
-        warn!("cannot make {path} mode 0660 ({e}): only its owner may connect to it");
+        [
+            worker,
+            self.sub.link.next_deadline(),
+            self.publisher.link.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -179,14 +121,18 @@ struct State {
     scan_failure: Option<String>,
     bad_input_log: RateLimiter,
     status_log: RateLimiter,
-    /// The plugin processes the manager started (PROTOCOL.md §9).
+    datatypes: DatatypesFile,
+    /// The last datatypes_file error, so that a lasting problem is logged once.
+    datatypes_failure: Option<String>,
+    /// The plugin processes the manager started (PROTOCOL.md §10).
     plugins: Plugins,
 }
 
 /// Runs the manager until SIGTERM or SIGINT.
 pub fn run(config: &Config) -> Result<(), StartError> {
     let context = zmq::Context::new();
-    let sockets = Sockets::open(&context, config)?;
+    let heartbeat = sockets::heartbeat_interval();
+    let mut sockets = Sockets::open(&context, config, heartbeat)?;
     let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
     let mut state = State {
         manager: Manager::new(config.host.clone(), config.service.clone()),
@@ -196,6 +142,8 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         scan_failure: None,
         bad_input_log: RateLimiter::new(10, Duration::from_secs(60)),
         status_log: RateLimiter::new(20, Duration::from_secs(10)),
+        datatypes: DatatypesFile::new(config.datatypes_file.clone()),
+        datatypes_failure: None,
         plugins: Plugins::new(
             Launch {
                 python: config.plugins.python.clone(),
@@ -211,6 +159,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             config.plugins.python.display()
         );
     }
+    state.manager.set_timers(config.dead_after, config.status_interval);
     state.rescan();
     publish(&sockets, &mut state);
     info!(
@@ -223,36 +172,20 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     notify::notify(notify::READY);
 
     loop {
-        let timeout = poll_timeout(state.next_deadline(), Instant::now());
-        let mut items = vec![
-            sockets.sub.as_poll_item(zmq::POLLIN),
-            sockets.rep.as_poll_item(zmq::POLLIN),
-            zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
-        ];
-        let pipes = state.plugins.poll_fds();
-        items.extend(pipes.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
-        match signals.while_waiting(|| zmq::poll(&mut items, timeout)) {
-            Ok(_) | Err(zmq::Error::EINTR) => {}
-            Err(e) => {
-                // Not expected from valid sockets; never spin on it.
-                error!("poll failed: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        let ready = |slot: usize| items.get(slot).is_some_and(zmq::PollItem::is_readable);
-        let (sub_ready, rep_ready, signal_ready) = (ready(SLOT_SUB), ready(SLOT_REP), ready(SLOT_SIGNALS));
-        // A pipe whose writers are all gone polls as an error (POLLHUP),
-        // not as readable: reading it is how its end is learned.
-        let pipe_ready = |slot: usize| {
-            items
-                .get(slot)
-                .is_some_and(|item| item.is_readable() || item.is_error())
-        };
-        let pipes_ready: Vec<bool> = (SLOT_PIPES..items.len()).map(pipe_ready).collect();
-        drop(items);
-        state.plugins.read_ready(&pipes_ready, Instant::now());
-
-        if signal_ready {
+        let deadline = sockets
+            .next_deadline()
+            .map_or(state.next_rescan, |d| d.min(state.next_rescan))
+            .min(state.manager.next_deadline());
+        let deadline = state.plugins.next_deadline().map_or(deadline, |d| d.min(deadline));
+        let ready = wait(
+            &sockets,
+            &mut signals,
+            &state.plugins.poll_fds(),
+            poll_timeout(deadline, Instant::now()),
+        );
+        state.manager.set_now(Now::system());
+        state.plugins.read_ready(&ready.pipes, Instant::now());
+        if ready.signals {
             let received = signals.take();
             if received.child_exited {
                 state.reap();
@@ -268,14 +201,33 @@ pub fn run(config: &Config) -> Result<(), StartError> {
                 notify::notify(notify::READY);
             }
         }
-        if rep_ready {
-            serve_requests(&sockets.rep, &mut state);
+        let now = Instant::now();
+        sockets.sub.read_monitor(now);
+        if sockets.publisher.read_monitor(now) {
+            debug!("pub link up: the current state is owed to subscribers");
         }
-        if sub_ready {
-            absorb_statuses(&sockets.sub, &mut state);
+        if ready.requests {
+            serve_requests(&mut sockets.requests, &context, heartbeat, &mut state);
         }
-        if Instant::now() >= state.next_rescan {
+        if ready.sub {
+            absorb_statuses(&sockets.sub.socket, &mut state);
+        }
+        if ready.publisher {
+            read_subscriptions(&sockets.publisher.socket, &mut state);
+        }
+        let now = Instant::now();
+        sockets.sub.reopen_if_given_up(&context, heartbeat, now);
+        sockets.publisher.reopen_if_given_up(&context, heartbeat, now);
+        worker_timers(&mut sockets.requests, &context, heartbeat, now);
+        if now >= state.next_rescan {
             state.rescan();
+        }
+        for name in state.manager.run_timers() {
+            warn!(
+                "{} is dead: {}",
+                state.manager.clients().client_id(&name),
+                crate::liveness::dead_comment(config.dead_after)
+            );
         }
         state.plugins_due();
         publish(&sockets, &mut state);
@@ -283,8 +235,71 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     notify::notify(notify::STOPPING);
     state.stop_plugins(&mut signals);
     publish(&sockets, &mut state);
+    state.manager.set_now(Now::system());
+    let stopped = state.manager.own_status(crate::status::Status::Stopped);
+    match sockets.publisher.socket.send_multipart(stopped, zmq::DONTWAIT) {
+        // Best effort: libzmq sends from its I/O thread and we exit without
+        // terminating the context (see below), so give it a moment.
+        Ok(()) => std::thread::sleep(LAST_WORD_DELAY),
+        Err(e) => debug!("cannot publish our stopped status: {e}"),
+    }
     leave_without_closing(config, sockets, context);
     Ok(())
+}
+
+/// Which poll items were readable.
+struct Ready {
+    sub: bool,
+    requests: bool,
+    publisher: bool,
+    signals: bool,
+    /// One flag per plugin pipe, in `Plugins::poll_fds` order.
+    pipes: Vec<bool>,
+}
+
+/// One `zmq_poll` over every socket that can be read (the monitors
+/// included: their events wake the loop) and the signal pipe.
+fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd], timeout: i64) -> Ready {
+    let publisher_reads = sockets.publisher.monitor.is_some();
+    let mut items = vec![
+        sockets.sub.socket.as_poll_item(zmq::POLLIN),
+        sockets.requests.socket().as_poll_item(zmq::POLLIN),
+        // A bound PUB is never read: poll it for nothing.
+        sockets.publisher.socket.as_poll_item(if publisher_reads {
+            zmq::POLLIN
+        } else {
+            zmq::PollEvents::empty()
+        }),
+        zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
+    ];
+    let first_pipe = items.len();
+    items.extend(pipes.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
+    for monitor in [&sockets.sub.monitor, &sockets.publisher.monitor].into_iter().flatten() {
+        items.push(monitor.as_poll_item(zmq::POLLIN));
+    }
+    match signals.while_waiting(|| zmq::poll(&mut items, timeout)) {
+        Ok(_) | Err(zmq::Error::EINTR) => {}
+        Err(e) => {
+            // Not expected from valid sockets; never spin on it.
+            error!("poll failed: {e}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let ready = |slot: usize| items.get(slot).is_some_and(zmq::PollItem::is_readable);
+    // A pipe whose writers are all gone polls as an error (POLLHUP), not
+    // as readable: reading it is how its end is learned.
+    let pipe_ready = |slot: usize| {
+        items
+            .get(slot)
+            .is_some_and(|item| item.is_readable() || item.is_error())
+    };
+    Ready {
+        sub: ready(0),
+        requests: ready(1),
+        publisher: ready(2),
+        signals: ready(3),
+        pipes: (first_pipe..first_pipe + pipes.len()).map(pipe_ready).collect(),
+    }
 }
 
 /// Ends the loop's use of ZeroMQ without closing the sockets or
@@ -341,29 +356,104 @@ fn for_each_queued(
     }
 }
 
-/// Answers the queued requests, each before the next is read, in the
-/// envelope it came in (the socket is a ROUTER playing REP: src/envelope.rs).
-fn serve_requests(rep: &zmq::Socket, state: &mut State) {
-    for_each_queued(rep, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
-        let Some((envelope, frames)) = envelope::split(message) else {
-            // REP drops these too: no REQ or DEALER client sends them.
-            state.log_bad_input(format_args!("message without a request envelope dropped"));
-            return;
-        };
-        let reply = state.manager.handle_request_with(&frames, &mut state.plugins);
-        match &reply.error {
-            Some(reason) => state.log_bad_input(format_args!("request answered with error: {reason}")),
-            None => trace!(
-                "request answered: {}",
-                String::from_utf8_lossy(reply.frames.iter().rev().nth(1).map_or(&[][..], Vec::as_slice))
-            ),
+/// Answers the queued requests, each before the next is read: on the
+/// bound ROUTER in the envelope each came in (src/envelope.rs), or as the
+/// MDP worker through the broker (src/bus/mdp.rs). One request path: the
+/// manager answers the frames either way.
+fn serve_requests(requests: &mut Requests, context: &zmq::Context, heartbeat: Duration, state: &mut State) {
+    match requests {
+        Requests::Standalone(watched) => {
+            let rep = &watched.socket;
+            for_each_queued(rep, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
+                let Some((envelope, frames)) = envelope::split(message) else {
+                    // REP drops these too: no REQ or DEALER client sends them.
+                    state.log_bad_input(format_args!("message without a request envelope dropped"));
+                    return;
+                };
+                let reply = state.answer(&frames);
+                // ROUTER never blocks on send: a reply to a vanished client, or to
+                // one that leaves REP_SNDHWM replies unread, is dropped.
+                if let Err(e) = rep.send_multipart(envelope::wrap(envelope, reply), 0) {
+                    state.log_bad_input(format_args!("cannot send a reply: {e}"));
+                }
+            });
         }
-        // ROUTER never blocks on send: a reply to a vanished client, or to
-        // one that leaves REP_SNDHWM replies unread, is dropped.
-        if let Err(e) = rep.send_multipart(envelope::wrap(envelope, reply.frames), 0) {
-            state.log_bad_input(format_args!("cannot send a reply: {e}"));
+        Requests::Worker { watched, worker } => {
+            let mut reconnect = false;
+            let broker = watched.endpoint.address.clone();
+            for_each_queued(
+                &watched.socket,
+                MAX_REQUESTS_PER_TURN,
+                state,
+                "request",
+                |state, message| {
+                    let now = Instant::now();
+                    if !worker.heard_since_connect() {
+                        info!("MDP worker: the broker at {broker} answers (service registered)");
+                    }
+                    match worker.receive(message, now) {
+                        Incoming::Request { envelope, body } => {
+                            let reply = state.answer(&body);
+                            sockets::send_or_log(&watched.socket, worker.reply(envelope, reply, now));
+                        }
+                        Incoming::Nothing => {}
+                        Incoming::Reconnect => reconnect = true,
+                        Incoming::Malformed(why) => {
+                            state.log_bad_input(format_args!("message from the broker dropped: {why}"))
+                        }
+                    }
+                },
+            );
+            if reconnect {
+                warn!("MDP worker: the broker at {broker} sent DISCONNECT; registering again");
+                requests.reconnect_worker(context, heartbeat, Instant::now());
+            }
         }
-    });
+    }
+}
+
+/// The MDP worker's heartbeat and broker-silence deadlines.
+fn worker_timers(requests: &mut Requests, context: &zmq::Context, heartbeat: Duration, now: Instant) {
+    let Requests::Worker { watched, worker } = requests else {
+        return;
+    };
+    match worker.tick(now) {
+        Due::Nothing => {}
+        Due::Send(frames) => sockets::send_or_log(&watched.socket, frames),
+        Due::Reconnect => {
+            if worker.heard_since_connect() {
+                warn!(
+                    "MDP worker: the broker at {} is silent; reconnecting and registering again",
+                    watched.endpoint.address
+                );
+            } else {
+                debug!(
+                    "MDP worker: no word from the broker at {}; reconnecting",
+                    watched.endpoint.address
+                );
+            }
+            requests.reconnect_worker(context, heartbeat, now);
+        }
+    }
+}
+
+/// Subscriptions arriving on the connected XPUB: a subscriber to our
+/// publications is (back) at the forwarder, so the current state is owed.
+fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
+    for_each_queued(
+        publisher,
+        MAX_REQUESTS_PER_TURN,
+        state,
+        "subscription",
+        |state, frames| {
+            if frames
+                .first()
+                .is_some_and(|message| links::subscribes_to_ours(message, &[LIST_CATEGORY, DETAIL_CATEGORY]))
+            {
+                state.manager.republish();
+            }
+        },
+    );
 }
 
 fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
@@ -389,21 +479,24 @@ fn publish(sockets: &Sockets, state: &mut State) {
     let Some(publications) = state.manager.take_publications(wire::unix_seconds(SystemTime::now())) else {
         return;
     };
+    let views = publications.views_owed();
     // Sent as built: the list goes out before the detail is serialised.
     // PUB never blocks: a subscriber past its high-water mark misses one.
     let mut failure = None;
     for frames in publications {
-        if let Err(e) = sockets.publisher.send_multipart(frames, zmq::DONTWAIT) {
+        if let Err(e) = sockets.publisher.socket.send_multipart(frames, zmq::DONTWAIT) {
             failure = Some(e);
         }
     }
     if let Some(e) = failure {
         state.log_bad_input(format_args!("cannot publish: {e}"));
     }
-    debug!(
-        "published clients.list and clients.detail ({} clients)",
-        state.manager.clients().len()
-    );
+    if views {
+        debug!(
+            "published clients.list and clients.detail, client.list, client.detail and client.conversion ({} clients)",
+            state.manager.clients().len()
+        );
+    }
 }
 
 fn suppressed_note(suppressed: u64) -> String {
@@ -415,11 +508,17 @@ fn suppressed_note(suppressed: u64) -> String {
 }
 
 impl State {
-    /// The nearest deadline: the next rescan, or a plugin's (kill, restart).
-    fn next_deadline(&self) -> Instant {
-        self.plugins
-            .next_deadline()
-            .map_or(self.next_rescan, |due| due.min(self.next_rescan))
+    /// The reply frames to one request's frames, its problem logged.
+    fn answer(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let reply = self.manager.handle_request_with(frames, &mut self.plugins);
+        match &reply.error {
+            Some(reason) => self.log_bad_input(format_args!("request answered with error: {reason}")),
+            None => trace!(
+                "request answered: {}",
+                String::from_utf8_lossy(reply.frames.iter().rev().nth(1).map_or(&[][..], Vec::as_slice))
+            ),
+        }
+        reply.frames
     }
 
     /// SIGCHLD: every exited plugin reaped, its client `stopped` or `dead`.
@@ -445,7 +544,7 @@ impl State {
 
     /// The manager stops: SIGTERM to every plugin's process group, their
     /// exits reaped for up to the kill grace, then SIGKILL to what is left
-    /// (docs/PROTOCOL.md, "Plugin processes").
+    /// (docs/PROTOCOL.md §10).
     fn stop_plugins(&mut self, signals: &mut SignalPipe) {
         if self.plugins.children().is_empty() {
             return;
@@ -474,6 +573,7 @@ impl State {
 
     fn rescan(&mut self) {
         self.next_rescan = Instant::now() + self.rescan_interval;
+        self.refresh_datatypes();
         let report = match self.scanner.scan() {
             Ok(report) => report,
             Err(failure) => {
@@ -517,6 +617,29 @@ impl State {
     }
 }
 
+impl State {
+    /// Re-reads datatypes_file if its `stat` changed; a failure is logged
+    /// once while it lasts, and `datatype.get` answers `null`.
+    fn refresh_datatypes(&mut self) {
+        match self.datatypes.refresh() {
+            None => {}
+            Some(Ok(datatypes)) => {
+                if self.datatypes_failure.take().is_some() {
+                    info!("{} is readable again", self.datatypes.path().display());
+                }
+                self.manager.set_datatypes(Some(datatypes));
+            }
+            Some(Err(message)) => {
+                if self.datatypes_failure.as_ref() != Some(&message) {
+                    error!("{message}; datatype.get answers null until it is fixed");
+                }
+                self.datatypes_failure = Some(message);
+                self.manager.set_datatypes(None);
+            }
+        }
+    }
+}
+
 /// The level and line of a package change, and the client it is about.
 fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, String, String) {
     let clients = manager.clients();
@@ -524,6 +647,10 @@ fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, Str
         PackageChange::Removed { name } => {
             let id = clients.client_id(name);
             (Level::Info, format!("package removed: {id}"), id)
+        }
+        PackageChange::Files { name, .. } => {
+            let id = clients.client_id(name);
+            (Level::Debug, format!("package files read: {id}"), id)
         }
         PackageChange::Updated { name, package } => {
             let id = clients.client_id(name);
@@ -551,5 +678,11 @@ mod tests {
         assert_eq!(poll_timeout(now, now + Duration::from_secs(1)), 0);
         assert_eq!(poll_timeout(now + Duration::from_micros(1), now), 1);
         assert_eq!(poll_timeout(now + Duration::from_millis(30_000), now), 30_000);
+    }
+
+    #[test]
+    fn the_suppressed_count_is_said_on_the_next_line_written() {
+        assert_eq!(suppressed_note(0), "");
+        assert_eq!(suppressed_note(1017), " (1017 similar lines suppressed)");
     }
 }

@@ -8,6 +8,7 @@
 //!   `info.json`, and reads only the files whose fingerprint changed;
 //! - the result is a list of [`PackageChange`]s for the clients map.
 
+use crate::package_files::{self, FilesFingerprint, PackageFiles};
 use crate::pyjson;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -166,6 +167,12 @@ pub enum PackageChange {
     Removed {
         name: String,
     },
+    /// A new package's extra files (`conversion/`, `udev_rules/`), or
+    /// changed ones: src/package_files.rs. Follows its `Updated`.
+    Files {
+        name: String,
+        files: PackageFiles,
+    },
 }
 
 /// What one scan found.
@@ -198,6 +205,8 @@ type Fingerprints = BTreeMap<String, Fingerprint>;
 pub struct Scanner {
     dir: PathBuf,
     known: Fingerprints,
+    /// The extra files' fingerprints, by package name.
+    known_files: BTreeMap<String, FilesFingerprint>,
     strays: BTreeSet<String>,
 }
 
@@ -206,6 +215,7 @@ impl Scanner {
         Scanner {
             dir,
             known: Fingerprints::new(),
+            known_files: BTreeMap::new(),
             strays: BTreeSet::new(),
         }
     }
@@ -257,8 +267,27 @@ impl Scanner {
             now.insert(name.clone(), remembered);
             report.changes.push(PackageChange::Updated { name, package });
         }
+        self.scan_files(&now, &mut report);
         self.known = now;
         Ok(report)
+    }
+
+    /// Adds a `Files` change for each package whose extra files are new
+    /// or changed (a `readdir` of two folders and a `stat` per file each).
+    fn scan_files(&mut self, packages: &Fingerprints, report: &mut ScanReport) {
+        let mut now = BTreeMap::new();
+        for name in packages.keys() {
+            let folder = self.dir.join(format!("{PLUGIN_PREFIX}{name}"));
+            let fingerprint = package_files::fingerprint(&folder);
+            if self.known_files.get(name) != Some(&fingerprint) {
+                report.changes.push(PackageChange::Files {
+                    name: name.clone(),
+                    files: package_files::read(name, &folder),
+                });
+            }
+            now.insert(name.clone(), fingerprint);
+        }
+        self.known_files = now;
     }
 
     fn info_json(&self, name: &str) -> PathBuf {
@@ -569,8 +598,10 @@ mod tests {
         let report = scanner.scan().unwrap();
         let mut names = Vec::new();
         for change in report.changes {
-            let PackageChange::Updated { name, package } = change else {
-                panic!("removal on first scan")
+            let (name, package) = match change {
+                PackageChange::Updated { name, package } => (name, package),
+                PackageChange::Files { .. } => continue,
+                PackageChange::Removed { .. } => panic!("removal on first scan"),
             };
             assert!(matches!(package, Package::Valid { .. }), "{name}: {package:?}");
             names.push(name);
@@ -613,11 +644,18 @@ mod tests {
         dir.plugin("a", &identity("a", 1));
         dir.plugin("b", &identity("b", 1));
         let mut scanner = Scanner::new(dir.0.clone());
-        assert_eq!(scanner.scan().unwrap().changes.len(), 2);
+        let info_changes = |scanner: &mut Scanner| -> Vec<PackageChange> {
+            let changes = scanner.scan().unwrap().changes;
+            changes
+                .into_iter()
+                .filter(|change| !matches!(change, PackageChange::Files { .. }))
+                .collect()
+        };
+        assert_eq!(info_changes(&mut scanner).len(), 2);
 
         dir.plugin("a", &identity("a", 22));
         fs::remove_dir_all(dir.0.join("plugin_b")).unwrap();
-        let changes = scanner.scan().unwrap().changes;
+        let changes = info_changes(&mut scanner);
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert!(changes.contains(&PackageChange::Removed { name: "b".into() }));
         let updated = changes.iter().find_map(|change| match change {
@@ -628,6 +666,41 @@ mod tests {
             _ => None,
         });
         assert!(updated.is_some_and(|data| data.contains("\"v\": 22")), "{changes:?}");
+    }
+
+    #[test]
+    fn extra_files_are_read_when_new_or_changed_only() {
+        let dir = Scratch::new("files");
+        dir.plugin("a", &identity("a", 1));
+        let mut scanner = Scanner::new(dir.0.clone());
+        let files_of = |changes: Vec<PackageChange>| -> Vec<PackageFiles> {
+            changes
+                .into_iter()
+                .filter_map(|change| match change {
+                    PackageChange::Files { files, .. } => Some(files),
+                    _ => None,
+                })
+                .collect()
+        };
+        let first = files_of(scanner.scan().unwrap().changes);
+        assert_eq!(first.len(), 1);
+        assert!(first[0].conversions.is_empty());
+        assert!(files_of(scanner.scan().unwrap().changes).is_empty(), "unchanged");
+
+        fs::create_dir_all(dir.0.join("plugin_a/conversion")).unwrap();
+        fs::write(dir.0.join("plugin_a/conversion/__init__.py"), "").unwrap();
+        fs::write(dir.0.join("plugin_a/conversion/c.py"), "x = 1\n").unwrap();
+        let changed = files_of(scanner.scan().unwrap().changes);
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].conversions.get("c").map(String::as_str), Some("x = 1\n"));
+        assert!(!changed[0].conversions.contains_key("__init__"));
+
+        fs::write(dir.0.join("plugin_a/conversion/c.py"), vec![0xffu8; 3]).unwrap();
+        let broken = files_of(scanner.scan().unwrap().changes);
+        assert_eq!(
+            broken[0].conversions["c"],
+            "# plugin_a/conversion/c.py is not UTF-8 text"
+        );
     }
 
     #[test]
@@ -657,7 +730,11 @@ mod tests {
         let dir = Scratch::new("vanish");
         dir.plugin("a", &identity("a", 1));
         let mut scanner = Scanner::new(dir.0.clone());
-        assert_eq!(scanner.scan().unwrap().changes.len(), 1);
+        assert_eq!(
+            scanner.scan().unwrap().changes.len(),
+            2,
+            "info.json and the extra files"
+        );
         let moved = dir.0.with_extension("moved");
         fs::rename(&dir.0, &moved).unwrap();
         let error = scanner.scan().unwrap_err().to_string();

@@ -127,6 +127,27 @@ pub fn decode_status(frames: &[Vec<u8>]) -> Result<Option<StatusUpdate>, BadStat
 
 /// Encodes a status message in the later Domogik shape (`plugin.status`).
 pub fn encode_status(update: &StatusUpdate, host: &str, unix_time: f64) -> Vec<Vec<u8>> {
+    let host = update.host.as_deref().unwrap_or(host);
+    encode_status_of(
+        "plugin",
+        &update.name,
+        host,
+        update.status,
+        update.comment.as_deref(),
+        unix_time,
+    )
+}
+
+/// Encodes `plugin.status` `{"type": kind, "name", "host", "event", "comment"?}`
+/// for any client type: the manager's own (`core`) or a dead plugin's.
+pub fn encode_status_of(
+    kind: &str,
+    name: &str,
+    host: &str,
+    status: Status,
+    comment: Option<&str>,
+    unix_time: f64,
+) -> Vec<Vec<u8>> {
     #[derive(serde::Serialize)]
     struct StatusBody<'a> {
         #[serde(rename = "type")]
@@ -138,13 +159,32 @@ pub fn encode_status(update: &StatusUpdate, host: &str, unix_time: f64) -> Vec<V
         comment: Option<&'a str>,
     }
     let body = StatusBody {
-        kind: "plugin",
-        name: &update.name,
-        host: update.host.as_deref().unwrap_or(host),
-        event: update.status,
-        comment: update.comment.as_deref(),
+        kind,
+        name,
+        host,
+        event: status,
+        comment,
     };
     encode_publication("plugin.status", unix_time, pyjson::to_string(&body))
+}
+
+/// Decodes `plugin.configuration` `{"type": "plugin", "name", "host",
+/// "event": "updated"}` (PROTOCOL.md §8): the plugin whose configuration
+/// changed, with its host. `None` for any other message.
+pub fn decode_configuration_updated(frames: &[Vec<u8>]) -> Option<(String, String)> {
+    let [msg_id, body] = frames else { return None };
+    if category_of(std::str::from_utf8(msg_id).ok()?)? != "plugin.configuration" {
+        return None;
+    }
+    let mut body = parse_json_object(body).ok()?;
+    let mut text = |field: &str| match body.remove(field) {
+        Some(Value::String(text)) => Some(text),
+        _ => None,
+    };
+    if text("type")? != "plugin" || text("event")? != "updated" {
+        return None;
+    }
+    Some((text("name")?, text("host")?))
 }
 
 // ---------------------------------------------------------------------------
@@ -165,7 +205,7 @@ pub enum Framing {
 pub struct Request {
     pub framing: Framing,
     pub action: String,
-    /// The body, a JSON object (`{}` for the requests that need nothing).
+    /// The body, a JSON object (`{}` for most actions).
     pub body: Map<String, Value>,
 }
 
@@ -515,6 +555,40 @@ mod tests {
                 host: Some("box".into()),
                 ..update
             }
+        );
+    }
+
+    #[test]
+    fn configuration_updated_is_recognised_and_nothing_else() {
+        let updated = br#"{"type": "plugin", "name": "a", "host": "h", "event": "updated"}"#;
+        assert_eq!(
+            decode_configuration_updated(&frames(&[b"plugin.configuration.1_2.0_1", updated])),
+            Some(("a".to_owned(), "h".to_owned()))
+        );
+        for msg in [
+            frames(&[b"plugin.status.1_2.0_1", updated]),
+            frames(&[
+                b"plugin.configuration.1_2.0_1",
+                br#"{"type": "plugin", "name": "a", "host": "h", "event": "other"}"#,
+            ]),
+            frames(&[
+                b"plugin.configuration.1_2.0_1",
+                br#"{"type": "core", "name": "a", "host": "h", "event": "updated"}"#,
+            ]),
+            frames(&[b"plugin.configuration.1_2.0_1", b"nope"]),
+            frames(&[b"plugin.configuration.1_2.0_1"]),
+        ] {
+            assert_eq!(decode_configuration_updated(&msg), None, "{msg:?}");
+        }
+    }
+
+    #[test]
+    fn own_status_is_a_core_client() {
+        let frames = encode_status_of("core", "manager", "h", Status::Alive, None, 1.5);
+        assert_eq!(frames[0], b"plugin.status.1_5.0_1");
+        assert_eq!(
+            frames[1],
+            br#"{"type": "core", "name": "manager", "host": "h", "event": "alive"}"#
         );
     }
 

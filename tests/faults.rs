@@ -140,7 +140,9 @@ fn packages_dir_deleted_made_unreadable_replaced_and_recreated() {
     std::fs::remove_dir_all(&packages).unwrap();
     let line = rescan_until(&mut daemon, "cannot list packages_dir");
     assert!(
-        line.contains(&packages.display().to_string()) && line.contains("No such file"),
+        line.contains(&packages.display().to_string())
+            && line.contains("No such file")
+            && line.contains("keeping the 4 known clients, retrying at the next rescan"),
         "{line}"
     );
     assert_eq!(client_count(&daemon), 4, "the known clients are kept");

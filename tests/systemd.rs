@@ -97,6 +97,7 @@ fn journal_fields(mut datagram: &[u8]) -> HashMap<String, String> {
 /// None where this machine cannot make the namespace (not root, and no
 /// unprivileged user namespaces).
 fn spawn_in_namespace(run: &std::path::Path, config: &std::path::Path, stderr: &std::path::Path) -> Option<Child> {
+    // SAFETY: geteuid reads the process's credentials, nothing else.
     let as_root = unsafe { libc::geteuid() } == 0;
     let unshare: &[&str] = if as_root {
         &["--mount"]

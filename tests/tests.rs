@@ -3,6 +3,7 @@
 
 mod util;
 
+mod bus;
 mod children;
 mod cli;
 mod docs;
@@ -11,10 +12,12 @@ mod flood;
 mod fuzz_regressions;
 mod interop;
 mod layouts;
+mod netns;
 mod packages;
 mod requests;
 mod sandbox;
 mod statuses;
 mod systemd;
 mod tools;
+mod v05;
 mod watch;

@@ -1,6 +1,7 @@
 //! The benchmark's modules and its entry point: parse the options, then
 //! either serve as the floor (a child process) or run every measurement.
 
+mod dialects;
 mod fixture;
 mod floor;
 mod measure;
@@ -36,6 +37,7 @@ pub fn main() -> i32 {
         }
         Mode::FloorServer { canned } => floor::serve(&canned),
         Mode::Bench(options) => run::run(&options),
+        Mode::Dialects => run::run_dialects(),
     };
     match outcome {
         Ok(()) => 0,

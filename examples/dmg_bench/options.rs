@@ -21,6 +21,8 @@ Options:
   --daemon-env K=V   set an environment variable for the daemon (repeatable),
                      e.g. GLIBC_TUNABLES=glibc.malloc.arena_max=1
   --no-strace        do not count poll wake-ups with strace
+  --dialects         only item 8: a status change with both dialects
+                     published, in-process (a few seconds)
   -h, --help         print this help";
 
 /// What to measure and how long.
@@ -63,6 +65,8 @@ pub enum Mode {
         canned: PathBuf,
     },
     Help,
+    /// Item 8 alone.
+    Dialects,
 }
 
 /// The hidden option that turns this program into the floor server.
@@ -98,6 +102,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
                 options.daemon_env.push((key.to_owned(), val.to_owned()));
             }
             "--no-strace" => options.strace = false,
+            "--dialects" => return Ok(Mode::Dialects),
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }

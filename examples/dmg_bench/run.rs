@@ -2,6 +2,7 @@
 //! measure items 1 to 6 against both, time rescans of 1000 packages
 //! in-process (item 7), and print the table.
 
+use super::dialects;
 use super::fixture::{self, ScratchDir, Template};
 use super::floor::{self, Canned};
 use super::measure::{self, Burst, Ingestion, Plugins, StatusLink};
@@ -68,6 +69,25 @@ pub struct IdleFigures {
     pub strace_rescans_due: u64,
 }
 
+/// Item 8 at N = 10 and 200, in-process.
+fn measure_dialects(scratch: &ScratchDir, templates: &[Template]) -> Result<Vec<dialects::DialectFigures>, Failure> {
+    eprintln!("dmg-bench: status changes with both dialects published, in-process...");
+    SIZES
+        .iter()
+        .map(|n| dialects::measure(&scratch.join(&format!("packages-dialects-{n}")), *n, templates))
+        .collect()
+}
+
+/// `--dialects`: item 8 only (a few seconds), for a quick look.
+pub fn run_dialects() -> Result<(), Failure> {
+    let scratch = ScratchDir::new()?;
+    let templates = fixture::load_templates()?;
+    let figures = measure_dialects(&scratch, &templates)?;
+    println!("{}", super::report::render(&table::dialect_rows(&figures)));
+    println!("{}; load average {}", machine(), load_average());
+    Ok(())
+}
+
 pub fn run(options: &Options) -> Result<(), Failure> {
     let daemon = daemon_binary(options)?;
     let load_at_start = load_average();
@@ -83,7 +103,8 @@ pub fn run(options: &Options) -> Result<(), Failure> {
     }
     eprintln!("dmg-bench: rescans of {RESCAN_PACKAGES} packages, in-process...");
     let rescan = rescan::measure(&scratch.join("packages-rescan"), RESCAN_PACKAGES, &templates)?;
-    println!("{}", table::render(&sizes, &rescan));
+    let dialects = measure_dialects(&scratch, &templates)?;
+    println!("{}", table::render(&sizes, &rescan, &dialects));
     println!(
         "{}; load average {} at start, {} at the end",
         machine(),

@@ -1,6 +1,7 @@
 //! The rows of the result table, from the figures of a run, with each
 //! figure's floor, its ratio to the floor, and the target.
 
+use super::dialects::DialectFigures;
 use super::procfs::Memory;
 use super::report::{self, Row};
 use super::rescan::RescanFigures;
@@ -8,7 +9,7 @@ use super::run::{ReplyFigures, SizeResults};
 use super::stats::{self, duration, kib, p50_p99, ratio};
 use super::strace;
 
-pub fn render(sizes: &[SizeResults], rescan: &RescanFigures) -> String {
+pub fn render(sizes: &[SizeResults], rescan: &RescanFigures, dialects: &[DialectFigures]) -> String {
     let mut rows = Vec::new();
     for size in sizes {
         rows.push(echo_row(size.n, &size.list));
@@ -46,6 +47,7 @@ pub fn render(sizes: &[SizeResults], rescan: &RescanFigures) -> String {
         rows.extend(idle_rows(size));
     }
     rows.extend(rescan_rows(rescan));
+    rows.extend(dialect_rows(dialects));
     for size in sizes {
         rows.push(
             Row::new("-", "SIGTERM to exit", size.n)
@@ -241,7 +243,7 @@ fn rescan_rows(figures: &RescanFigures) -> [Row; 4] {
         Row::new(
             "7",
             format!(
-                "  then apply + serialise list and detail ({} detail)",
+                "  then apply + serialise both dialects and package.detail ({} seed detail)",
                 bytes(figures.detail_bytes)
             ),
             n,
@@ -249,6 +251,30 @@ fn rescan_rows(figures: &RescanFigures) -> [Row; 4] {
         .manager(p50_p99(&figures.republish)),
         Row::new("7", "first scan: read and parse every info.json", n).manager(duration(figures.first)),
     ]
+}
+
+/// Item 8: a status change with both dialects published, against the seed's pair.
+pub fn dialect_rows(figures: &[DialectFigures]) -> Vec<Row> {
+    figures
+        .iter()
+        .map(|figures| {
+            Row::new(
+                "8",
+                format!(
+                    "status change + all 5 publications built, p50 / p99 ({}; floor: the seed's 2, {})",
+                    bytes(figures.both_bytes),
+                    bytes(figures.seed_bytes)
+                ),
+                figures.packages,
+            )
+            .manager(p50_p99(&figures.both))
+            .floor(
+                p50_p99(&figures.seed_only),
+                two_ratios(&figures.both, &figures.seed_only),
+            )
+            .target("each view built once")
+        })
+        .collect()
 }
 
 fn bytes(count: usize) -> String {

@@ -167,8 +167,9 @@ pub fn status(data: &[u8]) {
         let Some(publications) = publications else {
             continue;
         };
-        let Ok([list, detail]) = <[_; 2]>::try_from(publications.collect::<Vec<_>>()) else {
-            panic!("not exactly two publications (list, detail)");
+        // The seed's pair, then the 0.5 dialect's three (PROTOCOL.md §8).
+        let Ok([list, detail, _, _, _]) = <[_; 5]>::try_from(publications.collect::<Vec<_>>()) else {
+            panic!("not exactly five publications (list, detail, client.list, client.detail, client.conversion)");
         };
         assert_eq!(list[0], b"clients.list.1371071554_16.0_1");
         assert_eq!(detail[0], b"clients.detail.1371071554_16.0_1");

@@ -12,7 +12,7 @@
 //! | command needs | daemon endpoint | the command connects to |
 //! |---|---|---|
 //! | requests (REQ) | `rep_endpoint = @X` | `X` |
-//! | requests (REQ) | `rep_endpoint = >X` | unreachable: the daemon serves through a broker whose client side the config does not name |
+//! | requests (REQ) | `rep_endpoint = >X` (MDP worker, the default) | `X`: Domogik's broker takes clients and workers on the same port, and routes by the service the request names |
 //! | publications (SUB, `watch`) | `pub_endpoint = @X` | `X` |
 //! | publications (SUB, `watch`) | `pub_endpoint = >Y`, `sub_endpoint = >Z` | `Z`, the forwarder's subscriber side, where the daemon's SUB also listens |
 //! | status intake (publisher, `status`) | `sub_endpoint = @X` | `X` |
@@ -60,6 +60,12 @@ pub fn target(peer: Peer, config: &Config) -> Result<Target, String> {
 
 fn target_in(peer: Peer, config: &Config) -> Result<Target, String> {
     let (own, own_key, other, other_key) = match peer {
+        Peer::Requests if config.rep_endpoint.direction == Direction::Connect => {
+            return Ok(Target {
+                address: config.rep_endpoint.address.clone(),
+                origin: format!("the MQ broker, rep_endpoint = {}", config.rep_endpoint),
+            })
+        }
         Peer::Requests => return bound_target(&config.rep_endpoint, "rep_endpoint", "requests"),
         Peer::Publications => (
             &config.pub_endpoint,
@@ -194,7 +200,9 @@ mod tests {
         assert!(target(Peer::Publications, &free).unwrap_err().contains("pub_endpoint"));
 
         let broker = config("rep_endpoint = >tcp://127.0.0.1:9\n");
-        assert!(target(Peer::Requests, &broker).unwrap_err().contains("broker"));
+        let through = target(Peer::Requests, &broker).unwrap();
+        assert_eq!(through.address, "tcp://127.0.0.1:9", "clients ask the broker");
+        assert!(through.origin.contains("broker"), "{}", through.origin);
 
         // The daemon's PUB goes to a forwarder but its SUB binds: the
         // forwarder's subscriber side is nowhere in the config.

@@ -19,6 +19,8 @@ pub fn connect(context: &zmq::Context, kind: zmq::SocketType, target: &Target) -
     let socket = context.socket(kind).map_err(failed)?;
     socket.set_linger(0).map_err(failed)?;
     socket.set_maxmsgsize(MAX_FRAME_BYTES).map_err(failed)?;
+    // libzmq refuses an IPv6 address ("No such device") unless told.
+    socket.set_ipv6(target.address.contains('[')).map_err(failed)?;
     socket.connect(&target.address).map_err(failed)?;
     Ok(socket)
 }

@@ -7,6 +7,10 @@
 #![allow(dead_code)]
 
 pub mod commands;
+#[path = "../../examples/dmg_testbus/broker.rs"]
+pub mod broker;
+#[path = "../../examples/dmg_testbus/forwarder.rs"]
+pub mod forwarder;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
@@ -207,11 +211,19 @@ impl Daemon {
     /// Writes `config` into `dir/manager.cfg` and starts the daemon on it,
     /// returning once it logged `ready:`.
     pub fn start(dir: &TempDir, config: &str) -> Daemon {
+        Daemon::start_with(dir, config, manager_command)
+    }
+
+    /// [`Daemon::start`] with the command built by `command` (for an
+    /// environment variable such as the test heartbeat knob).
+    pub fn start_with(dir: &TempDir, config: &str, command: impl FnOnce(&Path) -> Command) -> Daemon {
         let path = dir.join("manager.cfg");
         std::fs::write(&path, config).unwrap();
-        let mut daemon = Daemon::spawn(&path);
+        let child = command(&path).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut daemon = Daemon::from_child(child);
         daemon.wait_for_log("ready:");
-        daemon.rep = daemon.bound_endpoint("rep").expect("rep endpoint logged");
+        // An MDP worker binds nothing: requests go through the broker.
+        daemon.rep = daemon.bound_endpoint("rep").unwrap_or_default();
         daemon.publisher = daemon.bound_endpoint("pub");
         daemon.sub = daemon.bound_endpoint("sub");
         daemon
@@ -392,6 +404,7 @@ pub fn body_of(frame: &[u8]) -> Value {
 pub fn subscriber(context: &zmq::Context, endpoint: &str, prefix: &str) -> zmq::Socket {
     let socket = context.socket(zmq::SUB).unwrap();
     socket.set_linger(0).unwrap();
+    socket.set_ipv6(endpoint.contains('[')).unwrap();
     socket.set_subscribe(prefix.as_bytes()).unwrap();
     socket.connect(endpoint).unwrap();
     socket
@@ -400,6 +413,7 @@ pub fn subscriber(context: &zmq::Context, endpoint: &str, prefix: &str) -> zmq::
 pub fn publisher(context: &zmq::Context, endpoint: &str) -> zmq::Socket {
     let socket = context.socket(zmq::PUB).unwrap();
     socket.set_linger(0).unwrap();
+    socket.set_ipv6(endpoint.contains('[')).unwrap();
     socket.connect(endpoint).unwrap();
     socket
 }
@@ -534,8 +548,9 @@ impl Drop for Background {
     }
 }
 
-/// A minimal Domogik MQ forwarder: XSUB where publishers connect, XPUB
-/// where subscribers connect, forwarding both ways until dropped.
+/// A minimal Domogik MQ forwarder (examples/dmg_testbus/forwarder.rs):
+/// XSUB where publishers connect, XPUB where subscribers connect,
+/// forwarding both ways until dropped.
 pub struct Forwarder {
     pub xsub: String,
     pub xpub: String,
@@ -545,35 +560,24 @@ pub struct Forwarder {
 impl Forwarder {
     /// Binds on ephemeral loopback ports (or the given ones, to restart).
     pub fn start(ports: Option<(u16, u16)>) -> Forwarder {
+        Forwarder::start_on("127.0.0.1", ports)
+    }
+
+    /// Binds on address `ip` of this machine.
+    pub fn start_on(ip: &str, ports: Option<(u16, u16)>) -> Forwarder {
         let context = zmq::Context::new();
-        let xsub = context.socket(zmq::XSUB).unwrap();
-        let xpub = context.socket(zmq::XPUB).unwrap();
-        for socket in [&xsub, &xpub] {
-            socket.set_linger(0).unwrap();
-        }
         let (xsub_port, xpub_port) = ports.map_or(("*".to_owned(), "*".to_owned()), |(a, b)| {
             (a.to_string(), b.to_string())
         });
-        xsub.bind(&format!("tcp://127.0.0.1:{xsub_port}")).unwrap();
-        xpub.bind(&format!("tcp://127.0.0.1:{xpub_port}")).unwrap();
-        let xsub_endpoint = xsub.get_last_endpoint().unwrap().unwrap();
-        let xpub_endpoint = xpub.get_last_endpoint().unwrap().unwrap();
+        let (xsub, xpub, xsub_endpoint, xpub_endpoint) = forwarder::bind(
+            &context,
+            &format!("tcp://{ip}:{xsub_port}"),
+            &format!("tcp://{ip}:{xpub_port}"),
+        )
+        .unwrap();
         let thread = Background::start(move |stop| {
             let _context = context;
-            while !stop.load(Ordering::SeqCst) {
-                let mut items = [xsub.as_poll_item(zmq::POLLIN), xpub.as_poll_item(zmq::POLLIN)];
-                zmq::poll(&mut items, 50).unwrap();
-                let (from_publishers, from_subscribers) = (items[0].is_readable(), items[1].is_readable());
-                if from_publishers {
-                    let frames = xsub.recv_multipart(0).unwrap();
-                    xpub.send_multipart(frames, 0).unwrap();
-                }
-                if from_subscribers {
-                    // Subscriptions travel upstream to the publishers.
-                    let frames = xpub.recv_multipart(0).unwrap();
-                    xsub.send_multipart(frames, 0).unwrap();
-                }
-            }
+            forwarder::forward(&xsub, &xpub, stop);
         });
         Forwarder {
             xsub: xsub_endpoint,
@@ -585,6 +589,126 @@ impl Forwarder {
     pub fn ports(&self) -> (u16, u16) {
         let port = |endpoint: &str| endpoint.rsplit(':').next().unwrap().parse().unwrap();
         (port(&self.xsub), port(&self.xpub))
+    }
+}
+
+/// The heartbeat the bus tests run at (ms): the manager's through its
+/// test-only knob, the test broker's the same.
+pub const TEST_HEARTBEAT_MS: u64 = 200;
+
+/// The test MDP broker (examples/dmg_testbus/broker.rs) in a thread,
+/// until dropped.
+pub struct TestBroker {
+    pub endpoint: String,
+    pub control: Arc<broker::Control>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestBroker {
+    /// Binds on an ephemeral loopback port, or `port` (to restart).
+    pub fn start(port: Option<u16>) -> TestBroker {
+        TestBroker::start_on("127.0.0.1", port)
+    }
+
+    /// Binds on address `ip` (`[::1]` for IPv6).
+    pub fn start_on(ip: &str, port: Option<u16>) -> TestBroker {
+        let context = zmq::Context::new();
+        let at = format!("tcp://{ip}:{}", port.map_or("*".to_owned(), |p| p.to_string()));
+        // A restart may find the port still held a moment by the old one.
+        let deadline = Instant::now() + DEADLINE;
+        let mut broker = loop {
+            match broker::Broker::bind(&context, &at, Duration::from_millis(TEST_HEARTBEAT_MS), false) {
+                Ok(broker) => break broker,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("cannot bind the test broker on {at}: {e}"),
+            }
+        };
+        let endpoint = broker.endpoint.clone();
+        let control = Arc::clone(&broker.control);
+        let thread = std::thread::spawn(move || {
+            let _context = &context;
+            broker.run();
+        });
+        TestBroker {
+            endpoint,
+            control,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.endpoint.rsplit(':').next().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.control.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A config for the Domogik layout: nothing but `[mq]` (the broker's and
+/// the forwarder's ports) and `[manager] host` and `packages_dir`.
+pub fn bus_config(broker: &TestBroker, forwarder: &Forwarder, packages: &Path) -> String {
+    let (xsub_port, xpub_port) = forwarder.ports();
+    format!(
+        "[mq]\nip = 127.0.0.1\nreq_rep_port = {}\npub_port = {xsub_port}\nsub_port = {xpub_port}\n\
+         [manager]\nhost = testhost\npackages_dir = {}\n",
+        broker.port(),
+        packages.display()
+    )
+}
+
+/// The manager's command with the test heartbeat knob set.
+pub fn fast_heartbeat_command(config: &Path) -> Command {
+    let mut command = manager_command(config);
+    command.env("DMG_MANAGER_TEST_HEARTBEAT_MS", TEST_HEARTBEAT_MS.to_string());
+    command
+}
+
+/// One request to `service` through the broker at `endpoint`, as Domogik's
+/// MQSyncReq frames it (`timeout` frame included when given); the reply,
+/// or `None` if none came within `within`.
+pub fn broker_request(
+    context: &zmq::Context,
+    endpoint: &str,
+    service: &str,
+    timeout: Option<&str>,
+    action: &str,
+    within: Duration,
+) -> Option<Vec<Vec<u8>>> {
+    let socket = context.socket(zmq::REQ).unwrap();
+    socket.set_linger(0).unwrap();
+    socket.set_ipv6(endpoint.contains('[')).unwrap();
+    socket.connect(endpoint).unwrap();
+    let mut frames: Vec<&[u8]> = vec![b"MDPC01", service.as_bytes()];
+    if let Some(timeout) = timeout {
+        frames.push(timeout.as_bytes());
+    }
+    frames.extend([action.as_bytes(), b"{}"]);
+    socket.send_multipart(frames, 0).unwrap();
+    let mut items = [socket.as_poll_item(zmq::POLLIN)];
+    zmq::poll(&mut items, within.as_millis() as i64).unwrap();
+    items[0].is_readable().then(|| socket.recv_multipart(0).unwrap())
+}
+
+/// Asks `action` through the broker until the manager answers (it may be
+/// registering), within the deadline; the reply's clients map.
+pub fn await_broker_clients(context: &zmq::Context, broker: &TestBroker, action: &str) -> Value {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(reply) = broker_request(context, &broker.endpoint, "manager", None, action, Duration::from_millis(300)) {
+            assert_eq!(reply.len(), 4, "{reply:?}");
+            assert_eq!(&reply[..2], &[b"MDPC01".to_vec(), b"manager".to_vec()]);
+            return body_of(&reply[3])["clients"].clone();
+        }
+        assert!(Instant::now() < deadline, "no answer through the broker within {DEADLINE:?}");
     }
 }
 

@@ -1,0 +1,313 @@
+//! The MDP worker role (Majordomo 0.1 as Domogik's broker speaks it,
+//! PROTOCOL.md §7), without I/O: frames and the clock in; frames to send,
+//! requests to answer and "reconnect now" out.
+//!
+//! The daemon owns the DEALER socket. It calls [`Worker::connected`] after
+//! opening one (and sends the READY it returns), hands every received
+//! message to [`Worker::receive`], calls [`Worker::tick`] when
+//! [`Worker::next_deadline`] is reached, and sends each reply built by
+//! [`Worker::reply`]. When told to reconnect it drops the socket, opens a
+//! new one and calls `connected` again.
+
+use std::time::{Duration, Instant};
+
+pub type Frames = Vec<Vec<u8>>;
+
+/// Second frame of every worker message.
+pub const WORKER_HEADER: &[u8] = b"MDPW01";
+pub const READY: u8 = 0x01;
+pub const REQUEST: u8 = 0x02;
+pub const REPLY: u8 = 0x03;
+pub const HEARTBEAT: u8 = 0x04;
+pub const DISCONNECT: u8 = 0x05;
+
+/// How often we heartbeat, and how long a silent broker is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// A HEARTBEAT is sent when nothing was sent for this long (Domogik: 1 s).
+    pub heartbeat: Duration,
+    /// A broker heard from for this long is taken for dead: new socket,
+    /// READY again (Domogik's workers: 3 to 4 s).
+    pub broker_silence: Duration,
+}
+
+impl Timing {
+    /// Domogik's: a heartbeat a second, a broker dead after 3.5 s.
+    pub const DOMOGIK: Timing = Timing {
+        heartbeat: Duration::from_secs(1),
+        broker_silence: Duration::from_millis(3500),
+    };
+
+    /// The same proportions from another heartbeat interval (the test-only
+    /// knob, docs/RELIABILITY.md).
+    pub fn scaled(heartbeat: Duration) -> Timing {
+        Timing {
+            heartbeat,
+            broker_silence: heartbeat * 7 / 2,
+        }
+    }
+}
+
+/// What a message from the broker asks of the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A client's request: answer `body` (action, body, after a leading
+    /// `None` timeout frame was dropped) with `Worker::reply(envelope, ...)`.
+    Request { envelope: Frames, body: Frames },
+    /// Nothing to do (a heartbeat, or liveness noted).
+    Nothing,
+    /// The broker sent DISCONNECT: drop the socket, open a new one.
+    Reconnect,
+    /// Not a message a broker sends; dropped, with why.
+    Malformed(&'static str),
+}
+
+/// What a deadline asks of the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Due {
+    Nothing,
+    Send(Frames),
+    /// The broker was silent for `broker_silence`: drop the socket, open a
+    /// new one.
+    Reconnect,
+}
+
+/// One worker's state: when we last heard from the broker and last sent.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    service: Vec<u8>,
+    timing: Timing,
+    last_heard: Instant,
+    last_sent: Instant,
+    /// Heard anything since the last `connected`: the first message after a
+    /// (re)connection is logged as "registered".
+    heard_since_connect: bool,
+}
+
+impl Worker {
+    pub fn new(service: &str, timing: Timing, now: Instant) -> Worker {
+        Worker {
+            service: service.as_bytes().to_vec(),
+            timing,
+            last_heard: now,
+            last_sent: now,
+            heard_since_connect: false,
+        }
+    }
+
+    /// A new socket is connected: the READY to send on it first.
+    pub fn connected(&mut self, now: Instant) -> Frames {
+        self.last_heard = now;
+        self.last_sent = now;
+        self.heard_since_connect = false;
+        vec![Vec::new(), WORKER_HEADER.to_vec(), vec![READY], self.service.clone()]
+    }
+
+    /// Whether the broker said anything since the last `connected` (asked
+    /// before `receive`, it tells the first word after a (re)connection).
+    pub fn heard_since_connect(&self) -> bool {
+        self.heard_since_connect
+    }
+
+    /// Reads one message from the broker: `["", "MDPW01", command, ...]`.
+    /// Any message is a sign of life.
+    pub fn receive(&mut self, mut frames: Frames, now: Instant) -> Incoming {
+        self.last_heard = now;
+        self.heard_since_connect = true;
+        let mut rest = frames.drain(..);
+        match (rest.next(), rest.next(), rest.next()) {
+            (Some(empty), Some(header), Some(command)) if empty.is_empty() && header == WORKER_HEADER => {
+                let rest: Frames = rest.collect();
+                match command.as_slice() {
+                    [REQUEST] => split_request(rest),
+                    [HEARTBEAT] => Incoming::Nothing,
+                    [DISCONNECT] => Incoming::Reconnect,
+                    _ => Incoming::Malformed("unknown MDP worker command"),
+                }
+            }
+            _ => Incoming::Malformed("not an MDP worker message (\"\", MDPW01, command, ...)"),
+        }
+    }
+
+    /// The REPLY carrying `reply` (action, body) back to the client of
+    /// `envelope`.
+    pub fn reply(&mut self, envelope: Frames, reply: Frames, now: Instant) -> Frames {
+        self.last_sent = now;
+        let mut frames = Vec::with_capacity(4 + envelope.len() + reply.len());
+        frames.extend([Vec::new(), WORKER_HEADER.to_vec(), vec![REPLY]]);
+        frames.extend(envelope);
+        frames.push(Vec::new());
+        frames.extend(reply);
+        frames
+    }
+
+    /// The DISCONNECT to send before leaving.
+    pub fn disconnect(&self) -> Frames {
+        vec![Vec::new(), WORKER_HEADER.to_vec(), vec![DISCONNECT]]
+    }
+
+    /// The next time `tick` has something to do.
+    pub fn next_deadline(&self) -> Instant {
+        (self.last_sent + self.timing.heartbeat).min(self.last_heard + self.timing.broker_silence)
+    }
+
+    /// What is due at `now`: reconnect if the broker was silent too long,
+    /// else a heartbeat if we were.
+    pub fn tick(&mut self, now: Instant) -> Due {
+        if now >= self.last_heard + self.timing.broker_silence {
+            return Due::Reconnect;
+        }
+        if now >= self.last_sent + self.timing.heartbeat {
+            self.last_sent = now;
+            return Due::Send(vec![Vec::new(), WORKER_HEADER.to_vec(), vec![HEARTBEAT]]);
+        }
+        Due::Nothing
+    }
+}
+
+/// `[address..., "", ("None",) action, body]` into the envelope (the
+/// address frames, kept opaque) and the request proper.
+fn split_request(mut frames: Frames) -> Incoming {
+    let Some(delimiter) = frames.iter().position(Vec::is_empty) else {
+        return Incoming::Malformed("REQUEST without an empty frame after the client address");
+    };
+    let mut body = frames.split_off(delimiter + 1);
+    frames.pop();
+    // Domogik's broker leaves a timeout frame it cannot parse as a number,
+    // and its client sends the text None by default.
+    if body.len() == 3 && body.first().is_some_and(|frame| frame == b"None") {
+        body.remove(0);
+    }
+    Incoming::Request { envelope: frames, body }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(parts: &[&[u8]]) -> Frames {
+        parts.iter().map(|part| part.to_vec()).collect()
+    }
+
+    fn worker(now: Instant) -> Worker {
+        Worker::new("manager", Timing::DOMOGIK, now)
+    }
+
+    #[test]
+    fn ready_names_the_service() {
+        let now = Instant::now();
+        assert_eq!(
+            worker(now).connected(now),
+            frames(&[b"", b"MDPW01", b"\x01", b"manager"])
+        );
+    }
+
+    #[test]
+    fn a_request_keeps_every_address_frame_and_its_reply_sends_them_back() {
+        let now = Instant::now();
+        let mut worker = worker(now);
+        let request = frames(&[b"", b"MDPW01", b"\x02", b"client-1", b"hop", b"", b"clients.list.get", b"{}"]);
+        let Incoming::Request { envelope, body } = worker.receive(request, now) else {
+            panic!("a request")
+        };
+        assert_eq!(envelope, frames(&[b"client-1", b"hop"]));
+        assert_eq!(body, frames(&[b"clients.list.get", b"{}"]));
+        assert_eq!(
+            worker.reply(envelope, frames(&[b"clients.list.result", b"{}"]), now),
+            frames(&[b"", b"MDPW01", b"\x03", b"client-1", b"hop", b"", b"clients.list.result", b"{}"])
+        );
+    }
+
+    #[test]
+    fn a_leading_none_timeout_frame_is_absent_and_anything_else_is_left_to_the_codec() {
+        let now = Instant::now();
+        let mut worker = worker(now);
+        let body_of = |worker: &mut Worker, parts: &[&[u8]]| {
+            let mut message = frames(&[b"", b"MDPW01", b"\x02", b"c", b""]);
+            message.extend(frames(parts));
+            match worker.receive(message, now) {
+                Incoming::Request { body, .. } => body,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            body_of(&mut worker, &[b"None", b"clients.list.get", b"{}"]),
+            frames(&[b"clients.list.get", b"{}"])
+        );
+        assert_eq!(body_of(&mut worker, &[b"None", b"{}"]), frames(&[b"None", b"{}"]));
+        assert_eq!(
+            body_of(&mut worker, &[b"5", b"clients.list.get", b"{}"]),
+            frames(&[b"5", b"clients.list.get", b"{}"])
+        );
+    }
+
+    #[test]
+    fn disconnect_and_malformed_messages() {
+        let now = Instant::now();
+        let mut worker = worker(now);
+        assert_eq!(
+            worker.receive(frames(&[b"", b"MDPW01", b"\x05"]), now),
+            Incoming::Reconnect
+        );
+        assert_eq!(
+            worker.receive(frames(&[b"", b"MDPW01", b"\x04"]), now),
+            Incoming::Nothing
+        );
+        for bad in [
+            frames(&[]),
+            frames(&[b"", b"MDPW02", b"\x04"]),
+            frames(&[b"x", b"MDPW01", b"\x04"]),
+            frames(&[b"", b"MDPW01", b"\x09"]),
+            frames(&[b"", b"MDPW01", b"\x02", b"client", b"no delimiter"]),
+        ] {
+            assert!(matches!(worker.receive(bad.clone(), now), Incoming::Malformed(_)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn heartbeats_every_second_while_idle_and_not_after_a_reply() {
+        let start = Instant::now();
+        let mut worker = worker(start);
+        worker.connected(start);
+        assert_eq!(worker.next_deadline(), start + Duration::from_secs(1));
+        assert_eq!(worker.tick(start + Duration::from_millis(999)), Due::Nothing);
+        let at = start + Duration::from_secs(1);
+        assert_eq!(worker.tick(at), Due::Send(frames(&[b"", b"MDPW01", b"\x04"])));
+        assert_eq!(worker.next_deadline(), at + Duration::from_secs(1));
+        worker.receive(frames(&[b"", b"MDPW01", b"\x04"]), at);
+        let replied = at + Duration::from_millis(500);
+        worker.reply(Vec::new(), Vec::new(), replied);
+        assert_eq!(worker.next_deadline(), replied + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_silent_broker_means_reconnect_and_a_chatty_one_does_not() {
+        let start = Instant::now();
+        let mut worker = worker(start);
+        worker.connected(start);
+        let mut now = start;
+        for _ in 0..3 {
+            now += Duration::from_secs(1);
+            assert!(matches!(worker.tick(now), Due::Send(_)));
+        }
+        assert_eq!(worker.next_deadline(), start + Duration::from_millis(3500));
+        assert_eq!(worker.tick(start + Duration::from_millis(3500)), Due::Reconnect);
+
+        let later = start + Duration::from_secs(3);
+        worker.receive(frames(&[b"", b"MDPW01", b"\x04"]), later);
+        assert!(matches!(worker.tick(start + Duration::from_millis(3500)), Due::Send(_) | Due::Nothing));
+        assert_eq!(worker.tick(later + Duration::from_millis(3500)), Due::Reconnect);
+        // A new socket starts the silence over.
+        let again = later + Duration::from_secs(4);
+        assert!(worker.heard_since_connect());
+        worker.connected(again);
+        assert!(!worker.heard_since_connect());
+        assert_eq!(worker.tick(again + Duration::from_millis(3499)), Due::Send(frames(&[b"", b"MDPW01", b"\x04"])));
+    }
+
+    #[test]
+    fn scaled_timing_keeps_domogik_proportions() {
+        assert_eq!(Timing::scaled(Duration::from_secs(1)), Timing::DOMOGIK);
+        assert_eq!(Timing::scaled(Duration::from_millis(100)).broker_silence, Duration::from_millis(350));
+    }
+}

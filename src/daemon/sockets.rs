@@ -1,0 +1,323 @@
+//! The event loop's sockets: opening each with its options and limits,
+//! watching the ones the manager connects (libzmq's socket monitor, read
+//! by [`crate::bus::links`]), and reopening a connection lost for good.
+
+use super::{
+    StartError, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM, SUB_MAX_MSG_BYTES, SUB_RCVHWM,
+};
+use crate::bus::links::{self, Change, Link};
+use crate::bus::mdp::{self, Timing, Worker};
+use crate::config::{Config, Direction, Endpoint};
+use crate::manager::STATUS_SUBSCRIPTION;
+use crate::{debug, info, warn};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The environment variable that shortens every heartbeat timing, for
+/// tests only (docs/RELIABILITY.md): the MDP heartbeat and the ZMTP
+/// heartbeats, in milliseconds (Domogik's 1000 by default).
+pub const TEST_HEARTBEAT_ENV: &str = "DMG_MANAGER_TEST_HEARTBEAT_MS";
+
+/// The heartbeat interval: 1 s, or the test knob's.
+pub fn heartbeat_interval() -> Duration {
+    std::env::var(TEST_HEARTBEAT_ENV)
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|&ms| (10..=60_000).contains(&ms))
+        .map_or(Duration::from_secs(1), Duration::from_millis)
+}
+
+/// What a socket is for: its type and options follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Status messages in (SUB).
+    Sub,
+    /// Publications out: PUB when bound; XPUB when connected to a
+    /// forwarder, to learn when a subscriber is there (links.rs).
+    Pub,
+    /// Requests: a ROUTER when bound (standalone), the MDP worker's DEALER
+    /// when connected to a broker.
+    Requests,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Sub => "sub",
+            Role::Pub => "pub",
+            Role::Requests => "rep",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Role::Sub => "sub_endpoint",
+            Role::Pub => "pub_endpoint",
+            Role::Requests => "rep_endpoint",
+        }
+    }
+}
+
+/// One socket, with the monitor and link state of a connecting one.
+pub struct Watched {
+    pub socket: zmq::Socket,
+    /// The PAIR end of the socket's monitor (connecting sockets only).
+    pub monitor: Option<zmq::Socket>,
+    pub link: Link,
+    pub role: Role,
+    pub endpoint: Endpoint,
+}
+
+impl Watched {
+    /// Opens `role`'s socket on `endpoint`: binds or connects, and logs the
+    /// address actually used (a `*` port is resolved by then, which is how
+    /// tests learn ephemeral ports).
+    pub fn open(context: &zmq::Context, role: Role, endpoint: &Endpoint, heartbeat: Duration) -> Result<Watched, StartError> {
+        let connecting = endpoint.direction == Direction::Connect;
+        let socket = new_socket(context, role, connecting, heartbeat)?;
+        let monitor = if connecting && role != Role::Requests {
+            Some(watch(context, &socket, role)?)
+        } else {
+            None
+        };
+        attach(&socket, role.key(), endpoint)?;
+        Ok(Watched {
+            socket,
+            monitor,
+            link: Link::new(),
+            role,
+            endpoint: endpoint.clone(),
+        })
+    }
+
+    /// Replaces the socket by a new one on the same endpoint.
+    pub fn reopen(&mut self, context: &zmq::Context, heartbeat: Duration) -> Result<(), StartError> {
+        let fresh = Watched::open(context, self.role, &self.endpoint, heartbeat)?;
+        self.socket = fresh.socket;
+        self.monitor = fresh.monitor;
+        self.link.reopened();
+        Ok(())
+    }
+
+    /// Reads the monitor's queued events; true if the link came up (first
+    /// time or back). Each change is logged once, with the peer's address.
+    pub fn read_monitor(&mut self, now: Instant) -> bool {
+        let Some(monitor) = &self.monitor else {
+            return false;
+        };
+        let mut came_up = false;
+        while let Ok(frames) = monitor.recv_multipart(zmq::DONTWAIT) {
+            let Some((event, address)) = links::decode_event(&frames) else {
+                continue;
+            };
+            let role = self.role.name();
+            match self.link.event(event, now) {
+                Some(Change::Connected) => {
+                    info!(peer = address.as_str(); "{role} socket connected to {address}");
+                    came_up = true;
+                }
+                Some(Change::Back) => {
+                    info!(peer = address.as_str(); "{role} socket connected again to {address}");
+                    came_up = true;
+                }
+                Some(Change::Lost) => warn!(peer = address.as_str(); "{role} socket lost its connection to {address}; reconnecting"),
+                None => debug!(peer = address.as_str(); "{role} socket: {event:?} {address}"),
+            }
+        }
+        came_up
+    }
+
+    /// Reopens the socket if libzmq gave its connection up (after a
+    /// protocol error it does not reconnect).
+    pub fn reopen_if_given_up(&mut self, context: &zmq::Context, heartbeat: Duration, now: Instant) {
+        if !self.link.given_up(now) {
+            return;
+        }
+        warn!(
+            "{} socket: libzmq gave up the connection to {} (a protocol error, such as a message over the size limit): opening a new one",
+            self.role.name(),
+            self.endpoint.address
+        );
+        if let Err(e) = self.reopen(context, heartbeat) {
+            warn!("{e}; retrying");
+            self.link.event(links::Event::Lost, now);
+        }
+    }
+}
+
+/// The request side: a bound ROUTER, or the MDP worker and its DEALER.
+pub enum Requests {
+    Standalone(Watched),
+    Worker { watched: Watched, worker: Worker },
+}
+
+impl Requests {
+    pub fn open(context: &zmq::Context, config: &Config, heartbeat: Duration, now: Instant) -> Result<Requests, StartError> {
+        let watched = Watched::open(context, Role::Requests, &config.rep_endpoint, heartbeat)?;
+        if config.rep_endpoint.direction == Direction::Bind {
+            return Ok(Requests::Standalone(watched));
+        }
+        let mut worker = Worker::new(&config.service, Timing::scaled(heartbeat), now);
+        send_or_log(&watched.socket, worker.connected(now));
+        info!(
+            "MDP worker: READY sent to the broker at {} for service \"{}\"",
+            config.rep_endpoint.address, config.service
+        );
+        Ok(Requests::Worker { watched, worker })
+    }
+
+    pub fn socket(&self) -> &zmq::Socket {
+        match self {
+            Requests::Standalone(watched) | Requests::Worker { watched, .. } => &watched.socket,
+        }
+    }
+
+    /// A new DEALER, and READY on it (a silent broker, or DISCONNECT).
+    pub fn reconnect_worker(&mut self, context: &zmq::Context, heartbeat: Duration, now: Instant) {
+        let Requests::Worker { watched, worker } = self else {
+            return;
+        };
+        match watched.reopen(context, heartbeat) {
+            Ok(()) => send_or_log(&watched.socket, worker.connected(now)),
+            // The old socket stays; the silence deadline tries again.
+            Err(e) => {
+                warn!("{e}");
+                worker.connected(now);
+            }
+        }
+    }
+}
+
+/// Sends on a socket that must never block the loop: a DEALER to a broker
+/// that is not there queues (or drops past its high-water mark).
+pub fn send_or_log(socket: &zmq::Socket, frames: mdp::Frames) {
+    if let Err(e) = socket.send_multipart(frames, zmq::DONTWAIT) {
+        debug!("cannot send to the broker: {e}");
+    }
+}
+
+fn new_socket(context: &zmq::Context, role: Role, connecting: bool, heartbeat: Duration) -> Result<zmq::Socket, StartError> {
+    let what = role.name();
+    let kind = match (role, connecting) {
+        (Role::Sub, _) => zmq::SUB,
+        (Role::Pub, false) => zmq::PUB,
+        (Role::Pub, true) => zmq::XPUB,
+        // A ROUTER with REP's envelope rules, not a REP: see src/envelope.rs.
+        (Role::Requests, false) => zmq::ROUTER,
+        (Role::Requests, true) => zmq::DEALER,
+    };
+    let socket = context
+        .socket(kind)
+        .map_err(|e| StartError(format!("cannot create the {what} socket: {e}")))?;
+    let setup = |result: zmq::Result<()>| result.map_err(|e| StartError(format!("cannot set up the {what} socket: {e}")));
+    // Never wait for unsent messages at exit: SIGTERM must end us at once.
+    setup(socket.set_linger(0))?;
+    match role {
+        Role::Sub => {
+            setup(socket.set_maxmsgsize(SUB_MAX_MSG_BYTES))?;
+            setup(socket.set_rcvhwm(SUB_RCVHWM))?;
+            setup(socket.set_subscribe(STATUS_SUBSCRIPTION.as_bytes()))?;
+        }
+        Role::Pub => {
+            setup(socket.set_sndhwm(PUB_SNDHWM))?;
+            if connecting {
+                // Every subscription, also repeated ones: each is a
+                // subscriber (back) at the forwarder.
+                setup(socket.set_xpub_verbose(true))?;
+                setup(socket.set_maxmsgsize(64 * 1024))?;
+            }
+        }
+        Role::Requests => {
+            setup(socket.set_maxmsgsize(REP_MAX_MSG_BYTES))?;
+            setup(socket.set_rcvhwm(REP_RCVHWM))?;
+            setup(socket.set_sndhwm(REP_SNDHWM))?;
+        }
+    }
+    if connecting {
+        // ZMTP heartbeats: a peer gone without a FIN (power cut, cable) is
+        // noticed within three intervals, and libzmq reconnects; a connect
+        // that gets no answer is retried instead of waiting for the
+        // kernel's SYN back-off (minutes).
+        let millis = i32::try_from(heartbeat.as_millis()).unwrap_or(i32::MAX);
+        setup(socket.set_heartbeat_ivl(millis))?;
+        setup(socket.set_heartbeat_timeout(millis.saturating_mul(3)))?;
+        setup(socket.set_heartbeat_ttl(millis.saturating_mul(3)))?;
+        setup(socket.set_connect_timeout(millis.saturating_mul(2)))?;
+    }
+    Ok(socket)
+}
+
+/// Starts libzmq's monitor on `socket` and returns the PAIR it reports to.
+fn watch(context: &zmq::Context, socket: &zmq::Socket, role: Role) -> Result<zmq::Socket, StartError> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let what = role.name();
+    let address = format!("inproc://monitor-{what}-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let failed = |e: zmq::Error| StartError(format!("cannot watch the {what} socket's connection: {e}"));
+    socket.monitor(&address, links::EVENTS).map_err(failed)?;
+    let pair = context.socket(zmq::PAIR).map_err(failed)?;
+    pair.set_linger(0).map_err(failed)?;
+    pair.connect(&address).map_err(failed)?;
+    Ok(pair)
+}
+
+/// Binds or connects, and logs the address used.
+fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint) -> Result<(), StartError> {
+    let role = key.trim_end_matches("_endpoint");
+    if endpoint.address.contains('[') {
+        socket
+            .set_ipv6(true)
+            .map_err(|e| StartError(format!("cannot enable IPv6 for {key} {endpoint}: {e}")))?;
+    }
+    match endpoint.direction {
+        Direction::Bind => {
+            socket
+                .bind(&endpoint.address)
+                .map_err(|e| StartError(format!("cannot bind {key} {endpoint}: {e}{}", bind_advice(e))))?;
+            let actual = socket
+                .get_last_endpoint()
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_else(|| endpoint.address.clone());
+            info!("{role} socket bound to {actual}");
+            if let Some(path) = actual.strip_prefix("ipc://") {
+                open_to_group(path);
+            }
+            if endpoint.binds_every_interface() {
+                warn!("{key} {endpoint} listens on every interface: anyone on your network can reach it and read the clients list");
+            }
+        }
+        Direction::Connect => {
+            socket
+                .connect(&endpoint.address)
+                .map_err(|e| StartError(format!("cannot connect {key} {endpoint}: {e}")))?;
+            info!(peer = endpoint.address.as_str(); "{role} socket connecting to {}", endpoint.address);
+        }
+    }
+    Ok(())
+}
+
+/// What to do about a failed bind, to end its error line.
+fn bind_advice(error: zmq::Error) -> &'static str {
+    match error {
+        zmq::Error::EADDRINUSE => {
+            " (another program listens there, maybe a second manager or Domogik's broker: stop it, set another port or path, or remove rep_endpoint to work as an MDP worker of that broker)"
+        }
+        zmq::Error::EADDRNOTAVAIL => " (not an address of this machine: set [mq] ip or the endpoint to one, or 127.0.0.1)",
+        zmq::Error::EACCES | zmq::Error::ENOENT => {
+            " (the folder must exist and be writable by the manager's user: under systemd, ipc:///run/domogik-manager/NAME)"
+        }
+        _ => "",
+    }
+}
+
+/// Lets the socket file's group connect (read and write, mode 0660):
+/// libzmq creates it with the umask's mode, and the unit's `UMask=0077`
+/// left it to its owner, so that a member of group domogik running
+/// `dmg_manager clients` was refused. The folder decides who may reach it
+/// (`RuntimeDirectoryMode=0750`, group domogik).
+fn open_to_group(path: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)) {
+        warn!("cannot make {path} mode 0660 ({e}): only its owner may connect to it");
+    }
+}

@@ -1,0 +1,103 @@
+//! Domogik's `datatypes.json` (PROTOCOL.md §8, `datatype.get`): the data
+//! types every plugin and user interface asks for. Read at start and
+//! again at a rescan when its `stat` changed; [`parse`] is pure.
+
+use crate::pyjson;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Larger files are refused (Domogik's is about 20 KiB).
+pub const MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Judges the bytes of the file: a JSON object, re-serialised as Python would.
+pub fn parse(bytes: &[u8]) -> Result<Box<RawValue>, String> {
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(format!("is larger than {MAX_BYTES} bytes"));
+    }
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(value @ Value::Object(_)) => {
+            RawValue::from_string(pyjson::to_string(&value)).map_err(|e| format!("cannot be stored: {e}"))
+        }
+        Ok(_) => Err("is not a JSON object".into()),
+        Err(error) => Err(format!("has a JSON error: {error}")),
+    }
+}
+
+/// The file, and what `stat` said of it at the last read.
+#[derive(Debug)]
+pub struct DatatypesFile {
+    path: PathBuf,
+    seen: Option<Option<(u64, i64, i64, u64)>>,
+}
+
+impl DatatypesFile {
+    pub fn new(path: PathBuf) -> DatatypesFile {
+        DatatypesFile { path, seen: None }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `None` when the file is as at the last call; else its new content,
+    /// or why it cannot be used (one line naming the path).
+    pub fn refresh(&mut self) -> Option<Result<Box<RawValue>, String>> {
+        let stat = fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.len(), m.mtime(), m.mtime_nsec(), m.ino()));
+        if self.seen == Some(stat) {
+            return None;
+        }
+        self.seen = Some(stat);
+        let shown = self.path.display();
+        let read = fs::File::open(&self.path).and_then(|file| {
+            let mut bytes = Vec::new();
+            file.take(MAX_BYTES + 1).read_to_end(&mut bytes)?;
+            Ok(bytes)
+        });
+        Some(match read {
+            Ok(bytes) => parse(&bytes).map_err(|why| format!("datatypes_file {shown} {why}")),
+            Err(error) => {
+                // Read again at the next rescan: the reason may not show in stat.
+                self.seen = None;
+                Err(format!("cannot read datatypes_file {shown}: {error}"))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fixture_is_read_once_until_it_changes() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v05/datatypes.json");
+        let mut file = DatatypesFile::new(path);
+        let data = file.refresh().unwrap().unwrap();
+        assert!(
+            data.get().starts_with(r#"{"DT_Bool": {"childs": ["DT_Switch"]"#),
+            "{}",
+            data.get()
+        );
+        assert!(file.refresh().is_none());
+    }
+
+    #[test]
+    fn unusable_files_say_why() {
+        assert!(parse(b"[1]").unwrap_err().contains("not a JSON object"));
+        assert!(parse(b"{").unwrap_err().contains("JSON error"));
+        let mut missing = DatatypesFile::new(PathBuf::from("/nonexistent/datatypes.json"));
+        let error = missing.refresh().unwrap().unwrap_err();
+        assert!(
+            error.starts_with("cannot read datatypes_file /nonexistent/datatypes.json: "),
+            "{error}"
+        );
+        assert!(missing.refresh().is_some(), "tried again");
+    }
+}

@@ -1,0 +1,123 @@
+//! A link cut without a FIN (a peer's host losing power, a cable pulled):
+//! the manager runs in its own network namespace, joined to the test's by
+//! a veth pair (addresses from 198.18.0.0/15, reserved for tests), and the
+//! pair is cut and restored. Needs root (CI runs as root); prints a skip
+//! line otherwise.
+
+use crate::util::*;
+use std::process::Command;
+
+/// A network namespace and a veth pair into it, removed when dropped.
+struct Namespace {
+    name: String,
+    host_ip: String,
+    inner_link: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let output = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()))
+    }
+}
+
+impl Namespace {
+    fn create() -> Result<Namespace, String> {
+        let pid = std::process::id();
+        // One /30 of 198.18.0.0/15 per test process: parallel runs differ.
+        let base = (198u32 << 24 | 18 << 16) + (pid % 32768) * 4;
+        let addr = |n: u32| std::net::Ipv4Addr::from(base + n).to_string();
+        let (host_ip, inner_ip) = (addr(1), addr(2));
+        let namespace = Namespace {
+            name: format!("dmgtest{pid}"),
+            host_ip: host_ip.clone(),
+            inner_link: format!("dmgn{pid}"),
+        };
+        let host_link = format!("dmgh{pid}");
+        ip(&["netns", "add", &namespace.name])?;
+        ip(&["link", "add", &host_link, "type", "veth", "peer", "name", &namespace.inner_link])?;
+        ip(&["link", "set", &namespace.inner_link, "netns", &namespace.name])?;
+        ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_link])?;
+        ip(&["link", "set", &host_link, "up"])?;
+        namespace.exec(&["addr", "add", &format!("{inner_ip}/30"), "dev", &namespace.inner_link])?;
+        namespace.exec(&["link", "set", &namespace.inner_link, "up"])?;
+        namespace.exec(&["link", "set", "lo", "up"])?;
+        Ok(namespace)
+    }
+
+    fn exec(&self, args: &[&str]) -> Result<(), String> {
+        ip(&[&["-n", self.name.as_str()][..], args].concat())
+    }
+
+    /// Cuts (or restores) the link inside the namespace: no FIN, no RST
+    /// reaches either side, packets just vanish.
+    fn set_link(&self, up: bool) {
+        self.exec(&["link", "set", &self.inner_link, if up { "up" } else { "down" }]).unwrap();
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth pair with it.
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+#[test]
+fn a_link_cut_without_a_fin_comes_back_and_statuses_flow_again() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED netns::a_link_cut_without_a_fin_comes_back_and_statuses_flow_again: needs root (ip netns)");
+        return;
+    }
+    let namespace = match Namespace::create() {
+        Ok(namespace) => namespace,
+        Err(why) => {
+            eprintln!("SKIPPED netns::a_link_cut_without_a_fin_comes_back_and_statuses_flow_again: {why}");
+            return;
+        }
+    };
+    // The forwarder on the test's side of the veth; the plugin and the UI
+    // reach it on the same address, so the cut only separates the manager.
+    let forwarder = Forwarder::start_on(&namespace.host_ip, None);
+    let (xsub_port, xpub_port) = forwarder.ports();
+    let dir = TempDir::new("netns");
+    let packages = copy_fixtures(&dir);
+    let config = format!(
+        "[mq]\nip = {}\npub_port = {xsub_port}\nsub_port = {xpub_port}\n\
+         [manager]\nhost = testhost\npackages_dir = {}\nrep_endpoint = @tcp://127.0.0.1:*\n",
+        namespace.host_ip,
+        packages.display()
+    );
+    let name = namespace.name.clone();
+    let mut daemon = Daemon::start_with(&dir, &config, move |path| {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &name, BIN, "--config"])
+            .arg(path)
+            .env("DMG_MANAGER_TEST_HEARTBEAT_MS", TEST_HEARTBEAT_MS.to_string())
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(std::process::Stdio::null());
+        command
+    });
+    let plugin = publisher(daemon.context(), &forwarder.xsub);
+    let ui = subscriber(daemon.context(), &forwarder.xpub, "clients");
+    connect_pubsub(&plugin, &ui);
+
+    let before = daemon.log().len();
+    namespace.set_link(false);
+    // Noticed by the ZMTP heartbeats, without any FIN.
+    daemon.wait_for_new_log(&format!("sub socket lost its connection to {}", forwarder.xpub), before);
+    daemon.wait_for_new_log("pub socket lost its connection", before);
+    namespace.set_link(true);
+    daemon.wait_for_new_log("sub socket connected again", before);
+    daemon.wait_for_new_log("pub socket connected again", before);
+    connect_pubsub(&plugin, &ui);
+    plugin.send_multipart(later_status("ebusd", "testhost", "alive"), 0).unwrap();
+    await_publication(&ui, "ebusd alive after the cut", |p| {
+        p.category() == "clients.list" && p.body["domogik-ebusd.testhost"]["status"] == "alive"
+    });
+}

@@ -126,6 +126,8 @@ struct State {
     datatypes_failure: Option<String>,
     /// The plugin processes the manager started (PROTOCOL.md §10).
     plugins: Plugins,
+    /// Which plugins `auto_startup` has started already.
+    autostart: crate::autostart::AutoStart,
 }
 
 /// Runs the manager until SIGTERM or SIGINT.
@@ -152,6 +154,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             },
             config.plugins.policy.clone(),
         ),
+        autostart: crate::autostart::AutoStart::default(),
     };
     if !processes::findable(&config.plugins.python) {
         warn!(
@@ -540,6 +543,19 @@ impl State {
                 warn!("plugin {name} not restarted: {reason}");
             }
         }
+        // auto_startup, once its value from dbmgr is known (§10).
+        let clients = self.manager.clients();
+        let values = clients
+            .iter()
+            .filter(|(_, client)| client.is_valid())
+            .map(|(name, _)| (name, clients.parameter_is_true(name, "auto_startup")));
+        for name in self.autostart.due(values) {
+            let host = self.manager.clients().host().to_owned();
+            match self.manager.start_plugin(&name, &host, true, &mut self.plugins) {
+                Ok(_) => info!("plugin {name} started: its auto_startup is true"),
+                Err(reason) => warn!("plugin {name} not started by auto_startup: {reason}"),
+            }
+        }
     }
 
     /// The manager stops: SIGTERM to every plugin's process group, their
@@ -605,6 +621,7 @@ impl State {
         for change in report.changes {
             if let PackageChange::Removed { name } = &change {
                 self.plugins.forget(name);
+                self.autostart.forget(name);
             }
             // Worded before it is applied ("found" or "changed"), written
             // only if it changed a client: a file re-read to the same

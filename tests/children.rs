@@ -452,3 +452,55 @@ fn dmg_manager_start_starts_a_plugin_or_says_why_not() {
         assert!(stderr_of(&output).contains(reason), "{}", stderr_of(&output));
     }
 }
+
+/// One MDP client request with `body` through the broker; the reply body.
+fn through_broker(daemon: &Daemon, broker: &TestBroker, action: &str, body: &str) -> Value {
+    let socket = daemon.context().socket(zmq::REQ).unwrap();
+    socket.set_linger(0).unwrap();
+    socket.set_rcvtimeo(DEADLINE.as_millis() as i32).unwrap();
+    socket.connect(&broker.endpoint).unwrap();
+    let reply = request_on(&socket, &[b"MDPC01", b"manager", action.as_bytes(), body.as_bytes()]);
+    assert_eq!(reply.len(), 4, "{reply:?}");
+    body_of(&reply[3])
+}
+
+#[test]
+fn through_the_broker_a_user_interface_starts_a_plugin_sees_it_alive_then_dead_with_why() {
+    let broker = TestBroker::start(None);
+    let forwarder = Forwarder::start(None);
+    let dir = TempDir::new("child-broker");
+    let packages = copy_fixtures(&dir);
+    add_plugin(&packages, "busy", "bus");
+    std::fs::write(packages.join("sub_endpoint"), &forwarder.xsub).unwrap();
+    let config = format!(
+        "{}python = {}\nkill_delay = 1\n",
+        bus_config(&broker, &forwarder, &packages),
+        python()
+    );
+    let daemon = Daemon::start_with(&dir, &config, fast_heartbeat_command);
+    await_broker_clients(daemon.context(), &broker, "clients.list.get");
+
+    let body = r#"{"type": "plugin", "name": "busy", "host": "testhost"}"#;
+    let result = through_broker(&daemon, &broker, "plugin.start.do", body);
+    assert_eq!(result["status"], true, "{result}");
+    let pid = facts(&packages, "busy")["pid"].as_u64().unwrap() as u32;
+    let _guard = KillGroup(pid);
+    let entry =
+        |daemon: &Daemon| through_broker(daemon, &broker, "client.detail.get", "{}")["plugin-busy.testhost"].clone();
+    let deadline = Instant::now() + DEADLINE;
+    while entry(&daemon)["status"] != "alive" {
+        assert!(Instant::now() < deadline, "never alive: {}", entry(&daemon));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(entry(&daemon)["pid"], pid, "the 0.5 entry's pid is the plugin's own");
+
+    send_signal(pid, "KILL");
+    while entry(&daemon)["status"] != "dead" {
+        assert!(Instant::now() < deadline, "never dead: {}", entry(&daemon));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dead = entry(&daemon);
+    assert_eq!(dead["comment"], "killed by signal 9 (SIGKILL)");
+    assert_eq!(dead["pid"], 0);
+    assert_no_zombie(&daemon);
+}

@@ -56,7 +56,7 @@ error from the manager, 2 usage error. See dmg_manager(8).";
 pub enum Subcommand {
     /// Run the manager in the foreground (the default, and what the service runs)
     Run(RunArgs),
-    /// Print the running manager's clients: id, type, plugin, host, status, configured
+    /// Print the running manager's clients: id, type, plugin, host, status, configured, last seen, pid
     Clients(ClientsArgs),
     /// Print one line per change of the clients (status, added, removed, reloaded) until Ctrl-C
     Watch(WatchArgs),
@@ -89,6 +89,9 @@ pub struct ClientsArgs {
     /// Print the manager's reply body unchanged
     #[arg(long)]
     pub json: bool,
+    /// Print the status history of plugin NAME instead, newest first
+    #[arg(long, value_name = "NAME", value_parser = parse_name, conflicts_with = "detail")]
+    pub history: Option<String>,
     #[command(flatten)]
     pub timeout: TimeoutArg,
 }
@@ -151,6 +154,7 @@ impl From<Cli> for Command {
                 options: ClientsOptions {
                     detail: args.detail,
                     json: args.json,
+                    history: args.history,
                     timeout: args.timeout.timeout,
                 },
             },
@@ -218,7 +222,7 @@ pub fn definition() -> clap::Command {
 ///
 /// ```text
 /// dmg_manager [-c FILE] [run] [--check-config]
-/// dmg_manager [-c FILE] clients [--detail] [--json] [--timeout SECS]
+/// dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--timeout SECS]
 /// ```
 pub fn synopsis(command: &clap::Command) -> String {
     let name = command.get_name();
@@ -525,6 +529,7 @@ mod tests {
             options: ClientsOptions {
                 detail: true,
                 json: false,
+                history: None,
                 timeout: Duration::from_millis(500),
             },
         };
@@ -543,6 +548,7 @@ mod tests {
                 options: ClientsOptions {
                     detail: false,
                     json: true,
+                    history: None,
                     timeout: Duration::from_secs(3)
                 },
             }
@@ -635,7 +641,7 @@ mod tests {
         assert_eq!(
             synopsis(&definition()),
             "dmg_manager [-c FILE] [run] [--check-config]\n\
-             dmg_manager [-c FILE] clients [--detail] [--json] [--timeout SECS]\n\
+             dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--timeout SECS]\n\
              dmg_manager [-c FILE] watch [--timeout SECS]\n\
              dmg_manager [-c FILE] status NAME EVENT [--comment TEXT] [--timeout SECS]\n\
              dmg_manager [-c FILE] start NAME [--timeout SECS]\n\

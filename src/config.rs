@@ -118,14 +118,14 @@ pub struct Config {
     pub rep_endpoint: Endpoint,
     /// How plugins are run and watched (PROTOCOL.md §9).
     pub plugins: PluginsConfig,
+    /// The address `[mq] ip = *` was resolved to for connecting sockets
+    /// (for the log), `None` when ip is not `*`.
+    pub star_ip: Option<String>,
     /// Domogik 0.5's dead rule and status interval (src/liveness.rs).
     pub dead_after: Duration,
     pub status_interval: Duration,
     /// Domogik's `datatypes.json` (`datatype.get`).
     pub datatypes_file: PathBuf,
-    /// The address `[mq] ip = *` was resolved to for connecting sockets
-    /// (for the log), `None` when ip is not `*`.
-    pub star_ip: Option<String>,
 }
 
 /// The keys about plugin processes: `python`, `pythonpath`, `kill_delay`, `restart`.

@@ -1,11 +1,14 @@
 //! The event loop: the only code that touches sockets.
 //!
-//! One thread, one `zmq_poll` over the SUB, REP and PUB sockets' readable
-//! ends (PUB is only written), the signal pipe and the output pipes of the
-//! plugins it started; the poll's timeout is the time left until the
-//! nearest deadline (the next rescan, one of the manager's timers: a
-//! client's death, its own status, a `dbmgr` question; or a plugin's: its
-//! kill delay, its restart), so an idle manager sleeps in the kernel.
+//! One thread, one `zmq_poll` over the SUB, the request socket (a bound
+//! ROUTER, or the MDP worker's DEALER), the PUB (read only when it is an
+//! XPUB at a forwarder: subscriptions), the monitors of the connecting
+//! sockets and the signal pipe; the poll's timeout is the time left until
+//! the nearest deadline (the next rescan, one of the manager's timers: a
+//! client's death, its own status, a `dbmgr` question; the MDP heartbeat
+//! and broker silence; a link to reopen; a plugin's kill delay or restart),
+//! so an idle manager sleeps in the kernel. The output pipes of the plugins
+//! it started are polled too.
 //! Each turn: plugin output, signals (exits reaped), requests, status
 //! messages, rescan if due, timers, then the publications owed, once.
 
@@ -18,15 +21,15 @@ use crate::datatypes::DatatypesFile;
 use crate::envelope;
 use crate::liveness::Now;
 use crate::log::{Level, RateLimiter, Verdict};
-use crate::manager::{Manager, StatusOutcome, DETAIL_CATEGORY, LIST_CATEGORY};
+use crate::manager::{Manager, StatusOutcome, VIEW_CATEGORIES};
 use crate::notify;
 use crate::packages::{Package, PackageChange, Scanner};
 use crate::processes::{self, Launch, Plugins};
 use crate::signals::SignalPipe;
 use crate::wire;
 use crate::{debug, error, info, trace, warn};
-use sockets::{Requests, Role, Watched};
 use std::fmt;
+use sockets::{Requests, Role, Watched};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use sockets::TEST_HEARTBEAT_ENV;
@@ -75,7 +78,9 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The sockets: the SUB, the request side, the PUB.
+/// The sockets: the SUB, the request side, the PUB (src/daemon/sockets.rs).
+/// Kept apart from the mutable state so the poll items (which borrow the
+/// sockets) never fight with the handlers over borrows.
 struct Sockets {
     sub: Watched,
     requests: Requests,
@@ -100,14 +105,10 @@ impl Sockets {
             Requests::Worker { worker, .. } => Some(worker.next_deadline()),
             Requests::Standalone(_) => None,
         };
-        [
-            worker,
-            self.sub.link.next_deadline(),
-            self.publisher.link.next_deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [worker, self.sub.link.next_deadline(), self.publisher.link.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -175,19 +176,14 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     notify::notify(notify::READY);
 
     loop {
-        let deadline = sockets
-            .next_deadline()
-            .map_or(state.next_rescan, |d| d.min(state.next_rescan))
-            .min(state.manager.next_deadline());
+        let deadline = state.next_rescan.min(state.manager.next_deadline());
+        let deadline = sockets.next_deadline().map_or(deadline, |d| d.min(deadline));
         let deadline = state.plugins.next_deadline().map_or(deadline, |d| d.min(deadline));
-        let ready = wait(
-            &sockets,
-            &mut signals,
-            &state.plugins.poll_fds(),
-            poll_timeout(deadline, Instant::now()),
-        );
+        let pipes = state.plugins.poll_fds();
+        let ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
         state.manager.set_now(Now::system());
         state.plugins.read_ready(&ready.pipes, Instant::now());
+
         if ready.signals {
             let received = signals.take();
             if received.child_exited {
@@ -207,7 +203,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         let now = Instant::now();
         sockets.sub.read_monitor(now);
         if sockets.publisher.read_monitor(now) {
-            debug!("pub link up: the current state is owed to subscribers");
+            debug!("pub link up: the current state is owed to its subscribers");
         }
         if ready.requests {
             serve_requests(&mut sockets.requests, &context, heartbeat, &mut state);
@@ -226,11 +222,9 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             state.rescan();
         }
         for name in state.manager.run_timers() {
-            warn!(
-                "{} is dead: {}",
-                state.manager.clients().client_id(&name),
-                crate::liveness::dead_comment(config.dead_after)
-            );
+            let id = state.manager.clients().client_id(&name);
+            let why = crate::liveness::dead_comment(config.dead_after);
+            warn!(client_id = id.as_str(); "{id} is dead: {why}");
         }
         state.plugins_due();
         publish(&sockets, &mut state);
@@ -263,16 +257,16 @@ struct Ready {
 /// One `zmq_poll` over every socket that can be read (the monitors
 /// included: their events wake the loop) and the signal pipe.
 fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd], timeout: i64) -> Ready {
-    let publisher_reads = sockets.publisher.monitor.is_some();
+    // A bound PUB is never read: it is polled for nothing.
+    let publisher_events = if sockets.publisher.monitor.is_some() {
+        zmq::POLLIN
+    } else {
+        zmq::PollEvents::empty()
+    };
     let mut items = vec![
         sockets.sub.socket.as_poll_item(zmq::POLLIN),
         sockets.requests.socket().as_poll_item(zmq::POLLIN),
-        // A bound PUB is never read: poll it for nothing.
-        sockets.publisher.socket.as_poll_item(if publisher_reads {
-            zmq::POLLIN
-        } else {
-            zmq::PollEvents::empty()
-        }),
+        sockets.publisher.socket.as_poll_item(publisher_events),
         zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
     ];
     let first_pipe = items.len();
@@ -291,11 +285,7 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     let ready = |slot: usize| items.get(slot).is_some_and(zmq::PollItem::is_readable);
     // A pipe whose writers are all gone polls as an error (POLLHUP), not
     // as readable: reading it is how its end is learned.
-    let pipe_ready = |slot: usize| {
-        items
-            .get(slot)
-            .is_some_and(|item| item.is_readable() || item.is_error())
-    };
+    let pipe_ready = |slot: usize| items.get(slot).is_some_and(|item| item.is_readable() || item.is_error());
     Ready {
         sub: ready(0),
         requests: ready(1),
@@ -384,31 +374,23 @@ fn serve_requests(requests: &mut Requests, context: &zmq::Context, heartbeat: Du
         Requests::Worker { watched, worker } => {
             let mut reconnect = false;
             let broker = watched.endpoint.address.clone();
-            for_each_queued(
-                &watched.socket,
-                MAX_REQUESTS_PER_TURN,
-                state,
-                "request",
-                |state, message| {
-                    let now = Instant::now();
-                    if !worker.heard_since_connect() {
-                        info!("MDP worker: the broker at {broker} answers (service registered)");
+            for_each_queued(&watched.socket, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
+                let now = Instant::now();
+                if !worker.heard_since_connect() {
+                    info!(peer = broker.as_str(); "MDP worker: the broker at {broker} answers (service registered)");
+                }
+                match worker.receive(message, now) {
+                    Incoming::Request { envelope, body } => {
+                        let reply = state.answer(&body);
+                        sockets::send_or_log(&watched.socket, worker.reply(envelope, reply, now));
                     }
-                    match worker.receive(message, now) {
-                        Incoming::Request { envelope, body } => {
-                            let reply = state.answer(&body);
-                            sockets::send_or_log(&watched.socket, worker.reply(envelope, reply, now));
-                        }
-                        Incoming::Nothing => {}
-                        Incoming::Reconnect => reconnect = true,
-                        Incoming::Malformed(why) => {
-                            state.log_bad_input(format_args!("message from the broker dropped: {why}"))
-                        }
-                    }
-                },
-            );
+                    Incoming::Nothing => {}
+                    Incoming::Reconnect => reconnect = true,
+                    Incoming::Malformed(why) => state.log_bad_input(format_args!("message from the broker dropped: {why}")),
+                }
+            });
             if reconnect {
-                warn!("MDP worker: the broker at {broker} sent DISCONNECT; registering again");
+                warn!(peer = broker.as_str(); "MDP worker: the broker at {broker} sent DISCONNECT; registering again");
                 requests.reconnect_worker(context, heartbeat, Instant::now());
             }
         }
@@ -424,16 +406,11 @@ fn worker_timers(requests: &mut Requests, context: &zmq::Context, heartbeat: Dur
         Due::Nothing => {}
         Due::Send(frames) => sockets::send_or_log(&watched.socket, frames),
         Due::Reconnect => {
+            let broker = watched.endpoint.address.as_str();
             if worker.heard_since_connect() {
-                warn!(
-                    "MDP worker: the broker at {} is silent; reconnecting and registering again",
-                    watched.endpoint.address
-                );
+                warn!(peer = broker; "MDP worker: the broker at {broker} is silent; reconnecting and registering again");
             } else {
-                debug!(
-                    "MDP worker: no word from the broker at {}; reconnecting",
-                    watched.endpoint.address
-                );
+                debug!("MDP worker: no word from the broker at {broker}; reconnecting");
             }
             requests.reconnect_worker(context, heartbeat, now);
         }
@@ -443,20 +420,14 @@ fn worker_timers(requests: &mut Requests, context: &zmq::Context, heartbeat: Dur
 /// Subscriptions arriving on the connected XPUB: a subscriber to our
 /// publications is (back) at the forwarder, so the current state is owed.
 fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
-    for_each_queued(
-        publisher,
-        MAX_REQUESTS_PER_TURN,
-        state,
-        "subscription",
-        |state, frames| {
-            if frames
-                .first()
-                .is_some_and(|message| links::subscribes_to_ours(message, &[LIST_CATEGORY, DETAIL_CATEGORY]))
-            {
-                state.manager.republish();
-            }
-        },
-    );
+    for_each_queued(publisher, MAX_REQUESTS_PER_TURN, state, "subscription", |state, frames| {
+        if frames
+            .first()
+            .is_some_and(|message| links::subscribes_to_ours(message, &VIEW_CATEGORIES))
+        {
+            state.manager.republish();
+        }
+    });
 }
 
 fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {

@@ -62,6 +62,15 @@ pub const V05_LIST_CATEGORY: &str = "client.list";
 pub const V05_DETAIL_CATEGORY: &str = "client.detail";
 pub const V05_CONVERSION_CATEGORY: &str = "client.conversion";
 pub const PACKAGE_DETAIL_CATEGORY: &str = "package.detail";
+/// Every category the manager publishes the views under.
+pub const VIEW_CATEGORIES: [&str; 6] = [
+    LIST_CATEGORY,
+    DETAIL_CATEGORY,
+    V05_LIST_CATEGORY,
+    V05_DETAIL_CATEGORY,
+    V05_CONVERSION_CATEGORY,
+    PACKAGE_DETAIL_CATEGORY,
+];
 /// The manager's own client (PROTOCOL.md §8): type `core`, name `manager`.
 pub const OWN_TYPE: &str = "core";
 pub const OWN_NAME: &str = "manager";
@@ -267,8 +276,8 @@ impl Manager {
     }
 
     /// Answers one request's frames, in whichever framing they came
-    /// (plain or MDP client, §1; a worker hands the frames after the
-    /// broker's envelope, which are plain). Always returns a reply: a
+    /// (plain or MDP client, §1; the MDP worker hands over the frames after
+    /// the broker's envelope, which are plain). Always returns a reply: a
     /// client that gets none waits for good. The framing is the codec's
     /// ([`wire`]); what is answered is [`Manager::answer`]'s.
     pub fn handle_request(&mut self, frames: &[Vec<u8>]) -> Reply {
@@ -297,7 +306,7 @@ impl Manager {
     }
 
     /// The reply action and body to a decoded request, or the one-line
-    /// reason of the `error` reply (unknown service or action).
+    /// reason of its `error` reply (unknown service or action, bad body).
     pub fn answer(&mut self, request: &Request) -> Result<(&'static str, String), String> {
         self.answer_with(request, &mut NoStarter)
     }
@@ -586,11 +595,12 @@ impl Manager {
         })
     }
 
-    /// Owes the current state to subscribers again although nothing
-    /// changed: a subscriber appeared (the PUB's link came up, or came back,
-    /// at the forwarder) and must not wait for the next change.
+    /// Owes every view to subscribers again although nothing changed: a
+    /// subscriber appeared (the PUB's link came up, or came back, at the
+    /// forwarder) and must not wait for the next change.
     pub fn republish(&mut self) {
         self.dirty = true;
+        self.packages_dirty = true;
     }
 
     fn mark_changed(&mut self) {

@@ -4,6 +4,7 @@
 mod dialects;
 mod fixture;
 mod floor;
+mod footprint;
 mod measure;
 mod options;
 mod process;
@@ -38,6 +39,7 @@ pub fn main() -> i32 {
         Mode::FloorServer { canned } => floor::serve(&canned),
         Mode::Bench(options) => run::run(&options),
         Mode::Dialects => run::run_dialects(),
+        Mode::Footprint(options) => footprint::run(&options),
     };
     match outcome {
         Ok(()) => 0,

@@ -23,6 +23,9 @@ Options:
   --no-strace        do not count poll wake-ups with strace
   --dialects         only item 8: a status change with both dialects
                      published, in-process (a few seconds)
+  --footprint        only memory, of both builds side by side: libzmq built
+                     into the binary (cargo's default) and Debian's libzmq5
+                     (the package's; needs libzmq3-dev), N = 10 and 200
   -h, --help         print this help";
 
 /// What to measure and how long.
@@ -60,6 +63,8 @@ pub const MIN_REQUESTS: usize = 2000;
 #[derive(Debug)]
 pub enum Mode {
     Bench(Options),
+    /// Memory of the two builds (libzmq built in, Debian's libzmq5).
+    Footprint(Options),
     /// Internal: the benchmark re-runs itself as the floor server.
     FloorServer {
         canned: PathBuf,
@@ -74,6 +79,7 @@ pub const FLOOR_SERVER_FLAG: &str = "--floor-server";
 
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
     let mut options = Options::default();
+    let mut footprint = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = |what: &str| args.next().ok_or_else(|| format!("{arg} needs {what}"));
@@ -103,10 +109,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
             }
             "--no-strace" => options.strace = false,
             "--dialects" => return Ok(Mode::Dialects),
+            "--footprint" => footprint = true,
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
-    Ok(Mode::Bench(options))
+    Ok(if footprint {
+        Mode::Footprint(options)
+    } else {
+        Mode::Bench(options)
+    })
 }
 
 fn number(text: &str) -> Result<u64, String> {

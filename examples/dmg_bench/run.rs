@@ -26,7 +26,7 @@ const RESCAN_PACKAGES: usize = 1000;
 /// The daemon's rescan interval in the generated config (its default).
 const RESCAN_INTERVAL: Duration = Duration::from_secs(30);
 /// Left to a process after start or load before its memory is read.
-const SETTLE: Duration = Duration::from_millis(500);
+pub const SETTLE: Duration = Duration::from_millis(500);
 
 /// Everything measured at one N.
 pub struct SizeResults {
@@ -128,15 +128,25 @@ fn daemon_binary(options: &Options) -> Result<PathBuf, Failure> {
     if let Some(path) = &options.daemon {
         return Ok(path.clone());
     }
+    build_daemon(&target_dir()?, &[])
+}
+
+/// This example's cargo target folder: target/<profile>/examples/dmg-bench
+/// -> target/.
+pub fn target_dir() -> Result<PathBuf, Failure> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    // target/<profile>/examples/dmg-bench -> target/
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .ok_or_else(|| format!("{} is not in a cargo target folder", exe.display()))?;
     if exe.ancestors().nth(2).and_then(Path::file_name) != Some("release".as_ref()) {
         eprintln!("dmg-bench: warning: built without --release, the client side is slower than it should be");
     }
+    exe.ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("{} is not in a cargo target folder", exe.display()))
+}
+
+/// `cargo build --release --bin dmg_manager` into `target` with the cargo
+/// that runs us, plus `extra_args`; the binary's path.
+pub fn build_daemon(target: &Path, extra_args: &[String]) -> Result<PathBuf, Failure> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .args([
@@ -150,10 +160,11 @@ fn daemon_binary(options: &Options) -> Result<PathBuf, Failure> {
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
         .arg("--target-dir")
         .arg(target)
+        .args(extra_args)
         .status()
         .map_err(|e| format!("cannot run cargo to build dmg_manager: {e} (or pass --daemon PATH)"))?;
     if !status.success() {
-        return Err(format!("cargo build --release failed ({status})"));
+        return Err(format!("cargo build --release {} failed ({status})", extra_args.join(" ")));
     }
     Ok(target.join("release").join("dmg_manager"))
 }
@@ -251,7 +262,7 @@ fn measure_statuses(
     })
 }
 
-fn start_daemon(
+pub fn start_daemon(
     options: &Options,
     daemon_path: &Path,
     scratch: &ScratchDir,

@@ -53,7 +53,7 @@ pub fn request(
     request_with(context, target, service, action, "{}", timeout)
 }
 
-/// [`request`] with `body` (a JSON object's text) instead of `{}`.
+/// [`request`] with a body (a JSON object's text).
 pub fn request_with(
     context: &zmq::Context,
     target: &Target,

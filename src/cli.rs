@@ -4,7 +4,7 @@
 use crate::config;
 use crate::packages;
 use crate::status::Status;
-use crate::tools::{self, clients::ClientsOptions, status::StatusOptions, watch::WatchOptions};
+use crate::tools::{self, clients::ClientsOptions, start::StartOptions, status::StatusOptions, watch::WatchOptions};
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -62,6 +62,8 @@ pub enum Subcommand {
     Watch(WatchArgs),
     /// Announce, as a plugin would, that plugin NAME of this host is EVENT
     Status(StatusArgs),
+    /// Ask the running manager to start plugin NAME of this host
+    Start(StartArgs),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -115,6 +117,15 @@ pub struct StatusArgs {
     pub timeout: TimeoutArg,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct StartArgs {
+    /// The plugin's name: lower-case letters and digits, as its folder plugin_NAME
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+    #[command(flatten)]
+    pub timeout: TimeoutArg,
+}
+
 /// What the user asked for, checked: the command and its options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -123,6 +134,7 @@ pub enum Command {
     Clients { config: PathBuf, options: ClientsOptions },
     Watch { config: PathBuf, options: WatchOptions },
     Status { config: PathBuf, options: StatusOptions },
+    Start { config: PathBuf, options: StartOptions },
 }
 
 impl From<Cli> for Command {
@@ -158,6 +170,13 @@ impl From<Cli> for Command {
                     name: args.name,
                     status: args.event,
                     comment: args.comment,
+                    timeout: args.timeout.timeout,
+                },
+            },
+            Some(Subcommand::Start(args)) => Command::Start {
+                config,
+                options: StartOptions {
+                    name: args.name,
                     timeout: args.timeout.timeout,
                 },
             },
@@ -356,6 +375,9 @@ pub fn main_with_args<I: IntoIterator<Item = String>>(args: I) -> i32 {
         }
         Command::Status { config, options } => {
             with_config(&config, |config| exit_code(tools::status::run(config, &options)))
+        }
+        Command::Start { config, options } => {
+            with_config(&config, |config| exit_code(tools::start::run(config, &options)))
         }
     }
 }
@@ -556,6 +578,18 @@ mod tests {
                 },
             }
         );
+        assert_eq!(
+            parse(&["start", "diskfree", "--timeout", "5"]).unwrap(),
+            Command::Start {
+                config: config(),
+                options: StartOptions {
+                    name: "diskfree".into(),
+                    timeout: Duration::from_secs(5),
+                },
+            }
+        );
+        assert!(error(&["start"]).contains("<NAME>"));
+        assert!(error(&["start", "Disk_Free"]).contains("lower-case letters and digits"));
     }
 
     #[test]
@@ -610,6 +644,7 @@ mod tests {
              dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--timeout SECS]\n\
              dmg_manager [-c FILE] watch [--timeout SECS]\n\
              dmg_manager [-c FILE] status NAME EVENT [--comment TEXT] [--timeout SECS]\n\
+             dmg_manager [-c FILE] start NAME [--timeout SECS]\n\
              dmg_manager --version | --help"
         );
     }

@@ -116,6 +116,8 @@ pub struct Config {
     /// `rep_endpoint = @X` answers requests on a bound socket (standalone
     /// layout); `>X` is the MDP worker connected to Domogik's broker at X.
     pub rep_endpoint: Endpoint,
+    /// How plugins are run and watched (PROTOCOL.md §9).
+    pub plugins: PluginsConfig,
     /// The address `[mq] ip = *` was resolved to for connecting sockets
     /// (for the log), `None` when ip is not `*`.
     pub star_ip: Option<String>,
@@ -127,6 +129,19 @@ pub struct Config {
     /// Domogik's `datatypes.json` (`datatype.get`).
     pub datatypes_file: PathBuf,
 }
+
+/// The keys about plugin processes: `python`, `pythonpath`, `kill_delay`, `restart`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginsConfig {
+    /// The interpreter plugins are run with (default `/usr/bin/python`).
+    pub python: PathBuf,
+    /// `PYTHONPATH` given to the plugins (Domogik's libraries); `None`: unset.
+    pub pythonpath: Option<PathBuf>,
+    pub policy: crate::children::Policy,
+}
+
+pub const DEFAULT_PYTHON: &str = "/usr/bin/python";
+const MAX_KILL_DELAY: u64 = 3600;
 
 /// A configuration that cannot be used, with the file it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,7 +273,7 @@ pub fn sanitize_hostname(hostname: &str) -> String {
 const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
 /// Keys of Domogik's other components that may sit in a copied domogik-mq.cfg.
 const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
-const MANAGER_KEYS: [&str; 12] = [
+const MANAGER_KEYS: [&str; 16] = [
     "dead_after",
     "dbmgr_timeout",
     "status_interval",
@@ -271,6 +286,10 @@ const MANAGER_KEYS: [&str; 12] = [
     "sub_endpoint",
     "pub_endpoint",
     "rep_endpoint",
+    "python",
+    "pythonpath",
+    "kill_delay",
+    "restart",
 ];
 
 /// Parses and validates config text. `path` is used in messages and to
@@ -340,6 +359,19 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
     let rescan_interval = sections.get("manager", "rescan_interval", Duration::from_secs(30), read_seconds)?;
     let service = sections.get("manager", "service", "manager".to_owned(), read_service)?;
     let log_level = sections.get("manager", "log_level", Level::Info, read_level)?;
+    let plugins = PluginsConfig {
+        python: PathBuf::from(sections.value("manager", "python").unwrap_or(DEFAULT_PYTHON)),
+        pythonpath: sections.value("manager", "pythonpath").map(PathBuf::from),
+        policy: crate::children::Policy {
+            kill_delay: sections.get(
+                "manager",
+                "kill_delay",
+                crate::children::DEFAULT_KILL_DELAY,
+                read_kill_delay,
+            )?,
+            restart: sections.get("manager", "restart", crate::children::RestartSet::Nobody, read_restart)?,
+        },
+    };
     let dead_after = sections.get("manager", "dead_after", crate::liveness::DEFAULT_DEAD_AFTER, read_delay)?;
     let dbmgr_timeout = sections.get("manager", "dbmgr_timeout", Duration::from_secs(5), read_delay)?;
     let status_interval = sections.get(
@@ -367,8 +399,35 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
         sub_endpoint,
         pub_endpoint,
         rep_endpoint,
+        plugins,
         star_ip: (ip == "*").then_some(star_ip),
     })
+}
+
+fn read_kill_delay(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(secs) if (1..=MAX_KILL_DELAY).contains(&secs) => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("expected a whole number of seconds from 1 to {MAX_KILL_DELAY}")),
+    }
+}
+
+/// `*` (every plugin) or plugin names separated by spaces or commas.
+fn read_restart(text: &str) -> Result<crate::children::RestartSet, String> {
+    use crate::children::RestartSet;
+    if text == "*" {
+        return Ok(RestartSet::Everyone);
+    }
+    let names: std::collections::BTreeSet<String> = text
+        .split([',', ' '])
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match names.iter().find(|name| !crate::packages::is_valid_plugin_name(name)) {
+        Some(bad) => Err(format!(
+            "{bad:?} is not a plugin name: expected * or names in lower-case letters and digits"
+        )),
+        None => Ok(RestartSet::Only(names)),
+    }
 }
 
 fn read_ip(ip: &str) -> Result<String, String> {
@@ -567,6 +626,30 @@ mod tests {
             "MDP worker"
         );
         assert_eq!(config.star_ip, None);
+        assert_eq!(config.plugins.python, PathBuf::from("/usr/bin/python"));
+        assert_eq!(config.plugins.pythonpath, None);
+        assert_eq!(config.plugins.policy, crate::children::Policy::default());
+    }
+
+    #[test]
+    fn plugin_process_keys() {
+        use crate::children::RestartSet;
+        let config = parse_ok(
+            "[manager]\npython = /usr/bin/python2.7\npythonpath = /opt/dmg/domogik\nkill_delay = 1\nrestart = rfxcom, ebusd\n",
+        );
+        assert_eq!(config.plugins.python, PathBuf::from("/usr/bin/python2.7"));
+        assert_eq!(config.plugins.pythonpath, Some(PathBuf::from("/opt/dmg/domogik")));
+        assert_eq!(config.plugins.policy.kill_delay, Duration::from_secs(1));
+        assert_eq!(
+            config.plugins.policy.restart,
+            RestartSet::Only(["ebusd".to_owned(), "rfxcom".to_owned()].into())
+        );
+        assert_eq!(
+            parse_ok("[manager]\nrestart = *\n").plugins.policy.restart,
+            RestartSet::Everyone
+        );
+        assert!(parse_err("[manager]\nkill_delay = 0\n").contains("[manager] kill_delay"));
+        assert!(parse_err("[manager]\nrestart = Foo\n").contains("not a plugin name"));
     }
 
     #[test]

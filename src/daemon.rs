@@ -6,10 +6,11 @@
 //! sockets and the signal pipe; the poll's timeout is the time left until
 //! the nearest deadline (the next rescan, one of the manager's timers: a
 //! client's death, its own status, a `dbmgr` question; the MDP heartbeat
-//! and broker silence; a link to reopen), so an idle manager sleeps in the
-//! kernel.
-//! Each turn: signals, requests, status messages, rescan if due, then the
-//! publications owed, once.
+//! and broker silence; a link to reopen; a plugin's kill delay or restart),
+//! so an idle manager sleeps in the kernel. The output pipes of the plugins
+//! it started are polled too.
+//! Each turn: plugin output, signals (exits reaped), requests, status
+//! messages, rescan if due, timers, then the publications owed, once.
 
 mod questions;
 mod sockets;
@@ -24,6 +25,7 @@ use crate::log::{Level, RateLimiter, Verdict};
 use crate::manager::{Manager, StatusOutcome, VIEW_CATEGORIES};
 use crate::notify;
 use crate::packages::{Package, PackageChange, Scanner};
+use crate::processes::{self, Launch, Plugins};
 use crate::signals::SignalPipe;
 use crate::wire;
 use crate::{debug, error, info, trace, warn};
@@ -127,6 +129,10 @@ struct State {
     datatypes: DatatypesFile,
     /// The last datatypes_file error, so that a lasting problem is logged once.
     datatypes_failure: Option<String>,
+    /// The plugin processes the manager started (PROTOCOL.md §10).
+    plugins: Plugins,
+    /// Which plugins `auto_startup` has started already.
+    autostart: crate::autostart::AutoStart,
 }
 
 /// Runs the manager until SIGTERM or SIGINT.
@@ -145,7 +151,22 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         status_log: RateLimiter::new(20, Duration::from_secs(10)),
         datatypes: DatatypesFile::new(config.datatypes_file.clone()),
         datatypes_failure: None,
+        plugins: Plugins::new(
+            Launch {
+                python: config.plugins.python.clone(),
+                pythonpath: config.plugins.pythonpath.clone(),
+                packages_dir: config.packages_dir.clone(),
+            },
+            config.plugins.policy.clone(),
+        ),
+        autostart: crate::autostart::AutoStart::default(),
     };
+    if !processes::findable(&config.plugins.python) {
+        warn!(
+            "[manager] python {} is not found: no plugin can be started",
+            config.plugins.python.display()
+        );
+    }
     state.manager.set_timers(config.dead_after, config.status_interval);
     if sockets.dbmgr.is_some() {
         let limits = crate::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
@@ -165,11 +186,17 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     loop {
         let deadline = state.next_rescan.min(state.manager.next_deadline());
         let deadline = sockets.next_deadline().map_or(deadline, |d| d.min(deadline));
-        let ready = wait(&sockets, &mut signals, poll_timeout(deadline, Instant::now()));
+        let deadline = state.plugins.next_deadline().map_or(deadline, |d| d.min(deadline));
+        let pipes = state.plugins.poll_fds();
+        let ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
         state.manager.set_now(Now::system());
+        state.plugins.read_ready(&ready.pipes, Instant::now());
 
         if ready.signals {
             let received = signals.take();
+            if received.child_exited {
+                state.reap();
+            }
             if received.terminate {
                 info!("stopping on signal");
                 break;
@@ -213,9 +240,12 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         if let Some(dbmgr) = &sockets.dbmgr {
             questions::send_due(dbmgr, &mut state);
         }
+        state.plugins_due();
         publish(&sockets, &mut state);
     }
     notify::notify(notify::STOPPING);
+    state.stop_plugins(&mut signals);
+    publish(&sockets, &mut state);
     state.manager.set_now(Now::system());
     let stopped = state.manager.own_status(crate::status::Status::Stopped);
     match sockets.publisher.socket.send_multipart(stopped, zmq::DONTWAIT) {
@@ -235,11 +265,13 @@ struct Ready {
     publisher: bool,
     signals: bool,
     dbmgr: bool,
+    /// One flag per plugin pipe, in `Plugins::poll_fds` order.
+    pipes: Vec<bool>,
 }
 
 /// One `zmq_poll` over every socket that can be read (the monitors
 /// included: their events wake the loop) and the signal pipe.
-fn wait(sockets: &Sockets, signals: &mut SignalPipe, timeout: i64) -> Ready {
+fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd], timeout: i64) -> Ready {
     // A bound PUB is never read: it is polled for nothing.
     let publisher_events = if sockets.publisher.monitor.is_some() {
         zmq::POLLIN
@@ -252,10 +284,13 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, timeout: i64) -> Ready {
         sockets.publisher.socket.as_poll_item(publisher_events),
         zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
     ];
-    // Slot 4 when present; the monitors after it are polled only to wake us.
+    let dbmgr_slot = items.len();
     if let Some(dbmgr) = &sockets.dbmgr {
         items.push(dbmgr.as_poll_item(zmq::POLLIN));
     }
+    let first_pipe = items.len();
+    items.extend(pipes.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
+    // The monitors come last: they are polled only to wake us.
     for monitor in [&sockets.sub.monitor, &sockets.publisher.monitor].into_iter().flatten() {
         items.push(monitor.as_poll_item(zmq::POLLIN));
     }
@@ -268,12 +303,16 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, timeout: i64) -> Ready {
         }
     }
     let ready = |slot: usize| items.get(slot).is_some_and(zmq::PollItem::is_readable);
+    // A pipe whose writers are all gone polls as an error (POLLHUP), not
+    // as readable: reading it is how its end is learned.
+    let pipe_ready = |slot: usize| items.get(slot).is_some_and(|item| item.is_readable() || item.is_error());
     Ready {
         sub: ready(0),
         requests: ready(1),
         publisher: ready(2),
         signals: ready(3),
-        dbmgr: sockets.dbmgr.is_some() && ready(4),
+        dbmgr: sockets.dbmgr.is_some() && ready(dbmgr_slot),
+        pipes: (first_pipe..first_pipe + pipes.len()).map(pipe_ready).collect(),
     }
 }
 
@@ -466,7 +505,7 @@ fn suppressed_note(suppressed: u64) -> String {
 impl State {
     /// The reply frames to one request's frames, its problem logged.
     fn answer(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
-        let reply = self.manager.handle_request(frames);
+        let reply = self.manager.handle_request_with(frames, &mut self.plugins);
         match &reply.error {
             Some(reason) => self.log_bad_input(format_args!("request answered with error: {reason}")),
             None => trace!(
@@ -475,6 +514,63 @@ impl State {
             ),
         }
         reply.frames
+    }
+
+    /// SIGCHLD: every exited plugin reaped, its client `stopped` or `dead`.
+    fn reap(&mut self) {
+        for end in self.plugins.reap(Instant::now()) {
+            self.manager.process_ended(&end.name, end.status, end.comment);
+        }
+    }
+
+    /// The statuses plugins announced this turn start their kill delays;
+    /// the delays and restarts that are due are carried out.
+    fn plugins_due(&mut self) {
+        let now = Instant::now();
+        let clients = self.manager.clients();
+        self.plugins.observe(|name| clients.status(name), now);
+        for (name, auto) in self.plugins.due(now) {
+            let host = self.manager.clients().host().to_owned();
+            if let Err(reason) = self.manager.start_plugin(&name, &host, auto, &mut self.plugins) {
+                warn!("plugin {name} not restarted: {reason}");
+            }
+        }
+        // auto_startup, once its value from dbmgr is known (§10).
+        let clients = self.manager.clients();
+        let values = clients
+            .iter()
+            .filter(|(_, client)| client.is_valid())
+            .map(|(name, _)| (name, clients.parameter_is_true(name, "auto_startup")));
+        for name in self.autostart.due(values) {
+            let host = self.manager.clients().host().to_owned();
+            match self.manager.start_plugin(&name, &host, true, &mut self.plugins) {
+                Ok(_) => info!("plugin {name} started: its auto_startup is true"),
+                Err(reason) => warn!("plugin {name} not started by auto_startup: {reason}"),
+            }
+        }
+    }
+
+    /// The manager stops: SIGTERM to every plugin's process group, their
+    /// exits reaped for up to the kill grace, then SIGKILL to what is left
+    /// (docs/PROTOCOL.md §10).
+    fn stop_plugins(&mut self, signals: &mut SignalPipe) {
+        if self.plugins.children().is_empty() {
+            return;
+        }
+        self.plugins.stop_all();
+        let grace = self.plugins.children().term_grace();
+        for (wait, last) in [(grace, false), (Duration::from_millis(500), true)] {
+            let deadline = Instant::now() + wait;
+            while !self.plugins.children().is_empty() && Instant::now() < deadline {
+                let mut items = [zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN)];
+                let _ = signals.while_waiting(|| zmq::poll(&mut items, poll_timeout(deadline, Instant::now())));
+                signals.take();
+                self.reap();
+            }
+            if !last {
+                self.plugins.kill_all();
+            }
+        }
     }
 
     fn log_bad_input(&mut self, message: fmt::Arguments<'_>) {
@@ -515,6 +611,10 @@ impl State {
             }
         }
         for change in report.changes {
+            if let PackageChange::Removed { name } = &change {
+                self.plugins.forget(name);
+                self.autostart.forget(name);
+            }
             // Worded before it is applied ("found" or "changed"), written
             // only if it changed a client: a file re-read to the same
             // content (or failing the same way again) says nothing.

@@ -4,6 +4,7 @@
 mod util;
 
 mod bus;
+mod children;
 mod cli;
 mod dbmgr;
 mod docs;

@@ -176,15 +176,7 @@ fn clients_of(reply: ReceivedReply, expected: &str) -> Result<Fetched, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::Framing;
-
-    fn reply(action: &str, body: &str) -> ReceivedReply {
-        ReceivedReply {
-            framing: Framing::Plain,
-            action: action.into(),
-            body: body.into(),
-        }
-    }
+    use crate::tools::plain_reply as reply;
 
     #[test]
     fn history_lines_newest_first_and_refusals() {

@@ -26,7 +26,12 @@ pub fn render_all(root: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
         (Shell::Fish, "completions/fish/dmg_manager.fish"),
     ] {
         let mut script = Vec::new();
-        clap_complete::generate(shell, &mut domogik_manager::cli::definition(), "dmg_manager", &mut script);
+        clap_complete::generate(
+            shell,
+            &mut domogik_manager::cli::definition(),
+            "dmg_manager",
+            &mut script,
+        );
         files.push((PathBuf::from(path), script));
     }
     Ok(files)
@@ -131,7 +136,11 @@ fn arg_item(arg: &clap::Arg) -> String {
     if !arg.is_positional() && arg.get_action().takes_values() {
         head.push_str(&format!(" \\fI{}\\fR", escape(&value)));
     }
-    let mut text = arg.get_long_help().or(arg.get_help()).map(ToString::to_string).unwrap_or_default();
+    let mut text = arg
+        .get_long_help()
+        .or(arg.get_help())
+        .map(ToString::to_string)
+        .unwrap_or_default();
     if !text.is_empty() && !text.ends_with('.') {
         text.push('.');
     }
@@ -143,7 +152,11 @@ fn arg_item(arg: &clap::Arg) -> String {
     if !defaults.is_empty() && arg.get_action().takes_values() {
         text.push_str(&format!("\nDefault: {}.", defaults.join(", ")));
     }
-    let possible: Vec<String> = arg.get_possible_values().iter().map(|value| value.get_name().to_owned()).collect();
+    let possible: Vec<String> = arg
+        .get_possible_values()
+        .iter()
+        .map(|value| value.get_name().to_owned())
+        .collect();
     if !possible.is_empty() {
         text.push_str(&format!("\nOne of: {}.", possible.join(", ")));
     }
@@ -158,10 +171,17 @@ fn command_item(command: &clap::Command) -> String {
         .filter(|arg| !arg.is_global_set() && !matches!(arg.get_id().as_str(), "help" | "version"))
         .collect();
     for arg in own.iter().filter(|arg| arg.is_positional()) {
-        let value = arg.get_value_names().and_then(|names| names.first()).map(ToString::to_string);
+        let value = arg
+            .get_value_names()
+            .and_then(|names| names.first())
+            .map(ToString::to_string);
         item.push_str(&format!(" \\fI{}\\fR", escape(&value.unwrap_or_default())));
     }
-    let about = command.get_long_about().or(command.get_about()).map(ToString::to_string).unwrap_or_default();
+    let about = command
+        .get_long_about()
+        .or(command.get_about())
+        .map(ToString::to_string)
+        .unwrap_or_default();
     item.push_str(&format!("\n{}.\n", escape(about.trim_end_matches('.'))));
     if !own.is_empty() {
         item.push_str(".RS\n");

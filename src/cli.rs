@@ -4,7 +4,7 @@
 use crate::config;
 use crate::packages;
 use crate::status::Status;
-use crate::tools::{self, clients::ClientsOptions, status::StatusOptions, watch::WatchOptions};
+use crate::tools::{self, clients::ClientsOptions, start::StartOptions, status::StatusOptions, watch::WatchOptions};
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,12 +56,14 @@ error from the manager, 2 usage error. See dmg_manager(8).";
 pub enum Subcommand {
     /// Run the manager in the foreground (the default, and what the service runs)
     Run(RunArgs),
-    /// Print the running manager's clients: id, type, plugin, host, status, configured
+    /// Print the running manager's clients: id, type, plugin, host, status, configured, last seen, pid
     Clients(ClientsArgs),
     /// Print one line per change of the clients (status, added, removed, reloaded) until Ctrl-C
     Watch(WatchArgs),
     /// Announce, as a plugin would, that plugin NAME of this host is EVENT
     Status(StatusArgs),
+    /// Ask the running manager to start plugin NAME of this host
+    Start(StartArgs),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -87,6 +89,9 @@ pub struct ClientsArgs {
     /// Print the manager's reply body unchanged
     #[arg(long)]
     pub json: bool,
+    /// Print the status history of plugin NAME instead, newest first
+    #[arg(long, value_name = "NAME", value_parser = parse_name, conflicts_with = "detail")]
+    pub history: Option<String>,
     #[command(flatten)]
     pub timeout: TimeoutArg,
 }
@@ -112,6 +117,15 @@ pub struct StatusArgs {
     pub timeout: TimeoutArg,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct StartArgs {
+    /// The plugin's name: lower-case letters and digits, as its folder plugin_NAME
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+    #[command(flatten)]
+    pub timeout: TimeoutArg,
+}
+
 /// What the user asked for, checked: the command and its options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -120,6 +134,7 @@ pub enum Command {
     Clients { config: PathBuf, options: ClientsOptions },
     Watch { config: PathBuf, options: WatchOptions },
     Status { config: PathBuf, options: StatusOptions },
+    Start { config: PathBuf, options: StartOptions },
 }
 
 impl From<Cli> for Command {
@@ -128,14 +143,18 @@ impl From<Cli> for Command {
         match cli.command {
             None => Command::from_run(config, &cli.run),
             // `--check-config run` as `run --check-config`.
-            Some(Subcommand::Run(run)) => Command::from_run(config, &RunArgs {
-                check_config: run.check_config || cli.run.check_config,
-            }),
+            Some(Subcommand::Run(run)) => Command::from_run(
+                config,
+                &RunArgs {
+                    check_config: run.check_config || cli.run.check_config,
+                },
+            ),
             Some(Subcommand::Clients(args)) => Command::Clients {
                 config,
                 options: ClientsOptions {
                     detail: args.detail,
                     json: args.json,
+                    history: args.history,
                     timeout: args.timeout.timeout,
                 },
             },
@@ -151,6 +170,13 @@ impl From<Cli> for Command {
                     name: args.name,
                     status: args.event,
                     comment: args.comment,
+                    timeout: args.timeout.timeout,
+                },
+            },
+            Some(Subcommand::Start(args)) => Command::Start {
+                config,
+                options: StartOptions {
+                    name: args.name,
                     timeout: args.timeout.timeout,
                 },
             },
@@ -179,7 +205,13 @@ pub fn definition() -> clap::Command {
     let usage = lines
         .lines()
         .enumerate()
-        .map(|(i, line)| if i == 0 { line.to_owned() } else { format!("       {line}") })
+        .map(|(i, line)| {
+            if i == 0 {
+                line.to_owned()
+            } else {
+                format!("       {line}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     command.override_usage(usage)
@@ -190,7 +222,7 @@ pub fn definition() -> clap::Command {
 ///
 /// ```text
 /// dmg_manager [-c FILE] [run] [--check-config]
-/// dmg_manager [-c FILE] clients [--detail] [--json] [--timeout SECS]
+/// dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--timeout SECS]
 /// ```
 pub fn synopsis(command: &clap::Command) -> String {
     let name = command.get_name();
@@ -212,9 +244,7 @@ pub fn synopsis(command: &clap::Command) -> String {
 /// as `[--flag]`, `[--option VALUE]` or `POSITIONAL`, positionals first.
 fn args_usage(command: &clap::Command) -> String {
     let own = |arg: &&clap::Arg| {
-        !arg.is_global_set()
-            && !arg.is_hide_set()
-            && !matches!(arg.get_id().as_str(), "help" | "version")
+        !arg.is_global_set() && !arg.is_hide_set() && !matches!(arg.get_id().as_str(), "help" | "version")
     };
     let positionals = command.get_positionals().filter(own).map(arg_usage);
     let options = command
@@ -265,7 +295,11 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, cl
 /// the possible values), lines joined.
 fn one_line(error: &clap::Error) -> String {
     let text = error.render().to_string();
-    let paragraph: Vec<&str> = text.lines().map(str::trim).take_while(|line| !line.is_empty()).collect();
+    let paragraph: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect();
     let line = paragraph.join(" ");
     match line.strip_prefix("error: ") {
         Some(message) => message.to_owned(),
@@ -341,6 +375,9 @@ pub fn main_with_args<I: IntoIterator<Item = String>>(args: I) -> i32 {
         }
         Command::Status { config, options } => {
             with_config(&config, |config| exit_code(tools::status::run(config, &options)))
+        }
+        Command::Start { config, options } => {
+            with_config(&config, |config| exit_code(tools::start::run(config, &options)))
         }
     }
 }
@@ -492,6 +529,7 @@ mod tests {
             options: ClientsOptions {
                 detail: true,
                 json: false,
+                history: None,
                 timeout: Duration::from_millis(500),
             },
         };
@@ -510,6 +548,7 @@ mod tests {
                 options: ClientsOptions {
                     detail: false,
                     json: true,
+                    history: None,
                     timeout: Duration::from_secs(3)
                 },
             }
@@ -539,6 +578,18 @@ mod tests {
                 },
             }
         );
+        assert_eq!(
+            parse(&["start", "diskfree", "--timeout", "5"]).unwrap(),
+            Command::Start {
+                config: config(),
+                options: StartOptions {
+                    name: "diskfree".into(),
+                    timeout: Duration::from_secs(5),
+                },
+            }
+        );
+        assert!(error(&["start"]).contains("<NAME>"));
+        assert!(error(&["start", "Disk_Free"]).contains("lower-case letters and digits"));
     }
 
     #[test]
@@ -559,10 +610,16 @@ mod tests {
         assert!(missing.contains("<EVENT>"), "{missing}");
         assert!(error(&["status", "Disk_Free", "alive"]).contains("lower-case letters and digits"));
         let event = error(&["status", "diskfree", "sleepy"]);
-        assert!(event.contains("'sleepy'") && event.contains("unknown, starting, alive, stop-request"), "{event}");
+        assert!(
+            event.contains("'sleepy'") && event.contains("unknown, starting, alive, stop-request"),
+            "{event}"
+        );
         for bad in ["0", "-1", "soon", "NaN", "inf", "7200"] {
             let message = error(&["clients", "--timeout", bad]);
-            assert!(message.contains("--timeout") && message.contains("at most 3600"), "{bad}: {message}");
+            assert!(
+                message.contains("--timeout") && message.contains("at most 3600"),
+                "{bad}: {message}"
+            );
         }
         assert!(error(&["clients", "--timeout"]).contains("--timeout <SECS>"));
         assert!(error(&["clients", "--json=yes"]).contains("--json"));
@@ -584,9 +641,10 @@ mod tests {
         assert_eq!(
             synopsis(&definition()),
             "dmg_manager [-c FILE] [run] [--check-config]\n\
-             dmg_manager [-c FILE] clients [--detail] [--json] [--timeout SECS]\n\
+             dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--timeout SECS]\n\
              dmg_manager [-c FILE] watch [--timeout SECS]\n\
              dmg_manager [-c FILE] status NAME EVENT [--comment TEXT] [--timeout SECS]\n\
+             dmg_manager [-c FILE] start NAME [--timeout SECS]\n\
              dmg_manager --version | --help"
         );
     }

@@ -322,6 +322,38 @@ impl Clients {
             .min()
     }
 
+    /// The manager started plugin `name` as process `pid`: it is
+    /// `starting`, and the dead rule counts from now.
+    pub fn process_started(&mut self, name: &str, pid: u32, now: Now) -> bool {
+        let Some(client) = self.by_name.get_mut(name) else {
+            return false;
+        };
+        client.pid = pid;
+        client.last_seen = now.unix;
+        client.heard_at = now.mono;
+        client.change_status(
+            Status::Starting,
+            Some(format!("started by the manager, pid {pid}")),
+            now.unix,
+        );
+        true
+    }
+
+    /// Plugin `name`'s process exited: `status` (`stopped` or `dead`), with
+    /// `comment` saying how, recorded even when the status is already the
+    /// same (a plugin the dead rule had declared dead: its exit says why).
+    /// A client whose package broke meanwhile keeps `invalid`.
+    pub fn process_ended(&mut self, name: &str, status: Status, comment: String, now: Now) -> bool {
+        let Some(client) = self.by_name.get_mut(name) else {
+            return false;
+        };
+        client.pid = 0;
+        if client.is_valid() {
+            client.change_status(status, Some(comment), now.unix);
+        }
+        true
+    }
+
     /// Records the process id of the plugin the manager started (0: none).
     pub fn set_pid(&mut self, name: &str, pid: u32) -> bool {
         match self.by_name.get_mut(name) {

@@ -116,15 +116,32 @@ pub struct Config {
     /// `rep_endpoint = @X` answers requests on a bound socket (standalone
     /// layout); `>X` is the MDP worker connected to Domogik's broker at X.
     pub rep_endpoint: Endpoint,
-    /// Domogik 0.5's dead rule and status interval (src/liveness.rs).
-    pub dead_after: Duration,
-    pub status_interval: Duration,
-    /// Domogik's `datatypes.json` (`datatype.get`).
-    pub datatypes_file: PathBuf,
+    /// How plugins are run and watched (PROTOCOL.md §9).
+    pub plugins: PluginsConfig,
     /// The address `[mq] ip = *` was resolved to for connecting sockets
     /// (for the log), `None` when ip is not `*`.
     pub star_ip: Option<String>,
+    /// Domogik 0.5's dead rule and status interval (src/liveness.rs).
+    pub dead_after: Duration,
+    pub status_interval: Duration,
+    /// How long a `config.get` to dbmgr may take before it is asked again.
+    pub dbmgr_timeout: Duration,
+    /// Domogik's `datatypes.json` (`datatype.get`).
+    pub datatypes_file: PathBuf,
 }
+
+/// The keys about plugin processes: `python`, `pythonpath`, `kill_delay`, `restart`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginsConfig {
+    /// The interpreter plugins are run with (default `/usr/bin/python`).
+    pub python: PathBuf,
+    /// `PYTHONPATH` given to the plugins (Domogik's libraries); `None`: unset.
+    pub pythonpath: Option<PathBuf>,
+    pub policy: crate::children::Policy,
+}
+
+pub const DEFAULT_PYTHON: &str = "/usr/bin/python";
+const MAX_KILL_DELAY: u64 = 3600;
 
 /// A configuration that cannot be used, with the file it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,8 +273,9 @@ pub fn sanitize_hostname(hostname: &str) -> String {
 const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
 /// Keys of Domogik's other components that may sit in a copied domogik-mq.cfg.
 const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
-const MANAGER_KEYS: [&str; 11] = [
+const MANAGER_KEYS: [&str; 16] = [
     "dead_after",
+    "dbmgr_timeout",
     "status_interval",
     "datatypes_file",
     "host",
@@ -268,6 +286,10 @@ const MANAGER_KEYS: [&str; 11] = [
     "sub_endpoint",
     "pub_endpoint",
     "rep_endpoint",
+    "python",
+    "pythonpath",
+    "kill_delay",
+    "restart",
 ];
 
 /// Parses and validates config text. `path` is used in messages and to
@@ -337,7 +359,21 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
     let rescan_interval = sections.get("manager", "rescan_interval", Duration::from_secs(30), read_seconds)?;
     let service = sections.get("manager", "service", "manager".to_owned(), read_service)?;
     let log_level = sections.get("manager", "log_level", Level::Info, read_level)?;
+    let plugins = PluginsConfig {
+        python: PathBuf::from(sections.value("manager", "python").unwrap_or(DEFAULT_PYTHON)),
+        pythonpath: sections.value("manager", "pythonpath").map(PathBuf::from),
+        policy: crate::children::Policy {
+            kill_delay: sections.get(
+                "manager",
+                "kill_delay",
+                crate::children::DEFAULT_KILL_DELAY,
+                read_kill_delay,
+            )?,
+            restart: sections.get("manager", "restart", crate::children::RestartSet::Nobody, read_restart)?,
+        },
+    };
     let dead_after = sections.get("manager", "dead_after", crate::liveness::DEFAULT_DEAD_AFTER, read_delay)?;
+    let dbmgr_timeout = sections.get("manager", "dbmgr_timeout", Duration::from_secs(5), read_delay)?;
     let status_interval = sections.get(
         "manager",
         "status_interval",
@@ -351,6 +387,7 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
     );
     Ok(Config {
         dead_after,
+        dbmgr_timeout,
         status_interval,
         datatypes_file,
         path: path.to_owned(),
@@ -362,8 +399,35 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
         sub_endpoint,
         pub_endpoint,
         rep_endpoint,
+        plugins,
         star_ip: (ip == "*").then_some(star_ip),
     })
+}
+
+fn read_kill_delay(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(secs) if (1..=MAX_KILL_DELAY).contains(&secs) => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("expected a whole number of seconds from 1 to {MAX_KILL_DELAY}")),
+    }
+}
+
+/// `*` (every plugin) or plugin names separated by spaces or commas.
+fn read_restart(text: &str) -> Result<crate::children::RestartSet, String> {
+    use crate::children::RestartSet;
+    if text == "*" {
+        return Ok(RestartSet::Everyone);
+    }
+    let names: std::collections::BTreeSet<String> = text
+        .split([',', ' '])
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match names.iter().find(|name| !crate::packages::is_valid_plugin_name(name)) {
+        Some(bad) => Err(format!(
+            "{bad:?} is not a plugin name: expected * or names in lower-case letters and digits"
+        )),
+        None => Ok(RestartSet::Only(names)),
+    }
 }
 
 fn read_ip(ip: &str) -> Result<String, String> {
@@ -556,14 +620,43 @@ mod tests {
         assert_eq!(config.log_level, Level::Info);
         assert_eq!(config.sub_endpoint, Endpoint::connect("tcp://127.0.0.1:40412"));
         assert_eq!(config.pub_endpoint, Endpoint::connect("tcp://127.0.0.1:40411"));
-        assert_eq!(config.rep_endpoint, Endpoint::connect("tcp://127.0.0.1:40410"), "MDP worker");
+        assert_eq!(
+            config.rep_endpoint,
+            Endpoint::connect("tcp://127.0.0.1:40410"),
+            "MDP worker"
+        );
         assert_eq!(config.star_ip, None);
+        assert_eq!(config.plugins.python, PathBuf::from("/usr/bin/python"));
+        assert_eq!(config.plugins.pythonpath, None);
+        assert_eq!(config.plugins.policy, crate::children::Policy::default());
+    }
+
+    #[test]
+    fn plugin_process_keys() {
+        use crate::children::RestartSet;
+        let config = parse_ok(
+            "[manager]\npython = /usr/bin/python2.7\npythonpath = /opt/dmg/domogik\nkill_delay = 1\nrestart = rfxcom, ebusd\n",
+        );
+        assert_eq!(config.plugins.python, PathBuf::from("/usr/bin/python2.7"));
+        assert_eq!(config.plugins.pythonpath, Some(PathBuf::from("/opt/dmg/domogik")));
+        assert_eq!(config.plugins.policy.kill_delay, Duration::from_secs(1));
+        assert_eq!(
+            config.plugins.policy.restart,
+            RestartSet::Only(["ebusd".to_owned(), "rfxcom".to_owned()].into())
+        );
+        assert_eq!(
+            parse_ok("[manager]\nrestart = *\n").plugins.policy.restart,
+            RestartSet::Everyone
+        );
+        assert!(parse_err("[manager]\nkill_delay = 0\n").contains("[manager] kill_delay"));
+        assert!(parse_err("[manager]\nrestart = Foo\n").contains("not a plugin name"));
     }
 
     #[test]
     fn liveness_delays_and_datatypes_file() {
         let config = parse_ok("");
         assert_eq!(config.dead_after, Duration::from_secs(30));
+        assert_eq!(config.dbmgr_timeout, Duration::from_secs(5));
         assert_eq!(config.status_interval, Duration::from_secs(15));
         assert_eq!(config.datatypes_file, PathBuf::from(DEFAULT_DATATYPES_FILE));
         let config = parse_ok("[manager]\ndead_after = 0.5\nstatus_interval = 0.25\ndatatypes_file = /x/d.json\n");
@@ -635,7 +728,12 @@ mod tests {
     #[test]
     fn the_first_non_loopback_ipv4_address_is_chosen_in_interface_order() {
         let ip = |text: &str| text.parse::<std::net::Ipv4Addr>().unwrap();
-        let addresses = [(ip("127.0.0.1"), true), (ip("127.0.1.1"), false), (ip("10.0.0.2"), false), (ip("192.168.1.7"), false)];
+        let addresses = [
+            (ip("127.0.0.1"), true),
+            (ip("127.0.1.1"), false),
+            (ip("10.0.0.2"), false),
+            (ip("192.168.1.7"), false),
+        ];
         assert_eq!(first_non_loopback_ipv4(&addresses), Some(ip("10.0.0.2")));
         assert_eq!(first_non_loopback_ipv4(&addresses[..2]), None);
         assert_eq!(first_non_loopback_ipv4(&[]), None);
@@ -709,7 +807,11 @@ mod tests {
         let host = |hostname: &str| parse("", Path::new(PATH), hostname).unwrap().host;
         assert_eq!(host("domo-box.lan"), "domobox");
         assert_eq!(host("Domo-Box"), "domobox");
-        assert_eq!(host("averyveryverylonghostname.lan"), "averyveryverylon", "cut, not refused");
+        assert_eq!(
+            host("averyveryverylonghostname.lan"),
+            "averyveryverylon",
+            "cut, not refused"
+        );
         assert_eq!(host("a-b-c-d-e-f-g-h-i-j-k-l-m-n-o-p-q-r"), "abcdefghijklmnop");
         assert_eq!(sanitize_hostname("exactly16charsxx.x"), "exactly16charsxx");
         assert_eq!(sanitize_hostname(""), "");

@@ -1,13 +1,18 @@
 //! The event loop: the only code that touches sockets.
 //!
-//! One thread, one `zmq_poll` over the SUB, REP and PUB sockets' readable
-//! ends (PUB is only written) and the signal pipe; the poll's timeout is the
-//! time left until the nearest deadline (the next rescan, or one of the
-//! manager's timers: a client's death, its own status, a `dbmgr`
-//! question), so an idle manager sleeps in the kernel.
-//! Each turn: signals, requests, status messages, rescan if due, then the
-//! publications owed, once.
+//! One thread, one `zmq_poll` over the SUB, the request socket (a bound
+//! ROUTER, or the MDP worker's DEALER), the PUB (read only when it is an
+//! XPUB at a forwarder: subscriptions), the monitors of the connecting
+//! sockets and the signal pipe; the poll's timeout is the time left until
+//! the nearest deadline (the next rescan, one of the manager's timers: a
+//! client's death, its own status, a `dbmgr` question; the MDP heartbeat
+//! and broker silence; a link to reopen; a plugin's kill delay or restart),
+//! so an idle manager sleeps in the kernel. The output pipes of the plugins
+//! it started are polled too.
+//! Each turn: plugin output, signals (exits reaped), requests, status
+//! messages, rescan if due, timers, then the publications owed, once.
 
+mod questions;
 mod sockets;
 
 use crate::bus::links;
@@ -17,9 +22,10 @@ use crate::datatypes::DatatypesFile;
 use crate::envelope;
 use crate::liveness::Now;
 use crate::log::{Level, RateLimiter, Verdict};
-use crate::manager::{Manager, StatusOutcome, DETAIL_CATEGORY, LIST_CATEGORY};
+use crate::manager::{Manager, StatusOutcome, VIEW_CATEGORIES};
 use crate::notify;
 use crate::packages::{Package, PackageChange, Scanner};
+use crate::processes::{self, Launch, Plugins};
 use crate::signals::SignalPipe;
 use crate::wire;
 use crate::{debug, error, info, trace, warn};
@@ -73,11 +79,15 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The sockets: the SUB, the request side, the PUB.
+/// The sockets: the SUB, the request side, the PUB (src/daemon/sockets.rs).
+/// Kept apart from the mutable state so the poll items (which borrow the
+/// sockets) never fight with the handlers over borrows.
 struct Sockets {
     sub: Watched,
     requests: Requests,
     publisher: Watched,
+    /// Questions to dbmgr through the broker (none standalone).
+    dbmgr: Option<zmq::Socket>,
 }
 
 impl Sockets {
@@ -89,6 +99,7 @@ impl Sockets {
             sub: Watched::open(context, Role::Sub, &config.sub_endpoint, heartbeat)?,
             requests: Requests::open(context, config, heartbeat, Instant::now())?,
             publisher: Watched::open(context, Role::Pub, &config.pub_endpoint, heartbeat)?,
+            dbmgr: questions::open(context, config)?,
         })
     }
 
@@ -118,6 +129,10 @@ struct State {
     datatypes: DatatypesFile,
     /// The last datatypes_file error, so that a lasting problem is logged once.
     datatypes_failure: Option<String>,
+    /// The plugin processes the manager started (PROTOCOL.md §10).
+    plugins: Plugins,
+    /// Which plugins `auto_startup` has started already.
+    autostart: crate::autostart::AutoStart,
 }
 
 /// Runs the manager until SIGTERM or SIGINT.
@@ -136,8 +151,27 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         status_log: RateLimiter::new(20, Duration::from_secs(10)),
         datatypes: DatatypesFile::new(config.datatypes_file.clone()),
         datatypes_failure: None,
+        plugins: Plugins::new(
+            Launch {
+                python: config.plugins.python.clone(),
+                pythonpath: config.plugins.pythonpath.clone(),
+                packages_dir: config.packages_dir.clone(),
+            },
+            config.plugins.policy.clone(),
+        ),
+        autostart: crate::autostart::AutoStart::default(),
     };
+    if !processes::findable(&config.plugins.python) {
+        warn!(
+            "[manager] python {} is not found: no plugin can be started",
+            config.plugins.python.display()
+        );
+    }
     state.manager.set_timers(config.dead_after, config.status_interval);
+    if sockets.dbmgr.is_some() {
+        let limits = crate::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
+        state.manager.enable_dbmgr(limits);
+    }
     state.rescan();
     publish(&sockets, &mut state);
     info!(
@@ -150,11 +184,19 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     notify::notify(notify::READY);
 
     loop {
-        let deadline = sockets.next_deadline().map_or(state.next_rescan, |d| d.min(state.next_rescan)).min(state.manager.next_deadline());
-        let ready = wait(&sockets, &mut signals, poll_timeout(deadline, Instant::now()));
+        let deadline = state.next_rescan.min(state.manager.next_deadline());
+        let deadline = sockets.next_deadline().map_or(deadline, |d| d.min(deadline));
+        let deadline = state.plugins.next_deadline().map_or(deadline, |d| d.min(deadline));
+        let pipes = state.plugins.poll_fds();
+        let ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
         state.manager.set_now(Now::system());
+        state.plugins.read_ready(&ready.pipes, Instant::now());
+
         if ready.signals {
             let received = signals.take();
+            if received.child_exited {
+                state.reap();
+            }
             if received.terminate {
                 info!("stopping on signal");
                 break;
@@ -169,7 +211,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         let now = Instant::now();
         sockets.sub.read_monitor(now);
         if sockets.publisher.read_monitor(now) {
-            debug!("pub link up: the current state is owed to subscribers");
+            debug!("pub link up: the current state is owed to its subscribers");
         }
         if ready.requests {
             serve_requests(&mut sockets.requests, &context, heartbeat, &mut state);
@@ -180,6 +222,9 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         if ready.publisher {
             read_subscriptions(&sockets.publisher.socket, &mut state);
         }
+        if let (true, Some(dbmgr)) = (ready.dbmgr, &sockets.dbmgr) {
+            questions::read_answers(dbmgr, &mut state);
+        }
         let now = Instant::now();
         sockets.sub.reopen_if_given_up(&context, heartbeat, now);
         sockets.publisher.reopen_if_given_up(&context, heartbeat, now);
@@ -188,15 +233,19 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             state.rescan();
         }
         for name in state.manager.run_timers() {
-            warn!(
-                "{} is dead: {}",
-                state.manager.clients().client_id(&name),
-                crate::liveness::dead_comment(config.dead_after)
-            );
+            let id = state.manager.clients().client_id(&name);
+            let why = crate::liveness::dead_comment(config.dead_after);
+            warn!(client_id = id.as_str(); "{id} is dead: {why}");
         }
+        if let Some(dbmgr) = &sockets.dbmgr {
+            questions::send_due(dbmgr, &mut state);
+        }
+        state.plugins_due();
         publish(&sockets, &mut state);
     }
     notify::notify(notify::STOPPING);
+    state.stop_plugins(&mut signals);
+    publish(&sockets, &mut state);
     state.manager.set_now(Now::system());
     let stopped = state.manager.own_status(crate::status::Status::Stopped);
     match sockets.publisher.socket.send_multipart(stopped, zmq::DONTWAIT) {
@@ -215,22 +264,33 @@ struct Ready {
     requests: bool,
     publisher: bool,
     signals: bool,
+    dbmgr: bool,
+    /// One flag per plugin pipe, in `Plugins::poll_fds` order.
+    pipes: Vec<bool>,
 }
 
 /// One `zmq_poll` over every socket that can be read (the monitors
 /// included: their events wake the loop) and the signal pipe.
-fn wait(sockets: &Sockets, signals: &mut SignalPipe, timeout: i64) -> Ready {
-    let publisher_reads = sockets.publisher.monitor.is_some();
+fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd], timeout: i64) -> Ready {
+    // A bound PUB is never read: it is polled for nothing.
+    let publisher_events = if sockets.publisher.monitor.is_some() {
+        zmq::POLLIN
+    } else {
+        zmq::PollEvents::empty()
+    };
     let mut items = vec![
         sockets.sub.socket.as_poll_item(zmq::POLLIN),
         sockets.requests.socket().as_poll_item(zmq::POLLIN),
-        // A bound PUB is never read: poll it for nothing.
-        sockets
-            .publisher
-            .socket
-            .as_poll_item(if publisher_reads { zmq::POLLIN } else { zmq::PollEvents::empty() }),
+        sockets.publisher.socket.as_poll_item(publisher_events),
         zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
     ];
+    let dbmgr_slot = items.len();
+    if let Some(dbmgr) = &sockets.dbmgr {
+        items.push(dbmgr.as_poll_item(zmq::POLLIN));
+    }
+    let first_pipe = items.len();
+    items.extend(pipes.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
+    // The monitors come last: they are polled only to wake us.
     for monitor in [&sockets.sub.monitor, &sockets.publisher.monitor].into_iter().flatten() {
         items.push(monitor.as_poll_item(zmq::POLLIN));
     }
@@ -243,11 +303,16 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, timeout: i64) -> Ready {
         }
     }
     let ready = |slot: usize| items.get(slot).is_some_and(zmq::PollItem::is_readable);
+    // A pipe whose writers are all gone polls as an error (POLLHUP), not
+    // as readable: reading it is how its end is learned.
+    let pipe_ready = |slot: usize| items.get(slot).is_some_and(|item| item.is_readable() || item.is_error());
     Ready {
         sub: ready(0),
         requests: ready(1),
         publisher: ready(2),
         signals: ready(3),
+        dbmgr: sockets.dbmgr.is_some() && ready(dbmgr_slot),
+        pipes: (first_pipe..first_pipe + pipes.len()).map(pipe_ready).collect(),
     }
 }
 
@@ -333,7 +398,7 @@ fn serve_requests(requests: &mut Requests, context: &zmq::Context, heartbeat: Du
             for_each_queued(&watched.socket, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
                 let now = Instant::now();
                 if !worker.heard_since_connect() {
-                    info!("MDP worker: the broker at {broker} answers (service registered)");
+                    info!(peer = broker.as_str(); "MDP worker: the broker at {broker} answers (service registered)");
                 }
                 match worker.receive(message, now) {
                     Incoming::Request { envelope, body } => {
@@ -346,7 +411,7 @@ fn serve_requests(requests: &mut Requests, context: &zmq::Context, heartbeat: Du
                 }
             });
             if reconnect {
-                warn!("MDP worker: the broker at {broker} sent DISCONNECT; registering again");
+                warn!(peer = broker.as_str(); "MDP worker: the broker at {broker} sent DISCONNECT; registering again");
                 requests.reconnect_worker(context, heartbeat, Instant::now());
             }
         }
@@ -362,13 +427,11 @@ fn worker_timers(requests: &mut Requests, context: &zmq::Context, heartbeat: Dur
         Due::Nothing => {}
         Due::Send(frames) => sockets::send_or_log(&watched.socket, frames),
         Due::Reconnect => {
+            let broker = watched.endpoint.address.as_str();
             if worker.heard_since_connect() {
-                warn!(
-                    "MDP worker: the broker at {} is silent; reconnecting and registering again",
-                    watched.endpoint.address
-                );
+                warn!(peer = broker; "MDP worker: the broker at {broker} is silent; reconnecting and registering again");
             } else {
-                debug!("MDP worker: no word from the broker at {}; reconnecting", watched.endpoint.address);
+                debug!("MDP worker: no word from the broker at {broker}; reconnecting");
             }
             requests.reconnect_worker(context, heartbeat, now);
         }
@@ -381,7 +444,7 @@ fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
     for_each_queued(publisher, MAX_REQUESTS_PER_TURN, state, "subscription", |state, frames| {
         if frames
             .first()
-            .is_some_and(|message| links::subscribes_to_ours(message, &[LIST_CATEGORY, DETAIL_CATEGORY]))
+            .is_some_and(|message| links::subscribes_to_ours(message, &VIEW_CATEGORIES))
         {
             state.manager.republish();
         }
@@ -442,7 +505,7 @@ fn suppressed_note(suppressed: u64) -> String {
 impl State {
     /// The reply frames to one request's frames, its problem logged.
     fn answer(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
-        let reply = self.manager.handle_request(frames);
+        let reply = self.manager.handle_request_with(frames, &mut self.plugins);
         match &reply.error {
             Some(reason) => self.log_bad_input(format_args!("request answered with error: {reason}")),
             None => trace!(
@@ -451,6 +514,63 @@ impl State {
             ),
         }
         reply.frames
+    }
+
+    /// SIGCHLD: every exited plugin reaped, its client `stopped` or `dead`.
+    fn reap(&mut self) {
+        for end in self.plugins.reap(Instant::now()) {
+            self.manager.process_ended(&end.name, end.status, end.comment);
+        }
+    }
+
+    /// The statuses plugins announced this turn start their kill delays;
+    /// the delays and restarts that are due are carried out.
+    fn plugins_due(&mut self) {
+        let now = Instant::now();
+        let clients = self.manager.clients();
+        self.plugins.observe(|name| clients.status(name), now);
+        for (name, auto) in self.plugins.due(now) {
+            let host = self.manager.clients().host().to_owned();
+            if let Err(reason) = self.manager.start_plugin(&name, &host, auto, &mut self.plugins) {
+                warn!("plugin {name} not restarted: {reason}");
+            }
+        }
+        // auto_startup, once its value from dbmgr is known (§10).
+        let clients = self.manager.clients();
+        let values = clients
+            .iter()
+            .filter(|(_, client)| client.is_valid())
+            .map(|(name, _)| (name, clients.parameter_is_true(name, "auto_startup")));
+        for name in self.autostart.due(values) {
+            let host = self.manager.clients().host().to_owned();
+            match self.manager.start_plugin(&name, &host, true, &mut self.plugins) {
+                Ok(_) => info!("plugin {name} started: its auto_startup is true"),
+                Err(reason) => warn!("plugin {name} not started by auto_startup: {reason}"),
+            }
+        }
+    }
+
+    /// The manager stops: SIGTERM to every plugin's process group, their
+    /// exits reaped for up to the kill grace, then SIGKILL to what is left
+    /// (docs/PROTOCOL.md §10).
+    fn stop_plugins(&mut self, signals: &mut SignalPipe) {
+        if self.plugins.children().is_empty() {
+            return;
+        }
+        self.plugins.stop_all();
+        let grace = self.plugins.children().term_grace();
+        for (wait, last) in [(grace, false), (Duration::from_millis(500), true)] {
+            let deadline = Instant::now() + wait;
+            while !self.plugins.children().is_empty() && Instant::now() < deadline {
+                let mut items = [zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN)];
+                let _ = signals.while_waiting(|| zmq::poll(&mut items, poll_timeout(deadline, Instant::now())));
+                signals.take();
+                self.reap();
+            }
+            if !last {
+                self.plugins.kill_all();
+            }
+        }
     }
 
     fn log_bad_input(&mut self, message: fmt::Arguments<'_>) {
@@ -491,6 +611,10 @@ impl State {
             }
         }
         for change in report.changes {
+            if let PackageChange::Removed { name } = &change {
+                self.plugins.forget(name);
+                self.autostart.forget(name);
+            }
             // Worded before it is applied ("found" or "changed"), written
             // only if it changed a client: a file re-read to the same
             // content (or failing the same way again) says nothing.
@@ -524,7 +648,6 @@ impl State {
         }
     }
 }
-
 
 /// The level and line of a package change, and the client it is about.
 fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, String, String) {

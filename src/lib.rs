@@ -27,7 +27,10 @@ pub mod log;
 /// (src/log.rs lists the field names).
 pub use ::log::{debug, error, info, trace, warn};
 
+pub mod autostart;
 pub mod bus;
+pub mod child_output;
+pub mod children;
 pub mod cli;
 pub mod clients;
 pub mod config;
@@ -39,6 +42,7 @@ pub mod manager;
 pub mod notify;
 pub mod package_files;
 pub mod packages;
+pub mod processes;
 pub mod pyjson;
 pub mod signals;
 pub mod status;

@@ -75,7 +75,10 @@ impl log::Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let sent = self.journal.as_ref().is_some_and(|journal| journal.journal_send(record).is_ok());
+        let sent = self
+            .journal
+            .as_ref()
+            .is_some_and(|journal| journal.journal_send(record).is_ok());
         if !sent {
             write_line(record, self.journal.is_some());
         }

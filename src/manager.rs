@@ -27,6 +27,25 @@ pub const LIST_CATEGORY: &str = "clients.list";
 pub const DETAIL_CATEGORY: &str = "clients.detail";
 /// The prefix the manager subscribes to.
 pub const STATUS_SUBSCRIPTION: &str = "plugin";
+pub const START_DO: &str = "plugin.start.do";
+pub const START_RESULT: &str = "plugin.start.result";
+
+/// Starts plugin processes for the manager: `src/processes.rs` in the
+/// daemon, a fake in tests.
+pub trait Starter {
+    /// Starts plugin `name` (`auto`: on the manager's own initiative, run
+    /// with `-m`); its pid, or one line saying why not.
+    fn start(&mut self, name: &str, auto: bool) -> Result<u32, String>;
+}
+
+/// The starter of a manager that starts no process.
+pub struct NoStarter;
+
+impl Starter for NoStarter {
+    fn start(&mut self, _name: &str, _auto: bool) -> Result<u32, String> {
+        Err("this manager does not start plugins".into())
+    }
+}
 
 /// The 0.5 dialect's actions (PROTOCOL.md §8): request, reply.
 pub const V05_ACTIONS: [(&str, &str); 7] = [
@@ -43,6 +62,15 @@ pub const V05_LIST_CATEGORY: &str = "client.list";
 pub const V05_DETAIL_CATEGORY: &str = "client.detail";
 pub const V05_CONVERSION_CATEGORY: &str = "client.conversion";
 pub const PACKAGE_DETAIL_CATEGORY: &str = "package.detail";
+/// Every category the manager publishes the views under.
+pub const VIEW_CATEGORIES: [&str; 6] = [
+    LIST_CATEGORY,
+    DETAIL_CATEGORY,
+    V05_LIST_CATEGORY,
+    V05_DETAIL_CATEGORY,
+    V05_CONVERSION_CATEGORY,
+    PACKAGE_DETAIL_CATEGORY,
+];
 /// The manager's own client (PROTOCOL.md §8): type `core`, name `manager`.
 pub const OWN_TYPE: &str = "core";
 pub const OWN_NAME: &str = "manager";
@@ -248,14 +276,19 @@ impl Manager {
     }
 
     /// Answers one request's frames, in whichever framing they came
-    /// (plain or MDP client, §1; a worker hands the frames after the
-    /// broker's envelope, which are plain). Always returns a reply: a
+    /// (plain or MDP client, §1; the MDP worker hands over the frames after
+    /// the broker's envelope, which are plain). Always returns a reply: a
     /// client that gets none waits for good. The framing is the codec's
     /// ([`wire`]); what is answered is [`Manager::answer`]'s.
     pub fn handle_request(&mut self, frames: &[Vec<u8>]) -> Reply {
+        self.handle_request_with(frames, &mut NoStarter)
+    }
+
+    /// [`Manager::handle_request`], with `starter` for `plugin.start.do`.
+    pub fn handle_request_with(&mut self, frames: &[Vec<u8>], starter: &mut dyn Starter) -> Reply {
         let (framing, answer) = match wire::decode_request(frames) {
             Ok(request) => {
-                let answer = self.answer(&request);
+                let answer = self.answer_with(&request, starter);
                 (request.framing, answer)
             }
             Err(BadRequest { framing, reason }) => (framing, Err(reason)),
@@ -273,8 +306,17 @@ impl Manager {
     }
 
     /// The reply action and body to a decoded request, or the one-line
-    /// reason of the `error` reply (unknown service or action).
+    /// reason of its `error` reply (unknown service or action, bad body).
     pub fn answer(&mut self, request: &Request) -> Result<(&'static str, String), String> {
+        self.answer_with(request, &mut NoStarter)
+    }
+
+    /// [`Manager::answer`], with `starter` for `plugin.start.do`.
+    pub fn answer_with(
+        &mut self,
+        request: &Request,
+        starter: &mut dyn Starter,
+    ) -> Result<(&'static str, String), String> {
         if let Some(service) = request.service() {
             if service != self.service.as_bytes() {
                 return Err(format!(
@@ -287,6 +329,7 @@ impl Manager {
         match request.action.as_str() {
             LIST_GET => Ok((LIST_RESULT, clients_body(self.view(View::SeedList)))),
             DETAIL_GET => Ok((DETAIL_RESULT, clients_body(self.view(View::SeedDetail)))),
+            START_DO => Ok((START_RESULT, self.start_request(&request.body, starter))),
             other => self.route_v05(other, request),
         }
     }
@@ -335,6 +378,108 @@ impl Manager {
             )),
         };
         Ok(v05::history_json(kind, name, host, history))
+    }
+
+    /// Answers `plugin.start.do` `{"type", "name", "host"}` (PROTOCOL.md
+    /// §9) with the body of `plugin.start.result`: the same three fields,
+    /// `status` and `reason` (empty when started).
+    fn start_request(
+        &mut self,
+        body: &serde_json::Map<String, serde_json::Value>,
+        starter: &mut dyn Starter,
+    ) -> String {
+        let text = |key: &str| body.get(key).and_then(serde_json::Value::as_str);
+        let kind = text("type").unwrap_or("plugin");
+        let name = text("name").unwrap_or("");
+        let host = text("host").unwrap_or(self.clients.host()).to_owned();
+        let outcome = if kind != "plugin" {
+            Err(format!("only plugins are started, not a {}", wire::truncate(kind, 20)))
+        } else if name.is_empty() {
+            Err("no plugin name in the request".to_owned())
+        } else {
+            self.start_plugin(name, &host, false, starter).map(|_| ())
+        };
+        #[derive(serde::Serialize)]
+        struct StartResult<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            name: &'a str,
+            host: &'a str,
+            status: bool,
+            reason: &'a str,
+        }
+        let reason = outcome.as_ref().err().map_or("", String::as_str);
+        crate::pyjson::to_string(&StartResult {
+            kind,
+            name,
+            host: &host,
+            status: outcome.is_ok(),
+            reason,
+        })
+    }
+
+    /// Starts plugin `name` of `host` through `starter`, unless it is not
+    /// ours to start or already runs; its status becomes `starting`.
+    /// Returns its pid, or why it was not started.
+    pub fn start_plugin(
+        &mut self,
+        name: &str,
+        host: &str,
+        auto: bool,
+        starter: &mut dyn Starter,
+    ) -> Result<u32, String> {
+        let name_shown = wire::truncate(name, 40);
+        if host != self.clients.host() {
+            return Err(format!(
+                "plugin {name_shown} is on host {}, this is {}",
+                wire::truncate(host, 40),
+                self.clients.host()
+            ));
+        }
+        match self.clients.status(name) {
+            None => {
+                return Err(format!(
+                    "no plugin {name_shown} is installed on {}",
+                    self.clients.host()
+                ))
+            }
+            Some(crate::status::Status::Invalid) => {
+                return Err(format!(
+                    "the package of plugin {name_shown} is invalid (see its comment)"
+                ))
+            }
+            Some(
+                status @ (crate::status::Status::Starting
+                | crate::status::Status::Alive
+                | crate::status::Status::StopRequest),
+            ) => {
+                return Err(format!(
+                    "plugin {name_shown} is already running (its status is {status})"
+                ))
+            }
+            Some(_) => {}
+        }
+        let pid = starter.start(name, auto)?;
+        if self.clients.process_started(name, pid, self.now) {
+            self.mark_changed();
+        }
+        Ok(pid)
+    }
+
+    /// A plugin process the manager started has exited (src/children.rs
+    /// says what `status` that means); its client shows it.
+    /// A `dead` one is also announced as `plugin.status` `dead`, as the
+    /// dead rule does (§8: other components listen for it).
+    pub fn process_ended(&mut self, name: &str, status: crate::status::Status, comment: String) -> bool {
+        let changed = self.clients.process_ended(name, status, comment, self.now);
+        if changed {
+            if status == crate::status::Status::Dead {
+                let frames = wire::encode_status_of("plugin", name, self.clients.host(), status, None, self.now.unix);
+                self.statuses.push(frames);
+            }
+            self.mark_changed();
+        }
+        changed
     }
 
     /// Applies one message received on the SUB socket.
@@ -450,11 +595,12 @@ impl Manager {
         })
     }
 
-    /// Owes the current state to subscribers again although nothing
-    /// changed: a subscriber appeared (the PUB's link came up, or came back,
-    /// at the forwarder) and must not wait for the next change.
+    /// Owes every view to subscribers again although nothing changed: a
+    /// subscriber appeared (the PUB's link came up, or came back, at the
+    /// forwarder) and must not wait for the next change.
     pub fn republish(&mut self) {
         self.dirty = true;
+        self.packages_dirty = true;
     }
 
     fn mark_changed(&mut self) {
@@ -565,6 +711,110 @@ mod tests {
 
     fn body(frame: &[u8]) -> Value {
         serde_json::from_slice(frame).unwrap()
+    }
+
+    /// Starts every plugin as pid 100, 101..., or refuses with `refusal`.
+    struct FakeStarter {
+        next_pid: u32,
+        refusal: Option<String>,
+        started: Vec<(String, bool)>,
+    }
+
+    impl Starter for FakeStarter {
+        fn start(&mut self, name: &str, auto: bool) -> Result<u32, String> {
+            if let Some(reason) = &self.refusal {
+                return Err(reason.clone());
+            }
+            self.started.push((name.to_owned(), auto));
+            self.next_pid += 1;
+            Ok(self.next_pid)
+        }
+    }
+
+    fn start_request(manager: &mut Manager, starter: &mut FakeStarter, body: &str) -> Value {
+        let reply = manager.handle_request_with(
+            &frames(&[b"MDPC01", b"manager", b"plugin.start.do", body.as_bytes()]),
+            starter,
+        );
+        assert_eq!(
+            &reply.frames[..3],
+            &frames(&[b"MDPC01", b"manager", b"plugin.start.result"])[..]
+        );
+        body_of(&reply.frames[3])
+    }
+
+    fn body_of(frame: &[u8]) -> Value {
+        body(frame)
+    }
+
+    #[test]
+    fn plugin_start_starts_once_and_refuses_with_a_reason() {
+        let mut manager = manager_with(&["a"]);
+        manager.apply_package_change(PackageChange::Updated {
+            name: "broken".into(),
+            package: Package::Invalid { reason: "bad".into() },
+        });
+        manager.take_publications(0.0);
+        let mut starter = FakeStarter {
+            next_pid: 99,
+            refusal: None,
+            started: Vec::new(),
+        };
+        let result = start_request(
+            &mut manager,
+            &mut starter,
+            r#"{"type": "plugin", "name": "a", "host": "box"}"#,
+        );
+        assert_eq!(
+            result,
+            serde_json::json!({"type": "plugin", "name": "a", "host": "box", "status": true, "reason": ""})
+        );
+        assert_eq!(starter.started, [("a".to_owned(), false)]);
+        assert_eq!(manager.clients().status("a"), Some(Status::Starting));
+        assert_eq!(manager.clients().get("a").map(|client| client.pid), Some(100));
+        assert!(manager.take_publications(1.0).is_some(), "the start is published");
+
+        let refusals = [
+            (r#"{"type": "plugin", "name": "a", "host": "box"}"#, "already running"),
+            (r#"{"type": "plugin", "name": "zz", "host": "box"}"#, "no plugin zz"),
+            (
+                r#"{"type": "plugin", "name": "a", "host": "elsewhere"}"#,
+                "on host elsewhere",
+            ),
+            (r#"{"type": "plugin", "name": "broken", "host": "box"}"#, "invalid"),
+            (r#"{"type": "core", "name": "a", "host": "box"}"#, "only plugins"),
+            (r#"{"type": "plugin", "host": "box"}"#, "no plugin name"),
+        ];
+        for (body, reason) in refusals {
+            let result = start_request(&mut manager, &mut starter, body);
+            assert_eq!(result["status"], false, "{body}");
+            assert!(result["reason"].as_str().unwrap().contains(reason), "{body}: {result}");
+        }
+        assert_eq!(starter.started.len(), 1, "nothing else was started");
+
+        // The starter's own refusal (its process runs, its script is missing) is the reply's.
+        manager.process_ended("a", Status::Dead, "exit status 1".into());
+        assert_eq!(manager.clients().get("a").map(|client| client.pid), Some(0));
+        starter.refusal = Some("bin/a.py is missing".into());
+        let result = start_request(
+            &mut manager,
+            &mut starter,
+            r#"{"type": "plugin", "name": "a", "host": "box"}"#,
+        );
+        assert_eq!(
+            (result["status"].clone(), result["reason"].clone()),
+            (Value::Bool(false), "bin/a.py is missing".into())
+        );
+        assert_eq!(manager.clients().status("a"), Some(Status::Dead));
+    }
+
+    #[test]
+    fn a_manager_without_starter_refuses_to_start() {
+        let mut manager = manager_with(&["a"]);
+        let reply = manager.handle_request(&frames(&[b"plugin.start.do", br#"{"name": "a"}"#]));
+        assert_eq!(reply.frames[0], b"plugin.start.result");
+        assert_eq!(body(&reply.frames[1])["host"], "box", "this host when none is named");
+        assert_eq!(body(&reply.frames[1])["status"], false);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Signals as a file descriptor in the poll loop (signal-hook's self-pipe).
+//! Signals as a file descriptor in the poll loop (signal-hook's self-pipe):
+//! SIGTERM and SIGINT (stop), SIGHUP (rescan), SIGCHLD (a plugin exited).
 //!
 //! Each handled signal sets its flag, then writes a byte into a socket
 //! pair whose read end sits in the same `zmq_poll` as the ZeroMQ sockets.
@@ -22,7 +23,7 @@
 //! a millisecond); systemd sends `ExecReload=` only once the service is
 //! READY.
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use std::io::{self, Read};
 use std::mem::MaybeUninit;
 use std::os::unix::io::{AsRawFd, RawFd};
@@ -37,10 +38,13 @@ pub struct Received {
     pub terminate: bool,
     /// SIGHUP: rescan now.
     pub rescan: bool,
+    /// SIGCHLD: a plugin process exited (or more than one): reap them.
+    pub child_exited: bool,
 }
 
-/// The signals the daemon handles: SIGTERM and SIGINT stop, SIGHUP rescans.
-const HANDLED: [libc::c_int; 3] = [SIGTERM, SIGINT, SIGHUP];
+/// The signals the daemon handles: SIGTERM and SIGINT stop, SIGHUP rescans,
+/// SIGCHLD reaps (a plugin's exit must not interrupt libzmq either).
+const HANDLED: [libc::c_int; 4] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD];
 
 /// Blocks the handled signals in the calling thread (and the threads it
 /// starts later): call it first in `main`. A failure (only for an invalid
@@ -60,6 +64,7 @@ pub struct SignalPipe {
     read_end: UnixStream,
     terminate: Arc<AtomicBool>,
     rescan: Arc<AtomicBool>,
+    child_exited: Arc<AtomicBool>,
     /// The handled signals, as the set `pthread_sigmask` takes: built once,
     /// used twice per wait.
     handled: libc::sigset_t,
@@ -72,7 +77,13 @@ impl SignalPipe {
         write_end.set_nonblocking(true)?;
         let terminate = Arc::new(AtomicBool::new(false));
         let rescan = Arc::new(AtomicBool::new(false));
-        let signals = [(SIGTERM, &terminate), (SIGINT, &terminate), (SIGHUP, &rescan)];
+        let child_exited = Arc::new(AtomicBool::new(false));
+        let signals = [
+            (SIGTERM, &terminate),
+            (SIGINT, &terminate),
+            (SIGHUP, &rescan),
+            (SIGCHLD, &child_exited),
+        ];
         for (signal, flag) in signals {
             // Flag first: handlers run in registration order, so the flag
             // is set before the byte that wakes the loop is written.
@@ -85,6 +96,7 @@ impl SignalPipe {
             read_end,
             terminate,
             rescan,
+            child_exited,
             handled,
         })
     }
@@ -120,6 +132,7 @@ impl SignalPipe {
         Received {
             terminate: self.terminate.swap(false, Ordering::SeqCst),
             rescan: self.rescan.swap(false, Ordering::SeqCst),
+            child_exited: self.child_exited.swap(false, Ordering::SeqCst),
         }
     }
 }

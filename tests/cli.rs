@@ -137,7 +137,10 @@ fn binding_every_interface_warns() {
 #[test]
 fn the_readme_command_block_is_the_definitions_synopsis() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let section = readme.split("## Running it\n").nth(1).expect("a \"## Running it\" section");
+    let section = readme
+        .split("## Running it\n")
+        .nth(1)
+        .expect("a \"## Running it\" section");
     let block = section.split("```\n").nth(1).expect("a code block in \"Running it\"");
     let synopsis = domogik_manager::cli::synopsis(&domogik_manager::cli::definition());
     assert_eq!(

@@ -52,7 +52,10 @@ fn the_man_page_and_the_completions_name_every_command_and_option() {
     assert!(words.contains(&"status".to_owned()) && words.contains(&"--check-config".to_owned()));
     for word in &words {
         assert!(man.contains(&format!("\\fB{word}\\fR")), "man page: {word}");
-        assert!(bash.split([' ', '"', '\n']).any(|token| token == word), "bash completion: {word}");
+        assert!(
+            bash.split([' ', '"', '\n']).any(|token| token == word),
+            "bash completion: {word}"
+        );
     }
 }
 

@@ -62,7 +62,8 @@ def main():
     expected = sorted("domogik-%s.%s" % (n, host) for n in ("diskfree", "ebusd", "rfxcom", "test"))
     if ids != expected:
         fail("list ids %r" % ids)
-    if sys.argv[5:] == ["broker"]:
+    through_broker = sys.argv[5:] == ["broker"]
+    if through_broker:
         # Through Domogik's broker, its client's default timeout frame
         # "None" reaches the worker.
         action, body = mdp_request(context, rep, "clients.list.get", timeout="None")
@@ -103,6 +104,11 @@ def main():
             category = name.rsplit(".", 2)[0]
             content = json.loads(frames[1].decode())
             if category == "clients.detail" and "clients.list" not in seen:
+                if through_broker:
+                    # Through a forwarder the two subscriptions reach the
+                    # manager's socket one after the other: a first detail
+                    # may pass while the list before it was still filtered.
+                    continue
                 fail("detail published before list")
             seen[category] = content
     if seen["clients.list"]["domogik-ebusd.%s" % host]["status"] != "alive":

@@ -110,7 +110,7 @@ fn a_link_cut_without_a_fin_comes_back_and_statuses_flow_again() {
     let before = daemon.log().len();
     namespace.set_link(false);
     // Noticed by the ZMTP heartbeats, without any FIN.
-    daemon.wait_for_new_log(&format!("sub socket lost its connection to {}", forwarder.xpub), before);
+    daemon.wait_for_new_log("sub socket lost its connection to tcp://198.1", before);
     daemon.wait_for_new_log("pub socket lost its connection", before);
     namespace.set_link(true);
     daemon.wait_for_new_log("sub socket connected again", before);

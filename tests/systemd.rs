@@ -14,7 +14,9 @@ fn receive(socket: &UnixDatagram, deadline: Instant) -> Option<Vec<u8>> {
     let mut buffer = vec![0u8; 65536];
     loop {
         let left = deadline.checked_duration_since(Instant::now())?;
-        socket.set_read_timeout(Some(left.max(std::time::Duration::from_millis(1)))).unwrap();
+        socket
+            .set_read_timeout(Some(left.max(std::time::Duration::from_millis(1))))
+            .unwrap();
         match socket.recv(&mut buffer) {
             Ok(0) => continue,
             Ok(n) => return Some(buffer[..n].to_vec()),
@@ -69,7 +71,10 @@ fn systemd_is_told_ready_reloading_and_stopping() {
 fn journal_fields(mut datagram: &[u8]) -> HashMap<String, String> {
     let mut fields = HashMap::new();
     while !datagram.is_empty() {
-        let end = datagram.iter().position(|&b| b == b'\n').expect("a field ends with a newline");
+        let end = datagram
+            .iter()
+            .position(|&b| b == b'\n')
+            .expect("a field ends with a newline");
         let line = &datagram[..end];
         if let Some(equals) = line.iter().position(|&b| b == b'=') {
             let key = String::from_utf8(line[..equals].to_vec()).unwrap();
@@ -94,7 +99,11 @@ fn journal_fields(mut datagram: &[u8]) -> HashMap<String, String> {
 fn spawn_in_namespace(run: &std::path::Path, config: &std::path::Path, stderr: &std::path::Path) -> Option<Child> {
     // SAFETY: geteuid reads the process's credentials, nothing else.
     let as_root = unsafe { libc::geteuid() } == 0;
-    let unshare: &[&str] = if as_root { &["--mount"] } else { &["--mount", "--map-root-user"] };
+    let unshare: &[&str] = if as_root {
+        &["--mount"]
+    } else {
+        &["--mount", "--map-root-user"]
+    };
     let probe = Command::new("unshare").args(unshare).arg("true").status();
     if !probe.is_ok_and(|status| status.success()) {
         return None;
@@ -168,11 +177,17 @@ fn under_the_journal_lines_carry_the_client_id_and_the_peer_as_fields() {
     }
     let client_line = client_line.unwrap();
     assert_eq!(client_line["MESSAGE"], "package found: domogik-diskfree.testhost");
-    assert_eq!(client_line["PRIORITY"], "5", "info is notice, as systemd-journal-logger maps it");
+    assert_eq!(
+        client_line["PRIORITY"], "5",
+        "info is notice, as systemd-journal-logger maps it"
+    );
     assert_eq!(client_line["SYSLOG_IDENTIFIER"], "dmg_manager");
     let peer_line = peer_line.unwrap();
     assert_eq!(peer_line["PEER"], "tcp://127.0.0.1:9");
-    assert!(peer_line["MESSAGE"].contains("connecting to tcp://127.0.0.1:9"), "{peer_line:?}");
+    assert!(
+        peer_line["MESSAGE"].contains("connecting to tcp://127.0.0.1:9"),
+        "{peer_line:?}"
+    );
     assert!(!peer_line.contains_key("CLIENT_ID"), "a field only where it applies");
 
     // It stops cleanly on SIGTERM, every line in the journal, none on stderr.

@@ -4,7 +4,9 @@
 mod util;
 
 mod bus;
+mod children;
 mod cli;
+mod dbmgr;
 mod docs;
 mod faults;
 mod flood;

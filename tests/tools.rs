@@ -24,7 +24,19 @@ fn clients_prints_a_table_of_the_fixtures() {
     let stdout = stdout_of(&output);
     assert!(!stdout.contains('\x1b'), "no colour in a pipe: {stdout:?}");
     let lines: Vec<Vec<&str>> = stdout.lines().map(|line| line.split_whitespace().collect()).collect();
-    assert_eq!(lines[0], ["CLIENT", "TYPE", "PLUGIN", "HOST", "STATUS", "CONFIGURED"]);
+    assert_eq!(
+        lines[0],
+        [
+            "CLIENT",
+            "TYPE",
+            "PLUGIN",
+            "HOST",
+            "STATUS",
+            "CONFIGURED",
+            "SEEN",
+            "PID"
+        ]
+    );
     let expected: Vec<Vec<String>> = FIXTURE_NAMES
         .iter()
         .map(|name| {
@@ -34,7 +46,57 @@ fn clients_prints_a_table_of_the_fixtures() {
                 .to_vec()
         })
         .collect();
-    assert_eq!(lines[1..], expected, "{stdout}");
+    let firsts: Vec<Vec<String>> = lines[1..]
+        .iter()
+        .map(|line| line[..6].iter().map(|cell| cell.to_string()).collect())
+        .collect();
+    assert_eq!(firsts, expected, "{stdout}");
+    for line in &lines[1..] {
+        // SEEN: "N s ago" since the client was created; PID: none started.
+        assert!(
+            line[6].parse::<u64>().is_ok() && line[7..] == ["s", "ago", "-"],
+            "{line:?}"
+        );
+    }
+}
+
+#[test]
+fn clients_history_prints_each_change_newest_first() {
+    let (_dir, daemon, config) = start("clients-history");
+    let plugin = daemon.plugin_publisher();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    for event in ["starting", "alive"] {
+        loop {
+            assert!(std::time::Instant::now() < deadline, "{event} never arrived");
+            plugin
+                .send_multipart(later_status("ebusd", "testhost", event), 0)
+                .unwrap();
+            let entry = &daemon.clients("clients.list.get")["domogik-ebusd.testhost"];
+            if entry["status"] == event {
+                break;
+            }
+        }
+    }
+    let output = run_command(&config, &["clients", "--history", "ebusd"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let stdout = stdout_of(&output);
+    let statuses: Vec<&str> = stdout
+        .lines()
+        .map(|line| line.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(statuses, ["alive", "starting"], "{stdout}");
+    assert!(
+        stdout.lines().all(|line| line.ends_with('Z') || line.contains("Z  ")),
+        "{stdout}"
+    );
+
+    let output = run_command(&config, &["clients", "--history", "nosuch"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr_of(&output).contains("no client plugin-nosuch.testhost"),
+        "{}",
+        stderr_of(&output)
+    );
 }
 
 #[test]

@@ -29,12 +29,14 @@ complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -l check-config -d
 complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -s h -l help -d 'Print help'
 complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -s V -l version -d 'Print version'
 complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -f -a "run" -d 'Run the manager in the foreground (the default, and what the service runs)'
-complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -f -a "clients" -d 'Print the running manager\'s clients: id, type, plugin, host, status, configured'
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -f -a "clients" -d 'Print the running manager\'s clients: id, type, plugin, host, status, configured, last seen, pid'
 complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -f -a "watch" -d 'Print one line per change of the clients (status, added, removed, reloaded) until Ctrl-C'
 complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -f -a "status" -d 'Announce, as a plugin would, that plugin NAME of this host is EVENT'
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -f -a "start" -d 'Ask the running manager to start plugin NAME of this host'
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -l check-config -d 'Validate the configuration, print a summary and exit'
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s h -l help -d 'Print help'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l history -d 'Print the status history of plugin NAME instead, newest first' -r
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l timeout -d 'How long to wait for the manager, in seconds (fractions allowed)' -r
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l detail -d 'Add version, author and description (for an invalid package, what is wrong with it)'
@@ -47,3 +49,6 @@ complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status" -l comme
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status" -l timeout -d 'How long to wait for the manager, in seconds (fractions allowed)' -r
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status" -s h -l help -d 'Print help'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand start" -l timeout -d 'How long to wait for the manager, in seconds (fractions allowed)' -r
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand start" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand start" -s h -l help -d 'Print help'

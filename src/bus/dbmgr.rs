@@ -32,11 +32,19 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
+        Limits::with_timeout(Duration::from_secs(5))
+    }
+}
+
+impl Limits {
+    /// Config `dbmgr_timeout`: the first retry after as long again,
+    /// doubling up to a minute (or the timeout, if longer).
+    pub fn with_timeout(timeout: Duration) -> Limits {
         Limits {
             max_in_flight: 4,
-            timeout: Duration::from_secs(5),
-            retry_after: Duration::from_secs(5),
-            max_retry: Duration::from_secs(60),
+            timeout,
+            retry_after: timeout,
+            max_retry: timeout.max(Duration::from_secs(60)),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! The manager on a Domogik bus (PROTOCOL.md §7, §8): its protocol state
-//! machines, pure and unit-tested with a fake clock (the daemon does their
-//! I/O).
+//! machines, each pure and unit-tested with a fake clock (the daemon does
+//! their I/O).
 //!
-//! [`mdp`]: the MDP worker role towards the broker (PROTOCOL.md §7).
+//! [`mdp`]: the MDP worker role towards the broker.
 //! [`links`]: the state of each connection the manager opens, from libzmq's
 //! monitor events, so that none is lost for good.
-//! [`dbmgr`]: the questions asked to the broker's `dbmgr` service (§8).
+//! [`dbmgr`]: the conversations with the broker's other services.
 
 pub mod dbmgr;
 pub mod links;

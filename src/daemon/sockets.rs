@@ -121,7 +121,7 @@ impl Watched {
                     came_up = true;
                 }
                 Some(Change::Lost) => warn!(peer = address.as_str(); "{role} socket lost its connection to {address}; reconnecting"),
-                None => debug!(peer = address.as_str(); "{role} socket: {event:?} {address}"),
+                None => debug!("{role} socket: {event:?} {address}"),
             }
         }
         came_up
@@ -134,6 +134,7 @@ impl Watched {
             return;
         }
         warn!(
+            peer = self.endpoint.address.as_str();
             "{} socket: libzmq gave up the connection to {} (a protocol error, such as a message over the size limit): opening a new one",
             self.role.name(),
             self.endpoint.address
@@ -160,6 +161,7 @@ impl Requests {
         let mut worker = Worker::new(&config.service, Timing::scaled(heartbeat), now);
         send_or_log(&watched.socket, worker.connected(now));
         info!(
+            peer = config.rep_endpoint.address.as_str();
             "MDP worker: READY sent to the broker at {} for service \"{}\"",
             config.rep_endpoint.address, config.service
         );

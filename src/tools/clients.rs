@@ -1,5 +1,6 @@
 //! `dmg_manager clients`: asks the running manager for its clients and
-//! prints them as a table, or the reply body as it came (`--json`).
+//! prints them as a table, or the reply body as it came (`--json`);
+//! `--history NAME` prints one client's history instead (PROTOCOL.md §9).
 
 use super::endpoints::{self, Peer};
 use super::{colour, net, stdout_failed, table, ToolError};
@@ -17,6 +18,8 @@ pub struct ClientsOptions {
     pub detail: bool,
     /// Print the reply body unchanged instead of the table.
     pub json: bool,
+    /// Print this plugin's history (`client.history.get`) instead.
+    pub history: Option<String>,
     pub timeout: Duration,
 }
 
@@ -30,12 +33,21 @@ pub struct Fetched {
 /// Runs `clients`.
 pub fn run(config: &Config, options: &ClientsOptions) -> Result<(), ToolError> {
     let context = zmq::Context::new();
-    let fetched = fetch(&context, config, options.detail, options.timeout)?;
-    let text = if options.json {
-        format!("{}\n", fetched.body)
-    } else {
-        let rows = table::rows(&fetched.clients, options.detail);
-        table::render(&rows, options.detail, colour::enabled_for_stdout())
+    let text = match &options.history {
+        Some(name) => history(&context, config, name, options)?,
+        None => {
+            let fetched = fetch(&context, config, options.detail, options.timeout)?;
+            if options.json {
+                format!("{}\n", fetched.body)
+            } else {
+                // The 0.5 list has last_seen and pid; a manager without it
+                // (an older one) leaves those columns "-".
+                let v05 = fetch_v05_list(&context, config, options.timeout).unwrap_or_default();
+                let now = wire::unix_seconds(std::time::SystemTime::now());
+                let rows = table::rows(&fetched.clients, options.detail, &v05, now);
+                table::render(&rows, options.detail, colour::enabled_for_stdout())
+            }
+        }
     };
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
@@ -54,6 +66,81 @@ pub fn fetch(context: &zmq::Context, config: &Config, detail: bool, timeout: Dur
     };
     let reply = net::request(context, &target, &config.service, action, timeout)?;
     clients_of(reply, result).map_err(|why| ToolError(format!("{why} (from {})", target.address)))
+}
+
+/// The 0.5 list, `{plugin-NAME.HOST: ENTRY, ...}`; `None` if the manager
+/// does not answer it.
+fn fetch_v05_list(context: &zmq::Context, config: &Config, timeout: Duration) -> Option<Map<String, Value>> {
+    let target = endpoints::target(Peer::Requests, config).ok()?;
+    let reply = net::request(context, &target, &config.service, "client.list.get", timeout).ok()?;
+    match serde_json::from_str(&reply.body) {
+        Ok(Value::Object(list)) if reply.action == "client.list.result" => Some(list),
+        _ => None,
+    }
+}
+
+/// `--history NAME`: the reply body (`--json`) or one line per change,
+/// newest first: `TIME  STATUS  COMMENT`, TIME in UTC as in the log.
+fn history(context: &zmq::Context, config: &Config, name: &str, options: &ClientsOptions) -> Result<String, ToolError> {
+    let target = endpoints::target(Peer::Requests, config).map_err(ToolError)?;
+    let body = serde_json::json!({"type": "plugin", "name": name, "host": config.host}).to_string();
+    let reply = net::request_with(
+        context,
+        &target,
+        &config.service,
+        "client.history.get",
+        &body,
+        options.timeout,
+    )?;
+    history_text(&reply, options.json).map_err(|why| ToolError(format!("{why} (from {})", target.address)))
+}
+
+/// The text `--history` prints for a `client.history.result` reply.
+fn history_text(reply: &ReceivedReply, json: bool) -> Result<String, String> {
+    let body: Value = serde_json::from_str(&reply.body).map_err(|e| format!("the reply body is not JSON: {e}"))?;
+    let reason = || match body.get("reason") {
+        Some(Value::String(reason)) => table::clean(reason),
+        _ => "no reason given".into(),
+    };
+    if reply.action == ERROR_ACTION {
+        return Err(format!("the manager answered error: {}", reason()));
+    }
+    if reply.action != "client.history.result" {
+        return Err(format!(
+            "unexpected reply action \"{}\", expected client.history.result (a manager older than Domogik 0.5's dialect?)",
+            wire::truncate(&reply.action, 40)
+        ));
+    }
+    if body.get("status") != Some(&Value::Bool(true)) {
+        return Err(format!("the manager has no such client: {}", reason()));
+    }
+    if json {
+        return Ok(format!("{}\n", reply.body));
+    }
+    let mut out = String::new();
+    for entry in body.get("history").and_then(Value::as_array).into_iter().flatten() {
+        let time = entry
+            .get("timestamp")
+            .and_then(Value::as_f64)
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .map_or("-".into(), |t| {
+                crate::log::utc_timestamp(std::time::UNIX_EPOCH + Duration::from_secs_f64(t))
+            });
+        let text = |field: &str| {
+            entry
+                .get(field)
+                .and_then(Value::as_str)
+                .map(table::clean)
+                .unwrap_or_default()
+        };
+        let line = format!("{time}  {:<12}  {}", text("status"), text("comment"));
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    if out.is_empty() {
+        out.push_str("no change of status since the manager started\n");
+    }
+    Ok(out)
 }
 
 /// The clients map of a `*.result` reply, or what is wrong with the reply.
@@ -89,14 +176,34 @@ fn clients_of(reply: ReceivedReply, expected: &str) -> Result<Fetched, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::Framing;
+    use crate::tools::plain_reply as reply;
 
-    fn reply(action: &str, body: &str) -> ReceivedReply {
-        ReceivedReply {
-            framing: Framing::Plain,
-            action: action.into(),
-            body: body.into(),
-        }
+    #[test]
+    fn history_lines_newest_first_and_refusals() {
+        let body = r#"{"type": "plugin", "name": "a", "host": "h", "status": true, "reason": null, "history": [{"status": "dead", "comment": "no status\nreceived", "timestamp": 1371071554.25}, {"status": "alive", "comment": "", "timestamp": 1371071500.0}]}"#;
+        let text = history_text(&reply("client.history.result", body), false).unwrap();
+        assert_eq!(
+            text,
+            "2013-06-12T21:12:34.250Z  dead          no status received\n2013-06-12T21:11:40.000Z  alive\n"
+        );
+        assert_eq!(
+            history_text(&reply("client.history.result", body), true).unwrap(),
+            format!("{body}\n")
+        );
+        let empty = r#"{"status": true, "history": []}"#;
+        assert!(history_text(&reply("client.history.result", empty), false)
+            .unwrap()
+            .starts_with("no change"));
+        let refused = r#"{"status": false, "reason": "no client plugin-zz.h", "history": []}"#;
+        assert_eq!(
+            history_text(&reply("client.history.result", refused), false).unwrap_err(),
+            "the manager has no such client: no client plugin-zz.h"
+        );
+        let old = history_text(
+            &reply("error", r#"{"status": false, "reason": "unknown action"}"#),
+            false,
+        );
+        assert_eq!(old.unwrap_err(), "the manager answered error: unknown action");
     }
 
     #[test]

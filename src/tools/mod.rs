@@ -1,5 +1,6 @@
 //! The commands that talk to a running manager, for people and scripts:
-//! `clients` (ask), `watch` (follow) and `status` (announce) (issue 6).
+//! `clients` (ask), `watch` (follow), `status` (announce) (issue 6) and
+//! `start` (start a plugin, issue 14).
 //!
 //! Each finds the manager from the same config file as the daemon
 //! ([`endpoints`] inverts the daemon's directions). What is pure (where to
@@ -11,6 +12,7 @@ pub mod clients;
 pub mod colour;
 pub mod endpoints;
 mod net;
+pub mod start;
 pub mod status;
 pub mod table;
 pub mod watch;
@@ -51,6 +53,16 @@ fn json_map(value: serde_json::Value) -> serde_json::Map<String, serde_json::Val
     match value {
         serde_json::Value::Object(map) => map,
         _ => panic!("not an object"),
+    }
+}
+
+/// A reply in plain framing, for the tests of the commands that read replies.
+#[cfg(test)]
+fn plain_reply(action: &str, body: &str) -> crate::wire::ReceivedReply {
+    crate::wire::ReceivedReply {
+        framing: crate::wire::Framing::Plain,
+        action: action.into(),
+        body: body.into(),
     }
 }
 

@@ -50,6 +50,18 @@ pub fn request(
     action: &str,
     timeout: Duration,
 ) -> Result<ReceivedReply, ToolError> {
+    request_with(context, target, service, action, "{}", timeout)
+}
+
+/// [`request`] with a body (a JSON object's text).
+pub fn request_with(
+    context: &zmq::Context,
+    target: &Target,
+    service: &str,
+    action: &str,
+    body: &str,
+    timeout: Duration,
+) -> Result<ReceivedReply, ToolError> {
     let deadline = Instant::now() + timeout;
     let socket = connect(context, zmq::REQ, target)?;
     let framing = Framing::Mdp {
@@ -64,7 +76,7 @@ pub fn request(
         ))
     };
     // A connecting REQ queues the request even before the link is up.
-    match socket.send_multipart(wire::encode_request(&framing, action, "{}"), zmq::DONTWAIT) {
+    match socket.send_multipart(wire::encode_request(&framing, action, body), zmq::DONTWAIT) {
         Ok(()) => {}
         Err(zmq::Error::EAGAIN) => return Err(no_reply()),
         Err(e) => return Err(ToolError(format!("cannot send a request to {}: {e}", target.address))),

@@ -4,7 +4,16 @@
 use super::colour;
 use serde_json::{Map, Value};
 
-const COLUMNS: [&str; 6] = ["CLIENT", "TYPE", "PLUGIN", "HOST", "STATUS", "CONFIGURED"];
+const COLUMNS: [&str; 8] = [
+    "CLIENT",
+    "TYPE",
+    "PLUGIN",
+    "HOST",
+    "STATUS",
+    "CONFIGURED",
+    "SEEN",
+    "PID",
+];
 const DETAIL_COLUMNS: [&str; 3] = ["VERSION", "AUTHOR", "DESCRIPTION"];
 const STATUS_COLUMN: usize = 4;
 const GAP: &str = "  ";
@@ -18,6 +27,10 @@ pub struct Row {
     pub host: String,
     pub status: String,
     pub configured: String,
+    /// From the 0.5 list (`client.list.get`): `12 s ago`, and the pid of
+    /// a plugin the manager started; `-` when unknown.
+    pub seen: String,
+    pub pid: String,
     /// With `--detail`: version, author and description from the package's
     /// `identity`; for an invalid package, what is wrong with it instead of
     /// the (absent) description.
@@ -33,6 +46,8 @@ impl Row {
             &self.host,
             &self.status,
             &self.configured,
+            &self.seen,
+            &self.pid,
         ];
         if let Some(detail) = &self.detail {
             cells.extend(detail.iter().map(String::as_str));
@@ -41,11 +56,47 @@ impl Row {
     }
 }
 
-/// The rows of a clients map (`{ID: ENTRY, ...}`), sorted by client id.
-pub fn rows(clients: &Map<String, Value>, detail: bool) -> Vec<Row> {
-    let mut rows: Vec<Row> = clients.iter().map(|(id, entry)| row(id, entry, detail)).collect();
+/// The rows of a clients map (`{ID: ENTRY, ...}`), sorted by client id,
+/// with `last_seen` and `pid` from the 0.5 list of the same clients
+/// (`{plugin-NAME.HOST: ENTRY, ...}`, empty if the manager has none) as
+/// seen at `now` (Unix seconds).
+pub fn rows(clients: &Map<String, Value>, detail: bool, v05: &Map<String, Value>, now: f64) -> Vec<Row> {
+    let mut rows: Vec<Row> = clients
+        .iter()
+        .map(|(id, entry)| {
+            let mut row = row(id, entry, detail);
+            let key = format!("plugin-{}.{}", row.plugin, row.host);
+            if let Some(entry) = v05.get(&key) {
+                row.seen = entry
+                    .get("last_seen")
+                    .and_then(Value::as_f64)
+                    .map_or("-".into(), |at| ago(now - at));
+                row.pid = match entry.get("pid").and_then(Value::as_u64) {
+                    None | Some(0) => "-".into(),
+                    Some(pid) => pid.to_string(),
+                };
+            }
+            row
+        })
+        .collect();
     rows.sort_by(|a, b| a.id.cmp(&b.id));
     rows
+}
+
+/// `12 s ago`, `5 min ago`, `3 h ago`, `2 d ago` (a clock a little behind
+/// the manager's says `0 s ago`).
+pub fn ago(seconds: f64) -> String {
+    let seconds = if seconds.is_finite() {
+        seconds.max(0.0) as u64
+    } else {
+        0
+    };
+    match seconds {
+        0..=119 => format!("{seconds} s ago"),
+        120..=7199 => format!("{} min ago", seconds / 60),
+        7200..=172_799 => format!("{} h ago", seconds / 3600),
+        _ => format!("{} d ago", seconds / 86_400),
+    }
 }
 
 fn row(id: &str, entry: &Value, detail: bool) -> Row {
@@ -66,6 +117,8 @@ fn row(id: &str, entry: &Value, detail: bool) -> Row {
         plugin: field("id"),
         host: field("host"),
         configured: field("configured"),
+        seen: "-".into(),
+        pid: "-".into(),
         status,
         detail,
     }
@@ -147,18 +200,18 @@ mod tests {
 
     #[test]
     fn list_table_is_sorted_and_aligned() {
-        let table = render(&rows(&sample(), false), false, false);
+        let table = render(&rows(&sample(), false, &Map::new(), 0.0), false, false);
         assert_eq!(
             table,
-            "CLIENT            TYPE    PLUGIN  HOST  STATUS   CONFIGURED\n\
-             domogik-bad.box   plugin  bad     box   invalid  yes\n\
-             domogik-test.box  plugin  test    box   alive    -\n"
+            "CLIENT            TYPE    PLUGIN  HOST  STATUS   CONFIGURED  SEEN  PID\n\
+             domogik-bad.box   plugin  bad     box   invalid  yes         -     -\n\
+             domogik-test.box  plugin  test    box   alive    -           -     -\n"
         );
     }
 
     #[test]
     fn detail_adds_identity_and_the_comment_of_invalid_packages() {
-        let table = render(&rows(&sample(), true), true, false);
+        let table = render(&rows(&sample(), true, &Map::new(), 0.0), true, false);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].ends_with("VERSION  AUTHOR  DESCRIPTION"), "{table}");
         assert!(
@@ -172,9 +225,12 @@ mod tests {
 
     #[test]
     fn status_colour_does_not_shift_the_columns() {
-        let plain = render(&rows(&sample(), false), false, false);
-        let coloured = render(&rows(&sample(), false), false, true);
-        assert!(coloured.contains("\x1b[32malive\x1b[0m    -\n"), "{coloured:?}");
+        let plain = render(&rows(&sample(), false, &Map::new(), 0.0), false, false);
+        let coloured = render(&rows(&sample(), false, &Map::new(), 0.0), false, true);
+        assert!(
+            coloured.contains("\x1b[32malive\x1b[0m    -           -     -\n"),
+            "{coloured:?}"
+        );
         assert_eq!(
             coloured
                 .replace("\x1b[32m", "")
@@ -187,11 +243,32 @@ mod tests {
     #[test]
     fn odd_entries_still_give_a_row() {
         let clients = map(json!({"x": {"status": 3, "host": "", "data": {"identity": "nope"}}, "y": null}));
-        let rows = rows(&clients, true);
+        let rows = rows(&clients, true, &Map::new(), 0.0);
         assert_eq!(rows[0].status, "3");
         assert_eq!(rows[0].host, "-");
         assert_eq!(rows[0].detail, Some(["-".into(), "-".into(), "-".into()]));
         assert_eq!(rows[1].plugin, "-");
+    }
+
+    #[test]
+    fn last_seen_and_pid_come_from_the_v05_list() {
+        let v05 = map(json!({
+            "plugin-test.box": {"last_seen": 1000.5, "pid": 4242},
+            "plugin-bad.box": {"last_seen": 100.0, "pid": 0},
+        }));
+        let rows = rows(&sample(), false, &v05, 1012.9);
+        assert_eq!((rows[1].seen.as_str(), rows[1].pid.as_str()), ("12 s ago", "4242"));
+        assert_eq!((rows[0].seen.as_str(), rows[0].pid.as_str()), ("15 min ago", "-"));
+    }
+
+    #[test]
+    fn ago_units() {
+        assert_eq!(ago(-3.0), "0 s ago");
+        assert_eq!(ago(119.9), "119 s ago");
+        assert_eq!(ago(120.0), "2 min ago");
+        assert_eq!(ago(7200.0), "2 h ago");
+        assert_eq!(ago(3.0 * 86_400.0), "3 d ago");
+        assert_eq!(ago(f64::NAN), "0 s ago");
     }
 
     #[test]

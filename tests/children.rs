@@ -20,6 +20,18 @@ fn python() -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
+/// `PYTHONPATH` for a fake plugin that imports zmq: `base` (may be empty)
+/// plus pip's copy of pyzmq when `python3` has none of its own.
+fn pythonpath_with_pyzmq(base: &str) -> String {
+    let pyzmq = crate::interop::pyzmq_path().map(|path| path.display().to_string());
+    [Some(base.to_owned()), pyzmq]
+        .into_iter()
+        .flatten()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// Adds package `name` whose bin/<name>.py is the fake plugin doing `behaviour`.
 fn add_plugin(packages: &Path, name: &str, behaviour: &str) -> PathBuf {
     let folder = packages.join(format!("plugin_{name}"));
@@ -41,8 +53,9 @@ fn start(label: &str, plugins: &[(&str, &str)], extra: &str) -> (TempDir, PathBu
         add_plugin(&packages, name, behaviour);
     }
     let keys = format!(
-        "python = {}\npythonpath = /opt/dmg/domogik\nkill_delay = 1\n{extra}",
-        python()
+        "python = {}\npythonpath = {}\nkill_delay = 1\n{extra}",
+        python(),
+        pythonpath_with_pyzmq("/opt/dmg/domogik")
     );
     let daemon = Daemon::start(&dir, &standalone_config(&packages, &keys));
     (dir, packages, daemon)
@@ -200,7 +213,7 @@ fn a_plugin_started_by_request_runs_without_a_shell_and_its_crash_is_seen_with_i
         "no -m when started by request"
     );
     assert_eq!(facts["notice"], "THIS_PLUGIN_IS_STARTED_BY_THE_MANAGER");
-    assert_eq!(facts["pythonpath"], "/opt/dmg/domogik");
+    assert_eq!(facts["pythonpath"], pythonpath_with_pyzmq("/opt/dmg/domogik").as_str());
     assert_eq!(facts["stdin_is_null"], true);
     assert_eq!(
         facts["signals_blocked"], "0000000000000000",
@@ -473,9 +486,10 @@ fn through_the_broker_a_user_interface_starts_a_plugin_sees_it_alive_then_dead_w
     add_plugin(&packages, "busy", "bus");
     std::fs::write(packages.join("sub_endpoint"), &forwarder.xsub).unwrap();
     let config = format!(
-        "{}python = {}\nkill_delay = 1\n",
+        "{}python = {}\npythonpath = {}\nkill_delay = 1\n",
         bus_config(&broker, &forwarder, &packages),
-        python()
+        python(),
+        pythonpath_with_pyzmq("")
     );
     let daemon = Daemon::start_with(&dir, &config, fast_heartbeat_command);
     await_broker_clients(daemon.context(), &broker, "clients.list.get");

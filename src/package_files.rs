@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -96,7 +96,7 @@ pub fn read(name: &str, folder: &Path) -> PackageFiles {
     };
     for (sub, file) in list(folder) {
         let shown = format!("plugin_{name}/{sub}/{file}");
-        let text = judge(&shown, read_capped(&folder.join(&sub).join(&file)));
+        let text = judge(&shown, crate::packages::read_capped(&folder.join(&sub).join(&file), MAX_FILE_BYTES));
         let (map, suffix) = if sub == "conversion" {
             (&mut files.conversions, ".py")
         } else {
@@ -117,21 +117,6 @@ pub fn judge(shown: &str, read: io::Result<Vec<u8>>) -> String {
         Ok(bytes) => String::from_utf8(bytes).unwrap_or_else(|_| format!("# {shown} is not UTF-8 text")),
         Err(error) => format!("# {shown} cannot be read: {error}"),
     }
-}
-
-/// At most one byte more than the limit, never blocking on a FIFO.
-fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -334,7 +334,7 @@ fn read_package(name: &str, path: &Path, fingerprint: Fingerprint) -> (Package, 
         Fingerprint::File { size, .. } if *size > MAX_INFO_JSON_BYTES => {
             return (invalid(name, &too_large(*size)), fingerprint)
         }
-        Fingerprint::File { .. } => read_capped(path),
+        Fingerprint::File { .. } => read_capped(path, MAX_INFO_JSON_BYTES),
     };
     match read {
         Ok(bytes) => (parse_info_json(name, &bytes), fingerprint),
@@ -359,14 +359,14 @@ fn remembered_after(error: &io::Error, fingerprint: Fingerprint) -> Fingerprint 
     }
 }
 
-/// Reads at most one byte more than the limit, so a file that grew after
+/// Reads at most one byte more than `limit`, so a file that grew after
 /// `stat` is still refused without reading it whole.
 ///
 /// The file may have been swapped since `stat` said it was a regular file:
 /// it is opened with `O_NONBLOCK`, so that a FIFO put in its place cannot
 /// make the open wait for a writer (and stop the whole daemon), and what
 /// was opened is checked again.
-fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
+pub(crate) fn read_capped(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = fs::OpenOptions::new()
         .read(true)
@@ -376,7 +376,7 @@ fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
     }
     let mut bytes = Vec::new();
-    file.take(MAX_INFO_JSON_BYTES + 1).read_to_end(&mut bytes)?;
+    file.take(limit + 1).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 
@@ -527,7 +527,7 @@ mod tests {
         // In a thread, so that a regression fails the test instead of hanging it.
         let (sender, receiver) = std::sync::mpsc::channel();
         let path = fifo.clone();
-        std::thread::spawn(move || sender.send(read_capped(&path).map_err(|e| e.to_string())));
+        std::thread::spawn(move || sender.send(read_capped(&path, MAX_INFO_JSON_BYTES).map_err(|e| e.to_string())));
         let outcome = receiver.recv_timeout(std::time::Duration::from_secs(5));
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(

@@ -289,3 +289,55 @@ fn plugin_configuration_updated_asks_dbmgr_again() {
     }
     assert!(bus.dbmgr.questions_about("diskfree") >= 2);
 }
+
+/// auto_startup end to end (PROTOCOL.md §9): dbmgr says `auto_startup` is
+/// `True` for plugin `auto`, and the manager starts its `bin/auto.py` on
+/// its own, with `-m`, without anyone asking.
+#[test]
+fn auto_startup_true_from_dbmgr_starts_the_plugin_with_dash_m() {
+    let broker = TestBroker::start(None);
+    let forwarder = Forwarder::start(None);
+    let context = zmq::Context::new();
+    let _dbmgr = TestDbmgr::start(&context, &broker, answer_all("True"));
+    let dir = TempDir::new("dbmgr-auto-startup");
+    let packages = copy_fixtures(&dir);
+    let folder = packages.join("plugin_auto");
+    std::fs::create_dir_all(folder.join("bin")).unwrap();
+    let info = json!({"json_version": 2, "identity": {"type": "plugin", "name": "auto"}});
+    std::fs::write(folder.join("info.json"), info.to_string()).unwrap();
+    // The plugin writes its arguments where the test reads them, then
+    // waits for as long as the manager that started it lives.
+    let argv_file = dir.join("argv.json");
+    std::fs::write(
+        folder.join("bin/auto.py"),
+        format!(
+            "import json, os, sys, time\n\
+             parent = os.getppid()\n\
+             with open({path:?} + '.tmp', 'w') as out: json.dump(sys.argv[1:], out)\n\
+             os.rename({path:?} + '.tmp', {path:?})\n\
+             while os.getppid() == parent: time.sleep(0.1)\n",
+            path = argv_file.display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = format!(
+        "{}dbmgr_timeout = 0.3\npython = python3\nkill_delay = 1\n",
+        bus_config(&broker, &forwarder, &packages)
+    );
+    let mut daemon = Daemon::start_with(&dir, &config, fast_heartbeat_command);
+
+    let deadline = Instant::now() + DEADLINE;
+    let argv: Value = loop {
+        if let Ok(text) = std::fs::read_to_string(&argv_file) {
+            break serde_json::from_str(&text).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "plugin auto not started within {DEADLINE:?}; log:\n{}",
+            daemon.log().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(argv, json!(["-m"]), "started by auto_startup: -m");
+    assert!(daemon.stop().success(), "the manager stops its plugin and exits 0");
+}

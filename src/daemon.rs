@@ -640,7 +640,11 @@ impl State {
             }
             Some(Err(message)) => {
                 if self.datatypes_failure.as_ref() != Some(&message) {
-                    error!("{message}; datatype.get answers null until it is fixed");
+                    if DatatypesFile::is_missing(&message) {
+                        info!("{message}");
+                    } else {
+                        error!("{message}; datatype.get answers null until it is fixed");
+                    }
                 }
                 self.datatypes_failure = Some(message);
                 self.manager.set_datatypes(None);

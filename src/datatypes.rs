@@ -28,6 +28,9 @@ pub fn parse(bytes: &[u8]) -> Result<Box<RawValue>, String> {
     }
 }
 
+/// How a missing datatypes_file is worded.
+const MISSING_PREFIX: &str = "no datatypes_file";
+
 /// The file, and what `stat` said of it at the last read.
 #[derive(Debug)]
 pub struct DatatypesFile {
@@ -46,6 +49,12 @@ impl DatatypesFile {
 
     /// `None` when the file is as at the last call; else its new content,
     /// or why it cannot be used (one line naming the path).
+    /// Whether a failure from [`DatatypesFile::refresh`] is only "no such
+    /// file", which a host without Domogik's resources has.
+    pub fn is_missing(failure: &str) -> bool {
+        failure.starts_with(MISSING_PREFIX)
+    }
+
     pub fn refresh(&mut self) -> Option<Result<Box<RawValue>, String>> {
         let stat = fs::metadata(&self.path)
             .ok()
@@ -62,6 +71,12 @@ impl DatatypesFile {
         });
         Some(match read {
             Ok(bytes) => parse(&bytes).map_err(|why| format!("datatypes_file {shown} {why}")),
+            // No file at all: Domogik's resources are not installed on this
+            // host (a standalone one), which is no fault (the caller tells
+            // it apart by this wording; docs/PROTOCOL.md §9).
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "{MISSING_PREFIX} {shown}: datatype.get answers null (set [manager] datatypes_file to Domogik's datatypes.json)"
+            )),
             Err(error) => {
                 // Read again at the next rescan: the reason may not show in stat.
                 self.seen = None;
@@ -95,9 +110,14 @@ mod tests {
         let mut missing = DatatypesFile::new(PathBuf::from("/nonexistent/datatypes.json"));
         let error = missing.refresh().unwrap().unwrap_err();
         assert!(
-            error.starts_with("cannot read datatypes_file /nonexistent/datatypes.json: "),
+            error.starts_with("no datatypes_file /nonexistent/datatypes.json: ") && DatatypesFile::is_missing(&error),
             "{error}"
         );
-        assert!(missing.refresh().is_some(), "tried again");
+        assert!(missing.refresh().is_none(), "still missing: nothing new to say");
+        // A folder in its place opens but cannot be read: an error, tried again.
+        let mut folder = DatatypesFile::new(std::env::temp_dir());
+        let error = folder.refresh().unwrap().unwrap_err();
+        assert!(error.starts_with("cannot read datatypes_file ") && !DatatypesFile::is_missing(&error), "{error}");
+        assert!(folder.refresh().is_some(), "tried again");
     }
 }

@@ -301,10 +301,26 @@ fn an_unreadable_datatypes_file_answers_null_and_says_why() {
     let (action, body) = domogik_request(&daemon, "datatype.get", "{}");
     assert_eq!(action, "datatype.result");
     assert_eq!(body, json!({"datatypes": null}));
+    // No file at all (a host without Domogik's resources): said once, not
+    // as an error, so a clean start leaves nothing at priority warning.
     assert!(daemon
         .log()
         .iter()
-        .any(|line| line.contains("error: cannot read datatypes_file") && line.contains("missing.json")));
+        .any(|line| line.contains("no datatypes_file") && line.contains("missing.json") && !line.contains("error")));
+
+    // A file that is there but cannot be used is an error.
+    let broken = dir.join("broken.json");
+    std::fs::write(&broken, "{not json").unwrap();
+    let keys = format!("datatypes_file = {}\n", broken.display());
+    let other = TempDir::new("v05-datatypes-broken");
+    copy_tree(Path::new(V05_FIXTURES), other.path());
+    let daemon = Daemon::start(&other, &standalone_config(&other.join("packages"), &keys));
+    let (_, body) = domogik_request(&daemon, "datatype.get", "{}");
+    assert_eq!(body, json!({"datatypes": null}));
+    assert!(daemon
+        .log()
+        .iter()
+        .any(|line| line.contains("error: datatypes_file") && line.contains("broken.json")));
 }
 
 #[test]

@@ -43,8 +43,17 @@ fn python_pyzmq_peers_talk_to_the_manager() {
 /// Where pyzmq is: `None` when `python3` imports it as it is, else the
 /// directory pip installed it into (for `PYTHONPATH`). Panics, with the
 /// reason and the fix, when there is no way to get it. Every test that
-/// runs pyzmq (here, tests/bus.rs) takes it from here.
+/// runs pyzmq (here, tests/bus.rs, tests/children.rs) takes it from here.
+///
+/// Found or installed once per test process: the tests run in parallel
+/// threads of one process, and two pip runs into the same partial folder
+/// (its name carries the pid) undid each other.
 pub fn pyzmq_path() -> Option<PathBuf> {
+    static PYZMQ: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    PYZMQ.get_or_init(find_or_install_pyzmq).clone()
+}
+
+fn find_or_install_pyzmq() -> Option<PathBuf> {
     const FIX: &str = "install python3 and pip (apt-get install -y python3-pip) or pyzmq \
                        (apt-get install -y python3-zmq), or skip this test: \
                        cargo test --locked -- --skip python_pyzmq";

@@ -161,9 +161,11 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         ),
         autostart: crate::autostart::AutoStart::default(),
     };
+    // Said at info: a host may run no plugin of ours (and a fresh Debian 12
+    // has no /usr/bin/python); each start that fails for it is a warning.
     if !processes::findable(&config.plugins.python) {
-        warn!(
-            "[manager] python {} is not found: no plugin can be started",
+        info!(
+            "[manager] python {} is not found: no plugin can be started until it is (set [manager] python)",
             config.plugins.python.display()
         );
     }

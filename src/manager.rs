@@ -6,71 +6,41 @@
 //! at each turn), and sends what it returns. Everything here is tested
 //! without a socket. Both dialects (PROTOCOL.md §4 and §8) are views of one
 //! clients map, each serialised once per change and cached.
+//!
+//! This file holds the [`Manager`] and what changes its clients map: status
+//! messages, package changes, the timers, `dbmgr` answers. By concern, the
+//! rest is in `src/manager/`: `requests.rs` answers requests in both
+//! dialects (`plugin.start.do` too), `plugins.rs` starts plugin processes
+//! and shows their ends, `publications.rs` builds and caches the views and
+//! says what is owed to subscribers.
+
+mod plugins;
+mod publications;
+mod requests;
+#[cfg(test)]
+mod testing;
+
+pub use plugins::{NoStarter, Starter};
+pub use publications::{
+    Publications, DETAIL_CATEGORY, LIST_CATEGORY, PACKAGE_DETAIL_CATEGORY, V05_CONVERSION_CATEGORY,
+    V05_DETAIL_CATEGORY, V05_LIST_CATEGORY, VIEW_CATEGORIES,
+};
+pub use requests::{
+    Reply, DETAIL_GET, DETAIL_RESULT, ERROR_ACTION, LIST_GET, LIST_RESULT, START_DO, START_RESULT, V05_ACTIONS,
+};
 
 use crate::bus::dbmgr::{self, Answer, Questions};
 use crate::clients::{Applied, Clients, StatusRejected};
 use crate::liveness::{self, Now, OwnStatus};
 use crate::packages::PackageChange;
 use crate::status::Status;
-use crate::views::{seed, v05};
-use crate::wire::{self, BadRequest, BadStatusMessage, Request};
+use crate::wire::{self, BadStatusMessage};
+use publications::Cache;
 use serde_json::value::RawValue;
-use serde_json::Value;
 use std::time::{Duration, Instant};
 
-pub const LIST_GET: &str = "clients.list.get";
-pub const LIST_RESULT: &str = "clients.list.result";
-pub const DETAIL_GET: &str = "clients.detail.get";
-pub const DETAIL_RESULT: &str = "clients.detail.result";
-pub const ERROR_ACTION: &str = "error";
-pub const LIST_CATEGORY: &str = "clients.list";
-pub const DETAIL_CATEGORY: &str = "clients.detail";
 /// The prefix the manager subscribes to.
 pub const STATUS_SUBSCRIPTION: &str = "plugin";
-pub const START_DO: &str = "plugin.start.do";
-pub const START_RESULT: &str = "plugin.start.result";
-
-/// Starts plugin processes for the manager: `src/processes.rs` in the
-/// daemon, a fake in tests.
-pub trait Starter {
-    /// Starts plugin `name` (`auto`: on the manager's own initiative, run
-    /// with `-m`); its pid, or one line saying why not.
-    fn start(&mut self, name: &str, auto: bool) -> Result<u32, String>;
-}
-
-/// The starter of a manager that starts no process.
-pub struct NoStarter;
-
-impl Starter for NoStarter {
-    fn start(&mut self, _name: &str, _auto: bool) -> Result<u32, String> {
-        Err("this manager does not start plugins".into())
-    }
-}
-
-/// The 0.5 dialect's actions (PROTOCOL.md §8): request, reply.
-pub const V05_ACTIONS: [(&str, &str); 7] = [
-    ("client.list.get", "client.list.result"),
-    ("client.detail.get", "client.detail.result"),
-    ("client.conversion.get", "client.conversion.result"),
-    ("client.history.get", "client.history.result"),
-    ("datatype.get", "datatype.result"),
-    ("device_types.get", "device_types.result"),
-    ("package.detail.get", "package.detail.result"),
-];
-/// The 0.5 dialect's publications after a change, in this order.
-pub const V05_LIST_CATEGORY: &str = "client.list";
-pub const V05_DETAIL_CATEGORY: &str = "client.detail";
-pub const V05_CONVERSION_CATEGORY: &str = "client.conversion";
-pub const PACKAGE_DETAIL_CATEGORY: &str = "package.detail";
-/// Every category the manager publishes the views under.
-pub const VIEW_CATEGORIES: [&str; 6] = [
-    LIST_CATEGORY,
-    DETAIL_CATEGORY,
-    V05_LIST_CATEGORY,
-    V05_DETAIL_CATEGORY,
-    V05_CONVERSION_CATEGORY,
-    PACKAGE_DETAIL_CATEGORY,
-];
 /// The manager's own client (PROTOCOL.md §8): type `core`, name `manager`.
 pub const OWN_TYPE: &str = "core";
 pub const OWN_NAME: &str = "manager";
@@ -80,7 +50,7 @@ pub const OWN_NAME: &str = "manager";
 pub enum StatusOutcome {
     Changed {
         id: String,
-        status: crate::status::Status,
+        status: Status,
     },
     Unchanged,
     /// Not a status message (another category or client type; a
@@ -90,34 +60,6 @@ pub enum StatusOutcome {
     Rejected(StatusRejected),
 }
 
-/// A reply to send, and the problem to log when it is an `error` reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub frames: Vec<Vec<u8>>,
-    pub error: Option<String>,
-}
-
-/// The views, serialised on first use after a change.
-#[derive(Debug, Default)]
-struct Cache {
-    seed_list: Option<String>,
-    seed_detail: Option<String>,
-    v05_list: Option<String>,
-    v05_detail: Option<String>,
-    conversion: Option<String>,
-    package_detail: Option<String>,
-}
-
-/// One publication owed, built when the iterator reaches it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum View {
-    SeedList,
-    SeedDetail,
-    V05List,
-    V05Detail,
-    Conversion,
-    PackageDetail,
-}
 
 /// The clients map, the service name, the timers, and the serialised
 /// views, which are computed once per change however many requests and
@@ -275,213 +217,6 @@ impl Manager {
         Ok(name)
     }
 
-    /// Answers one request's frames, in whichever framing they came
-    /// (plain or MDP client, §1; the MDP worker hands over the frames after
-    /// the broker's envelope, which are plain). Always returns a reply: a
-    /// client that gets none waits for good. The framing is the codec's
-    /// ([`wire`]); what is answered is [`Manager::answer`]'s.
-    pub fn handle_request(&mut self, frames: &[Vec<u8>]) -> Reply {
-        self.handle_request_with(frames, &mut NoStarter)
-    }
-
-    /// [`Manager::handle_request`], with `starter` for `plugin.start.do`.
-    pub fn handle_request_with(&mut self, frames: &[Vec<u8>], starter: &mut dyn Starter) -> Reply {
-        let (framing, answer) = match wire::decode_request(frames) {
-            Ok(request) => {
-                let answer = self.answer_with(&request, starter);
-                (request.framing, answer)
-            }
-            Err(BadRequest { framing, reason }) => (framing, Err(reason)),
-        };
-        match answer {
-            Ok((action, body)) => Reply {
-                frames: wire::encode_reply(framing, action, body),
-                error: None,
-            },
-            Err(reason) => Reply {
-                frames: wire::encode_reply(framing, ERROR_ACTION, wire::error_body(&reason)),
-                error: Some(reason),
-            },
-        }
-    }
-
-    /// The reply action and body to a decoded request, or the one-line
-    /// reason of its `error` reply (unknown service or action, bad body).
-    pub fn answer(&mut self, request: &Request) -> Result<(&'static str, String), String> {
-        self.answer_with(request, &mut NoStarter)
-    }
-
-    /// [`Manager::answer`], with `starter` for `plugin.start.do`.
-    pub fn answer_with(
-        &mut self,
-        request: &Request,
-        starter: &mut dyn Starter,
-    ) -> Result<(&'static str, String), String> {
-        if let Some(service) = request.service() {
-            if service != self.service.as_bytes() {
-                return Err(format!(
-                    "unknown service \"{}\", this is \"{}\"",
-                    wire::truncate(&String::from_utf8_lossy(service), 40),
-                    self.service
-                ));
-            }
-        }
-        match request.action.as_str() {
-            LIST_GET => Ok((LIST_RESULT, clients_body(self.view(View::SeedList)))),
-            DETAIL_GET => Ok((DETAIL_RESULT, clients_body(self.view(View::SeedDetail)))),
-            START_DO => Ok((START_RESULT, self.start_request(&request.body, starter))),
-            other => self.route_v05(other, request),
-        }
-    }
-
-    /// The 0.5 dialect's requests (PROTOCOL.md §8).
-    fn route_v05(&mut self, action: &str, request: &Request) -> Result<(&'static str, String), String> {
-        let Some((_, result)) = V05_ACTIONS.iter().find(|(get, _)| *get == action) else {
-            return Err(format!(
-                "unknown action \"{}\" (expected {LIST_GET}, {DETAIL_GET} or one of {})",
-                wire::truncate(action, 40),
-                V05_ACTIONS.map(|(get, _)| get).join(", ")
-            ));
-        };
-        let body = match action {
-            "client.list.get" => self.view(View::V05List).to_owned(),
-            "client.detail.get" => self.view(View::V05Detail).to_owned(),
-            "client.conversion.get" => self.view(View::Conversion).to_owned(),
-            "package.detail.get" => self.view(View::PackageDetail).to_owned(),
-            "client.history.get" => self.history(&request.body)?,
-            "datatype.get" => {
-                let datatypes = self.datatypes.as_deref().map_or("null", RawValue::get);
-                format!("{{\"datatypes\": {datatypes}}}")
-            }
-            _ => match request.body.get("device_type") {
-                None => v05::device_types_json(&self.clients, None),
-                Some(Value::String(wanted)) => v05::device_types_json(&self.clients, Some(wanted)),
-                Some(_) => return Err("device_type is not text".into()),
-            },
-        };
-        Ok((result, body))
-    }
-
-    /// `client.history.result`; an `error` reply when the body does not
-    /// name a client at all, `status` false when it names none of ours.
-    fn history(&self, body: &serde_json::Map<String, Value>) -> Result<String, String> {
-        let text = |field: &str| match body.get(field) {
-            Some(Value::String(text)) => Ok(text.as_str()),
-            _ => Err(format!("client.history.get needs a text \"{field}\"")),
-        };
-        let (kind, name, host) = (text("type")?, text("name")?, text("host")?);
-        let history = match self.clients.history(name) {
-            Some(history) if kind == "plugin" && host == self.clients.host() => Ok(history),
-            _ => Err(format!(
-                "no client {}",
-                wire::truncate(&format!("{kind}-{name}.{host}"), 80)
-            )),
-        };
-        Ok(v05::history_json(kind, name, host, history))
-    }
-
-    /// Answers `plugin.start.do` `{"type", "name", "host"}` (PROTOCOL.md
-    /// §9) with the body of `plugin.start.result`: the same three fields,
-    /// `status` and `reason` (empty when started).
-    fn start_request(
-        &mut self,
-        body: &serde_json::Map<String, serde_json::Value>,
-        starter: &mut dyn Starter,
-    ) -> String {
-        let text = |key: &str| body.get(key).and_then(serde_json::Value::as_str);
-        let kind = text("type").unwrap_or("plugin");
-        let name = text("name").unwrap_or("");
-        let host = text("host").unwrap_or(self.clients.host()).to_owned();
-        let outcome = if kind != "plugin" {
-            Err(format!("only plugins are started, not a {}", wire::truncate(kind, 20)))
-        } else if name.is_empty() {
-            Err("no plugin name in the request".to_owned())
-        } else {
-            self.start_plugin(name, &host, false, starter).map(|_| ())
-        };
-        #[derive(serde::Serialize)]
-        struct StartResult<'a> {
-            #[serde(rename = "type")]
-            kind: &'a str,
-            name: &'a str,
-            host: &'a str,
-            status: bool,
-            reason: &'a str,
-        }
-        let reason = outcome.as_ref().err().map_or("", String::as_str);
-        crate::pyjson::to_string(&StartResult {
-            kind,
-            name,
-            host: &host,
-            status: outcome.is_ok(),
-            reason,
-        })
-    }
-
-    /// Starts plugin `name` of `host` through `starter`, unless it is not
-    /// ours to start or already runs; its status becomes `starting`.
-    /// Returns its pid, or why it was not started.
-    pub fn start_plugin(
-        &mut self,
-        name: &str,
-        host: &str,
-        auto: bool,
-        starter: &mut dyn Starter,
-    ) -> Result<u32, String> {
-        let name_shown = wire::truncate(name, 40);
-        if host != self.clients.host() {
-            return Err(format!(
-                "plugin {name_shown} is on host {}, this is {}",
-                wire::truncate(host, 40),
-                self.clients.host()
-            ));
-        }
-        match self.clients.status(name) {
-            None => {
-                return Err(format!(
-                    "no plugin {name_shown} is installed on {}",
-                    self.clients.host()
-                ))
-            }
-            Some(crate::status::Status::Invalid) => {
-                return Err(format!(
-                    "the package of plugin {name_shown} is invalid (see its comment)"
-                ))
-            }
-            Some(
-                status @ (crate::status::Status::Starting
-                | crate::status::Status::Alive
-                | crate::status::Status::StopRequest),
-            ) => {
-                return Err(format!(
-                    "plugin {name_shown} is already running (its status is {status})"
-                ))
-            }
-            Some(_) => {}
-        }
-        let pid = starter.start(name, auto)?;
-        if self.clients.process_started(name, pid, self.now) {
-            self.mark_changed();
-        }
-        Ok(pid)
-    }
-
-    /// A plugin process the manager started has exited (src/children.rs
-    /// says what `status` that means); its client shows it.
-    /// A `dead` one is also announced as `plugin.status` `dead`, as the
-    /// dead rule does (§8: other components listen for it).
-    pub fn process_ended(&mut self, name: &str, status: crate::status::Status, comment: String) -> bool {
-        let changed = self.clients.process_ended(name, status, comment, self.now);
-        if changed {
-            if status == crate::status::Status::Dead {
-                let frames = wire::encode_status_of("plugin", name, self.clients.host(), status, None, self.now.unix);
-                self.statuses.push(frames);
-            }
-            self.mark_changed();
-        }
-        changed
-    }
-
     /// Applies one message received on the SUB socket.
     pub fn handle_status_message(&mut self, frames: &[Vec<u8>]) -> StatusOutcome {
         let update = match wire::decode_status(frames) {
@@ -506,8 +241,7 @@ impl Manager {
             }
             Ok(Applied::Heard) => {
                 // last_seen moved: the 0.5 views are stale, nothing to publish.
-                self.cache.v05_list = None;
-                self.cache.v05_detail = None;
+                self.cache.forget_v05();
                 StatusOutcome::Unchanged
             }
             Err(rejected) => StatusOutcome::Rejected(rejected),
@@ -559,263 +293,14 @@ impl Manager {
         }
         changed
     }
-
-    /// The publications owed since the last call: the `plugin.status` of
-    /// clients that died and our own, then `clients.list`, `clients.detail`
-    /// (the seed's), `client.list`, `client.detail`, `client.conversion`,
-    /// and `package.detail` after a package change; once however many
-    /// changes happened meanwhile. Each view is built when the iterator
-    /// reaches it, so one can be sent before the next is serialised. They
-    /// are no longer owed once this returns: whatever of the iterator is
-    /// left unconsumed is not published until the next change.
-    pub fn take_publications(&mut self, unix_time: f64) -> Option<Publications<'_>> {
-        let dirty = std::mem::take(&mut self.dirty);
-        if !dirty && self.statuses.is_empty() {
-            return None;
-        }
-        let mut views = Vec::new();
-        if dirty {
-            views.extend([
-                View::SeedList,
-                View::SeedDetail,
-                View::V05List,
-                View::V05Detail,
-                View::Conversion,
-            ]);
-            if std::mem::take(&mut self.packages_dirty) {
-                views.push(View::PackageDetail);
-            }
-        }
-        let statuses = std::mem::take(&mut self.statuses);
-        Some(Publications {
-            manager: self,
-            unix_time,
-            statuses: statuses.into_iter(),
-            views: views.into_iter(),
-        })
-    }
-
-    /// Owes every view to subscribers again although nothing changed: a
-    /// subscriber appeared (the PUB's link came up, or came back, at the
-    /// forwarder) and must not wait for the next change.
-    pub fn republish(&mut self) {
-        self.dirty = true;
-        self.packages_dirty = true;
-    }
-
-    fn mark_changed(&mut self) {
-        self.dirty = true;
-        self.cache = Cache::default();
-    }
-
-    /// A change only the 0.5 views show (a pid).
-    fn mark_v05_changed(&mut self) {
-        self.dirty = true;
-        self.cache.v05_list = None;
-        self.cache.v05_detail = None;
-    }
-
-    fn view(&mut self, view: View) -> &str {
-        let clients = &self.clients;
-        let (slot, build): (&mut Option<String>, fn(&Clients) -> String) = match view {
-            View::SeedList => (&mut self.cache.seed_list, seed::list_json),
-            View::SeedDetail => (&mut self.cache.seed_detail, seed::detail_json),
-            View::V05List => (&mut self.cache.v05_list, v05::list_json),
-            View::V05Detail => (&mut self.cache.v05_detail, v05::detail_json),
-            View::Conversion => (&mut self.cache.conversion, v05::conversion_json),
-            View::PackageDetail => (&mut self.cache.package_detail, v05::package_detail_json),
-        };
-        slot.get_or_insert_with(|| build(clients))
-    }
-}
-
-impl View {
-    fn category(self) -> &'static str {
-        match self {
-            View::SeedList => LIST_CATEGORY,
-            View::SeedDetail => DETAIL_CATEGORY,
-            View::V05List => V05_LIST_CATEGORY,
-            View::V05Detail => V05_DETAIL_CATEGORY,
-            View::Conversion => V05_CONVERSION_CATEGORY,
-            View::PackageDetail => PACKAGE_DETAIL_CATEGORY,
-        }
-    }
-}
-
-/// The publications of one turn, each `[msg_id, body]`, serialised (or
-/// taken from the cache) on demand.
-pub struct Publications<'a> {
-    manager: &'a mut Manager,
-    unix_time: f64,
-    statuses: std::vec::IntoIter<Vec<Vec<u8>>>,
-    views: std::vec::IntoIter<View>,
-}
-
-impl Publications<'_> {
-    /// Whether the views are among them (else only `plugin.status` messages).
-    pub fn views_owed(&self) -> bool {
-        self.views.len() > 0
-    }
-}
-
-impl Iterator for Publications<'_> {
-    type Item = Vec<Vec<u8>>;
-
-    fn next(&mut self) -> Option<Vec<Vec<u8>>> {
-        if let Some(status) = self.statuses.next() {
-            return Some(status);
-        }
-        let view = self.views.next()?;
-        let body = self.manager.view(view).to_owned();
-        Some(wire::encode_publication(view.category(), self.unix_time, body))
-    }
-}
-
-/// `{"clients": VIEW}`, copied once into a buffer of the exact size: the
-/// detail view can be megabytes, and each extra copy or regrowth of it
-/// showed in the reply time (docs/BENCHMARKS.md).
-fn clients_body(view: &str) -> String {
-    const OPEN: &str = "{\"clients\": ";
-    let mut body = String::with_capacity(OPEN.len() + view.len() + 1);
-    body.push_str(OPEN);
-    body.push_str(view);
-    body.push('}');
-    body
 }
 
 #[cfg(test)]
 mod tests {
+    use super::testing::{ask, body, frames, manager_with};
     use super::*;
     use crate::packages::Package;
-    use crate::status::Status;
     use serde_json::value::RawValue;
-
-    fn frames(parts: &[&[u8]]) -> Vec<Vec<u8>> {
-        parts.iter().map(|part| part.to_vec()).collect()
-    }
-
-    fn manager_with(names: &[&str]) -> Manager {
-        let mut manager = Manager::new("box", "manager");
-        let changes = names
-            .iter()
-            .map(|name| PackageChange::Updated {
-                name: name.to_string(),
-                package: Package::Valid {
-                    data: RawValue::from_string(format!("{{\"n\": \"{name}\"}}")).unwrap(),
-                },
-            })
-            .collect();
-        manager.apply_package_changes(changes);
-        manager
-    }
-
-    fn body(frame: &[u8]) -> Value {
-        serde_json::from_slice(frame).unwrap()
-    }
-
-    /// Starts every plugin as pid 100, 101..., or refuses with `refusal`.
-    struct FakeStarter {
-        next_pid: u32,
-        refusal: Option<String>,
-        started: Vec<(String, bool)>,
-    }
-
-    impl Starter for FakeStarter {
-        fn start(&mut self, name: &str, auto: bool) -> Result<u32, String> {
-            if let Some(reason) = &self.refusal {
-                return Err(reason.clone());
-            }
-            self.started.push((name.to_owned(), auto));
-            self.next_pid += 1;
-            Ok(self.next_pid)
-        }
-    }
-
-    fn start_request(manager: &mut Manager, starter: &mut FakeStarter, body: &str) -> Value {
-        let reply = manager.handle_request_with(
-            &frames(&[b"MDPC01", b"manager", b"plugin.start.do", body.as_bytes()]),
-            starter,
-        );
-        assert_eq!(
-            &reply.frames[..3],
-            &frames(&[b"MDPC01", b"manager", b"plugin.start.result"])[..]
-        );
-        body_of(&reply.frames[3])
-    }
-
-    fn body_of(frame: &[u8]) -> Value {
-        body(frame)
-    }
-
-    #[test]
-    fn plugin_start_starts_once_and_refuses_with_a_reason() {
-        let mut manager = manager_with(&["a"]);
-        manager.apply_package_change(PackageChange::Updated {
-            name: "broken".into(),
-            package: Package::Invalid { reason: "bad".into() },
-        });
-        manager.take_publications(0.0);
-        let mut starter = FakeStarter {
-            next_pid: 99,
-            refusal: None,
-            started: Vec::new(),
-        };
-        let result = start_request(
-            &mut manager,
-            &mut starter,
-            r#"{"type": "plugin", "name": "a", "host": "box"}"#,
-        );
-        assert_eq!(
-            result,
-            serde_json::json!({"type": "plugin", "name": "a", "host": "box", "status": true, "reason": ""})
-        );
-        assert_eq!(starter.started, [("a".to_owned(), false)]);
-        assert_eq!(manager.clients().status("a"), Some(Status::Starting));
-        assert_eq!(manager.clients().get("a").map(|client| client.pid), Some(100));
-        assert!(manager.take_publications(1.0).is_some(), "the start is published");
-
-        let refusals = [
-            (r#"{"type": "plugin", "name": "a", "host": "box"}"#, "already running"),
-            (r#"{"type": "plugin", "name": "zz", "host": "box"}"#, "no plugin zz"),
-            (
-                r#"{"type": "plugin", "name": "a", "host": "elsewhere"}"#,
-                "on host elsewhere",
-            ),
-            (r#"{"type": "plugin", "name": "broken", "host": "box"}"#, "invalid"),
-            (r#"{"type": "core", "name": "a", "host": "box"}"#, "only plugins"),
-            (r#"{"type": "plugin", "host": "box"}"#, "no plugin name"),
-        ];
-        for (body, reason) in refusals {
-            let result = start_request(&mut manager, &mut starter, body);
-            assert_eq!(result["status"], false, "{body}");
-            assert!(result["reason"].as_str().unwrap().contains(reason), "{body}: {result}");
-        }
-        assert_eq!(starter.started.len(), 1, "nothing else was started");
-
-        // The starter's own refusal (its process runs, its script is missing) is the reply's.
-        manager.process_ended("a", Status::Dead, "exit status 1".into());
-        assert_eq!(manager.clients().get("a").map(|client| client.pid), Some(0));
-        starter.refusal = Some("bin/a.py is missing".into());
-        let result = start_request(
-            &mut manager,
-            &mut starter,
-            r#"{"type": "plugin", "name": "a", "host": "box"}"#,
-        );
-        assert_eq!(
-            (result["status"].clone(), result["reason"].clone()),
-            (Value::Bool(false), "bin/a.py is missing".into())
-        );
-        assert_eq!(manager.clients().status("a"), Some(Status::Dead));
-    }
-
-    #[test]
-    fn a_manager_without_starter_refuses_to_start() {
-        let mut manager = manager_with(&["a"]);
-        let reply = manager.handle_request(&frames(&[b"plugin.start.do", br#"{"name": "a"}"#]));
-        assert_eq!(reply.frames[0], b"plugin.start.result");
-        assert_eq!(body(&reply.frames[1])["host"], "box", "this host when none is named");
-        assert_eq!(body(&reply.frames[1])["status"], false);
-    }
 
     #[test]
     fn a_package_change_that_changes_no_client_says_so_and_publishes_nothing() {
@@ -839,121 +324,6 @@ mod tests {
         assert!(manager.apply_package_change(broken.clone()));
         assert!(!manager.apply_package_change(broken), "failing the same way again");
         assert!(manager.apply_package_change(PackageChange::Removed { name: "a".into() }));
-    }
-
-    #[test]
-    fn list_request_plain() {
-        let mut manager = manager_with(&["a"]);
-        let reply = manager.handle_request(&frames(&[b"clients.list.get", b"{}"]));
-        assert_eq!(reply.error, None);
-        assert_eq!(reply.frames[0], b"clients.list.result");
-        assert_eq!(
-            reply.frames[1],
-            br#"{"clients": {"domogik-a.box": {"status": "unknown", "host": "box", "type": "plugin", "id": "a", "configured": null}}}"#
-        );
-    }
-
-    #[test]
-    fn detail_request_mdp() {
-        let mut manager = manager_with(&["a"]);
-        let reply = manager.handle_request(&frames(&[b"MDPC01", b"manager", b"5", b"clients.detail.get", b"{}"]));
-        assert_eq!(
-            &reply.frames[..3],
-            &frames(&[b"MDPC01", b"manager", b"clients.detail.result"])[..]
-        );
-        assert_eq!(body(&reply.frames[3])["clients"]["domogik-a.box"]["data"]["n"], "a");
-    }
-
-    #[test]
-    fn unknown_action_and_wrong_service_get_error_replies() {
-        let mut manager = manager_with(&["a"]);
-        let reply = manager.handle_request(&frames(&[b"clients.delete", b"{}"]));
-        assert_eq!(reply.frames[0], b"error");
-        assert_eq!(body(&reply.frames[1])["status"], false);
-        assert!(reply.error.unwrap().contains("unknown action"));
-
-        let reply = manager.handle_request(&frames(&[b"MDPC01", b"xpl", b"clients.list.get", b"{}"]));
-        assert_eq!(&reply.frames[..3], &frames(&[b"MDPC01", b"xpl", b"error"])[..]);
-        assert!(body(&reply.frames[3])["reason"]
-            .as_str()
-            .unwrap()
-            .contains("unknown service"));
-    }
-
-    #[test]
-    fn every_malformed_request_is_answered() {
-        let mut manager = manager_with(&["a"]);
-        for msg in [
-            frames(&[]),
-            frames(&[b"x"]),
-            frames(&[b"a", b"b", b"c", b"d", b"e"]),
-            frames(&[b"\xff", b"{}"]),
-            frames(&[b"clients.list.get", b"not json"]),
-        ] {
-            let reply = manager.handle_request(&msg);
-            assert_eq!(reply.frames[0], b"error", "{msg:?}");
-            assert!(reply.error.is_some());
-        }
-    }
-
-    #[test]
-    fn status_change_is_published_once_list_then_detail() {
-        let mut manager = manager_with(&["a", "b"]);
-        assert!(manager.take_publications(1.0).is_some(), "packages added");
-        assert!(manager.take_publications(1.0).is_none());
-
-        let seed = frames(&[b"plugin.1_2.0_1", br#"{"type": "plugin", "id": "a", "event": "alive"}"#]);
-        let later = frames(&[
-            b"plugin.status.1_2.0_1",
-            br#"{"type": "plugin", "name": "b", "host": "box", "event": "dead"}"#,
-        ]);
-        assert_eq!(
-            manager.handle_status_message(&seed),
-            StatusOutcome::Changed {
-                id: "domogik-a.box".into(),
-                status: Status::Alive
-            }
-        );
-        assert!(matches!(
-            manager.handle_status_message(&later),
-            StatusOutcome::Changed { .. }
-        ));
-        let mut publications = manager.take_publications(1371071844.17).unwrap();
-        let (list, detail) = (publications.next().unwrap(), publications.next().unwrap());
-        let rest: Vec<Vec<u8>> = publications.map(|frames| frames[0].clone()).collect();
-        assert_eq!(
-            rest,
-            [
-                b"client.list.1371071844_17.0_1".to_vec(),
-                b"client.detail.1371071844_17.0_1".to_vec(),
-                b"client.conversion.1371071844_17.0_1".to_vec()
-            ],
-            "the seed's two, then the 0.5 dialect's three"
-        );
-        assert_eq!(list[0], b"clients.list.1371071844_17.0_1");
-        assert_eq!(detail[0], b"clients.detail.1371071844_17.0_1");
-        assert_eq!(body(&list[1])["domogik-a.box"]["status"], "alive");
-        assert_eq!(body(&detail[1])["domogik-b.box"]["status"], "dead");
-        assert!(manager.take_publications(2.0).is_none());
-
-        assert_eq!(manager.handle_status_message(&seed), StatusOutcome::Unchanged);
-        assert!(
-            manager.take_publications(3.0).is_none(),
-            "same status publishes nothing"
-        );
-    }
-
-    #[test]
-    fn replies_see_the_latest_state() {
-        let mut manager = manager_with(&["a"]);
-        let before = manager.handle_request(&frames(&[b"clients.list.get", b"{}"]));
-        manager.handle_status_message(&frames(&[
-            b"plugin.1_2.0_1",
-            br#"{"type": "plugin", "id": "a", "event": "alive"}"#,
-        ]));
-        let after = manager.handle_request(&frames(&[b"clients.list.get", b"{}"]));
-        assert_eq!(body(&before.frames[1])["clients"]["domogik-a.box"]["status"], "unknown");
-        assert_eq!(body(&after.frames[1])["clients"]["domogik-a.box"]["status"], "alive");
     }
 
     #[test]
@@ -987,75 +357,6 @@ mod tests {
 
     fn at(unix: f64, mono: std::time::Instant) -> Now {
         Now { mono, unix }
-    }
-
-    fn ask(manager: &mut Manager, action: &str, body: &str) -> (String, Value) {
-        let reply = manager.handle_request(&[action.as_bytes().to_vec(), body.as_bytes().to_vec()]);
-        (
-            String::from_utf8(reply.frames[0].clone()).unwrap(),
-            self::body(&reply.frames[1]),
-        )
-    }
-
-    #[test]
-    fn every_v05_request_is_answered_with_its_result_action() {
-        let mut manager = manager_with(&["a"]);
-        for (get, result) in V05_ACTIONS {
-            let body = if get == "client.history.get" {
-                r#"{"type": "plugin", "name": "a", "host": "box"}"#
-            } else {
-                "{}"
-            };
-            let (action, _) = ask(&mut manager, get, body);
-            assert_eq!(action, result, "{get}");
-            let reply = manager.handle_request(&frames(&[
-                b"MDPC01",
-                b"manager",
-                b"None",
-                get.as_bytes(),
-                body.as_bytes(),
-            ]));
-            assert_eq!(reply.frames[2], result.as_bytes(), "{get} in MDP framing");
-        }
-        let (_, list) = ask(&mut manager, "client.list.get", "{}");
-        assert_eq!(list["plugin-a.box"]["status"], "stopped", "unknown is spelled stopped");
-        assert_eq!(list["plugin-a.box"]["xpl_source"], "domogik-a.box");
-        let (_, datatypes) = ask(&mut manager, "datatype.get", "{}");
-        assert_eq!(datatypes, serde_json::json!({"datatypes": null}));
-        manager.set_datatypes(Some(RawValue::from_string("{\"DT_Bool\": {}}".into()).unwrap()));
-        let (_, datatypes) = ask(&mut manager, "datatype.get", "{}");
-        assert_eq!(datatypes, serde_json::json!({"datatypes": {"DT_Bool": {}}}));
-    }
-
-    #[test]
-    fn history_requests() {
-        let mut manager = manager_with(&["a"]);
-        manager.handle_status_message(&frames(&[
-            b"plugin.status.1_2.0_1",
-            br#"{"type": "plugin", "name": "a", "host": "box", "event": "alive", "comment": "hi"}"#,
-        ]));
-        let (action, history) = ask(
-            &mut manager,
-            "client.history.get",
-            r#"{"type": "plugin", "name": "a", "host": "box"}"#,
-        );
-        assert_eq!(action, "client.history.result");
-        assert_eq!(history["status"], true);
-        assert_eq!(history["history"][0]["status"], "alive");
-        assert_eq!(history["history"][0]["comment"], "hi");
-        let (action, history) = ask(
-            &mut manager,
-            "client.history.get",
-            r#"{"type": "plugin", "name": "zz", "host": "box"}"#,
-        );
-        assert_eq!(action, "client.history.result");
-        assert_eq!(history["status"], false);
-        assert_eq!(history["reason"], "no client plugin-zz.box");
-        let (action, error) = ask(&mut manager, "client.history.get", "{}");
-        assert_eq!(action, "error");
-        assert_eq!(error["reason"], "client.history.get needs a text \"type\"");
-        let (action, _) = ask(&mut manager, "device_types.get", r#"{"device_type": 3}"#);
-        assert_eq!(action, "error");
     }
 
     #[test]

@@ -222,7 +222,7 @@ fn flood_every_request_answered_memory_and_log_bounded() {
     );
     assert!(answered >= 10, "only {answered} requests in {secs} s");
     assert!(slowest < Duration::from_secs(2), "a request waited {slowest:?}");
-    // Rate limits (src/daemon.rs): 10 bad-input warnings a minute, 20
+    // Rate limits (src/daemon/state.rs): 10 bad-input warnings a minute, 20
     // status-change lines per 10 s, each window opened by one line.
     let allowed = 10.0 * (secs / 60.0 + 1.0).ceil() + 20.0 * (secs / 10.0 + 1.0).ceil() + 5.0;
     assert!(

@@ -64,7 +64,7 @@ fn ipc_endpoints_work_too() {
     assert_eq!(daemon.rep, format!("ipc://{}/rep", dir.path().display()));
     assert_eq!(daemon.clients("clients.list.get").as_object().unwrap().len(), 4);
     // The socket files go with the daemon (it does not close its sockets
-    // at exit, so it removes them itself: src/daemon.rs).
+    // at exit, so it removes them itself: src/daemon/sockets.rs).
     assert_eq!(daemon.stop().code(), Some(0));
     for name in ["sub", "pub", "rep"] {
         assert!(!dir.join(name).exists(), "ipc://.../{name} left behind");

@@ -1,12 +1,13 @@
 //! The event loop's sockets: opening each with its options and limits,
 //! watching the ones the manager connects (libzmq's socket monitor, read
-//! by [`crate::bus::links`]), and reopening a connection lost for good.
+//! by [`crate::bus::links`]), reopening a connection lost for good, the
+//! MDP worker's timers, and leaving ZeroMQ at exit.
 
 use super::{
-    StartError, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM, SUB_MAX_MSG_BYTES, SUB_RCVHWM,
+    questions, StartError, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM, SUB_MAX_MSG_BYTES, SUB_RCVHWM,
 };
 use crate::bus::links::{self, Change, Link};
-use crate::bus::mdp::{self, Timing, Worker};
+use crate::bus::mdp::{self, Due, Timing, Worker};
 use crate::config::{Config, Direction, Endpoint};
 use crate::manager::STATUS_SUBSCRIPTION;
 use crate::{debug, info, warn};
@@ -25,6 +26,109 @@ pub fn heartbeat_interval() -> Duration {
         .and_then(|ms| ms.parse::<u64>().ok())
         .filter(|&ms| (10..=60_000).contains(&ms))
         .map_or(Duration::from_secs(1), Duration::from_millis)
+}
+
+/// The sockets: the SUB, the request side, the PUB, the questions to
+/// dbmgr, and the context they belong to. Kept apart from the loop's
+/// state so the poll items (which borrow the sockets) never fight with the
+/// handlers over borrows.
+pub struct Sockets {
+    context: zmq::Context,
+    /// The heartbeat interval of the connecting sockets (and MDP's).
+    heartbeat: Duration,
+    pub sub: Watched,
+    pub requests: Requests,
+    pub publisher: Watched,
+    /// Questions to dbmgr through the broker (none standalone).
+    pub dbmgr: Option<zmq::Socket>,
+}
+
+impl Sockets {
+    /// Opens every socket `config` asks for: bound or connected, limits set.
+    pub fn open(config: &Config) -> Result<Sockets, StartError> {
+        let context = zmq::Context::new();
+        let heartbeat = heartbeat_interval();
+        if let Some(ip) = &config.star_ip {
+            info!("[mq] ip = *: connecting sockets use {ip}, this host's first non-loopback IPv4 address");
+        }
+        Ok(Sockets {
+            sub: Watched::open(&context, Role::Sub, &config.sub_endpoint, heartbeat)?,
+            requests: Requests::open(&context, config, heartbeat, Instant::now())?,
+            publisher: Watched::open(&context, Role::Pub, &config.pub_endpoint, heartbeat)?,
+            dbmgr: questions::open(&context, config)?,
+            context,
+            heartbeat,
+        })
+    }
+
+    /// The nearest deadline of the sockets' state machines.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let worker = match &self.requests {
+            Requests::Worker { worker, .. } => Some(worker.next_deadline()),
+            Requests::Standalone(_) => None,
+        };
+        [worker, self.sub.link.next_deadline(), self.publisher.link.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Reads the monitors' events: each link change is logged.
+    pub fn read_monitors(&mut self, now: Instant) {
+        self.sub.read_monitor(now);
+        if self.publisher.read_monitor(now) {
+            debug!("pub link up: the current state is owed to its subscribers");
+        }
+    }
+
+    /// The sockets' deadlines that are due: a connection libzmq gave up is
+    /// reopened; the MDP worker heartbeats, or reconnects to a silent broker.
+    pub fn run_timers(&mut self, now: Instant) {
+        self.sub.reopen_if_given_up(&self.context, self.heartbeat, now);
+        self.publisher.reopen_if_given_up(&self.context, self.heartbeat, now);
+        let Requests::Worker { watched, worker } = &mut self.requests else {
+            return;
+        };
+        match worker.tick(now) {
+            Due::Nothing => {}
+            Due::Send(frames) => send_or_log(&watched.socket, frames),
+            Due::Reconnect => {
+                let broker = watched.endpoint.address.as_str();
+                if worker.heard_since_connect() {
+                    warn!(peer = broker; "MDP worker: the broker at {broker} is silent; reconnecting and registering again");
+                } else {
+                    debug!("MDP worker: no word from the broker at {broker}; reconnecting");
+                }
+                self.reconnect_worker(now);
+            }
+        }
+    }
+
+    /// A new DEALER, and READY on it (a silent broker, or DISCONNECT).
+    pub fn reconnect_worker(&mut self, now: Instant) {
+        self.requests.reconnect_worker(&self.context, self.heartbeat, now);
+    }
+
+    /// Ends the loop's use of ZeroMQ without closing the sockets or
+    /// terminating the context: the process exits right after, and with a
+    /// linger of 0 closing would send nothing more anyway. Closing is not
+    /// harmless: libzmq 4.3 aborts the process ("Resource temporarily
+    /// unavailable (src/zmtp_engine.cpp:446)") when a peer that it takes for a
+    /// ZMTP 1.0 one (any non-ZeroMQ client) is half-way through its handshake
+    /// while its socket closes, so under a flood of such connections SIGTERM
+    /// could end in SIGABRT instead of exit 0. What zmq_close does that would
+    /// outlive the process, removing the files of bound ipc:// endpoints, is
+    /// done here.
+    pub fn leave_without_closing(self, config: &Config) {
+        for endpoint in [&config.sub_endpoint, &config.pub_endpoint, &config.rep_endpoint] {
+            if let (Direction::Bind, Some(path)) = (endpoint.direction, endpoint.address.strip_prefix("ipc://")) {
+                if let Err(e) = std::fs::remove_file(path) {
+                    debug!("cannot remove {path}: {e}");
+                }
+            }
+        }
+        std::mem::forget(self);
+    }
 }
 
 /// What a socket is for: its type and options follow.

@@ -1,0 +1,301 @@
+//! The event loop's state apart from its sockets: the manager, the package
+//! scanner and its rescan timer, datatypes_file, the plugin processes, and
+//! the rate limits of the log. What the loop does with them that touches
+//! no socket: signals, rescans, timers, plugin starts, the log lines.
+
+use crate::autostart::AutoStart;
+use crate::config::Config;
+use crate::datatypes::DatatypesFile;
+use crate::log::{Level, RateLimiter, Verdict};
+use crate::manager::Manager;
+use crate::notify;
+use crate::packages::{Package, PackageChange, Scanner};
+use crate::processes::{self, Launch, Plugins};
+use crate::signals::Received;
+use crate::wire;
+use crate::{debug, error, info, trace, warn};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// The loop's mutable state, apart from the sockets.
+pub struct State {
+    pub manager: Manager,
+    scanner: Scanner,
+    rescan_interval: Duration,
+    next_rescan: Instant,
+    /// The last rescan error, so that a lasting problem is logged once.
+    scan_failure: Option<String>,
+    bad_input_log: RateLimiter,
+    pub status_log: RateLimiter,
+    datatypes: DatatypesFile,
+    /// The last datatypes_file error, so that a lasting problem is logged once.
+    datatypes_failure: Option<String>,
+    /// The plugin processes the manager started (PROTOCOL.md §10).
+    pub plugins: Plugins,
+    /// Which plugins `auto_startup` has started already.
+    autostart: AutoStart,
+    /// After this long without a word a client is dead (for its log line).
+    dead_after: Duration,
+}
+
+/// Whether the loop goes on after the signals of a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+impl State {
+    /// The state at start, before the first rescan; `dbmgr` when there is
+    /// a broker to ask it through.
+    pub fn new(config: &Config, dbmgr: bool) -> State {
+        let mut state = State {
+            manager: Manager::new(config.host.clone(), config.service.clone()),
+            scanner: Scanner::new(config.packages_dir.clone()),
+            rescan_interval: config.rescan_interval,
+            next_rescan: Instant::now(),
+            scan_failure: None,
+            bad_input_log: RateLimiter::new(10, Duration::from_secs(60)),
+            status_log: RateLimiter::new(20, Duration::from_secs(10)),
+            datatypes: DatatypesFile::new(config.datatypes_file.clone()),
+            datatypes_failure: None,
+            plugins: Plugins::new(
+                Launch {
+                    python: config.plugins.python.clone(),
+                    pythonpath: config.plugins.pythonpath.clone(),
+                    packages_dir: config.packages_dir.clone(),
+                },
+                config.plugins.policy.clone(),
+            ),
+            autostart: AutoStart::default(),
+            dead_after: config.dead_after,
+        };
+        // Said at info: a host may run no plugin of ours (and a fresh Debian 12
+        // has no /usr/bin/python); each start that fails for it is a warning.
+        if !processes::findable(&config.plugins.python) {
+            info!(
+                "[manager] python {} is not found: no plugin can be started until it is (set [manager] python)",
+                config.plugins.python.display()
+            );
+        }
+        state.manager.set_timers(config.dead_after, config.status_interval);
+        if dbmgr {
+            let limits = crate::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
+            state.manager.enable_dbmgr(limits);
+        }
+        state
+    }
+
+    /// The nearest deadline of the state's timers: the next rescan, the
+    /// manager's timers, a plugin's kill delay or restart.
+    pub fn next_deadline(&self) -> Instant {
+        let deadline = self.next_rescan.min(self.manager.next_deadline());
+        self.plugins.next_deadline().map_or(deadline, |d| d.min(deadline))
+    }
+
+    /// The signals received: exits reaped, SIGHUP's rescan; SIGTERM or
+    /// SIGINT stops the loop.
+    pub fn on_signals(&mut self, received: Received) -> Flow {
+        if received.child_exited {
+            self.reap();
+        }
+        if received.terminate {
+            info!("stopping on signal");
+            return Flow::Stop;
+        }
+        if received.rescan {
+            notify::notify(notify::RELOADING);
+            info!("SIGHUP: rescanning {}", self.scanner.dir().display());
+            self.rescan();
+            notify::notify(notify::READY);
+        }
+        Flow::Continue
+    }
+
+    /// The rescan if due, and the manager's timers; each client that died
+    /// is said once.
+    pub fn run_timers(&mut self, now: Instant) {
+        if now >= self.next_rescan {
+            self.rescan();
+        }
+        for name in self.manager.run_timers() {
+            let id = self.manager.clients().client_id(&name);
+            let why = crate::liveness::dead_comment(self.dead_after);
+            warn!(client_id = id.as_str(); "{id} is dead: {why}");
+        }
+    }
+
+    /// The reply frames to one request's frames, its problem logged.
+    pub fn answer(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let reply = self.manager.handle_request_with(frames, &mut self.plugins);
+        match &reply.error {
+            Some(reason) => self.log_bad_input(format_args!("request answered with error: {reason}")),
+            None => trace!(
+                "request answered: {}",
+                String::from_utf8_lossy(reply.frames.iter().rev().nth(1).map_or(&[][..], Vec::as_slice))
+            ),
+        }
+        reply.frames
+    }
+
+    /// SIGCHLD: every exited plugin reaped, its client `stopped` or `dead`.
+    pub fn reap(&mut self) {
+        for end in self.plugins.reap(Instant::now()) {
+            self.manager.process_ended(&end.name, end.status, end.comment);
+        }
+    }
+
+    /// The statuses plugins announced this turn start their kill delays;
+    /// the delays and restarts that are due are carried out.
+    pub fn plugins_due(&mut self) {
+        let now = Instant::now();
+        let clients = self.manager.clients();
+        self.plugins.observe(|name| clients.status(name), now);
+        for (name, auto) in self.plugins.due(now) {
+            let host = self.manager.clients().host().to_owned();
+            if let Err(reason) = self.manager.start_plugin(&name, &host, auto, &mut self.plugins) {
+                warn!("plugin {name} not restarted: {reason}");
+            }
+        }
+        // auto_startup, once its value from dbmgr is known (§10).
+        let clients = self.manager.clients();
+        let values = clients
+            .iter()
+            .filter(|(_, client)| client.is_valid())
+            .map(|(name, _)| (name, clients.parameter_is_true(name, "auto_startup")));
+        for name in self.autostart.due(values) {
+            let host = self.manager.clients().host().to_owned();
+            match self.manager.start_plugin(&name, &host, true, &mut self.plugins) {
+                Ok(_) => info!("plugin {name} started: its auto_startup is true"),
+                Err(reason) => warn!("plugin {name} not started by auto_startup: {reason}"),
+            }
+        }
+    }
+
+    /// A warning about what a peer sent, within the rate limit.
+    pub fn log_bad_input(&mut self, message: fmt::Arguments<'_>) {
+        if let Verdict::Write { suppressed } = self.bad_input_log.check(Instant::now()) {
+            warn!("{message}{}", suppressed_note(suppressed));
+        }
+    }
+
+    /// Rescans packages_dir (and re-reads datatypes_file) and applies what
+    /// changed; the next rescan is due one interval from now.
+    pub fn rescan(&mut self) {
+        self.next_rescan = Instant::now() + self.rescan_interval;
+        self.refresh_datatypes();
+        let report = match self.scanner.scan() {
+            Ok(report) => report,
+            Err(failure) => {
+                let message = failure.to_string();
+                if self.scan_failure.as_ref() != Some(&message) {
+                    error!(
+                        "{message}; keeping the {} known clients, retrying at the next rescan",
+                        self.manager.clients().len()
+                    );
+                } else {
+                    debug!("{message}");
+                }
+                self.scan_failure = Some(message);
+                return;
+            }
+        };
+        if self.scan_failure.take().is_some() {
+            info!("packages_dir {} is readable again", self.scanner.dir().display());
+        }
+        for (folder, bad_name) in &report.new_strays {
+            // Anyone who can write to packages_dir names these folders.
+            let folder = wire::truncate(folder, 80);
+            if *bad_name {
+                warn!("ignoring {folder}: a plugin folder is plugin_<name>, the name in lower-case letters and digits");
+            } else {
+                debug!("ignoring {folder}: not a plugin package");
+            }
+        }
+        for change in report.changes {
+            if let PackageChange::Removed { name } = &change {
+                self.plugins.forget(name);
+                self.autostart.forget(name);
+            }
+            // Worded before it is applied ("found" or "changed"), written
+            // only if it changed a client: a file re-read to the same
+            // content (or failing the same way again) says nothing.
+            let (level, line, client_id) = package_change_line(&self.manager, &change);
+            if self.manager.apply_package_change(change) {
+                ::log::log!(level.into(), client_id = client_id.as_str(); "{line}");
+            }
+        }
+    }
+
+    /// Re-reads datatypes_file if its `stat` changed; a failure is logged
+    /// once while it lasts, and `datatype.get` answers `null`.
+    fn refresh_datatypes(&mut self) {
+        match self.datatypes.refresh() {
+            None => {}
+            Some(Ok(datatypes)) => {
+                if self.datatypes_failure.take().is_some() {
+                    info!("{} is readable again", self.datatypes.path().display());
+                }
+                self.manager.set_datatypes(Some(datatypes));
+            }
+            Some(Err(message)) => {
+                if self.datatypes_failure.as_ref() != Some(&message) {
+                    if DatatypesFile::is_missing(&message) {
+                        info!("{message}");
+                    } else {
+                        error!("{message}; datatype.get answers null until it is fixed");
+                    }
+                }
+                self.datatypes_failure = Some(message);
+                self.manager.set_datatypes(None);
+            }
+        }
+    }
+}
+
+/// The level and line of a package change, and the client it is about.
+fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, String, String) {
+    let clients = manager.clients();
+    match change {
+        PackageChange::Removed { name } => {
+            let id = clients.client_id(name);
+            (Level::Info, format!("package removed: {id}"), id)
+        }
+        PackageChange::Files { name, .. } => {
+            let id = clients.client_id(name);
+            (Level::Debug, format!("package files read: {id}"), id)
+        }
+        PackageChange::Updated { name, package } => {
+            let id = clients.client_id(name);
+            let verb = if clients.status(name).is_some() {
+                "changed"
+            } else {
+                "found"
+            };
+            match package {
+                Package::Valid { .. } => (Level::Info, format!("package {verb}: {id}"), id),
+                Package::Invalid { reason } => (Level::Warn, format!("package {verb}: {id} is invalid: {reason}"), id),
+            }
+        }
+    }
+}
+
+/// What ends a rate-limited line: how many like it were not written.
+pub fn suppressed_note(suppressed: u64) -> String {
+    if suppressed == 0 {
+        String::new()
+    } else {
+        format!(" ({suppressed} similar lines suppressed)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_suppressed_count_is_said_on_the_next_line_written() {
+        assert_eq!(suppressed_note(0), "");
+        assert_eq!(suppressed_note(1017), " (1017 similar lines suppressed)");
+    }
+}

@@ -178,6 +178,16 @@ fn a_silent_plugin_is_dead_in_both_dialects_and_dead_is_published() {
     );
 }
 
+/// The categories published after a change, in this order (PROTOCOL.md §8).
+const AFTER_A_CHANGE: [&str; 5] = ["clients.list", "clients.detail", "client.list", "client.detail", "client.conversion"];
+
+/// The categories of the next `count` publications on `socket`.
+fn next_categories(socket: &zmq::Socket, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|_| recv_publication(socket, DEADLINE).expect("a publication").category().to_owned())
+        .collect()
+}
+
 #[test]
 fn publications_come_in_the_documented_order() {
     let (dir, mut daemon) = start();
@@ -210,24 +220,7 @@ fn publications_come_in_the_documented_order() {
     plugin
         .send_multipart(later_status("gate", "testhost", "stop-request"), 0)
         .unwrap();
-    let categories: Vec<String> = (0..5)
-        .map(|_| {
-            recv_publication(&everything, DEADLINE)
-                .expect("a publication")
-                .category()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(
-        categories,
-        [
-            "clients.list",
-            "clients.detail",
-            "client.list",
-            "client.detail",
-            "client.conversion"
-        ]
-    );
+    assert_eq!(next_categories(&everything, 5), AFTER_A_CHANGE);
 
     // A rescan that changes a package's files adds package.detail.
     std::fs::write(
@@ -238,25 +231,7 @@ fn publications_come_in_the_documented_order() {
     let before = daemon.log().len();
     daemon.signal("HUP");
     daemon.wait_for_new_log("package changed: domogik-gate.testhost", before);
-    let categories: Vec<String> = (0..6)
-        .map(|_| {
-            recv_publication(&everything, DEADLINE)
-                .expect("a publication")
-                .category()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(
-        categories,
-        [
-            "clients.list",
-            "clients.detail",
-            "client.list",
-            "client.detail",
-            "client.conversion",
-            "package.detail"
-        ]
-    );
+    assert_eq!(next_categories(&everything, 6), [&AFTER_A_CHANGE[..], &["package.detail"]].concat());
 }
 
 #[test]

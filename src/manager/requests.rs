@@ -304,6 +304,14 @@ mod tests {
         assert_eq!(datatypes, serde_json::json!({"datatypes": {"DT_Bool": {}}}));
     }
 
+    /// The `client.history.result` body for plugin `name` of host `box`.
+    fn history_of(manager: &mut Manager, name: &str) -> Value {
+        let request = format!(r#"{{"type": "plugin", "name": "{name}", "host": "box"}}"#);
+        let (action, history) = ask(manager, "client.history.get", &request);
+        assert_eq!(action, "client.history.result", "{history}");
+        history
+    }
+
     #[test]
     fn history_requests() {
         let mut manager = manager_with(&["a"]);
@@ -311,21 +319,11 @@ mod tests {
             b"plugin.status.1_2.0_1",
             br#"{"type": "plugin", "name": "a", "host": "box", "event": "alive", "comment": "hi"}"#,
         ]));
-        let (action, history) = ask(
-            &mut manager,
-            "client.history.get",
-            r#"{"type": "plugin", "name": "a", "host": "box"}"#,
-        );
-        assert_eq!(action, "client.history.result");
+        let history = history_of(&mut manager, "a");
         assert_eq!(history["status"], true);
         assert_eq!(history["history"][0]["status"], "alive");
         assert_eq!(history["history"][0]["comment"], "hi");
-        let (action, history) = ask(
-            &mut manager,
-            "client.history.get",
-            r#"{"type": "plugin", "name": "zz", "host": "box"}"#,
-        );
-        assert_eq!(action, "client.history.result");
+        let history = history_of(&mut manager, "zz");
         assert_eq!(history["status"], false);
         assert_eq!(history["reason"], "no client plugin-zz.box");
         let (action, error) = ask(&mut manager, "client.history.get", "{}");

@@ -256,3 +256,19 @@ fn ipv6_endpoints_work_written_as_domogik_writes_them() {
     connect_pubsub(&plugin, &ui);
     assert!(daemon.log().iter().any(|line| line.contains("sub socket connected to tcp://[::1]:")), "{:?}", daemon.log());
 }
+
+#[test]
+fn an_idle_worker_keeps_its_registration_past_the_brokers_expiry() {
+    let bus = start_bus("bus-idle");
+    let context = bus.daemon.context();
+    await_broker_clients(context, &bus.broker, "clients.list.get");
+    // Three of the broker's expiries (5 heartbeats each) with nothing but
+    // heartbeats on the link: time must pass for the test to mean anything.
+    std::thread::sleep(Duration::from_millis(TEST_HEARTBEAT_MS * 15));
+    let dropped = bus.broker.control.dropped.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(dropped, 0, "the broker dropped the idle manager as silent");
+    let log = bus.daemon.log().join("\n");
+    assert!(!log.contains("reconnecting"), "the manager took the broker for dead:\n{log}");
+    let reply = broker_request(context, &bus.broker.endpoint, "manager", None, "clients.list.get", DEADLINE);
+    assert!(reply.is_some(), "no answer after the idle time");
+}

@@ -66,29 +66,32 @@ impl Drop for Namespace {
 }
 
 #[test]
-fn a_link_cut_without_a_fin_comes_back_and_statuses_flow_again() {
+fn a_link_cut_without_a_fin_comes_back_and_requests_and_statuses_flow_again() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED netns::a_link_cut_without_a_fin_comes_back_and_statuses_flow_again: needs root (ip netns)");
+        eprintln!("SKIPPED netns::a_link_cut_without_a_fin_comes_back_and_requests_and_statuses_flow_again: needs root (ip netns)");
         return;
     }
     let namespace = match Namespace::create() {
         Ok(namespace) => namespace,
         Err(why) => {
-            eprintln!("SKIPPED netns::a_link_cut_without_a_fin_comes_back_and_statuses_flow_again: {why}");
+            eprintln!("SKIPPED netns::a_link_cut_without_a_fin_comes_back_and_requests_and_statuses_flow_again: {why}");
             return;
         }
     };
-    // The forwarder on the test's side of the veth; the plugin and the UI
-    // reach it on the same address, so the cut only separates the manager.
+    // The broker and the forwarder on the test's side of the veth; the
+    // plugin, the UI and the client reach them on the same address, so the
+    // cut only separates the manager.
+    let broker = TestBroker::start_on(&namespace.host_ip, None);
     let forwarder = Forwarder::start_on(&namespace.host_ip, None);
     let (xsub_port, xpub_port) = forwarder.ports();
     let dir = TempDir::new("netns");
     let packages = copy_fixtures(&dir);
     let config = format!(
-        "[mq]\nip = {}\npub_port = {xsub_port}\nsub_port = {xpub_port}\n\
-         [manager]\nhost = testhost\npackages_dir = {}\nrep_endpoint = @tcp://127.0.0.1:*\n",
+        "[mq]\nip = {}\nreq_rep_port = {}\npub_port = {xsub_port}\nsub_port = {xpub_port}\n\
+         [manager]\nhost = testhost\npackages_dir = {}\n",
         namespace.host_ip,
+        broker.port(),
         packages.display()
     );
     let name = namespace.name.clone();
@@ -106,15 +109,20 @@ fn a_link_cut_without_a_fin_comes_back_and_statuses_flow_again() {
     let plugin = publisher(daemon.context(), &forwarder.xsub);
     let ui = subscriber(daemon.context(), &forwarder.xpub, "clients");
     connect_pubsub(&plugin, &ui);
+    await_broker_clients(daemon.context(), &broker, "clients.list.get");
 
     let before = daemon.log().len();
     namespace.set_link(false);
-    // Noticed by the ZMTP heartbeats, without any FIN.
+    // Noticed by the ZMTP heartbeats (SUB, PUB) and the MDP heartbeat (the
+    // worker's DEALER), without any FIN.
     daemon.wait_for_new_log("sub socket lost its connection to tcp://198.1", before);
     daemon.wait_for_new_log("pub socket lost its connection", before);
+    daemon.wait_for_new_log("is silent; reconnecting and registering again", before);
     namespace.set_link(true);
     daemon.wait_for_new_log("sub socket connected again", before);
     daemon.wait_for_new_log("pub socket connected again", before);
+    // Registered again with the broker: a client's request is answered.
+    await_broker_clients(daemon.context(), &broker, "clients.list.get");
     connect_pubsub(&plugin, &ui);
     plugin.send_multipart(later_status("ebusd", "testhost", "alive"), 0).unwrap();
     await_publication(&ui, "ebusd alive after the cut", |p| {

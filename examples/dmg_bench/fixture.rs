@@ -109,8 +109,13 @@ pub fn info_json_bytes(dir: &Path) -> Result<u64, Failure> {
 /// A standalone-layout config on ephemeral loopback ports, at the default
 /// rescan interval and log level a user runs.
 pub fn daemon_config(packages: &Path) -> String {
+    standalone_config(packages, 30)
+}
+
+/// [`daemon_config`] with rescans `rescan_seconds` apart.
+pub fn standalone_config(packages: &Path, rescan_seconds: u64) -> String {
     format!(
-        "[manager]\nhost = {HOST}\npackages_dir = {}\nrescan_interval = 30\nlog_level = info\n\
+        "[manager]\nhost = {HOST}\npackages_dir = {}\nrescan_interval = {rescan_seconds}\nlog_level = info\n\
          sub_endpoint = @tcp://127.0.0.1:*\npub_endpoint = @tcp://127.0.0.1:*\n\
          rep_endpoint = @tcp://127.0.0.1:*\n",
         packages.display()

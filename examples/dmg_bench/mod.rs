@@ -1,6 +1,7 @@
 //! The benchmark's modules and its entry point: parse the options, then
 //! either serve as the floor (a child process) or run every measurement.
 
+mod bus;
 mod dialects;
 mod fixture;
 mod floor;
@@ -39,6 +40,7 @@ pub fn main() -> i32 {
         Mode::FloorServer { canned } => floor::serve(&canned),
         Mode::Bench(options) => run::run(&options),
         Mode::Dialects => run::run_dialects(),
+        Mode::Bus(options) => run::run_bus(&options),
         Mode::Footprint(options) => footprint::run(&options),
     };
     match outcome {

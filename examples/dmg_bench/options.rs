@@ -23,6 +23,9 @@ Options:
   --no-strace        do not count poll wake-ups with strace
   --dialects         only item 8: a status change with both dialects
                      published, in-process (a few seconds)
+  --bus              only item 9: requests through an MDP broker (dmg-testbus)
+                     next to direct ones, and the idle cost of the worker
+                     layout's heartbeats (about a minute; --quick: 15 s)
   --footprint        only memory, of both builds side by side: libzmq built
                      into the binary (cargo's default) and Debian's libzmq5
                      (the package's; needs libzmq3-dev), N = 10 and 200
@@ -72,6 +75,8 @@ pub enum Mode {
     Help,
     /// Item 8 alone.
     Dialects,
+    /// Item 9 alone.
+    Bus(Options),
 }
 
 /// The hidden option that turns this program into the floor server.
@@ -79,7 +84,7 @@ pub const FLOOR_SERVER_FLAG: &str = "--floor-server";
 
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
     let mut options = Options::default();
-    let mut footprint = false;
+    let (mut footprint, mut bus) = (false, false);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = |what: &str| args.next().ok_or_else(|| format!("{arg} needs {what}"));
@@ -110,11 +115,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
             "--no-strace" => options.strace = false,
             "--dialects" => return Ok(Mode::Dialects),
             "--footprint" => footprint = true,
+            "--bus" => bus = true,
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
     Ok(if footprint {
         Mode::Footprint(options)
+    } else if bus {
+        Mode::Bus(options)
     } else {
         Mode::Bench(options)
     })

@@ -32,21 +32,37 @@ pub struct Endpoints {
 
 impl Process {
     /// Starts `command` with stdin piped, stdout discarded, stderr read.
-    pub fn spawn(name: &'static str, mut command: Command) -> Result<Process, Failure> {
+    pub fn spawn(name: &'static str, command: Command) -> Result<Process, Failure> {
+        Process::spawn_reading(name, command, false)
+    }
+
+    /// [`Process::spawn`] for a child that reports on stdout (dmg-testbus):
+    /// stdout read, stderr discarded.
+    pub fn spawn_reading_stdout(name: &'static str, command: Command) -> Result<Process, Failure> {
+        Process::spawn_reading(name, command, true)
+    }
+
+    fn spawn_reading(name: &'static str, mut command: Command, stdout: bool) -> Result<Process, Failure> {
+        let (out, err) = if stdout {
+            (Stdio::piped(), Stdio::null())
+        } else {
+            (Stdio::null(), Stdio::piped())
+        };
         let mut child = command
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .map_err(|e| format!("cannot start the {name}: {e}"))?;
-        let stderr = child
-            .stderr
-            .take()
-            .ok_or_else(|| format!("no stderr pipe from the {name}"))?;
+        let read: Box<dyn std::io::Read + Send> = match (child.stdout.take(), child.stderr.take()) {
+            (Some(pipe), _) => Box::new(pipe),
+            (None, Some(pipe)) => Box::new(pipe),
+            (None, None) => return Err(format!("no output pipe from the {name}")),
+        };
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in BufReader::new(read).lines().map_while(Result::ok) {
                 if let Ok(mut lines) = sink.lock() {
                     lines.push(line);
                 }

@@ -85,8 +85,24 @@ pub fn thread_ids(pid: u32) -> Result<Vec<u32>, Failure> {
 }
 
 /// A thread's name (/proc/PID/task/TID/comm).
-pub fn thread_name(pid: u32, tid: u32) -> Result<String, Failure> {
+fn thread_name(pid: u32, tid: u32) -> Result<String, Failure> {
     Ok(read(&format!("/proc/{pid}/task/{tid}/comm"))?.trim().to_owned())
+}
+
+/// How the table names a thread: `main` for the main thread; else its own
+/// name (libzmq's `ZMQbg/IO/0`, `ZMQbg/Reaper`), or `thread N` (N its rank
+/// by id, the main thread's 1) when it kept the program's name, as with
+/// the libzmq that cargo builds in, which names none of its threads.
+pub fn thread_label(pid: u32, tid: u32) -> Result<String, Failure> {
+    if tid == pid {
+        return Ok("main".into());
+    }
+    let name = thread_name(pid, tid)?;
+    if name != thread_name(pid, pid)? {
+        return Ok(name);
+    }
+    let rank = thread_ids(pid)?.iter().position(|t| *t == tid).map_or(0, |index| index + 1);
+    Ok(format!("thread {rank}"))
 }
 
 fn thread(pid: u32, tid: u32) -> Result<ThreadSample, Failure> {
@@ -104,7 +120,7 @@ fn thread(pid: u32, tid: u32) -> Result<ThreadSample, Failure> {
     };
     Ok(ThreadSample {
         tid,
-        name: thread_name(pid, tid)?,
+        name: thread_label(pid, tid)?,
         run_ns,
         voluntary_switches: switches("voluntary_ctxt_switches:")?,
         involuntary_switches: switches("nonvoluntary_ctxt_switches:")?,

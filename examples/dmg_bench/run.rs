@@ -2,6 +2,7 @@
 //! measure items 1 to 6 against both, time rescans of 1000 packages
 //! in-process (item 7), and print the table.
 
+use super::bus::{self, BusFigures};
 use super::dialects;
 use super::fixture::{self, ScratchDir, Template};
 use super::floor::{self, Canned};
@@ -104,7 +105,34 @@ pub fn run(options: &Options) -> Result<(), Failure> {
     eprintln!("dmg-bench: rescans of {RESCAN_PACKAGES} packages, in-process...");
     let rescan = rescan::measure(&scratch.join("packages-rescan"), RESCAN_PACKAGES, &templates)?;
     let dialects = measure_dialects(&scratch, &templates)?;
-    println!("{}", table::render(&sizes, &rescan, &dialects));
+    let bus = measure_bus(options, &daemon, &scratch, &templates)?;
+    println!("{}", table::render(&sizes, &rescan, &dialects, &bus));
+    println!(
+        "{}; load average {} at start, {} at the end",
+        machine(),
+        load_at_start,
+        load_average()
+    );
+    Ok(())
+}
+
+fn measure_bus(options: &Options, daemon: &Path, scratch: &ScratchDir, templates: &[Template]) -> Result<BusFigures, Failure> {
+    eprintln!(
+        "dmg-bench: N = {}: through an MDP broker and direct, idle window of {:?}...",
+        bus::PLUGINS,
+        options.idle
+    );
+    bus::measure(options, daemon, scratch, templates)
+}
+
+/// `--bus`: item 9 only (about a minute).
+pub fn run_bus(options: &Options) -> Result<(), Failure> {
+    let daemon = daemon_binary(options)?;
+    let load_at_start = load_average();
+    let scratch = ScratchDir::new()?;
+    let templates = fixture::load_templates()?;
+    let figures = measure_bus(options, &daemon, &scratch, &templates)?;
+    println!("{}", super::report::render(&table::bus_rows(&figures)));
     println!(
         "{}; load average {} at start, {} at the end",
         machine(),
@@ -147,26 +175,36 @@ pub fn target_dir() -> Result<PathBuf, Failure> {
 /// `cargo build --release --bin dmg_manager` into `target` with the cargo
 /// that runs us, plus `extra_args`; the binary's path.
 pub fn build_daemon(target: &Path, extra_args: &[String]) -> Result<PathBuf, Failure> {
+    cargo_build(target, &["--bin", "dmg_manager"], extra_args)?;
+    Ok(target.join("release").join("dmg_manager"))
+}
+
+/// `cargo build --release --example NAME` into `target`; its path.
+pub fn build_example(target: &Path, name: &str) -> Result<PathBuf, Failure> {
+    cargo_build(target, &["--example", name], &[])?;
+    Ok(target.join("release").join("examples").join(name))
+}
+
+fn cargo_build(target: &Path, what: &[&str], extra_args: &[String]) -> Result<(), Failure> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--bin",
-            "dmg_manager",
-            "--manifest-path",
-        ])
+        .args(["build", "--release", "--quiet"])
+        .args(what)
+        .arg("--manifest-path")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
         .arg("--target-dir")
         .arg(target)
         .args(extra_args)
         .status()
-        .map_err(|e| format!("cannot run cargo to build dmg_manager: {e} (or pass --daemon PATH)"))?;
+        .map_err(|e| format!("cannot run cargo to build {}: {e} (or pass --daemon PATH)", what.join(" ")))?;
     if !status.success() {
-        return Err(format!("cargo build --release {} failed ({status})", extra_args.join(" ")));
+        return Err(format!(
+            "cargo build --release {} {} failed ({status})",
+            what.join(" "),
+            extra_args.join(" ")
+        ));
     }
-    Ok(target.join("release").join("dmg_manager"))
+    Ok(())
 }
 
 fn measure_size(
@@ -272,10 +310,15 @@ pub fn start_daemon(
     let config = scratch.join(&format!("manager-{n}.cfg"));
     std::fs::write(&config, fixture::daemon_config(packages))
         .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    spawn_daemon(options, daemon_path, &config)
+}
+
+/// The daemon on `config`, outside the journal, with `--daemon-env`.
+pub fn spawn_daemon(options: &Options, daemon_path: &Path, config: &Path) -> Result<Process, Failure> {
     let mut command = Command::new(daemon_path);
     command
         .arg("--config")
-        .arg(&config)
+        .arg(config)
         .env_remove("JOURNAL_STREAM")
         .env_remove("NOTIFY_SOCKET")
         .envs(options.daemon_env.iter().map(|(k, v)| (k, v)));

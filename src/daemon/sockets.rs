@@ -339,15 +339,20 @@ fn new_socket(context: &zmq::Context, role: Role, connecting: bool, heartbeat: D
             setup(socket.set_sndhwm(REP_SNDHWM))?;
         }
     }
-    if connecting {
+    let millis = i32::try_from(heartbeat.as_millis()).unwrap_or(i32::MAX);
+    if connecting && role != Role::Requests {
         // ZMTP heartbeats: a peer gone without a FIN (power cut, cable) is
-        // noticed within three intervals, and libzmq reconnects; a connect
-        // that gets no answer is retried instead of waiting for the
-        // kernel's SYN back-off (minutes).
-        let millis = i32::try_from(heartbeat.as_millis()).unwrap_or(i32::MAX);
+        // noticed within three intervals, and libzmq reconnects. Not on the
+        // MDP worker's DEALER: the MDP heartbeat already notices a silent
+        // broker (and a second ping-pong a second would wake the I/O thread
+        // for nothing, docs/BENCHMARKS.md item 9).
         setup(socket.set_heartbeat_ivl(millis))?;
         setup(socket.set_heartbeat_timeout(millis.saturating_mul(3)))?;
         setup(socket.set_heartbeat_ttl(millis.saturating_mul(3)))?;
+    }
+    if connecting {
+        // A connect that gets no answer is retried instead of waiting for
+        // the kernel's SYN back-off (minutes).
         setup(socket.set_connect_timeout(millis.saturating_mul(2)))?;
     }
     Ok(socket)

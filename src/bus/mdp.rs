@@ -7,7 +7,8 @@
 //! message to [`Worker::receive`], calls [`Worker::tick`] when
 //! [`Worker::next_deadline`] is reached, and sends each reply built by
 //! [`Worker::reply`]. When told to reconnect it drops the socket, opens a
-//! new one and calls `connected` again.
+//! new one and calls `connected` again. On a clean stop it sends the
+//! DISCONNECT of [`Worker::disconnect`] before it exits.
 
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,8 @@ pub struct Worker {
     /// Heard anything since the last `connected`: the first message after a
     /// (re)connection is logged as "registered".
     heard_since_connect: bool,
+    /// DISCONNECT was sent: the worker has left, nothing more is due.
+    left: bool,
 }
 
 impl Worker {
@@ -100,6 +103,7 @@ impl Worker {
             last_heard: now,
             last_sent: now,
             heard_since_connect: false,
+            left: false,
         }
     }
 
@@ -108,6 +112,7 @@ impl Worker {
         self.last_heard = now;
         self.last_sent = now;
         self.heard_since_connect = false;
+        self.left = false;
         vec![Vec::new(), WORKER_HEADER.to_vec(), vec![READY], self.service.clone()]
     }
 
@@ -149,21 +154,35 @@ impl Worker {
         frames
     }
 
-    /// The DISCONNECT to send before leaving.
-    pub fn disconnect(&self) -> Frames {
+    /// The DISCONNECT `["", "MDPW01", 0x05]` to send as the worker leaves
+    /// (a clean stop, PROTOCOL.md §7): the broker drops the worker at once
+    /// instead of after its heartbeat expiry, so a request it routes
+    /// meanwhile waits for the next worker instead of being lost with this
+    /// one. Nothing is due after it (MDP: a worker sends nothing more after
+    /// DISCONNECT), until a new socket's `connected`.
+    pub fn disconnect(&mut self, now: Instant) -> Frames {
+        self.left = true;
+        self.last_sent = now;
         vec![Vec::new(), WORKER_HEADER.to_vec(), vec![DISCONNECT]]
     }
 
     /// The next time `tick` has something to do of its own accord (it may
-    /// also have something at an earlier turn: see [`Timing`]).
-    pub fn next_deadline(&self) -> Instant {
-        (self.last_sent + self.timing.heartbeat * 3 / 2).min(self.last_heard + self.timing.broker_silence)
+    /// also have something at an earlier turn: see [`Timing`]); `None`
+    /// once the worker has left.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.left {
+            return None;
+        }
+        Some((self.last_sent + self.timing.heartbeat * 3 / 2).min(self.last_heard + self.timing.broker_silence))
     }
 
     /// What is due at `now`, called at every turn of the loop: reconnect if
     /// the broker was silent too long, else a heartbeat if one is owed
     /// ([`Timing`]).
     pub fn tick(&mut self, now: Instant) -> Due {
+        if self.left {
+            return Due::Nothing;
+        }
         if now >= self.last_heard + self.timing.broker_silence {
             return Due::Reconnect;
         }
@@ -287,7 +306,7 @@ mod tests {
         // at the turn it arrives, and our own deadline is never reached.
         for beat in 1..=3 {
             let at = ms(1000 * beat + 3 * beat);
-            assert!(worker.next_deadline() > at, "beat {beat}: no wake-up of our own before the broker's");
+            assert!(worker.next_deadline() > Some(at), "beat {beat}: no wake-up of our own before the broker's");
             worker.receive(heartbeat.clone(), at);
             assert_eq!(worker.tick(at), Due::Send(heartbeat.clone()), "beat {beat}");
             assert_eq!(worker.tick(at), Due::Nothing, "once per beat");
@@ -297,12 +316,35 @@ mod tests {
         assert_eq!(worker.tick(ms(3300)), Due::Nothing);
         assert_eq!(worker.tick(ms(3509)), Due::Send(heartbeat.clone()), "half an interval on: answered");
         // The broker goes quiet: one every 1.5 s by our own deadline.
-        assert_eq!(worker.next_deadline(), ms(5009));
+        assert_eq!(worker.next_deadline(), Some(ms(5009)));
         assert_eq!(worker.tick(ms(5008)), Due::Nothing);
         assert_eq!(worker.tick(ms(5009)), Due::Send(heartbeat.clone()));
         // A reply counts as a heartbeat.
         worker.reply(Vec::new(), Vec::new(), ms(5500));
-        assert_eq!(worker.next_deadline(), ms(5500 + 1500).min(ms(3300 + 3500)));
+        assert_eq!(worker.next_deadline(), Some(ms(5500 + 1500).min(ms(3300 + 3500))));
+    }
+
+    #[test]
+    fn a_worker_that_leaves_says_disconnect_and_nothing_more_until_a_new_socket() {
+        let start = Instant::now();
+        let mut worker = worker(start);
+        worker.connected(start);
+        let heartbeat = frames(&[b"", b"MDPW01", b"\x04"]);
+        worker.receive(heartbeat.clone(), start + Duration::from_millis(900));
+        let leaving = start + Duration::from_secs(1);
+        assert_eq!(worker.disconnect(leaving), frames(&[b"", b"MDPW01", b"\x05"]));
+        assert_eq!(worker.next_deadline(), None);
+        // The broker's heartbeat is not answered, its silence is no reason
+        // to reconnect: the worker has left.
+        worker.receive(heartbeat.clone(), leaving);
+        for later in [1, 2, 60] {
+            assert_eq!(worker.tick(leaving + Duration::from_secs(later)), Due::Nothing, "{later} s on");
+        }
+        // A new socket is a new conversation.
+        let again = leaving + Duration::from_secs(61);
+        worker.connected(again);
+        assert_eq!(worker.next_deadline(), Some(again + Duration::from_millis(1500)));
+        assert_eq!(worker.tick(again + Duration::from_millis(1500)), Due::Send(heartbeat));
     }
 
     #[test]

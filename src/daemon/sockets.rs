@@ -64,7 +64,7 @@ impl Sockets {
     /// The nearest deadline of the sockets' state machines.
     pub fn next_deadline(&self) -> Option<Instant> {
         let worker = match &self.requests {
-            Requests::Worker { worker, .. } => Some(worker.next_deadline()),
+            Requests::Worker { worker, .. } => worker.next_deadline(),
             Requests::Standalone(_) => None,
         };
         [worker, self.sub.link.next_deadline(), self.publisher.link.next_deadline()]

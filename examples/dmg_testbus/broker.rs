@@ -1,12 +1,15 @@
 //! A small MDP broker (Majordomo 0.1, rfc.zeromq.org/spec:7) with
 //! Domogik's twist (PROTOCOL.md §7), written from the spec for the tests
 //! and for `dmg-testbus`: one ROUTER, a service registry, heartbeats both
-//! ways, silent workers dropped, a numeric timeout frame stripped and
-//! `None` kept, requests for unknown services dropped.
+//! ways, silent workers dropped, a worker's DISCONNECT honoured at once, a
+//! numeric timeout frame stripped and `None` kept. A request for a service
+//! that has had a worker but has none now waits, for a while, for the next
+//! one to register (the spec's SHOULD; Domogik's broker keeps it queued
+//! too); one for a service never registered is dropped.
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +35,12 @@ pub struct Control {
     pub replies: AtomicUsize,
     /// Workers dropped because they were silent past the expiry.
     pub dropped: AtomicUsize,
+    /// Workers that left by sending DISCONNECT.
+    pub left: AtomicUsize,
 }
+
+/// Requests waiting for a worker of their service, at most this many each.
+const MAX_WAITING: usize = 100;
 
 struct Worker {
     service: Vec<u8>,
@@ -48,6 +56,11 @@ pub struct Broker {
     workers: HashMap<Vec<u8>, Worker>,
     /// Round-robin position per service.
     turn: HashMap<Vec<u8>, usize>,
+    /// Every service that has had a worker, and the requests waiting for
+    /// one (until their deadline), as `REQUEST` bodies.
+    waiting: HashMap<Vec<u8>, VecDeque<(Instant, Frames)>>,
+    /// How long a request waits for a worker: 10 worker expiries.
+    wait_for: Duration,
     pub control: Arc<Control>,
     log: bool,
 }
@@ -70,6 +83,8 @@ impl Broker {
             expiry: heartbeat * 5,
             workers: HashMap::new(),
             turn: HashMap::new(),
+            waiting: HashMap::new(),
+            wait_for: heartbeat * 50,
             control: Arc::new(Control::default()),
             log,
         })
@@ -112,6 +127,14 @@ impl Broker {
                         self.say(format_args!("worker of {} silent: dropped", String::from_utf8_lossy(&worker.service)));
                     }
                 }
+                let before: usize = self.waiting.values().map(VecDeque::len).sum();
+                for queue in self.waiting.values_mut() {
+                    queue.retain(|(deadline, _)| *deadline > now);
+                }
+                let expired = before - self.waiting.values().map(VecDeque::len).sum::<usize>();
+                if expired > 0 {
+                    self.say(format_args!("{expired} requests waited too long for a worker: dropped"));
+                }
             }
         }
     }
@@ -147,15 +170,23 @@ impl Broker {
             ids.sort();
             ids.into_iter().cloned().collect()
         };
+        let mut body = vec![client, Vec::new()];
+        body.extend(rest);
         if candidates.is_empty() {
-            self.say(format_args!("request for unknown service {}: dropped", String::from_utf8_lossy(&service)));
+            let name = String::from_utf8_lossy(&service).into_owned();
+            match self.waiting.get_mut(&service) {
+                Some(queue) if queue.len() < MAX_WAITING => {
+                    queue.push_back((Instant::now() + self.wait_for, body));
+                    self.say(format_args!("no worker of {name} now: the request waits for one"));
+                }
+                Some(_) => self.say(format_args!("too many requests wait for a worker of {name}: dropped")),
+                None => self.say(format_args!("request for unknown service {name}: dropped")),
+            }
             return;
         }
         let turn = self.turn.entry(service).or_insert(0);
         let id = candidates[*turn % candidates.len()].clone();
         *turn += 1;
-        let mut body = vec![client, Vec::new()];
-        body.extend(rest);
         self.send_worker(&id, REQUEST, body);
         self.control.requests.fetch_add(1, Ordering::SeqCst);
     }
@@ -170,7 +201,15 @@ impl Broker {
             [READY] if !known => {
                 let Some(service) = rest.first().cloned() else { return };
                 self.say(format_args!("worker ready for {}", String::from_utf8_lossy(&service)));
-                self.workers.insert(id, Worker { service, expiry: Instant::now() + self.expiry });
+                let now = Instant::now();
+                let waiting = std::mem::take(self.waiting.entry(service.clone()).or_default());
+                self.workers.insert(id.clone(), Worker { service, expiry: now + self.expiry });
+                for (deadline, body) in waiting {
+                    if deadline > now {
+                        self.send_worker(&id, REQUEST, body);
+                        self.control.requests.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
             }
             [REPLY] if known => {
                 let Some(delimiter) = rest.iter().position(Vec::is_empty) else { return };
@@ -188,7 +227,10 @@ impl Broker {
             }
             [HEARTBEAT] if known => self.refresh(&id),
             [DISCONNECT] => {
-                self.workers.remove(&id);
+                if let Some(worker) = self.workers.remove(&id) {
+                    self.control.left.fetch_add(1, Ordering::SeqCst);
+                    self.say(format_args!("worker of {} left (DISCONNECT)", String::from_utf8_lossy(&worker.service)));
+                }
             }
             // READY from a known worker, or anything from an unknown one.
             _ => {

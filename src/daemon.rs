@@ -65,7 +65,8 @@ pub const SUB_RCVHWM: i32 = 100;
 /// Publications queued for one slow subscriber before newer ones are dropped.
 pub const PUB_SNDHWM: i32 = 64;
 
-/// How long the `stopped` status gets to leave before the process exits.
+/// How long the last words (the `stopped` status, the MDP worker's
+/// DISCONNECT) get to leave before the process exits.
 const LAST_WORD_DELAY: Duration = Duration::from_millis(100);
 
 /// A failure before the loop could start: a socket that cannot be opened,
@@ -132,19 +133,29 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// After SIGTERM or SIGINT: the plugins stopped, the last publications and
-/// our `stopped` status sent, then ZeroMQ left without closing anything.
-fn leave(config: &Config, sockets: Sockets, state: &mut State, signals: &mut SignalPipe) {
+/// After SIGTERM or SIGINT: the broker told that the MDP worker leaves
+/// (first: stopping the plugins can take their kill grace), the plugins
+/// stopped, the last publications and our `stopped` status sent, then
+/// ZeroMQ left without closing anything.
+fn leave(config: &Config, mut sockets: Sockets, state: &mut State, signals: &mut SignalPipe) {
     notify::notify(notify::STOPPING);
+    let disconnected = sockets.leave_broker();
     stop_plugins(state, signals);
     handlers::publish(&sockets, state);
     state.manager.set_now(Now::system());
     let stopped = state.manager.own_status(Status::Stopped);
-    match sockets.publisher.socket.send_multipart(stopped, zmq::DONTWAIT) {
-        // Best effort: libzmq sends from its I/O thread and we exit without
-        // terminating the context (see below), so give it a moment.
-        Ok(()) => std::thread::sleep(LAST_WORD_DELAY),
-        Err(e) => debug!("cannot publish our stopped status: {e}"),
+    let published = match sockets.publisher.socket.send_multipart(stopped, zmq::DONTWAIT) {
+        Ok(()) => true,
+        Err(e) => {
+            debug!("cannot publish our stopped status: {e}");
+            false
+        }
+    };
+    // libzmq writes from its I/O thread, and we exit without terminating
+    // the context (see Sockets::leave_without_closing, which is also why a
+    // linger would not be waited for): the last words get this moment.
+    if published || disconnected {
+        std::thread::sleep(LAST_WORD_DELAY);
     }
     sockets.leave_without_closing(config);
 }

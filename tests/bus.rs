@@ -272,3 +272,27 @@ fn an_idle_worker_keeps_its_registration_past_the_brokers_expiry() {
     let reply = broker_request(context, &bus.broker.endpoint, "manager", None, "clients.list.get", DEADLINE);
     assert!(reply.is_some(), "no answer after the idle time");
 }
+
+#[test]
+fn a_manager_stopped_says_disconnect_and_a_request_sent_meanwhile_is_answered_by_the_next() {
+    let mut bus = start_bus("bus-leave");
+    let context = zmq::Context::new();
+    await_broker_clients(&context, &bus.broker, "clients.list.get");
+    assert_eq!(bus.daemon.stop().code(), Some(0));
+    // Right after the exit, well inside the broker's expiry (5 heartbeats):
+    // a worker gone without a word would still be registered, and the
+    // request routed to it lost. One that said DISCONNECT is gone from the
+    // broker, so the request waits there for the next manager.
+    let client = context.socket(zmq::REQ).unwrap();
+    client.set_linger(0).unwrap();
+    client.set_rcvtimeo(DEADLINE.as_millis() as i32).unwrap();
+    client.connect(&bus.broker.endpoint).unwrap();
+    client.send_multipart([&b"MDPC01"[..], b"manager", b"clients.list.get", b"{}"], 0).unwrap();
+    let config = std::fs::read_to_string(bus.dir.join("manager.cfg")).unwrap();
+    let _next = Daemon::start_with(&bus.dir, &config, fast_heartbeat_command);
+    let reply = client.recv_multipart(0).expect("the request sent while no manager ran is answered by the next one");
+    assert_eq!(&reply[..3], &[b"MDPC01".to_vec(), b"manager".to_vec(), b"clients.list.result".to_vec()]);
+    assert_eq!(body_of(&reply[3])["clients"].as_object().unwrap().len(), 4);
+    let left = bus.broker.control.left.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(left, 1, "the broker heard the first manager's DISCONNECT");
+}

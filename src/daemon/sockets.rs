@@ -109,6 +109,28 @@ impl Sockets {
         self.requests.reconnect_worker(&self.context, self.heartbeat, now);
     }
 
+    /// The MDP worker leaves the broker (a clean stop, PROTOCOL.md §7): its
+    /// DISCONNECT queued on the DEALER, so that the broker drops it at once
+    /// instead of after its heartbeat expiry, and holds a request that
+    /// comes meanwhile for the next worker. Whether one was queued
+    /// (standalone there is no broker to tell).
+    pub fn leave_broker(&mut self) -> bool {
+        let Requests::Worker { watched, worker } = &mut self.requests else {
+            return false;
+        };
+        let broker = watched.endpoint.address.as_str();
+        match watched.socket.send_multipart(worker.disconnect(Instant::now()), zmq::DONTWAIT) {
+            Ok(()) => {
+                debug!(peer = broker; "MDP worker: DISCONNECT sent to the broker at {broker}");
+                true
+            }
+            Err(e) => {
+                debug!(peer = broker; "MDP worker: cannot send DISCONNECT to the broker at {broker}: {e}");
+                false
+            }
+        }
+    }
+
     /// Ends the loop's use of ZeroMQ without closing the sockets or
     /// terminating the context: the process exits right after, and with a
     /// linger of 0 closing would send nothing more anyway. Closing is not

@@ -177,6 +177,34 @@ fn clients_without_a_manager_names_the_endpoint_and_exits_1() {
 }
 
 #[test]
+fn clients_without_a_broker_says_so_and_exits_1() {
+    let dir = TempDir::new("clients-nobroker");
+    let config = dir.join("manager.cfg");
+    // A loopback port with nothing on it (free a moment ago).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = format!(
+        "[mq]\nip = 127.0.0.1\nreq_rep_port = {port}\n[manager]\nhost = testhost\npackages_dir = {}\n",
+        dir.join("packages").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let output = run_command(&config, &["clients", "--timeout", "0.3"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_of(&output);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no reply from service \"manager\" through the broker at tcp://127.0.0.1:{port} within 0.3 s"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is Domogik's broker running there"), "{stderr}");
+}
+
+#[test]
 fn an_error_reply_prints_its_reason_and_exits_1() {
     let (dir, _daemon, _config) = start("clients-error");
     // The same endpoints, but another MDP service name than the manager's.

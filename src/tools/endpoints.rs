@@ -43,6 +43,9 @@ pub enum Peer {
 pub struct Target {
     pub address: String,
     pub origin: String,
+    /// Requests go through an MDP broker (the worker layout): no reply may
+    /// mean no broker, or a manager not registered with it.
+    pub broker: bool,
 }
 
 /// Where to connect for `peer`, or one line saying why the config alone
@@ -50,9 +53,14 @@ pub struct Target {
 pub fn target(peer: Peer, config: &Config) -> Result<Target, String> {
     let file = config.path.display();
     match target_in(peer, config) {
-        Ok(Target { address, origin }) => Ok(Target {
+        Ok(Target {
+            address,
+            origin,
+            broker,
+        }) => Ok(Target {
             address,
             origin: format!("{origin} in {file}"),
+            broker,
         }),
         Err(why) => Err(format!("{file}: {why}")),
     }
@@ -64,6 +72,7 @@ fn target_in(peer: Peer, config: &Config) -> Result<Target, String> {
             return Ok(Target {
                 address: config.rep_endpoint.address.clone(),
                 origin: format!("the MQ broker, rep_endpoint = {}", config.rep_endpoint),
+                broker: true,
             })
         }
         Peer::Requests => return bound_target(&config.rep_endpoint, "rep_endpoint", "requests"),
@@ -89,6 +98,7 @@ fn target_in(peer: Peer, config: &Config) -> Result<Target, String> {
         Direction::Connect => Ok(Target {
             address: other.address.clone(),
             origin: format!("the MQ forwarder's other side, {other_key} = {other}"),
+            broker: false,
         }),
         Direction::Bind => Err(format!(
             "{own_key} = {own} connects to a forwarder, but {other_key} = {other} binds: \
@@ -121,6 +131,7 @@ fn bound_target(endpoint: &Endpoint, key: &str, what: &str) -> Result<Target, St
     Ok(Target {
         address,
         origin: format!("{key} = {endpoint}"),
+        broker: false,
     })
 }
 

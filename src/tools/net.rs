@@ -68,12 +68,20 @@ pub fn request_with(
         service: service.as_bytes().to_vec(),
     };
     let no_reply = || {
-        ToolError(format!(
-            "no reply from the manager at {} within {} ({}): is it running?",
-            target.address,
-            seconds(timeout),
-            target.origin
-        ))
+        let waited = seconds(timeout);
+        ToolError(if target.broker {
+            format!(
+                "no reply from service \"{service}\" through the broker at {} within {waited} ({}): \
+                 is Domogik's broker running there, and the manager registered with it? \
+                 (its log says \"service registered\" when it is: journalctl -u domogik-manager)",
+                target.address, target.origin
+            )
+        } else {
+            format!(
+                "no reply from the manager at {} within {waited} ({}): is it running?",
+                target.address, target.origin
+            )
+        })
     };
     // A connecting REQ queues the request even before the link is up.
     match socket.send_multipart(wire::encode_request(&framing, action, body), zmq::DONTWAIT) {

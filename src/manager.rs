@@ -60,7 +60,6 @@ pub enum StatusOutcome {
     Rejected(StatusRejected),
 }
 
-
 /// The clients map, the service name, the timers, and the serialised
 /// views, which are computed once per change however many requests and
 /// publications use them.

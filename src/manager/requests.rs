@@ -29,6 +29,7 @@ pub const V05_ACTIONS: [(&str, &str); 7] = [
     ("package.detail.get", "package.detail.result"),
 ];
 
+/// A reply to send, and the problem to log when it is an `error` reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub frames: Vec<Vec<u8>>,

@@ -16,7 +16,7 @@ mod questions;
 mod sockets;
 
 use crate::bus::links;
-use crate::bus::mdp::{Due, Incoming};
+use crate::bus::mdp::{Due, Incoming, Silence, Timing};
 use crate::config::{Config, Direction};
 use crate::datatypes::DatatypesFile;
 use crate::envelope;
@@ -428,12 +428,21 @@ fn worker_timers(requests: &mut Requests, context: &zmq::Context, heartbeat: Dur
     match worker.tick(now) {
         Due::Nothing => {}
         Due::Send(frames) => sockets::send_or_log(&watched.socket, frames),
-        Due::Reconnect => {
+        Due::Reconnect(silence) => {
             let broker = watched.endpoint.address.as_str();
-            if worker.heard_since_connect() {
-                warn!(peer = broker; "MDP worker: the broker at {broker} is silent; reconnecting and registering again");
-            } else {
-                debug!("MDP worker: no word from the broker at {broker}; reconnecting");
+            match silence {
+                Silence::Lost => {
+                    warn!(peer = broker; "MDP worker: the broker at {broker} is silent; reconnecting and registering again")
+                }
+                Silence::Unanswered => debug!("MDP worker: no word from the broker at {broker}; reconnecting"),
+                Silence::LongUnanswered(after) => warn!(
+                    peer = broker;
+                    "MDP worker: no broker has answered at {broker} for {} s: no request can reach the manager \
+                     (is Domogik's broker running there? a host without one sets rep_endpoint = @tcp://...); \
+                     still trying every {} ms, and saying so when it answers",
+                    after.as_secs(),
+                    Timing::scaled(heartbeat).broker_silence.as_millis()
+                ),
             }
             requests.reconnect_worker(context, heartbeat, now);
         }

@@ -8,6 +8,7 @@ use super::{
 use crate::bus::links::{self, Change, Link};
 use crate::bus::mdp::{self, Timing, Worker};
 use crate::config::{Config, Direction, Endpoint};
+use crate::log::Level;
 use crate::manager::STATUS_SUBSCRIPTION;
 use crate::{debug, info, warn};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,6 +74,18 @@ impl Watched {
     /// address actually used (a `*` port is resolved by then, which is how
     /// tests learn ephemeral ports).
     pub fn open(context: &zmq::Context, role: Role, endpoint: &Endpoint, heartbeat: Duration) -> Result<Watched, StartError> {
+        Watched::open_logged(context, role, endpoint, heartbeat, Level::Info)
+    }
+
+    /// [`Watched::open`], saying where it connects at `level` (a reopening
+    /// says it at debug: what led to it was said already).
+    fn open_logged(
+        context: &zmq::Context,
+        role: Role,
+        endpoint: &Endpoint,
+        heartbeat: Duration,
+        level: Level,
+    ) -> Result<Watched, StartError> {
         let connecting = endpoint.direction == Direction::Connect;
         let socket = new_socket(context, role, connecting, heartbeat)?;
         let monitor = if connecting && role != Role::Requests {
@@ -80,7 +93,7 @@ impl Watched {
         } else {
             None
         };
-        attach(&socket, role.key(), endpoint)?;
+        attach(&socket, role.key(), endpoint, level)?;
         Ok(Watched {
             socket,
             monitor,
@@ -92,7 +105,7 @@ impl Watched {
 
     /// Replaces the socket by a new one on the same endpoint.
     pub fn reopen(&mut self, context: &zmq::Context, heartbeat: Duration) -> Result<(), StartError> {
-        let fresh = Watched::open(context, self.role, &self.endpoint, heartbeat)?;
+        let fresh = Watched::open_logged(context, self.role, &self.endpoint, heartbeat, Level::Debug)?;
         self.socket = fresh.socket;
         self.monitor = fresh.monitor;
         self.link.reopened();
@@ -268,7 +281,7 @@ fn watch(context: &zmq::Context, socket: &zmq::Socket, role: Role) -> Result<zmq
 }
 
 /// Binds or connects, and logs the address used.
-fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint) -> Result<(), StartError> {
+fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint, level: Level) -> Result<(), StartError> {
     let role = key.trim_end_matches("_endpoint");
     if endpoint.address.contains('[') {
         socket
@@ -297,7 +310,7 @@ fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint) -> Result<(), St
             socket
                 .connect(&endpoint.address)
                 .map_err(|e| StartError(format!("cannot connect {key} {endpoint}: {e}")))?;
-            info!(peer = endpoint.address.as_str(); "{role} socket connecting to {}", endpoint.address);
+            ::log::log!(level.into(), peer = endpoint.address.as_str(); "{role} socket connecting to {}", endpoint.address);
         }
     }
     Ok(())

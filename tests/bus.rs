@@ -274,6 +274,30 @@ fn an_idle_worker_keeps_its_registration_past_the_brokers_expiry() {
 }
 
 #[test]
+fn no_broker_is_said_once_then_its_arrival() {
+    let dir = TempDir::new("bus-nobroker");
+    let packages = copy_fixtures(&dir);
+    // A loopback port with nothing on it (free a moment ago).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        "[mq]\nip = 127.0.0.1\nreq_rep_port = {port}\n[manager]\nhost = testhost\npackages_dir = {}\n",
+        packages.display()
+    );
+    let mut daemon = Daemon::start_with(&dir, &config, fast_heartbeat_command);
+    // 30 heartbeats without an answer (6 s at the test's 200 ms).
+    let line = daemon.wait_for_log("MDP worker: no broker has answered at");
+    assert!(line.contains(&format!("tcp://127.0.0.1:{port}")) && line.contains("is Domogik's broker running there?"), "{line}");
+    let broker = TestBroker::start(Some(port));
+    await_broker_clients(daemon.context(), &broker, "clients.list.get");
+    daemon.wait_for_log("answers (service registered)");
+    let log = daemon.log();
+    let count = |needle: &str| log.iter().filter(|line| line.contains(needle)).count();
+    assert_eq!(count("no broker has answered"), 1, "said once:\n{}", log.join("\n"));
+    // Each reconnection (every 0.7 s) is not a line of its own at info.
+    assert_eq!(count("rep socket connecting to"), 1, "{}", log.join("\n"));
+}
+
+#[test]
 fn a_manager_stopped_says_disconnect_and_a_request_sent_meanwhile_is_answered_by_the_next() {
     let mut bus = start_bus("bus-leave");
     let context = zmq::Context::new();

@@ -107,13 +107,18 @@ pub fn run(options: &Options) -> Result<(), Failure> {
     let dialects = measure_dialects(&scratch, &templates)?;
     let bus = measure_bus(options, &daemon, &scratch, &templates)?;
     println!("{}", table::render(&sizes, &rescan, &dialects, &bus));
+    print_machine(&load_at_start);
+    Ok(())
+}
+
+/// The table's last line: the machine, and its load then and now.
+fn print_machine(load_at_start: &str) {
     println!(
         "{}; load average {} at start, {} at the end",
         machine(),
         load_at_start,
         load_average()
     );
-    Ok(())
 }
 
 fn measure_bus(options: &Options, daemon: &Path, scratch: &ScratchDir, templates: &[Template]) -> Result<BusFigures, Failure> {
@@ -133,12 +138,7 @@ pub fn run_bus(options: &Options) -> Result<(), Failure> {
     let templates = fixture::load_templates()?;
     let figures = measure_bus(options, &daemon, &scratch, &templates)?;
     println!("{}", super::report::render(&table::bus_rows(&figures)));
-    println!(
-        "{}; load average {} at start, {} at the end",
-        machine(),
-        load_at_start,
-        load_average()
-    );
+    print_machine(&load_at_start);
     Ok(())
 }
 

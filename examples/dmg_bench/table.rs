@@ -3,7 +3,7 @@
 
 use super::bus::BusFigures;
 use super::dialects::DialectFigures;
-use super::procfs::Memory;
+use super::procfs::{CpuDelta, Memory};
 use super::report::{self, Row};
 use super::rescan::RescanFigures;
 use super::run::{ReplyFigures, SizeResults};
@@ -166,12 +166,6 @@ fn growth_row(small: &SizeResults, large: &SizeResults) -> Row {
 fn idle_rows(size: &SizeResults) -> Vec<Row> {
     let idle = &size.idle;
     let seconds = idle.window.as_secs_f64();
-    let switches: Vec<String> = idle
-        .cpu
-        .threads
-        .iter()
-        .map(|(name, voluntary, involuntary)| format!("{name} {voluntary}+{involuntary}"))
-        .collect();
     let mut rows = vec![
         Row::new(
             "6",
@@ -192,16 +186,11 @@ fn idle_rows(size: &SizeResults) -> Vec<Row> {
             format!("context switches over {seconds:.0} s idle, voluntary+forced"),
             size.n,
         )
-        .manager(switches.join(", "))
+        .manager(switches(&idle.cpu))
         .target("0 between rescans"),
     ];
     let strace_row = match &idle.wake_ups {
         strace::Outcome::Counted(wake_ups) => {
-            let counts: Vec<String> = wake_ups
-                .by_thread
-                .iter()
-                .map(|(name, (wake_ups, calls))| format!("{name} {wake_ups} ({calls})"))
-                .collect();
             Row::new(
                 "6",
                 format!(
@@ -211,7 +200,7 @@ fn idle_rows(size: &SizeResults) -> Vec<Row> {
                 ),
                 size.n,
             )
-            .manager(counts.join(", "))
+            .manager(wake_ups_per_thread(wake_ups))
             .target("0 between rescans")
         }
         strace::Outcome::Unavailable(why) => {
@@ -302,15 +291,7 @@ pub fn bus_rows(figures: &BusFigures) -> Vec<Row> {
         .collect();
     let idle = &figures.idle;
     let seconds = idle.window.as_secs_f64();
-    let cpu = |delta: &super::procfs::CpuDelta| duration(std::time::Duration::from_nanos(delta.run_ns));
-    let switches = |delta: &super::procfs::CpuDelta| {
-        let threads: Vec<String> = delta
-            .threads
-            .iter()
-            .map(|(name, voluntary, involuntary)| format!("{name} {voluntary}+{involuntary}"))
-            .collect();
-        threads.join(", ")
-    };
+    let cpu = |delta: &CpuDelta| duration(std::time::Duration::from_nanos(delta.run_ns));
     rows.push(
         Row::new("9", format!("CPU over {seconds:.0} s idle, worker layout (floor: standalone; no rescan due)"), n)
             .manager(cpu(&idle.worker))
@@ -323,14 +304,10 @@ pub fn bus_rows(figures: &BusFigures) -> Vec<Row> {
             .floor(switches(&idle.direct), "-"),
     );
     let counted = |outcome: &strace::Outcome| match outcome {
-        strace::Outcome::Counted(wake_ups) => {
-            let counts: Vec<String> = wake_ups
-                .by_thread
-                .iter()
-                .map(|(name, (wake_ups, calls))| format!("{name} {wake_ups} ({calls})"))
-                .collect();
-            (counts.join(", "), format!("{:.0} s", wake_ups.window.as_secs_f64()))
-        }
+        strace::Outcome::Counted(wake_ups) => (
+            wake_ups_per_thread(wake_ups),
+            format!("{:.0} s", wake_ups.window.as_secs_f64()),
+        ),
         strace::Outcome::Unavailable(why) => (format!("not counted: {why}"), "-".into()),
     };
     let (worker, window) = counted(&idle.worker_wake_ups);
@@ -342,6 +319,26 @@ pub fn bus_rows(figures: &BusFigures) -> Vec<Row> {
             .target("≈ 1 per heartbeat"),
     );
     rows
+}
+
+/// `main 1+0, ZMQbg/IO/0 3+1`: voluntary+forced context switches per thread.
+fn switches(delta: &CpuDelta) -> String {
+    let threads: Vec<String> = delta
+        .threads
+        .iter()
+        .map(|(name, voluntary, involuntary)| format!("{name} {voluntary}+{involuntary}"))
+        .collect();
+    threads.join(", ")
+}
+
+/// `main 1 (6), ZMQbg/IO/0 0 (0)`: wake-ups (all wait calls) per thread.
+fn wake_ups_per_thread(wake_ups: &strace::WakeUps) -> String {
+    let counts: Vec<String> = wake_ups
+        .by_thread
+        .iter()
+        .map(|(name, (wake_ups, calls))| format!("{name} {wake_ups} ({calls})"))
+        .collect();
+    counts.join(", ")
 }
 
 fn bytes(count: usize) -> String {

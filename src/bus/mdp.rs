@@ -38,6 +38,11 @@ pub struct Timing {
     /// A broker heard from for this long is taken for dead: new socket,
     /// READY again (Domogik's workers: 3 to 4 s).
     pub broker_silence: Duration,
+    /// How long without a word from the broker before the user is told,
+    /// once, that no broker answers: 30 s (a host booting may start
+    /// Domogik's broker a few seconds after the manager, which is not
+    /// worth a warning).
+    pub no_broker_warning: Duration,
 }
 
 impl Timing {
@@ -45,6 +50,7 @@ impl Timing {
     pub const DOMOGIK: Timing = Timing {
         heartbeat: Duration::from_secs(1),
         broker_silence: Duration::from_millis(3500),
+        no_broker_warning: Duration::from_secs(30),
     };
 
     /// The same proportions from another heartbeat interval (the test-only
@@ -53,6 +59,7 @@ impl Timing {
         Timing {
             heartbeat,
             broker_silence: heartbeat * 7 / 2,
+            no_broker_warning: heartbeat * 30,
         }
     }
 }
@@ -77,8 +84,20 @@ pub enum Due {
     Nothing,
     Send(Frames),
     /// The broker was silent for `broker_silence`: drop the socket, open a
-    /// new one.
-    Reconnect,
+    /// new one. What to tell the user goes with it.
+    Reconnect(Silence),
+}
+
+/// Why the worker reconnects, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silence {
+    /// The broker had answered on this socket, then went silent.
+    Lost,
+    /// Not heard from since start or since it was last heard, for less
+    /// than [`Timing::no_broker_warning`] (or it was already said).
+    Unanswered,
+    /// Not heard from for this long: say it once.
+    LongUnanswered(Duration),
 }
 
 /// One worker's state: when we last heard from the broker and last sent.
@@ -91,6 +110,10 @@ pub struct Worker {
     /// Heard anything since the last `connected`: the first message after a
     /// (re)connection is logged as "registered".
     heard_since_connect: bool,
+    /// Start, or the last word from the broker over any socket.
+    silent_since: Instant,
+    /// [`Silence::LongUnanswered`] given since `silent_since`.
+    told_unanswered: bool,
     /// DISCONNECT was sent: the worker has left, nothing more is due.
     left: bool,
 }
@@ -103,6 +126,8 @@ impl Worker {
             last_heard: now,
             last_sent: now,
             heard_since_connect: false,
+            silent_since: now,
+            told_unanswered: false,
             left: false,
         }
     }
@@ -127,6 +152,8 @@ impl Worker {
     pub fn receive(&mut self, mut frames: Frames, now: Instant) -> Incoming {
         self.last_heard = now;
         self.heard_since_connect = true;
+        self.silent_since = now;
+        self.told_unanswered = false;
         let mut rest = frames.drain(..);
         match (rest.next(), rest.next(), rest.next()) {
             (Some(empty), Some(header), Some(command)) if empty.is_empty() && header == WORKER_HEADER => {
@@ -184,7 +211,7 @@ impl Worker {
             return Due::Nothing;
         }
         if now >= self.last_heard + self.timing.broker_silence {
-            return Due::Reconnect;
+            return Due::Reconnect(self.silence(now));
         }
         let since_sent = now.saturating_duration_since(self.last_sent);
         let answers_the_broker = self.last_heard > self.last_sent && since_sent >= self.timing.heartbeat / 2;
@@ -193,6 +220,20 @@ impl Worker {
             return Due::Send(vec![Vec::new(), WORKER_HEADER.to_vec(), vec![HEARTBEAT]]);
         }
         Due::Nothing
+    }
+}
+
+impl Worker {
+    fn silence(&mut self, now: Instant) -> Silence {
+        let unanswered = now.saturating_duration_since(self.silent_since);
+        if self.heard_since_connect {
+            Silence::Lost
+        } else if unanswered >= self.timing.no_broker_warning && !self.told_unanswered {
+            self.told_unanswered = true;
+            Silence::LongUnanswered(unanswered)
+        } else {
+            Silence::Unanswered
+        }
     }
 }
 
@@ -345,6 +386,42 @@ mod tests {
         worker.connected(again);
         assert_eq!(worker.next_deadline(), Some(again + Duration::from_millis(1500)));
         assert_eq!(worker.tick(again + Duration::from_millis(1500)), Due::Send(heartbeat));
+    }
+
+    #[test]
+    fn a_broker_that_never_answers_is_said_once_after_30_s_and_again_after_it_came_and_went() {
+        let start = Instant::now();
+        let mut worker = worker(start);
+        worker.connected(start);
+        let mut now = start;
+        let mut said = Vec::new();
+        // Reconnecting every 3.5 s for two minutes, never answered.
+        while now < start + Duration::from_secs(120) {
+            now += Duration::from_millis(3500);
+            match worker.tick(now) {
+                Due::Reconnect(Silence::LongUnanswered(after)) => said.push(after),
+                Due::Reconnect(Silence::Unanswered) => {}
+                other => panic!("{other:?}"),
+            }
+            worker.connected(now);
+        }
+        assert_eq!(said, vec![Duration::from_millis(31_500)], "once, after 30 s");
+        // It answers, then goes away for good: lost, then said again 30 s on.
+        worker.receive(frames(&[b"", b"MDPW01", b"\x04"]), now);
+        let heard = now;
+        now += Duration::from_millis(3500);
+        assert_eq!(worker.tick(now), Due::Reconnect(Silence::Lost));
+        worker.connected(now);
+        let mut again = None;
+        while again.is_none() {
+            now += Duration::from_millis(3500);
+            if let Due::Reconnect(Silence::LongUnanswered(after)) = worker.tick(now) {
+                again = Some(now - heard);
+                assert_eq!(after, now - heard);
+            }
+            worker.connected(now);
+        }
+        assert!(again >= Some(Timing::DOMOGIK.no_broker_warning), "{again:?}");
     }
 
     #[test]

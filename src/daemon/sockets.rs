@@ -7,8 +7,9 @@ use super::{
     questions, StartError, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM, SUB_MAX_MSG_BYTES, SUB_RCVHWM,
 };
 use crate::bus::links::{self, Change, Link};
-use crate::bus::mdp::{self, Due, Timing, Worker};
+use crate::bus::mdp::{self, Due, Silence, Timing, Worker};
 use crate::config::{Config, Direction, Endpoint};
+use crate::log::Level;
 use crate::manager::STATUS_SUBSCRIPTION;
 use crate::{debug, info, warn};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -92,12 +93,21 @@ impl Sockets {
         match worker.tick(now) {
             Due::Nothing => {}
             Due::Send(frames) => send_or_log(&watched.socket, frames),
-            Due::Reconnect => {
+            Due::Reconnect(silence) => {
                 let broker = watched.endpoint.address.as_str();
-                if worker.heard_since_connect() {
-                    warn!(peer = broker; "MDP worker: the broker at {broker} is silent; reconnecting and registering again");
-                } else {
-                    debug!("MDP worker: no word from the broker at {broker}; reconnecting");
+                match silence {
+                    Silence::Lost => {
+                        warn!(peer = broker; "MDP worker: the broker at {broker} is silent; reconnecting and registering again")
+                    }
+                    Silence::Unanswered => debug!("MDP worker: no word from the broker at {broker}; reconnecting"),
+                    Silence::LongUnanswered(after) => warn!(
+                        peer = broker;
+                        "MDP worker: no broker has answered at {broker} for {} s: no request can reach the manager \
+                         (is Domogik's broker running there? a host without one sets rep_endpoint = @tcp://...); \
+                         still trying every {} ms, and saying so when it answers",
+                        after.as_secs(),
+                        Timing::scaled(self.heartbeat).broker_silence.as_millis()
+                    ),
                 }
                 self.reconnect_worker(now);
             }
@@ -199,6 +209,18 @@ impl Watched {
     /// address actually used (a `*` port is resolved by then, which is how
     /// tests learn ephemeral ports).
     pub fn open(context: &zmq::Context, role: Role, endpoint: &Endpoint, heartbeat: Duration) -> Result<Watched, StartError> {
+        Watched::open_logged(context, role, endpoint, heartbeat, Level::Info)
+    }
+
+    /// [`Watched::open`], saying where it connects at `level` (a reopening
+    /// says it at debug: what led to it was said already).
+    fn open_logged(
+        context: &zmq::Context,
+        role: Role,
+        endpoint: &Endpoint,
+        heartbeat: Duration,
+        level: Level,
+    ) -> Result<Watched, StartError> {
         let connecting = endpoint.direction == Direction::Connect;
         let socket = new_socket(context, role, connecting, heartbeat)?;
         let monitor = if connecting && role != Role::Requests {
@@ -206,7 +228,7 @@ impl Watched {
         } else {
             None
         };
-        attach(&socket, role.key(), endpoint)?;
+        attach(&socket, role.key(), endpoint, level)?;
         Ok(Watched {
             socket,
             monitor,
@@ -218,7 +240,7 @@ impl Watched {
 
     /// Replaces the socket by a new one on the same endpoint.
     pub fn reopen(&mut self, context: &zmq::Context, heartbeat: Duration) -> Result<(), StartError> {
-        let fresh = Watched::open(context, self.role, &self.endpoint, heartbeat)?;
+        let fresh = Watched::open_logged(context, self.role, &self.endpoint, heartbeat, Level::Debug)?;
         self.socket = fresh.socket;
         self.monitor = fresh.monitor;
         self.link.reopened();
@@ -394,7 +416,7 @@ fn watch(context: &zmq::Context, socket: &zmq::Socket, role: Role) -> Result<zmq
 }
 
 /// Binds or connects, and logs the address used.
-fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint) -> Result<(), StartError> {
+fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint, level: Level) -> Result<(), StartError> {
     let role = key.trim_end_matches("_endpoint");
     if endpoint.address.contains('[') {
         socket
@@ -423,7 +445,7 @@ fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint) -> Result<(), St
             socket
                 .connect(&endpoint.address)
                 .map_err(|e| StartError(format!("cannot connect {key} {endpoint}: {e}")))?;
-            info!(peer = endpoint.address.as_str(); "{role} socket connecting to {}", endpoint.address);
+            ::log::log!(level.into(), peer = endpoint.address.as_str(); "{role} socket connecting to {}", endpoint.address);
         }
     }
     Ok(())

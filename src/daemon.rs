@@ -118,13 +118,13 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             handlers::read_subscriptions(&sockets.publisher.socket, &mut state);
         }
         if let (true, Some(dbmgr)) = (ready.dbmgr, &sockets.dbmgr) {
-            questions::read_answers(dbmgr, &mut state);
+            questions::read_answers(&dbmgr.socket, &mut state);
         }
         let now = Instant::now();
         sockets.run_timers(now);
         state.run_timers(now);
         if let Some(dbmgr) = &sockets.dbmgr {
-            questions::send_due(dbmgr, &mut state);
+            questions::send_due(&dbmgr.socket, &mut state);
         }
         state.plugins_due();
         handlers::publish(&sockets, &mut state);
@@ -211,12 +211,13 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     ];
     let dbmgr_slot = items.len();
     if let Some(dbmgr) = &sockets.dbmgr {
-        items.push(dbmgr.as_poll_item(zmq::POLLIN));
+        items.push(dbmgr.socket.as_poll_item(zmq::POLLIN));
     }
     let first_pipe = items.len();
     items.extend(pipes.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
     // The monitors come last: they are polled only to wake us.
-    for monitor in [&sockets.sub.monitor, &sockets.publisher.monitor].into_iter().flatten() {
+    let dbmgr_monitor = sockets.dbmgr.as_ref().and_then(|dbmgr| dbmgr.monitor.as_ref());
+    for monitor in [sockets.sub.monitor.as_ref(), sockets.publisher.monitor.as_ref(), dbmgr_monitor].into_iter().flatten() {
         items.push(monitor.as_poll_item(zmq::POLLIN));
     }
     match signals.while_waiting(|| zmq::poll(&mut items, timeout)) {

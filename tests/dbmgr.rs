@@ -341,3 +341,27 @@ fn auto_startup_true_from_dbmgr_starts_the_plugin_with_dash_m() {
     assert_eq!(argv, json!(["-m"]), "started by auto_startup: -m");
     assert!(daemon.stop().success(), "the manager stops its plugin and exits 0");
 }
+
+#[test]
+fn an_answer_over_the_size_limit_is_refused_and_costs_no_question() {
+    // The first answer is 2 MiB (over the 1 MiB limit), the others normal.
+    let bus = start_bus(
+        "dbmgr-oversized",
+        Box::new(|n, body: &Value| {
+            let name = body["name"].as_str().unwrap_or("");
+            let answer = if n == 0 {
+                json!({"status": true, "reason": "x".repeat(2 * 1024 * 1024), "name": name}).to_string()
+            } else {
+                all_keys(name, "True")
+            };
+            Some((Duration::ZERO, answer))
+        }),
+    );
+    let mut daemon = bus.daemon;
+    daemon.wait_for_log("dbmgr socket: libzmq gave up the connection");
+    let bus = Bus { daemon, ..bus };
+    // The socket reopened, every question is answered in the end.
+    for name in FIXTURE_NAMES {
+        await_configured(&bus, name, |c| *c == true);
+    }
+}

@@ -113,14 +113,17 @@ fn a_link_cut_without_a_fin_comes_back_and_requests_and_statuses_flow_again() {
 
     let before = daemon.log().len();
     namespace.set_link(false);
-    // Noticed by the ZMTP heartbeats (SUB, PUB) and the MDP heartbeat (the
-    // worker's DEALER), without any FIN.
+    // Noticed by the ZMTP heartbeats (SUB, PUB, dbmgr's DEALER) and the MDP
+    // heartbeat (the worker's DEALER), without any FIN.
     daemon.wait_for_new_log("sub socket lost its connection to tcp://198.1", before);
     daemon.wait_for_new_log("pub socket lost its connection", before);
     daemon.wait_for_new_log("is silent; reconnecting and registering again", before);
+    // The questions to dbmgr, on their own DEALER to the broker: ZMTP too.
+    daemon.wait_for_new_log("dbmgr socket lost its connection", before);
     namespace.set_link(true);
     daemon.wait_for_new_log("sub socket connected again", before);
     daemon.wait_for_new_log("pub socket connected again", before);
+    daemon.wait_for_new_log("dbmgr socket connected again", before);
     // Registered again with the broker: a client's request is answered.
     await_broker_clients(daemon.context(), &broker, "clients.list.get");
     connect_pubsub(&plugin, &ui);

@@ -2,44 +2,31 @@
 //! machine is src/bus/dbmgr.rs): a DEALER connected to the broker as an
 //! MDP client, on a Domogik bus only (standalone, nothing is asked).
 
+use super::sockets::{Role, Watched};
 use super::{StartError, State, MAX_WORK_PER_TURN};
 use crate::config::{Config, Direction};
-use crate::{debug, info};
-use std::time::Instant;
+use crate::debug;
+use std::time::{Duration, Instant};
 
 /// Answers queued for us at most (dbmgr sends one per question).
-const RCVHWM: i32 = 100;
+pub const RCVHWM: i32 = 100;
 /// Questions queued while the broker is away; past this they are dropped,
 /// and asked again when they time out.
-const SNDHWM: i32 = 100;
+pub const SNDHWM: i32 = 100;
+/// The largest answer read: a plugin's configuration is a few hundred
+/// bytes; a larger message (a broken or hostile worker registered as
+/// `dbmgr`) is refused by libzmq before it is allocated, the connection
+/// with it, and the socket reopened (its monitor sees the loss).
+pub const MAX_ANSWER_BYTES: i64 = 1024 * 1024;
 
-/// The DEALER, connected to the broker (`rep_endpoint` when it connects);
-/// `None` standalone. No `ZMQ_MAXMSGSIZE`: past it libzmq would drop the
-/// connection for good, and only the broker, relaying dbmgr, writes here.
-pub fn open(context: &zmq::Context, config: &Config) -> Result<Option<zmq::Socket>, StartError> {
+/// The DEALER, connected to the broker (`rep_endpoint` when it connects)
+/// and watched like the SUB and PUB (ZMTP heartbeats, monitor, reopened
+/// when libzmq gives the connection up); `None` standalone.
+pub fn open(context: &zmq::Context, config: &Config, heartbeat: Duration) -> Result<Option<Watched>, StartError> {
     if config.rep_endpoint.direction != Direction::Connect {
         return Ok(None);
     }
-    let setup =
-        |result: zmq::Result<()>| result.map_err(|e| StartError(format!("cannot set up the dbmgr socket: {e}")));
-    let socket = context
-        .socket(zmq::DEALER)
-        .map_err(|e| StartError(format!("cannot create the dbmgr socket: {e}")))?;
-    setup(socket.set_linger(0))?;
-    setup(socket.set_rcvhwm(RCVHWM))?;
-    setup(socket.set_sndhwm(SNDHWM))?;
-    setup(socket.set_ipv6(config.rep_endpoint.address.contains('[')))?;
-    socket.connect(&config.rep_endpoint.address).map_err(|e| {
-        StartError(format!(
-            "cannot connect the dbmgr socket to {}: {e}",
-            config.rep_endpoint.address
-        ))
-    })?;
-    info!(
-        "dbmgr questions go through the broker at {}",
-        config.rep_endpoint.address
-    );
-    Ok(Some(socket))
+    Watched::open(context, Role::Dbmgr, &config.rep_endpoint, heartbeat).map(Some)
 }
 
 /// Applies the queued answers (for at most one turn's work).

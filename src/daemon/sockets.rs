@@ -41,7 +41,7 @@ pub struct Sockets {
     pub requests: Requests,
     pub publisher: Watched,
     /// Questions to dbmgr through the broker (none standalone).
-    pub dbmgr: Option<zmq::Socket>,
+    pub dbmgr: Option<Watched>,
 }
 
 impl Sockets {
@@ -56,7 +56,7 @@ impl Sockets {
             sub: Watched::open(&context, Role::Sub, &config.sub_endpoint, heartbeat)?,
             requests: Requests::open(&context, config, heartbeat, Instant::now())?,
             publisher: Watched::open(&context, Role::Pub, &config.pub_endpoint, heartbeat)?,
-            dbmgr: questions::open(&context, config)?,
+            dbmgr: questions::open(&context, config, heartbeat)?,
             context,
             heartbeat,
         })
@@ -68,7 +68,8 @@ impl Sockets {
             Requests::Worker { worker, .. } => worker.next_deadline(),
             Requests::Standalone(_) => None,
         };
-        [worker, self.sub.link.next_deadline(), self.publisher.link.next_deadline()]
+        let dbmgr = self.dbmgr.as_ref().and_then(|dbmgr| dbmgr.link.next_deadline());
+        [worker, self.sub.link.next_deadline(), self.publisher.link.next_deadline(), dbmgr]
             .into_iter()
             .flatten()
             .min()
@@ -77,6 +78,9 @@ impl Sockets {
     /// Reads the monitors' events: each link change is logged.
     pub fn read_monitors(&mut self, now: Instant) {
         self.sub.read_monitor(now);
+        if let Some(dbmgr) = &mut self.dbmgr {
+            dbmgr.read_monitor(now);
+        }
         if self.publisher.read_monitor(now) {
             debug!("pub link up: the current state is owed to its subscribers");
         }
@@ -87,6 +91,9 @@ impl Sockets {
     pub fn run_timers(&mut self, now: Instant) {
         self.sub.reopen_if_given_up(&self.context, self.heartbeat, now);
         self.publisher.reopen_if_given_up(&self.context, self.heartbeat, now);
+        if let Some(dbmgr) = &mut self.dbmgr {
+            dbmgr.reopen_if_given_up(&self.context, self.heartbeat, now);
+        }
         let Requests::Worker { watched, worker } = &mut self.requests else {
             return;
         };
@@ -104,9 +111,9 @@ impl Sockets {
                         peer = broker;
                         "MDP worker: no broker has answered at {broker} for {} s: no request can reach the manager \
                          (is Domogik's broker running there? a host without one sets rep_endpoint = @tcp://...); \
-                         still trying every {} ms, and saying so when it answers",
+                         still trying every {:.1} s, and saying so when it answers",
                         after.as_secs(),
-                        Timing::scaled(self.heartbeat).broker_silence.as_millis()
+                        Timing::scaled(self.heartbeat).broker_silence.as_secs_f64()
                     ),
                 }
                 self.reconnect_worker(now);
@@ -174,6 +181,9 @@ pub enum Role {
     /// Requests: a ROUTER when bound (standalone), the MDP worker's DEALER
     /// when connected to a broker.
     Requests,
+    /// Questions to dbmgr: a DEALER connected to the broker as an MDP
+    /// client (src/daemon/questions.rs).
+    Dbmgr,
 }
 
 impl Role {
@@ -182,6 +192,7 @@ impl Role {
             Role::Sub => "sub",
             Role::Pub => "pub",
             Role::Requests => "rep",
+            Role::Dbmgr => "dbmgr",
         }
     }
 
@@ -189,7 +200,7 @@ impl Role {
         match self {
             Role::Sub => "sub_endpoint",
             Role::Pub => "pub_endpoint",
-            Role::Requests => "rep_endpoint",
+            Role::Requests | Role::Dbmgr => "rep_endpoint",
         }
     }
 }
@@ -228,7 +239,7 @@ impl Watched {
         } else {
             None
         };
-        attach(&socket, role.key(), endpoint, level)?;
+        attach(&socket, role, endpoint, level)?;
         Ok(Watched {
             socket,
             monitor,
@@ -354,7 +365,7 @@ fn new_socket(context: &zmq::Context, role: Role, connecting: bool, heartbeat: D
         (Role::Pub, true) => zmq::XPUB,
         // A ROUTER with REP's envelope rules, not a REP: see src/envelope.rs.
         (Role::Requests, false) => zmq::ROUTER,
-        (Role::Requests, true) => zmq::DEALER,
+        (Role::Requests, true) | (Role::Dbmgr, _) => zmq::DEALER,
     };
     let socket = context
         .socket(kind)
@@ -381,6 +392,13 @@ fn new_socket(context: &zmq::Context, role: Role, connecting: bool, heartbeat: D
             setup(socket.set_maxmsgsize(REP_MAX_MSG_BYTES))?;
             setup(socket.set_rcvhwm(REP_RCVHWM))?;
             setup(socket.set_sndhwm(REP_SNDHWM))?;
+        }
+        Role::Dbmgr => {
+            // An answer over the limit costs libzmq the connection, which
+            // the monitor sees and reopens, as for the SUB.
+            setup(socket.set_maxmsgsize(questions::MAX_ANSWER_BYTES))?;
+            setup(socket.set_rcvhwm(questions::RCVHWM))?;
+            setup(socket.set_sndhwm(questions::SNDHWM))?;
         }
     }
     let millis = i32::try_from(heartbeat.as_millis()).unwrap_or(i32::MAX);
@@ -416,8 +434,9 @@ fn watch(context: &zmq::Context, socket: &zmq::Socket, role: Role) -> Result<zmq
 }
 
 /// Binds or connects, and logs the address used.
-fn attach(socket: &zmq::Socket, key: &str, endpoint: &Endpoint, level: Level) -> Result<(), StartError> {
-    let role = key.trim_end_matches("_endpoint");
+fn attach(socket: &zmq::Socket, role: Role, endpoint: &Endpoint, level: Level) -> Result<(), StartError> {
+    let key = role.key();
+    let role = role.name();
     if endpoint.address.contains('[') {
         socket
             .set_ipv6(true)

@@ -118,7 +118,9 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             handlers::read_subscriptions(&sockets.publisher.socket, &mut state);
         }
         if let (true, Some(dbmgr)) = (ready.dbmgr, &sockets.dbmgr) {
-            questions::read_answers(&dbmgr.socket, &mut state);
+            if questions::read_answers(&dbmgr.socket, &mut state) {
+                sockets.reopen_dbmgr();
+            }
         }
         let now = Instant::now();
         sockets.run_timers(now);

@@ -259,17 +259,29 @@ fn ipv6_endpoints_work_written_as_domogik_writes_them() {
 
 #[test]
 fn an_idle_worker_keeps_its_registration_past_the_brokers_expiry() {
-    let bus = start_bus("bus-idle");
-    let context = bus.daemon.context();
-    await_broker_clients(context, &bus.broker, "clients.list.get");
-    // Three of the broker's expiries (5 heartbeats each) with nothing but
+    // Heartbeats of 500 ms on both sides (the manager takes the broker for
+    // dead after 1.75 s, the broker drops it after 2.5 s): a loaded test
+    // machine's stalls do not reach that.
+    const HEARTBEAT_MS: u64 = 500;
+    let broker = TestBroker::start_beating("127.0.0.1", None, HEARTBEAT_MS);
+    let forwarder = Forwarder::start(None);
+    let dir = TempDir::new("bus-idle");
+    let packages = copy_fixtures(&dir);
+    let daemon = Daemon::start_with(&dir, &bus_config(&broker, &forwarder, &packages), |path| {
+        let mut command = manager_command(path);
+        command.env("DMG_MANAGER_TEST_HEARTBEAT_MS", HEARTBEAT_MS.to_string());
+        command
+    });
+    let context = daemon.context();
+    await_broker_clients(context, &broker, "clients.list.get");
+    // Two of the broker's expiries (5 heartbeats each) with nothing but
     // heartbeats on the link: time must pass for the test to mean anything.
-    std::thread::sleep(Duration::from_millis(TEST_HEARTBEAT_MS * 15));
-    let dropped = bus.broker.control.dropped.load(std::sync::atomic::Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(HEARTBEAT_MS * 10));
+    let dropped = broker.control.dropped.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(dropped, 0, "the broker dropped the idle manager as silent");
-    let log = bus.daemon.log().join("\n");
+    let log = daemon.log().join("\n");
     assert!(!log.contains("reconnecting"), "the manager took the broker for dead:\n{log}");
-    let reply = broker_request(context, &bus.broker.endpoint, "manager", None, "clients.list.get", DEADLINE);
+    let reply = broker_request(context, &broker.endpoint, "manager", None, "clients.list.get", DEADLINE);
     assert!(reply.is_some(), "no answer after the idle time");
 }
 
@@ -277,8 +289,7 @@ fn an_idle_worker_keeps_its_registration_past_the_brokers_expiry() {
 fn no_broker_is_said_once_then_its_arrival() {
     let dir = TempDir::new("bus-nobroker");
     let packages = copy_fixtures(&dir);
-    // A loopback port with nothing on it (free a moment ago).
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port_below_the_ephemeral_range();
     let config = format!(
         "[mq]\nip = 127.0.0.1\nreq_rep_port = {port}\n[manager]\nhost = testhost\npackages_dir = {}\n",
         packages.display()
@@ -303,6 +314,15 @@ fn a_manager_stopped_says_disconnect_and_a_request_sent_meanwhile_is_answered_by
     let context = zmq::Context::new();
     await_broker_clients(&context, &bus.broker, "clients.list.get");
     assert_eq!(bus.daemon.stop().code(), Some(0));
+    // The DISCONNECT and the request below reach the broker on two
+    // connections: wait (with a deadline) until it has read the first, or
+    // its ROUTER may read the request first. Without a DISCONNECT this
+    // never comes.
+    let deadline = Instant::now() + DEADLINE;
+    while bus.broker.control.left.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the broker never heard the manager's DISCONNECT");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     // Right after the exit, well inside the broker's expiry (5 heartbeats):
     // a worker gone without a word would still be registered, and the
     // request routed to it lost. One that said DISCONNECT is gone from the
@@ -319,4 +339,58 @@ fn a_manager_stopped_says_disconnect_and_a_request_sent_meanwhile_is_answered_by
     assert_eq!(body_of(&reply[3])["clients"].as_object().unwrap().len(), 4);
     let left = bus.broker.control.left.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(left, 1, "the broker heard the first manager's DISCONNECT");
+}
+
+#[test]
+fn req_rep_port_on_a_zmq_socket_of_another_type_is_said_once_not_twice_a_second() {
+    // A config mistake: req_rep_port names the forwarder's port (a ZeroMQ
+    // peer of an incompatible type: the handshake fails).
+    let context = zmq::Context::new();
+    let xpub = context.socket(zmq::XPUB).unwrap();
+    xpub.set_linger(0).unwrap();
+    xpub.bind("tcp://127.0.0.1:*").unwrap();
+    let endpoint = xpub.get_last_endpoint().unwrap().unwrap();
+    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let dir = TempDir::new("bus-wrongport");
+    let packages = copy_fixtures(&dir);
+    let config = format!(
+        "[mq]\nip = 127.0.0.1\nreq_rep_port = {port}\n[manager]\nhost = testhost\npackages_dir = {}\n",
+        packages.display()
+    );
+    let mut daemon = Daemon::start_with(&dir, &config, fast_heartbeat_command);
+    daemon.wait_for_log("ready:");
+    let first = daemon.log().len();
+    std::thread::sleep(Duration::from_secs(3));
+    let log = daemon.log();
+    let gave_up = log[first..].iter().filter(|line| line.contains("dbmgr socket: libzmq gave up")).count();
+    assert!(gave_up <= 1, "{gave_up} warnings in 3 s:\n{}", log[first..].join("\n"));
+}
+
+#[test]
+fn a_busy_worker_stays_registered_with_a_broker_that_counts_heartbeats_only() {
+    let bus = start_bus("bus-busy");
+    let context = bus.daemon.context();
+    await_broker_clients(context, &bus.broker, "clients.list.get");
+    // A request every 0.3 heartbeats for 15 heartbeats (3 broker expiries).
+    let pace = Duration::from_millis(TEST_HEARTBEAT_MS * 3 / 10);
+    let until = Instant::now() + Duration::from_millis(TEST_HEARTBEAT_MS * 15);
+    let mut unanswered = 0;
+    while Instant::now() < until {
+        if broker_request(context, &bus.broker.endpoint, "manager", None, "clients.list.get", DEADLINE).is_none() {
+            unanswered += 1;
+        }
+        std::thread::sleep(pace);
+    }
+    let dropped = bus.broker.control.dropped.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!((dropped, unanswered), (0, 0), "the broker dropped the busy manager:\n{}", bus.daemon.log().join("\n"));
+}
+
+/// A loopback port with nothing on it (free a moment ago), below Linux's
+/// ephemeral range (32768 and up): a connect to it can never be given it
+/// as its own source port, so TCP cannot connect a socket to itself there.
+fn free_port_below_the_ephemeral_range() -> u16 {
+    let base = 20_000 + (std::process::id() % 10_000) as u16;
+    (base..32_000)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port below 32000")
 }

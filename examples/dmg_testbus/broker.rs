@@ -216,7 +216,8 @@ impl Broker {
                 let body = rest.split_off(delimiter + 1);
                 rest.pop();
                 let service = self.workers.get(&id).map(|w| w.service.clone()).unwrap_or_default();
-                self.refresh(&id);
+                // As Domogik's broker (domogik-mq reqrep/broker.py): only a
+                // HEARTBEAT keeps a worker alive, a REPLY does not.
                 let mut message = rest;
                 message.push(Vec::new());
                 message.push(CLIENT.to_vec());

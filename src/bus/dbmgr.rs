@@ -56,6 +56,10 @@ pub enum BadAnswer {
     Body(String),
     /// It names no question we asked.
     Unexpected(String),
+    /// One of our own questions came back: no broker listens there, and
+    /// TCP connected the DEALER to itself (see `mdp::Incoming::ConnectedToItself`).
+    /// The socket must be reopened.
+    OwnQuestion,
     /// `status` false: dbmgr could not answer (the question is asked again later).
     Refused {
         name: String,
@@ -69,6 +73,7 @@ impl fmt::Display for BadAnswer {
             Self::Frames(why) => write!(f, "dbmgr reply dropped: {why}"),
             Self::Body(why) => write!(f, "dbmgr reply dropped: body {why}"),
             Self::Unexpected(why) => write!(f, "dbmgr reply dropped: {why}"),
+            Self::OwnQuestion => write!(f, "our own dbmgr question came back: the socket is connected to itself"),
             Self::Refused { name, reason } => write!(
                 f,
                 "dbmgr has no configuration for plugin {}: {}; asking again later",
@@ -216,6 +221,9 @@ impl Questions {
                         wire::truncate(&String::from_utf8_lossy(service), 40)
                     )));
                 }
+                if action.as_slice() == CONFIG_GET.as_bytes() {
+                    return Err(BadAnswer::OwnQuestion);
+                }
                 if action.as_slice() != CONFIG_RESULT.as_bytes() {
                     return Err(BadAnswer::Frames(format!(
                         "action \"{}\", expected {CONFIG_RESULT}",
@@ -304,6 +312,17 @@ fn read_answer(body: &Map<String, Value>) -> Option<Answer> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn our_own_question_coming_back_is_a_socket_connected_to_itself() {
+        let start = std::time::Instant::now();
+        let mut questions = super::Questions::new("h", super::Limits::default());
+        questions.ask("a", start);
+        let asked = questions.due(start);
+        assert_eq!(asked.len(), 1);
+        let echoed = asked.into_iter().next().unwrap_or_default();
+        assert_eq!(questions.handle_reply(&echoed, start), Err(super::BadAnswer::OwnQuestion));
+    }
+
     use super::*;
 
     fn limits() -> Limits {

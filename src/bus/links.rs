@@ -16,6 +16,22 @@ use zmq::SocketEvent;
 /// milliseconds of the loss.
 pub const REOPEN_GRACE: Duration = Duration::from_millis(500);
 
+/// A link given up again and again without ever coming up (a peer that is
+/// not what the config says, whose handshake fails each time) is reopened
+/// after twice as long each time, up to this.
+pub const MAX_REOPEN_DELAY: Duration = Duration::from_secs(30);
+
+/// What a given-up link asks of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUp {
+    /// Reopen it, and say so: the first give-up since the link was up (or
+    /// since start).
+    First,
+    /// Reopen it quietly: given up again without coming up in between;
+    /// the next reopening waits twice as long.
+    Again,
+}
+
 /// The monitor events the daemon asks for (`zmq_socket_monitor`'s mask).
 pub const EVENTS: i32 = SocketEvent::CONNECT_DELAYED as i32
     | SocketEvent::CONNECT_RETRIED as i32
@@ -80,6 +96,8 @@ enum State {
 pub struct Link {
     state: State,
     ever_up: bool,
+    /// Give-ups since the link was last up.
+    give_ups: u32,
 }
 
 impl Default for Link {
@@ -93,6 +111,7 @@ impl Link {
         Link {
             state: State::Connecting,
             ever_up: false,
+            give_ups: 0,
         }
     }
 
@@ -106,6 +125,7 @@ impl Link {
             (Event::Up, State::Up) => None,
             (Event::Up, _) => {
                 self.state = State::Up;
+                self.give_ups = 0;
                 let change = if self.ever_up { Change::Back } else { Change::Connected };
                 self.ever_up = true;
                 Some(change)
@@ -132,20 +152,29 @@ impl Link {
     /// When the link must be reopened unless libzmq retries first.
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.state {
-            State::Lost(since) => Some(since + REOPEN_GRACE),
+            State::Lost(since) => Some(since + self.reopen_delay()),
             _ => None,
         }
     }
 
+    /// [`REOPEN_GRACE`], doubled for each give-up since the link was last
+    /// up, at most [`MAX_REOPEN_DELAY`].
+    fn reopen_delay(&self) -> Duration {
+        REOPEN_GRACE
+            .saturating_mul(1 << self.give_ups.min(10))
+            .min(MAX_REOPEN_DELAY)
+    }
+
     /// True when the link is lost for good at `now`: reopen it (the state
     /// is then that of a new connection, its first Up logged as "back").
-    pub fn given_up(&mut self, now: Instant) -> bool {
+    pub fn given_up(&mut self, now: Instant) -> Option<GiveUp> {
         match self.state {
-            State::Lost(since) if now >= since + REOPEN_GRACE => {
+            State::Lost(since) if now >= since + self.reopen_delay() => {
                 self.state = State::Connecting;
-                true
+                self.give_ups = self.give_ups.saturating_add(1);
+                Some(if self.give_ups == 1 { GiveUp::First } else { GiveUp::Again })
             }
-            _ => false,
+            _ => None,
         }
     }
 
@@ -217,11 +246,41 @@ mod tests {
         link.event(Event::Up, now);
         link.event(Event::Lost, now);
         assert_eq!(link.next_deadline(), Some(now + REOPEN_GRACE));
-        assert!(!link.given_up(now + REOPEN_GRACE - Duration::from_millis(1)));
-        assert!(link.given_up(now + REOPEN_GRACE));
+        assert_eq!(link.given_up(now + REOPEN_GRACE - Duration::from_millis(1)), None);
+        assert_eq!(link.given_up(now + REOPEN_GRACE), Some(GiveUp::First));
         assert_eq!(link.next_deadline(), None);
-        assert!(!link.given_up(now + REOPEN_GRACE * 2), "once");
+        assert_eq!(link.given_up(now + REOPEN_GRACE * 2), None, "once");
         assert_eq!(link.event(Event::Up, now), Some(Change::Back));
+    }
+
+    #[test]
+    fn a_link_given_up_again_and_again_waits_longer_each_time_and_is_said_once() {
+        let start = Instant::now();
+        let mut link = Link::new();
+        let mut now = start;
+        let mut delays = Vec::new();
+        let mut said = 0;
+        // A handshake that fails each time (a peer of another socket type).
+        for _ in 0..9 {
+            link.event(Event::Lost, now);
+            let deadline = link.next_deadline().unwrap();
+            delays.push(deadline - now);
+            now = deadline;
+            if link.given_up(now) == Some(GiveUp::First) {
+                said += 1;
+            }
+        }
+        let ms = |n: u64| Duration::from_millis(n);
+        assert_eq!(
+            delays,
+            [ms(500), ms(1000), ms(2000), ms(4000), ms(8000), ms(16000), ms(30000), ms(30000), ms(30000)]
+        );
+        assert_eq!(said, 1);
+        // Up at last: the next loss is said again, after the short grace.
+        link.event(Event::Up, now);
+        link.event(Event::Lost, now);
+        assert_eq!(link.next_deadline(), Some(now + REOPEN_GRACE));
+        assert_eq!(link.given_up(now + REOPEN_GRACE), Some(GiveUp::First));
     }
 
     #[test]

@@ -74,6 +74,12 @@ pub enum Incoming {
     Nothing,
     /// The broker sent DISCONNECT: drop the socket, open a new one.
     Reconnect,
+    /// Our own READY came back: no broker listens there, and TCP connected
+    /// the DEALER to itself (a connect to a free port of the ephemeral
+    /// range, as Domogik's 40410 is, can be given that very port as its
+    /// source). Not a word from a broker: drop the socket (which frees the
+    /// port for the real broker) and open a new one.
+    ConnectedToItself,
     /// Not a message a broker sends; dropped, with why.
     Malformed(&'static str),
 }
@@ -150,29 +156,33 @@ impl Worker {
     /// Reads one message from the broker: `["", "MDPW01", command, ...]`.
     /// Any message is a sign of life.
     pub fn receive(&mut self, mut frames: Frames, now: Instant) -> Incoming {
-        self.last_heard = now;
-        self.heard_since_connect = true;
-        self.silent_since = now;
-        self.told_unanswered = false;
         let mut rest = frames.drain(..);
-        match (rest.next(), rest.next(), rest.next()) {
+        let incoming = match (rest.next(), rest.next(), rest.next()) {
             (Some(empty), Some(header), Some(command)) if empty.is_empty() && header == WORKER_HEADER => {
                 let rest: Frames = rest.collect();
                 match command.as_slice() {
                     [REQUEST] => split_request(rest),
                     [HEARTBEAT] => Incoming::Nothing,
                     [DISCONNECT] => Incoming::Reconnect,
+                    [READY] => return Incoming::ConnectedToItself,
                     _ => Incoming::Malformed("unknown MDP worker command"),
                 }
             }
             _ => Incoming::Malformed("not an MDP worker message (\"\", MDPW01, command, ...)"),
-        }
+        };
+        self.last_heard = now;
+        self.heard_since_connect = true;
+        self.silent_since = now;
+        self.told_unanswered = false;
+        incoming
     }
 
     /// The REPLY carrying `reply` (action, body) back to the client of
-    /// `envelope`.
-    pub fn reply(&mut self, envelope: Frames, reply: Frames, now: Instant) -> Frames {
-        self.last_sent = now;
+    /// `envelope`. It does not count as a heartbeat: Domogik's broker
+    /// keeps a worker alive on its HEARTBEATs only (domogik-mq's
+    /// reqrep/broker.py resets a worker's liveness on HEARTBEAT, not on
+    /// REPLY), so a busy worker heartbeats all the same.
+    pub fn reply(&self, envelope: Frames, reply: Frames) -> Frames {
         let mut frames = Vec::with_capacity(4 + envelope.len() + reply.len());
         frames.extend([Vec::new(), WORKER_HEADER.to_vec(), vec![REPLY]]);
         frames.extend(envelope);
@@ -285,7 +295,7 @@ mod tests {
         assert_eq!(envelope, frames(&[b"client-1", b"hop"]));
         assert_eq!(body, frames(&[b"clients.list.get", b"{}"]));
         assert_eq!(
-            worker.reply(envelope, frames(&[b"clients.list.result", b"{}"]), now),
+            worker.reply(envelope, frames(&[b"clients.list.result", b"{}"])),
             frames(&[b"", b"MDPW01", b"\x03", b"client-1", b"hop", b"", b"clients.list.result", b"{}"])
         );
     }
@@ -360,9 +370,10 @@ mod tests {
         assert_eq!(worker.next_deadline(), Some(ms(5009)));
         assert_eq!(worker.tick(ms(5008)), Due::Nothing);
         assert_eq!(worker.tick(ms(5009)), Due::Send(heartbeat.clone()));
-        // A reply counts as a heartbeat.
-        worker.reply(Vec::new(), Vec::new(), ms(5500));
-        assert_eq!(worker.next_deadline(), Some(ms(5500 + 1500).min(ms(3300 + 3500))));
+        // A reply does not count as a heartbeat (Domogik's broker only
+        // counts HEARTBEATs): the next one is due as if it had not been.
+        let _ = worker.reply(Vec::new(), Vec::new());
+        assert_eq!(worker.next_deadline(), Some(ms(5009 + 1500)));
     }
 
     #[test]
@@ -422,6 +433,63 @@ mod tests {
             worker.connected(now);
         }
         assert!(again >= Some(Timing::DOMOGIK.no_broker_warning), "{again:?}");
+    }
+
+    /// Domogik's broker (domogik-mq, reqrep/broker.py) counts a worker's
+    /// liveness down at each of its heartbeats (every second, from 5) and
+    /// resets it on a HEARTBEAT only, not on a REPLY; at 0 the worker is
+    /// unregistered. A manager answering a request every 400 ms must still
+    /// send HEARTBEATs.
+    #[test]
+    fn a_busy_worker_still_heartbeats_for_domogiks_broker() {
+        let heartbeat = frames(&[b"", b"MDPW01", b"\x04"]);
+        let request = frames(&[b"", b"MDPW01", b"\x02", b"client", b"", b"clients.list.get", b"{}"]);
+        let start = Instant::now();
+        let ms = |n: u64| start + Duration::from_millis(n);
+        let mut worker = worker(start);
+        worker.connected(start);
+        let mut liveness = 5;
+        let mut lowest = liveness;
+        let mut t = 0;
+        while t < 20_000 {
+            t += 1;
+            let now = ms(t);
+            let beat = t % 1000 == 3;
+            let asked = t % 400 == 0;
+            let due = worker.next_deadline().is_some_and(|d| d <= now);
+            if !(beat || asked || due) {
+                continue;
+            }
+            if beat {
+                liveness -= 1;
+                lowest = lowest.min(liveness);
+                worker.receive(heartbeat.clone(), now);
+            }
+            if asked {
+                if let Incoming::Request { envelope, body } = worker.receive(request.clone(), now) {
+                    worker.reply(envelope, body);
+                }
+            }
+            if let Due::Send(frames) = worker.tick(now) {
+                assert_eq!(frames, heartbeat);
+                liveness = 5;
+            }
+        }
+        assert!(lowest > 0, "Domogik's broker unregistered the busy worker (liveness reached {lowest})");
+    }
+
+    /// On a host without a broker, the DEALER's connect to a port inside
+    /// the ephemeral range (Domogik's 40410 is) can be given that port as
+    /// its own source: TCP's simultaneous open connects it to itself, and
+    /// what it hears is its own READY, then its own heartbeats. That is no
+    /// broker: reconnect (which also frees the port for the real broker).
+    #[test]
+    fn our_own_ready_coming_back_is_a_connection_to_ourselves_not_a_broker() {
+        let start = Instant::now();
+        let mut worker = worker(start);
+        let ready = worker.connected(start);
+        assert_eq!(worker.receive(ready, start + Duration::from_millis(1)), Incoming::ConnectedToItself);
+        assert!(!worker.heard_since_connect(), "our own READY is not the broker answering");
     }
 
     #[test]

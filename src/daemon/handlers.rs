@@ -65,22 +65,32 @@ pub fn serve_requests(sockets: &mut Sockets, state: &mut State) {
         Requests::Worker { watched, worker } => {
             let mut reconnect = false;
             let broker = watched.endpoint.address.clone();
+            let mut connected_to_itself = false;
             for_each_queued(&watched.socket, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
                 let now = Instant::now();
-                if !worker.heard_since_connect() {
+                let first_word = !worker.heard_since_connect();
+                let incoming = worker.receive(message, now);
+                if first_word && worker.heard_since_connect() {
                     info!(peer = broker.as_str(); "MDP worker: the broker at {broker} answers (service registered)");
                 }
-                match worker.receive(message, now) {
+                match incoming {
                     Incoming::Request { envelope, body } => {
                         let reply = state.answer(&body);
-                        sockets::send_or_log(&watched.socket, worker.reply(envelope, reply, now));
+                        sockets::send_or_log(&watched.socket, worker.reply(envelope, reply));
                     }
                     Incoming::Nothing => {}
                     Incoming::Reconnect => reconnect = true,
+                    Incoming::ConnectedToItself => connected_to_itself = true,
                     Incoming::Malformed(why) => state.log_bad_input(format_args!("message from the broker dropped: {why}")),
                 }
             });
-            if reconnect {
+            if connected_to_itself {
+                debug!(
+                    peer = broker.as_str();
+                    "MDP worker: the DEALER got its own READY back (TCP connected it to itself: nothing listens at {broker}); reconnecting"
+                );
+                sockets.reconnect_worker(Instant::now());
+            } else if reconnect {
                 warn!(peer = broker.as_str(); "MDP worker: the broker at {broker} sent DISCONNECT; registering again");
                 sockets.reconnect_worker(Instant::now());
             }

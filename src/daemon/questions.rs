@@ -4,6 +4,7 @@
 
 use super::sockets::{Role, Watched};
 use super::{StartError, State, MAX_WORK_PER_TURN};
+use crate::bus::dbmgr::BadAnswer;
 use crate::config::{Config, Direction};
 use crate::debug;
 use std::time::{Duration, Instant};
@@ -29,18 +30,25 @@ pub fn open(context: &zmq::Context, config: &Config, heartbeat: Duration) -> Res
     Watched::open(context, Role::Dbmgr, &config.rep_endpoint, heartbeat).map(Some)
 }
 
-/// Applies the queued answers (for at most one turn's work).
-pub fn read_answers(socket: &zmq::Socket, state: &mut State) {
+/// Applies the queued answers (for at most one turn's work). True when
+/// one of our own questions came back: the socket is connected to itself
+/// (nothing listens at the broker's port) and must be reopened.
+pub fn read_answers(socket: &zmq::Socket, state: &mut State) -> bool {
     let started = Instant::now();
     while started.elapsed() < MAX_WORK_PER_TURN {
         let Ok(frames) = socket.recv_multipart(zmq::DONTWAIT) else {
-            return;
+            return false;
         };
         match state.manager.handle_dbmgr_reply(&frames) {
             Ok(name) => debug!("dbmgr answered for plugin {name}"),
+            Err(BadAnswer::OwnQuestion) => {
+                debug!("{}: reopening it", BadAnswer::OwnQuestion);
+                return true;
+            }
             Err(why) => state.log_bad_input(format_args!("{why}")),
         }
     }
+    false
 }
 
 /// Sends the questions due now; one that cannot be queued is asked again

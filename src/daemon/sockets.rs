@@ -6,7 +6,7 @@
 use super::{
     questions, StartError, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM, SUB_MAX_MSG_BYTES, SUB_RCVHWM,
 };
-use crate::bus::links::{self, Change, Link};
+use crate::bus::links::{self, Change, GiveUp, Link};
 use crate::bus::mdp::{self, Due, Silence, Timing, Worker};
 use crate::config::{Config, Direction, Endpoint};
 use crate::log::Level;
@@ -117,6 +117,16 @@ impl Sockets {
                     ),
                 }
                 self.reconnect_worker(now);
+            }
+        }
+    }
+
+    /// A new dbmgr DEALER (the old one was connected to itself); the
+    /// questions it lost time out and are asked again.
+    pub fn reopen_dbmgr(&mut self) {
+        if let Some(dbmgr) = &mut self.dbmgr {
+            if let Err(e) = dbmgr.reopen(&self.context, self.heartbeat) {
+                warn!("{e}");
             }
         }
     }
@@ -289,15 +299,16 @@ impl Watched {
     /// Reopens the socket if libzmq gave its connection up (after a
     /// protocol error it does not reconnect).
     pub fn reopen_if_given_up(&mut self, context: &zmq::Context, heartbeat: Duration, now: Instant) {
-        if !self.link.given_up(now) {
-            return;
+        let (role, peer) = (self.role.name(), self.endpoint.address.as_str());
+        match self.link.given_up(now) {
+            None => return,
+            Some(GiveUp::First) => warn!(
+                peer = peer;
+                "{role} socket: libzmq gave up the connection to {peer} (a protocol error: a message over the size limit, \
+                 or a peer that is not what the config says): opening a new one (if it fails again, again later, quietly)"
+            ),
+            Some(GiveUp::Again) => debug!(peer = peer; "{role} socket: libzmq gave up the connection to {peer} again: opening a new one"),
         }
-        warn!(
-            peer = self.endpoint.address.as_str();
-            "{} socket: libzmq gave up the connection to {} (a protocol error, such as a message over the size limit): opening a new one",
-            self.role.name(),
-            self.endpoint.address
-        );
         if let Err(e) = self.reopen(context, heartbeat) {
             warn!("{e}; retrying");
             self.link.event(links::Event::Lost, now);
@@ -416,6 +427,12 @@ fn new_socket(context: &zmq::Context, role: Role, connecting: bool, heartbeat: D
         // A connect that gets no answer is retried instead of waiting for
         // the kernel's SYN back-off (minutes).
         setup(socket.set_connect_timeout(millis.saturating_mul(2)))?;
+        // libzmq retries a refused connect every 100 ms forever by default,
+        // and each retry's monitor event wakes the loop: with no broker or
+        // forwarder on the host, some 20 wake-ups a second. Back off to two
+        // heartbeats between retries instead (a peer that comes back is
+        // reached within 2 s).
+        setup(socket.set_reconnect_ivl_max(millis.saturating_mul(2)))?;
     }
     Ok(socket)
 }

@@ -616,12 +616,17 @@ impl TestBroker {
 
     /// Binds on address `ip` (`[::1]` for IPv6).
     pub fn start_on(ip: &str, port: Option<u16>) -> TestBroker {
+        TestBroker::start_beating(ip, port, TEST_HEARTBEAT_MS)
+    }
+
+    /// [`TestBroker::start_on`], heartbeating every `heartbeat_ms`.
+    pub fn start_beating(ip: &str, port: Option<u16>, heartbeat_ms: u64) -> TestBroker {
         let context = zmq::Context::new();
         let at = format!("tcp://{ip}:{}", port.map_or("*".to_owned(), |p| p.to_string()));
         // A restart may find the port still held a moment by the old one.
         let deadline = Instant::now() + DEADLINE;
         let mut broker = loop {
-            match broker::Broker::bind(&context, &at, Duration::from_millis(TEST_HEARTBEAT_MS), false) {
+            match broker::Broker::bind(&context, &at, Duration::from_millis(heartbeat_ms), false) {
                 Ok(broker) => break broker,
                 Err(e) if Instant::now() < deadline => {
                     let _ = e;

@@ -86,7 +86,7 @@ impl std::error::Error for StartError {}
 pub fn run(config: &Config) -> Result<(), StartError> {
     let mut sockets = Sockets::open(config)?;
     let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
-    let mut state = State::new(config, sockets.dbmgr.is_some());
+    let mut state = State::new(config, sockets.dbmgr_wanted());
     state.rescan();
     handlers::publish(&sockets, &mut state);
     info!(
@@ -125,9 +125,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         let now = Instant::now();
         sockets.run_timers(now);
         state.run_timers(now);
-        if let Some(dbmgr) = &sockets.dbmgr {
-            questions::send_due(&dbmgr.socket, &mut state);
-        }
+        questions::send_due(sockets.dbmgr.as_ref().map(|dbmgr| &dbmgr.socket), &mut state);
         state.plugins_due();
         handlers::publish(&sockets, &mut state);
     }
@@ -135,12 +133,16 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// After SIGTERM or SIGINT: the broker told that the MDP worker leaves
+/// After SIGTERM or SIGINT: the requests already queued answered, the
+/// broker told that the MDP worker leaves
 /// (first: stopping the plugins can take their kill grace), the plugins
 /// stopped, the last publications and our `stopped` status sent, then
 /// ZeroMQ left without closing anything.
 fn leave(config: &Config, mut sockets: Sockets, state: &mut State, signals: &mut SignalPipe) {
     notify::notify(notify::STOPPING);
+    // Requests already queued when the signal came are answered first
+    // (one turn's worth): each request gets its reply, also at the end.
+    handlers::serve_requests(&mut sockets, state);
     let disconnected = sockets.leave_broker();
     stop_plugins(state, signals);
     handlers::publish(&sockets, state);

@@ -122,6 +122,9 @@ pub struct Worker {
     told_unanswered: bool,
     /// DISCONNECT was sent: the worker has left, nothing more is due.
     left: bool,
+    /// Our own READY came back on this socket: whatever else it brings is
+    /// our own too, until the next `connected`.
+    talking_to_itself: bool,
 }
 
 impl Worker {
@@ -135,6 +138,7 @@ impl Worker {
             silent_since: now,
             told_unanswered: false,
             left: false,
+            talking_to_itself: false,
         }
     }
 
@@ -144,6 +148,7 @@ impl Worker {
         self.last_sent = now;
         self.heard_since_connect = false;
         self.left = false;
+        self.talking_to_itself = false;
         vec![Vec::new(), WORKER_HEADER.to_vec(), vec![READY], self.service.clone()]
     }
 
@@ -156,6 +161,9 @@ impl Worker {
     /// Reads one message from the broker: `["", "MDPW01", command, ...]`.
     /// Any message is a sign of life.
     pub fn receive(&mut self, mut frames: Frames, now: Instant) -> Incoming {
+        if self.talking_to_itself {
+            return Incoming::ConnectedToItself;
+        }
         let mut rest = frames.drain(..);
         let incoming = match (rest.next(), rest.next(), rest.next()) {
             (Some(empty), Some(header), Some(command)) if empty.is_empty() && header == WORKER_HEADER => {
@@ -164,7 +172,10 @@ impl Worker {
                     [REQUEST] => split_request(rest),
                     [HEARTBEAT] => Incoming::Nothing,
                     [DISCONNECT] => Incoming::Reconnect,
-                    [READY] => return Incoming::ConnectedToItself,
+                    [READY] => {
+                        self.talking_to_itself = true;
+                        return Incoming::ConnectedToItself;
+                    }
                     _ => Incoming::Malformed("unknown MDP worker command"),
                 }
             }
@@ -490,6 +501,14 @@ mod tests {
         let ready = worker.connected(start);
         assert_eq!(worker.receive(ready, start + Duration::from_millis(1)), Incoming::ConnectedToItself);
         assert!(!worker.heard_since_connect(), "our own READY is not the broker answering");
+        // Nor our own heartbeat behind it, on the same socket.
+        let heartbeat = frames(&[b"", b"MDPW01", b"\x04"]);
+        assert_eq!(worker.receive(heartbeat.clone(), start + Duration::from_millis(2)), Incoming::ConnectedToItself);
+        assert!(!worker.heard_since_connect());
+        // A new socket starts afresh.
+        worker.connected(start + Duration::from_millis(3));
+        assert_eq!(worker.receive(heartbeat, start + Duration::from_millis(4)), Incoming::Nothing);
+        assert!(worker.heard_since_connect());
     }
 
     #[test]

@@ -65,13 +65,14 @@ pub fn serve_requests(sockets: &mut Sockets, state: &mut State) {
         Requests::Worker { watched, worker } => {
             let mut reconnect = false;
             let broker = watched.endpoint.address.clone();
-            let mut connected_to_itself = false;
+            let (mut connected_to_itself, mut registered) = (false, false);
             for_each_queued(&watched.socket, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
                 let now = Instant::now();
                 let first_word = !worker.heard_since_connect();
                 let incoming = worker.receive(message, now);
                 if first_word && worker.heard_since_connect() {
                     info!(peer = broker.as_str(); "MDP worker: the broker at {broker} answers (service registered)");
+                    registered = true;
                 }
                 match incoming {
                     Incoming::Request { envelope, body } => {
@@ -84,6 +85,9 @@ pub fn serve_requests(sockets: &mut Sockets, state: &mut State) {
                     Incoming::Malformed(why) => state.log_bad_input(format_args!("message from the broker dropped: {why}")),
                 }
             });
+            if registered {
+                sockets.open_dbmgr();
+            }
             if connected_to_itself {
                 debug!(
                     peer = broker.as_str();

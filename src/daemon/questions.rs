@@ -2,12 +2,11 @@
 //! machine is src/bus/dbmgr.rs): a DEALER connected to the broker as an
 //! MDP client, on a Domogik bus only (standalone, nothing is asked).
 
-use super::sockets::{Role, Watched};
-use super::{StartError, State, MAX_WORK_PER_TURN};
+use super::{State, MAX_WORK_PER_TURN};
 use crate::bus::dbmgr::BadAnswer;
 use crate::config::{Config, Direction};
 use crate::debug;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Answers queued for us at most (dbmgr sends one per question).
 pub const RCVHWM: i32 = 100;
@@ -20,14 +19,12 @@ pub const SNDHWM: i32 = 100;
 /// with it, and the socket reopened (its monitor sees the loss).
 pub const MAX_ANSWER_BYTES: i64 = 1024 * 1024;
 
-/// The DEALER, connected to the broker (`rep_endpoint` when it connects)
-/// and watched like the SUB and PUB (ZMTP heartbeats, monitor, reopened
-/// when libzmq gives the connection up); `None` standalone.
-pub fn open(context: &zmq::Context, config: &Config, heartbeat: Duration) -> Result<Option<Watched>, StartError> {
-    if config.rep_endpoint.direction != Direction::Connect {
-        return Ok(None);
-    }
-    Watched::open(context, Role::Dbmgr, &config.rep_endpoint, heartbeat).map(Some)
+/// Whether questions are asked at all: only when `rep_endpoint` connects
+/// (a broker); standalone, nothing is asked. The DEALER itself is a
+/// `sockets::Watched` of role `Dbmgr` (ZMTP heartbeats, monitor, reopened when
+/// libzmq gives the connection up), opened by `Sockets::open_dbmgr`.
+pub fn wanted(config: &Config) -> bool {
+    config.rep_endpoint.direction == Direction::Connect
 }
 
 /// Applies the queued answers (for at most one turn's work). True when
@@ -51,10 +48,15 @@ pub fn read_answers(socket: &zmq::Socket, state: &mut State) -> bool {
     false
 }
 
-/// Sends the questions due now; one that cannot be queued is asked again
-/// when it times out.
-pub fn send_due(socket: &zmq::Socket, state: &mut State) {
+/// Sends the questions due now; one that cannot be queued, or that has no
+/// socket (the broker not answering yet), is asked again when it times
+/// out (taken all the same, so that its deadline moves on).
+pub fn send_due(socket: Option<&zmq::Socket>, state: &mut State) {
     for frames in state.manager.take_dbmgr_requests() {
+        let Some(socket) = socket else {
+            debug!("dbmgr question not sent (no broker yet): asked again later");
+            continue;
+        };
         if let Err(e) = socket.send_multipart(frames, zmq::DONTWAIT) {
             debug!("dbmgr question not sent ({e}): asked again later");
         }

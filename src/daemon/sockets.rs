@@ -40,8 +40,16 @@ pub struct Sockets {
     pub sub: Watched,
     pub requests: Requests,
     pub publisher: Watched,
-    /// Questions to dbmgr through the broker (none standalone).
+    /// Questions to dbmgr through the broker: opened once the broker has
+    /// answered the MDP worker, closed while it is taken for dead (none
+    /// standalone). A DEALER connecting to a port nobody listens on can be
+    /// connected by TCP to itself, and would then hold Domogik's port
+    /// against its broker; the worker's DEALER notices that from its own
+    /// READY, an idle dbmgr DEALER could not.
     pub dbmgr: Option<Watched>,
+    /// Whether there are questions to dbmgr at all (the worker layout).
+    dbmgr_wanted: bool,
+    rep_endpoint: Endpoint,
 }
 
 impl Sockets {
@@ -56,7 +64,9 @@ impl Sockets {
             sub: Watched::open(&context, Role::Sub, &config.sub_endpoint, heartbeat)?,
             requests: Requests::open(&context, config, heartbeat, Instant::now())?,
             publisher: Watched::open(&context, Role::Pub, &config.pub_endpoint, heartbeat)?,
-            dbmgr: questions::open(&context, config, heartbeat)?,
+            dbmgr: None,
+            dbmgr_wanted: questions::wanted(config),
+            rep_endpoint: config.rep_endpoint.clone(),
             context,
             heartbeat,
         })
@@ -116,8 +126,33 @@ impl Sockets {
                         Timing::scaled(self.heartbeat).broker_silence.as_secs_f64()
                     ),
                 }
+                self.close_dbmgr();
                 self.reconnect_worker(now);
             }
+        }
+    }
+
+    /// Whether this layout asks dbmgr questions (a broker is configured).
+    pub fn dbmgr_wanted(&self) -> bool {
+        self.dbmgr_wanted
+    }
+
+    /// The dbmgr DEALER, now that the broker answers (if not open yet).
+    pub fn open_dbmgr(&mut self) {
+        if !self.dbmgr_wanted || self.dbmgr.is_some() {
+            return;
+        }
+        match Watched::open(&self.context, Role::Dbmgr, &self.rep_endpoint, self.heartbeat) {
+            Ok(dbmgr) => self.dbmgr = Some(dbmgr),
+            Err(e) => warn!("{e}; dbmgr is asked nothing until the broker answers again"),
+        }
+    }
+
+    /// The dbmgr DEALER closed while the broker is taken for dead; the
+    /// questions it had in flight time out and are asked again.
+    pub fn close_dbmgr(&mut self) {
+        if self.dbmgr.take().is_some() {
+            debug!("dbmgr socket closed until the broker answers again");
         }
     }
 

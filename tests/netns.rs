@@ -49,6 +49,23 @@ impl Namespace {
         Ok(namespace)
     }
 
+    /// How to start the manager inside the namespace, with the test's
+    /// heartbeats.
+    fn manager_command(&self) -> impl Fn(&std::path::Path) -> Command {
+        let name = self.name.clone();
+        move |path| {
+            let mut command = Command::new("ip");
+            command
+                .args(["netns", "exec", &name, BIN, "--config"])
+                .arg(path)
+                .env("DMG_MANAGER_TEST_HEARTBEAT_MS", TEST_HEARTBEAT_MS.to_string())
+                .env_remove("JOURNAL_STREAM")
+                .env_remove("NOTIFY_SOCKET")
+                .stdin(std::process::Stdio::null());
+            command
+        }
+    }
+
     fn exec(&self, args: &[&str]) -> Result<(), String> {
         ip(&[&["-n", self.name.as_str()][..], args].concat())
     }
@@ -91,18 +108,7 @@ fn a_link_cut_without_a_fin_comes_back_and_requests_and_statuses_flow_again() {
         broker.port(),
         packages.display()
     );
-    let name = namespace.name.clone();
-    let mut daemon = Daemon::start_with(&dir, &config, move |path| {
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &name, BIN, "--config"])
-            .arg(path)
-            .env("DMG_MANAGER_TEST_HEARTBEAT_MS", TEST_HEARTBEAT_MS.to_string())
-            .env_remove("JOURNAL_STREAM")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(std::process::Stdio::null());
-        command
-    });
+    let mut daemon = Daemon::start_with(&dir, &config, namespace.manager_command());
     let plugin = publisher(daemon.context(), &forwarder.xsub);
     let ui = subscriber(daemon.context(), &forwarder.xpub, "clients");
     connect_pubsub(&plugin, &ui);
@@ -153,18 +159,7 @@ fn a_dealer_that_tcp_connected_to_itself_lets_the_connection_go() {
          [manager]\nhost = testhost\npackages_dir = {}\nlog_level = debug\n",
         packages.display()
     );
-    let name = namespace.name.clone();
-    let mut daemon = Daemon::start_with(&dir, &config, move |path| {
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &name, BIN, "--config"])
-            .arg(path)
-            .env("DMG_MANAGER_TEST_HEARTBEAT_MS", TEST_HEARTBEAT_MS.to_string())
-            .env_remove("JOURNAL_STREAM")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(std::process::Stdio::null());
-        command
-    });
+    let mut daemon = Daemon::start_with(&dir, &config, namespace.manager_command());
     daemon.wait_for_log("got its own READY back");
     // The connection to itself is let go at once (a later connect may take
     // the port again for a moment: look until a deadline for a moment

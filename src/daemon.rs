@@ -221,7 +221,13 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     items.extend(pipes.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
     // The monitors come last: they are polled only to wake us.
     let dbmgr_monitor = sockets.dbmgr.as_ref().and_then(|dbmgr| dbmgr.monitor.as_ref());
-    for monitor in [sockets.sub.monitor.as_ref(), sockets.publisher.monitor.as_ref(), dbmgr_monitor].into_iter().flatten() {
+    let monitors = [
+        sockets.requests.monitor(),
+        sockets.sub.monitor.as_ref(),
+        sockets.publisher.monitor.as_ref(),
+        dbmgr_monitor,
+    ];
+    for monitor in monitors.into_iter().flatten() {
         items.push(monitor.as_poll_item(zmq::POLLIN));
     }
     match signals.while_waiting(|| zmq::poll(&mut items, timeout)) {

@@ -152,6 +152,16 @@ impl Worker {
         vec![Vec::new(), WORKER_HEADER.to_vec(), vec![READY], self.service.clone()]
     }
 
+    /// The socket's TCP connection (and ZMTP handshake) is up: the broker
+    /// gets its `broker_silence` from now, not from when the socket was
+    /// opened. Without this, a broker that came up late in that span was
+    /// taken for dead before its first heartbeat (a second after our
+    /// READY), and kept the abandoned registration as a second worker of
+    /// `manager` for its 5 s expiry, handing it requests that were lost.
+    pub fn link_up(&mut self, now: Instant) {
+        self.last_heard = self.last_heard.max(now);
+    }
+
     /// Whether the broker said anything since the last `connected` (asked
     /// before `receive`, it tells the first word after a (re)connection).
     pub fn heard_since_connect(&self) -> bool {
@@ -509,6 +519,26 @@ mod tests {
         worker.connected(start + Duration::from_millis(3));
         assert_eq!(worker.receive(heartbeat, start + Duration::from_millis(4)), Incoming::Nothing);
         assert!(worker.heard_since_connect());
+    }
+
+    #[test]
+    fn the_brokers_silence_counts_from_when_the_connection_is_up() {
+        let start = Instant::now();
+        let ms = |n: u64| start + Duration::from_millis(n);
+        let mut worker = worker(start);
+        worker.connected(start);
+        // The broker starts 3 s after our socket: its first heartbeat comes
+        // a second after our READY, later than 3.5 s after the socket.
+        worker.link_up(ms(3000));
+        assert!(!matches!(worker.tick(ms(3500)), Due::Reconnect(_)));
+        worker.receive(frames(&[b"", b"MDPW01", b"\x04"]), ms(4000));
+        assert!(worker.heard_since_connect());
+        // Without a word after the link came up: reconnect 3.5 s after it.
+        let mut quiet = super::Worker::new("manager", Timing::DOMOGIK, start);
+        quiet.connected(start);
+        quiet.link_up(ms(3000));
+        assert!(!matches!(quiet.tick(ms(6499)), Due::Reconnect(_)));
+        assert!(matches!(quiet.tick(ms(6500)), Due::Reconnect(_)));
     }
 
     #[test]

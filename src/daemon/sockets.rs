@@ -87,6 +87,11 @@ impl Sockets {
 
     /// Reads the monitors' events: each link change is logged.
     pub fn read_monitors(&mut self, now: Instant) {
+        if let Requests::Worker { watched, worker } = &mut self.requests {
+            if watched.read_monitor(now) {
+                worker.link_up(now);
+            }
+        }
         self.sub.read_monitor(now);
         if let Some(dbmgr) = &mut self.dbmgr {
             dbmgr.read_monitor(now);
@@ -279,7 +284,7 @@ impl Watched {
     ) -> Result<Watched, StartError> {
         let connecting = endpoint.direction == Direction::Connect;
         let socket = new_socket(context, role, connecting, heartbeat)?;
-        let monitor = if connecting && role != Role::Requests {
+        let monitor = if connecting {
             Some(watch(context, &socket, role)?)
         } else {
             None
@@ -371,6 +376,14 @@ impl Requests {
             config.rep_endpoint.address, config.service
         );
         Ok(Requests::Worker { watched, worker })
+    }
+
+    /// The monitor of the worker's DEALER (none standalone).
+    pub fn monitor(&self) -> Option<&zmq::Socket> {
+        match self {
+            Requests::Worker { watched, .. } => watched.monitor.as_ref(),
+            Requests::Standalone(_) => None,
+        }
     }
 
     pub fn socket(&self) -> &zmq::Socket {

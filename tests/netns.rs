@@ -24,6 +24,21 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 impl Namespace {
+    /// Namespace `index` (0 or 1) for test `test`, or `None` after a
+    /// SKIPPED line: not root, or a machine without iproute2 or without
+    /// the right to make namespaces (the fresh-machine check's chroot).
+    /// Each test has a namespace of its own, so two never clash.
+    fn for_test(test: &str, index: u32) -> Option<Namespace> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED netns::{test}: needs root (ip netns)");
+            return None;
+        }
+        Namespace::create(index)
+            .map_err(|why| eprintln!("SKIPPED netns::{test}: {why}"))
+            .ok()
+    }
+
     /// Namespace `index` (0 or 1) of this test process.
     fn create(index: u32) -> Result<Namespace, String> {
         let pid = std::process::id();
@@ -86,20 +101,8 @@ impl Drop for Namespace {
 
 #[test]
 fn a_link_cut_without_a_fin_comes_back_and_requests_and_statuses_flow_again() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED netns::a_link_cut_without_a_fin_comes_back_and_requests_and_statuses_flow_again: needs root (ip netns)");
+    let Some(namespace) = Namespace::for_test("a_link_cut_without_a_fin_comes_back_and_requests_and_statuses_flow_again", 0) else {
         return;
-    }
-    // A machine without iproute2 or without the right to make namespaces
-    // (the fresh-machine check's chroot) skips, saying so; each test has a
-    // namespace of its own, so two never clash.
-    let namespace = match Namespace::create(0) {
-        Ok(namespace) => namespace,
-        Err(why) => {
-            eprintln!("SKIPPED netns::a_link_cut_without_a_fin_comes_back_and_requests_and_statuses_flow_again: {why}");
-            return;
-        }
     };
     // The broker and the forwarder on the test's side of the veth; the
     // plugin, the UI and the client reach them on the same address, so the
@@ -146,20 +149,8 @@ fn a_link_cut_without_a_fin_comes_back_and_requests_and_statuses_flow_again() {
 
 #[test]
 fn a_dealer_that_tcp_connected_to_itself_lets_the_connection_go() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED netns::a_dealer_that_tcp_connected_to_itself_lets_the_connection_go: needs root (ip netns)");
+    let Some(namespace) = Namespace::for_test("a_dealer_that_tcp_connected_to_itself_lets_the_connection_go", 1) else {
         return;
-    }
-    // A machine without iproute2 or without the right to make namespaces
-    // (the fresh-machine check's chroot) skips, saying so; each test has a
-    // namespace of its own, so two never clash.
-    let namespace = match Namespace::create(1) {
-        Ok(namespace) => namespace,
-        Err(why) => {
-            eprintln!("SKIPPED netns::a_dealer_that_tcp_connected_to_itself_lets_the_connection_go: {why}");
-            return;
-        }
     };
     // No broker on the host, and the broker's port inside a narrowed
     // ephemeral range (a namespace's own sysctl; odd ports, which Linux

@@ -6,7 +6,6 @@ use crate::pyjson;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -64,11 +63,9 @@ impl DatatypesFile {
         }
         self.seen = Some(stat);
         let shown = self.path.display();
-        let read = fs::File::open(&self.path).and_then(|file| {
-            let mut bytes = Vec::new();
-            file.take(MAX_BYTES + 1).read_to_end(&mut bytes)?;
-            Ok(bytes)
-        });
+        // Non-blocking and regular files only: a FIFO put there must not
+        // block the loop at every rescan.
+        let read = crate::packages::read_capped(&self.path, MAX_BYTES);
         Some(match read {
             Ok(bytes) => parse(&bytes).map_err(|why| format!("datatypes_file {shown} {why}")),
             // No file at all: Domogik's resources are not installed on this
@@ -101,6 +98,20 @@ mod tests {
             data.get()
         );
         assert!(file.refresh().is_none());
+    }
+
+    #[test]
+    fn a_fifo_in_its_place_is_refused_without_blocking() {
+        let path = std::env::temp_dir().join(format!("dmg-datatypes-fifo-{}", std::process::id()));
+        let _ = fs::remove_file(&path);
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        if !made.is_ok_and(|status| status.success()) {
+            return; // no mkfifo: nothing to show
+        }
+        let mut fifo = DatatypesFile::new(path.clone());
+        let error = fifo.refresh().unwrap().unwrap_err();
+        let _ = fs::remove_file(&path);
+        assert!(error.contains("not a regular file"), "{error}");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use crate::clients::Configuration;
 use crate::wire::{self, JsonObjectError};
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -104,6 +104,9 @@ pub struct Questions {
     in_flight: VecDeque<(String, Instant)>,
     /// Consecutive failures per plugin, for the back-off.
     failures: BTreeMap<String, u32>,
+    /// Every plugin asked about and not forgotten since: an answer about
+    /// one of them is used even late; about any other, it is dropped.
+    asked: BTreeSet<String>,
 }
 
 impl Questions {
@@ -114,6 +117,7 @@ impl Questions {
             wanted: BTreeMap::new(),
             in_flight: VecDeque::new(),
             failures: BTreeMap::new(),
+            asked: BTreeSet::new(),
         }
     }
 
@@ -130,6 +134,7 @@ impl Questions {
         self.wanted.remove(name);
         self.in_flight.retain(|(asked, _)| asked != name);
         self.failures.remove(name);
+        self.asked.remove(name);
     }
 
     pub fn in_flight(&self) -> usize {
@@ -178,6 +183,7 @@ impl Questions {
             let Some(name) = next else { break };
             self.wanted.remove(&name);
             requests.push(self.request(&name));
+            self.asked.insert(name.clone());
             self.in_flight.push_back((name, now));
         }
         requests
@@ -249,6 +255,15 @@ impl Questions {
         let name = match named {
             Some(name) => {
                 self.in_flight.retain(|(asked, _)| *asked != name);
+                // Asked (an answer late is used all the same); anything
+                // else (a plugin forgotten meanwhile, a name made up) must
+                // not be asked about again.
+                if !self.asked.contains(&name) {
+                    return Err(BadAnswer::Unexpected(format!(
+                        "it is about plugin {}, which no question asked about",
+                        wire::truncate(&name, 40)
+                    )));
+                }
                 name
             }
             None => match self.in_flight.pop_front() {
@@ -312,6 +327,27 @@ fn read_answer(body: &Map<String, Value>) -> Option<Answer> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_answer_about_a_plugin_never_asked_about_or_forgotten_asks_nothing() {
+        let t0 = std::time::Instant::now();
+        let mut questions = super::Questions::new("h", super::Limits::default());
+        questions.ask("a", t0);
+        let _ = questions.due(t0);
+        questions.forget("a");
+        for name in ["a", "made-up"] {
+            let refused = format!(r#"{{"status": false, "reason": "x", "name": "{name}", "host": "h"}}"#);
+            let frames: Vec<Vec<u8>> = [&b""[..], b"MDPC01", b"dbmgr", b"config.result", refused.as_bytes()]
+                .iter()
+                .map(|frame| frame.to_vec())
+                .collect();
+            assert!(
+                matches!(questions.handle_reply(&frames, t0), Err(super::BadAnswer::Unexpected(_))),
+                "{name}"
+            );
+        }
+        assert_eq!(questions.deadline(), None, "nothing to ask");
+    }
+
     #[test]
     fn our_own_question_coming_back_is_a_socket_connected_to_itself() {
         let start = std::time::Instant::now();

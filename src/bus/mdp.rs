@@ -189,7 +189,8 @@ impl Worker {
                     _ => Incoming::Malformed("unknown MDP worker command"),
                 }
             }
-            _ => Incoming::Malformed("not an MDP worker message (\"\", MDPW01, command, ...)"),
+            // Not a broker speaking: no sign of life either.
+            _ => return Incoming::Malformed("not an MDP worker message (\"\", MDPW01, command, ...)"),
         };
         self.last_heard = now;
         self.heard_since_connect = true;
@@ -342,6 +343,17 @@ mod tests {
             body_of(&mut worker, &[b"5", b"clients.list.get", b"{}"]),
             frames(&[b"5", b"clients.list.get", b"{}"])
         );
+    }
+
+    #[test]
+    fn what_is_not_an_mdp_message_is_no_sign_of_a_broker() {
+        let start = Instant::now();
+        let mut worker = worker(start);
+        worker.connected(start);
+        let later = start + Duration::from_secs(3);
+        assert!(matches!(worker.receive(frames(&[b"GET / HTTP/1.1"]), later), Incoming::Malformed(_)));
+        assert!(!worker.heard_since_connect());
+        assert!(matches!(worker.tick(start + Duration::from_millis(3500)), Due::Reconnect(_)));
     }
 
     #[test]

@@ -122,10 +122,10 @@ fn history_text(reply: &ReceivedReply, json: bool) -> Result<String, String> {
         let time = entry
             .get("timestamp")
             .and_then(Value::as_f64)
-            .filter(|t| t.is_finite() && *t >= 0.0)
-            .map_or("-".into(), |t| {
-                crate::log::utc_timestamp(std::time::UNIX_EPOCH + Duration::from_secs_f64(t))
-            });
+            // From the reply: a value no time can hold is shown as `-`.
+            .and_then(|t| Duration::try_from_secs_f64(t).ok())
+            .and_then(|since| std::time::UNIX_EPOCH.checked_add(since))
+            .map_or("-".into(), crate::log::utc_timestamp);
         let text = |field: &str| {
             entry
                 .get(field)
@@ -204,6 +204,15 @@ mod tests {
             false,
         );
         assert_eq!(old.unwrap_err(), "the manager answered error: unknown action");
+    }
+
+    #[test]
+    fn a_timestamp_no_time_can_hold_is_a_dash() {
+        for timestamp in ["1e300", "1e19", "-1", "1e-9999"] {
+            let body = format!(r#"{{"status": true, "history": [{{"status": "dead", "comment": "", "timestamp": {timestamp}}}]}}"#);
+            let text = history_text(&reply("client.history.result", &body), false).unwrap();
+            assert!(text.starts_with('-') || text.starts_with("1970-01-01T00:00:00.000Z"), "{timestamp}: {text}");
+        }
     }
 
     #[test]

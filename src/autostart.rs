@@ -22,7 +22,10 @@ impl AutoStart {
     pub fn due<'a>(&mut self, values: impl IntoIterator<Item = (&'a str, Option<bool>)>) -> Vec<String> {
         let mut start = Vec::new();
         for (name, value) in values {
-            let Some(value) = value else { continue };
+            // Called at every turn: no allocation for the clients decided.
+            let Some(value) = value.filter(|_| !self.decided.contains(name)) else {
+                continue;
+            };
             if self.decided.insert(name.to_owned()) && value {
                 start.push(name.to_owned());
             }

@@ -329,8 +329,7 @@ impl Clients {
             return false;
         };
         client.pid = pid;
-        client.last_seen = now.unix;
-        client.heard_at = now.mono;
+        client.seen(now);
         client.change_status(
             Status::Starting,
             Some(format!("started by the manager, pid {pid}")),
@@ -424,6 +423,19 @@ mod tests {
             mono: Instant::now(),
             unix: 1000.0,
         }
+    }
+
+    #[test]
+    fn a_plugin_started_by_the_manager_is_seen_now_in_both_dialects() {
+        let mut clients = Clients::new("h");
+        let now = t0();
+        clients.upsert_package("a", valid("{}"), now);
+        let later = now.later(Duration::from_secs(5));
+        assert!(clients.process_started("a", 42, later));
+        let client = clients.get("a").unwrap();
+        assert_eq!(client.last_seen, 1005.0);
+        // The 0.5 views serialise this copy: it must say the same.
+        assert_eq!(client.last_seen_json.as_ref().map(|raw| raw.get()), Some("1005.0"));
     }
 
     #[test]

@@ -102,7 +102,8 @@ pub fn read(name: &str, folder: &Path) -> PackageFiles {
         } else {
             (&mut files.udev_rules, ".rules")
         };
-        map.insert(file.trim_end_matches(suffix).to_owned(), text);
+        // One suffix off: `a.py.py` is the file of `a.py`, not of `a`.
+        map.insert(file.strip_suffix(suffix).unwrap_or(&file).to_owned(), text);
     }
     files
 }
@@ -122,6 +123,18 @@ pub fn judge(shown: &str, read: io::Result<Vec<u8>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_suffix_comes_off_a_file_name() {
+        let dir = std::env::temp_dir().join(format!("dmg-package-files-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("conversion")).unwrap();
+        std::fs::write(dir.join("conversion/a.py"), "a").unwrap();
+        std::fs::write(dir.join("conversion/a.py.py"), "a.py").unwrap();
+        let files = read("x", &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(files.conversions.get("a").map(String::as_str), Some("a"));
+        assert_eq!(files.conversions.get("a.py").map(String::as_str), Some("a.py"));
+    }
 
     #[test]
     fn wanted_names() {

@@ -107,7 +107,9 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         if ready.signals && state.on_signals(signals.take()) == Flow::Stop {
             break;
         }
-        sockets.read_monitors(Instant::now());
+        if ready.monitors {
+            sockets.read_monitors(Instant::now());
+        }
         if ready.requests {
             handlers::serve_requests(&mut sockets, &mut state);
         }
@@ -194,6 +196,8 @@ struct Ready {
     publisher: bool,
     signals: bool,
     dbmgr: bool,
+    /// A monitor has events: a link changed.
+    monitors: bool,
     /// One flag per plugin pipe, in `Plugins::poll_fds` order.
     pipes: Vec<bool>,
 }
@@ -219,7 +223,8 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     }
     let first_pipe = items.len();
     items.extend(pipes.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
-    // The monitors come last: they are polled only to wake us.
+    // The monitors come last: read only when one has an event.
+    let first_monitor = items.len();
     let dbmgr_monitor = sockets.dbmgr.as_ref().and_then(|dbmgr| dbmgr.monitor.as_ref());
     let monitors = [
         sockets.requests.monitor(),
@@ -248,6 +253,7 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
         publisher: ready(2),
         signals: ready(3),
         dbmgr: sockets.dbmgr.is_some() && ready(dbmgr_slot),
+        monitors: (first_monitor..items.len()).any(ready),
         pipes: (first_pipe..first_pipe + pipes.len()).map(pipe_ready).collect(),
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Instant, SystemTime};
 
 /// Hands each queued message of `socket` to `handle`, at most `limit` of
 /// them and for at most `MAX_WORK_PER_TURN`, without waiting for more.
-fn for_each_queued(
+pub(super) fn for_each_queued(
     socket: &zmq::Socket,
     limit: usize,
     state: &mut State,

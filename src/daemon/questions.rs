@@ -2,11 +2,11 @@
 //! machine is src/bus/dbmgr.rs): a DEALER connected to the broker as an
 //! MDP client, on a Domogik bus only (standalone, nothing is asked).
 
-use super::{State, MAX_WORK_PER_TURN};
+use super::handlers::for_each_queued;
+use super::State;
 use crate::bus::dbmgr::BadAnswer;
 use crate::config::{Config, Direction};
 use crate::debug;
-use std::time::Instant;
 
 /// Answers queued for us at most (dbmgr sends one per question).
 pub const RCVHWM: i32 = 100;
@@ -31,21 +31,18 @@ pub fn wanted(config: &Config) -> bool {
 /// one of our own questions came back: the socket is connected to itself
 /// (nothing listens at the broker's port) and must be reopened.
 pub fn read_answers(socket: &zmq::Socket, state: &mut State) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < MAX_WORK_PER_TURN {
-        let Ok(frames) = socket.recv_multipart(zmq::DONTWAIT) else {
-            return false;
-        };
+    let mut own_question = false;
+    for_each_queued(socket, RCVHWM as usize, state, "dbmgr answer", |state, frames| {
         match state.manager.handle_dbmgr_reply(&frames) {
             Ok(name) => debug!("dbmgr answered for plugin {name}"),
-            Err(BadAnswer::OwnQuestion) => {
-                debug!("{}: reopening it", BadAnswer::OwnQuestion);
-                return true;
-            }
+            Err(BadAnswer::OwnQuestion) => own_question = true,
             Err(why) => state.log_bad_input(format_args!("{why}")),
         }
+    });
+    if own_question {
+        debug!("{}: reopening it", BadAnswer::OwnQuestion);
     }
-    false
+    own_question
 }
 
 /// Sends the questions due now; one that cannot be queued, or that has no

@@ -192,9 +192,15 @@ pub fn subscribes_to_ours(message: &[u8], categories: &[&str]) -> bool {
     let Some((&1, prefix)) = message.split_first() else {
         return false;
     };
+    // Either prefix of the other, `category.` against the subscription
+    // (one of up to 64 a turn: no allocation).
     categories.iter().any(|category| {
-        let ours = format!("{category}.");
-        ours.as_bytes().starts_with(prefix) || prefix.starts_with(ours.as_bytes())
+        let category = category.as_bytes();
+        if prefix.len() <= category.len() {
+            category.starts_with(prefix)
+        } else {
+            prefix.starts_with(category) && prefix.get(category.len()) == Some(&b'.')
+        }
     })
 }
 

@@ -14,6 +14,7 @@ mod fuzz_regressions;
 mod interop;
 mod layouts;
 mod netns;
+mod oldbus;
 mod packages;
 mod requests;
 mod sandbox;

@@ -7,8 +7,9 @@
 //! the nearest deadline (the next rescan, one of the manager's timers: a
 //! client's death, its own status, a `dbmgr` question; the MDP heartbeat
 //! and broker silence; a link to reopen; a plugin's kill delay or restart),
-//! so an idle manager sleeps in the kernel. The output pipes of the plugins
-//! it started are polled too.
+//! so an idle manager sleeps in the kernel; under systemd's watchdog, the
+//! next `WATCHDOG=1` too, sent at the end of a turn and nowhere else. The
+//! output pipes of the plugins it started are polled too.
 //! Each turn: plugin output, signals (exits reaped), requests, status
 //! messages, rescan if due, timers, then the publications owed, once.
 //!
@@ -29,6 +30,7 @@ use crate::liveness::Now;
 use crate::notify;
 use crate::signals::SignalPipe;
 use crate::status::Status;
+use crate::watchdog::Watchdog;
 use crate::{debug, error, info};
 use sockets::Sockets;
 use state::{Flow, State};
@@ -88,7 +90,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
     let mut state = State::new(config, sockets.dbmgr_wanted());
     state.rescan();
-    handlers::publish(&sockets, &mut state);
+    handlers::publish(&mut sockets, &mut state);
     info!(
         "ready: {} clients of host {} from {}, service \"{}\"",
         state.manager.clients().len(),
@@ -97,9 +99,13 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         config.service
     );
     notify::notify(notify::READY);
+    let mut watchdog = notify::watchdog_interval().and_then(|interval| Watchdog::new(interval, Instant::now()));
 
     loop {
-        let deadline = sockets.next_deadline().into_iter().fold(state.next_deadline(), Instant::min);
+        let deadline = [sockets.next_deadline(), watchdog.as_ref().map(Watchdog::deadline)]
+            .into_iter()
+            .flatten()
+            .fold(state.next_deadline(), Instant::min);
         let pipes = state.plugins.poll_fds();
         let ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
         state.manager.set_now(Now::system());
@@ -114,10 +120,10 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             handlers::serve_requests(&mut sockets, &mut state);
         }
         if ready.sub {
-            handlers::absorb_statuses(&sockets.sub.socket, &mut state);
+            handlers::absorb_statuses(&mut sockets, &mut state);
         }
         if ready.publisher {
-            handlers::read_subscriptions(&sockets.publisher.socket, &mut state);
+            handlers::read_subscriptions(&mut sockets, &mut state);
         }
         if let (true, Some(dbmgr)) = (ready.dbmgr, &sockets.dbmgr) {
             if questions::read_answers(&dbmgr.socket, &mut state) {
@@ -129,7 +135,11 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         state.run_timers(now);
         questions::send_due(sockets.dbmgr.as_ref().map(|dbmgr| &dbmgr.socket), &mut state);
         state.plugins_due();
-        handlers::publish(&sockets, &mut state);
+        handlers::publish(&mut sockets, &mut state);
+        // Last: a ping proves a whole turn (src/watchdog.rs).
+        if watchdog.as_mut().is_some_and(|watchdog| watchdog.due(Instant::now())) {
+            notify::notify(notify::WATCHDOG);
+        }
     }
     leave(config, sockets, &mut state, &mut signals);
     Ok(())
@@ -147,7 +157,7 @@ fn leave(config: &Config, mut sockets: Sockets, state: &mut State, signals: &mut
     handlers::serve_requests(&mut sockets, state);
     let disconnected = sockets.leave_broker();
     stop_plugins(state, signals);
-    handlers::publish(&sockets, state);
+    handlers::publish(&mut sockets, state);
     state.manager.set_now(Now::system());
     let stopped = state.manager.own_status(Status::Stopped);
     let published = match sockets.publisher.socket.send_multipart(stopped, zmq::DONTWAIT) {

@@ -48,4 +48,5 @@ pub mod signals;
 pub mod status;
 pub mod tools;
 pub mod views;
+pub mod watchdog;
 pub mod wire;

@@ -120,37 +120,69 @@ fn await_listening(port: u16, role: &Role) {
     }
 }
 
+/// The old bus: the broker and the forwarder running, and the manager's
+/// config for it.
+struct OldBus {
+    python: (PathBuf, PathBuf),
+    broker: Role,
+    forwarder: Role,
+    broker_at: String,
+    xsub_at: String,
+    xpub_at: String,
+    /// domogik-mq's, or tests/oldbus.py's.
+    whose: &'static str,
+    config: String,
+}
+
+impl OldBus {
+    fn start(dir: &TempDir, python: (PathBuf, PathBuf), extra_manager_keys: &str) -> OldBus {
+        let packages = copy_fixtures(dir);
+        let mq = domogik_mq(dir);
+        let mq_arg: Vec<&str> = mq.iter().map(|src| src.to_str().unwrap()).collect();
+        let (req_rep, pub_port, sub_port) = (free_port(), free_port(), free_port());
+        let endpoint = |port: u16| format!("tcp://127.0.0.1:{port}");
+        let (broker_at, xsub_at, xpub_at) = (endpoint(req_rep), endpoint(pub_port), endpoint(sub_port));
+        let broker = Role::start(dir, &python, "broker", &[&[broker_at.as_str()][..], &mq_arg].concat());
+        let forwarder = Role::start(dir, &python, "forwarder", &[&[xsub_at.as_str(), &xpub_at][..], &mq_arg].concat());
+        await_listening(req_rep, &broker);
+        await_listening(pub_port, &forwarder);
+        await_listening(sub_port, &forwarder);
+        let config = format!(
+            "[mq]\nip = 127.0.0.1\nreq_rep_port = {req_rep}\npub_port = {pub_port}\nsub_port = {sub_port}\n\
+             [manager]\nhost = testhost\npackages_dir = {}\nlog_level = debug\n{extra_manager_keys}",
+            packages.display()
+        );
+        OldBus {
+            python,
+            broker,
+            forwarder,
+            broker_at,
+            xsub_at,
+            xpub_at,
+            whose: if mq.is_some() { "domogik-mq 1.4" } else { "tests/oldbus.py's broker and forwarder" },
+            config,
+        }
+    }
+}
+
 #[test]
 fn an_old_libzmq_bus_answers_every_request_with_the_manager_on_it() {
     let Some(python) = old_pyzmq() else { return };
     let dir = TempDir::new("oldbus");
-    let packages = copy_fixtures(&dir);
-    let mq = domogik_mq(&dir);
-    let mq_arg: Vec<&str> = mq.iter().map(|src| src.to_str().unwrap()).collect();
-    let (req_rep, pub_port, sub_port) = (free_port(), free_port(), free_port());
-    let endpoint = |port: u16| format!("tcp://127.0.0.1:{port}");
-    let (broker_at, xsub_at, xpub_at) = (endpoint(req_rep), endpoint(pub_port), endpoint(sub_port));
-    let broker = Role::start(&dir, &python, "broker", &[&[broker_at.as_str()][..], &mq_arg].concat());
-    let forwarder = Role::start(&dir, &python, "forwarder", &[&[xsub_at.as_str(), &xpub_at][..], &mq_arg].concat());
-    await_listening(req_rep, &broker);
-    await_listening(pub_port, &forwarder);
-    await_listening(sub_port, &forwarder);
-
+    // Our own status every second: each one is awaited back through the
+    // forwarder (src/bus/echo.rs), and must come.
+    let bus = OldBus::start(&dir, python, "status_interval = 1\n");
+    let OldBus { python, broker, forwarder, broker_at, xsub_at, xpub_at, .. } = &bus;
     // The manager at Domogik's timings (no test knob): its links' first
     // second is when a ZMTP PING would go out.
-    let config = format!(
-        "[mq]\nip = 127.0.0.1\nreq_rep_port = {req_rep}\npub_port = {pub_port}\nsub_port = {sub_port}\n\
-         [manager]\nhost = testhost\npackages_dir = {}\nlog_level = debug\n",
-        packages.display()
-    );
-    let daemon = Daemon::start(&dir, &config);
+    let daemon = Daemon::start(&dir, &bus.config);
     let seconds: u64 = std::env::var("DMG_OLD_BUS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
     let rounds = seconds.max(11);
     let domogik = Role::start(
         &dir,
-        &python,
+        python,
         "domogik",
-        &[&broker_at, &xsub_at, &xpub_at, "testhost", &seconds.to_string(), &rounds.to_string()],
+        &[broker_at, xsub_at, xpub_at, "testhost", &seconds.to_string(), &rounds.to_string()],
     );
     let mut domogik = domogik;
     // Each round waits 5 s at most for a status and 5 s for an answer; 3
@@ -177,7 +209,7 @@ fn an_old_libzmq_bus_answers_every_request_with_the_manager_on_it() {
     // Nothing reached Domogik's side that it could not read: no frame of
     // ZMTP 3.1 delivered as data (the minimal broker and forwarder say
     // UNEXPECTED; Domogik's broker dies of it with a traceback).
-    for role in [&broker, &forwarder, &domogik] {
+    for role in [broker, forwarder, &domogik] {
         let stderr = role.stderr();
         assert!(
             !stderr.contains("UNEXPECTED") && !stderr.contains("Traceback"),
@@ -190,8 +222,52 @@ fn an_old_libzmq_bus_answers_every_request_with_the_manager_on_it() {
     let log = daemon.log();
     let dropped: Vec<&String> = log
         .iter()
-        .filter(|line| line.contains("lost its connection") || line.contains("gave up") || line.contains("is silent"))
+        .filter(|line| {
+            ["lost its connection", "gave up", "is silent", "did not relay"]
+                .iter()
+                .any(|what| line.contains(what))
+        })
         .collect();
     assert!(dropped.is_empty(), "links dropped on the old bus: {dropped:?}\n{}", report());
-    eprintln!("{} ({})", summary.trim(), if mq.is_some() { "domogik-mq 1.4" } else { "tests/oldbus.py's broker and forwarder" });
+    // The manager's own statuses crossed the old forwarder too.
+    assert!(!summary.contains(" 0 statuses of the manager itself"), "{}", report());
+    eprintln!("{} ({})", summary.trim(), bus.whose);
+}
+
+/// A forwarder that stops relaying without closing anything (stopped with
+/// SIGSTOP: its kernel still holds the connections and answers TCP
+/// keepalive) is noticed from our own status not coming back, and the
+/// links are opened anew; once it relays again, so it is said, and a
+/// plugin's status reaches the manager through it.
+#[test]
+fn a_forwarder_that_stops_relaying_is_noticed_by_our_own_status_not_coming_back() {
+    let Some(python) = old_pyzmq() else { return };
+    let dir = TempDir::new("oldbus-stopped");
+    let bus = OldBus::start(&dir, python, "status_interval = 0.5\n");
+    // Domogik's timings (its broker heartbeats every second): the echo is
+    // awaited for 5 s.
+    let mut daemon = Daemon::start(&dir, &bus.config);
+    let context = zmq::Context::new();
+    let ui = subscriber(&context, &bus.xpub_at, "plugin.status");
+    let ours = |p: &Publication| p.body["type"] == "core" && p.body["name"] == "manager";
+    await_publication(&ui, "of the manager's own status through the forwarder", ours);
+
+    let before = daemon.log().len();
+    send_signal(bus.forwarder.child.id(), "STOP");
+    let missed = daemon.wait_for_new_log("did not relay our status back", before);
+    send_signal(bus.forwarder.child.id(), "CONT");
+    daemon.wait_for_new_log("relays our statuses again", before);
+    assert!(missed.contains(&bus.xpub_at), "{missed}");
+    // A plugin's status through the same forwarder reaches the manager.
+    let plugin = publisher(&context, &bus.xsub_at);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        plugin.send_multipart(later_status("ebusd", "testhost", "alive"), 0).unwrap();
+        let reply = broker_request(&context, &bus.broker_at, "manager", None, "clients.list.get", Duration::from_millis(300));
+        if reply.is_some_and(|reply| body_of(&reply[3])["clients"]["domogik-ebusd.testhost"]["status"] == "alive") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ebusd never alive after the forwarder came back");
+    }
+    assert!(!bus.forwarder.stderr().contains("UNEXPECTED"), "{}", bus.forwarder.stderr());
 }

@@ -6,7 +6,9 @@
 //! [`links`]: the state of each connection the manager opens, from libzmq's
 //! monitor events, so that none is lost for good.
 //! [`dbmgr`]: the conversations with the broker's other services.
+//! [`echo`]: whether the forwarder relays (our own statuses coming back).
 
 pub mod dbmgr;
+pub mod echo;
 pub mod links;
 pub mod mdp;

@@ -6,7 +6,7 @@
 use super::sockets::{self, Requests, Sockets};
 use super::state::{suppressed_note, State};
 use super::{MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN, MAX_WORK_PER_TURN};
-use crate::bus::links;
+use crate::bus::{echo, links};
 use crate::bus::mdp::Incoming;
 use crate::envelope;
 use crate::log::Verdict;
@@ -104,26 +104,31 @@ pub fn serve_requests(sockets: &mut Sockets, state: &mut State) {
 
 /// Subscriptions arriving on the connected XPUB: a subscriber to our
 /// publications is (back) at the forwarder, so the current state is owed.
-pub fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
-    for_each_queued(publisher, MAX_REQUESTS_PER_TURN, state, "subscription", |state, frames| {
-        if frames
-            .first()
-            .is_some_and(|message| links::subscribes_to_ours(message, &VIEW_CATEGORIES))
-        {
+/// Each is also noted by the forwarder's echo (src/bus/echo.rs).
+pub fn read_subscriptions(sockets: &mut Sockets, state: &mut State) {
+    let Sockets { publisher, echo, .. } = sockets;
+    for_each_queued(&publisher.socket, MAX_REQUESTS_PER_TURN, state, "subscription", |state, frames| {
+        let Some(message) = frames.first() else { return };
+        if let Some(echo) = echo.as_mut() {
+            echo.subscription(message);
+        }
+        if links::subscribes_to_ours(message, &VIEW_CATEGORIES) {
             state.manager.republish();
         }
     });
 }
 
 /// Applies the queued status messages; each change is logged (within the
-/// rate limit), each bad message warned about.
-pub fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
-    for_each_queued(
-        sub,
-        MAX_STATUSES_PER_TURN,
-        state,
-        "status message",
-        |state, frames| match state.manager.handle_status_message(&frames) {
+/// rate limit), each bad message warned about. One of our own coming back
+/// through the forwarder is the echo that proves its links (src/bus/echo.rs).
+pub fn absorb_statuses(sockets: &mut Sockets, state: &mut State) {
+    let Sockets { sub, echo, .. } = sockets;
+    let forwarder = sub.endpoint.address.as_str();
+    for_each_queued(&sub.socket, MAX_STATUSES_PER_TURN, state, "status message", |state, frames| {
+        if echo.as_mut().is_some_and(|echo| echo.received(&frames)) {
+            info!(peer = forwarder; "the forwarder at {forwarder} relays our statuses again");
+        }
+        match state.manager.handle_status_message(&frames) {
             StatusOutcome::Changed { id, status } => {
                 if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
                     info!(client_id = id.as_str(); "{id} is {status}{}", suppressed_note(suppressed));
@@ -132,12 +137,12 @@ pub fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
             StatusOutcome::Unchanged | StatusOutcome::NotForUs => {}
             StatusOutcome::Malformed(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
             StatusOutcome::Rejected(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
-        },
-    );
+        }
+    });
 }
 
 /// Sends the publications owed, once, however many changes led to them.
-pub fn publish(sockets: &Sockets, state: &mut State) {
+pub fn publish(sockets: &mut Sockets, state: &mut State) {
     let Some(publications) = state.manager.take_publications(wire::unix_seconds(SystemTime::now())) else {
         return;
     };
@@ -145,9 +150,18 @@ pub fn publish(sockets: &Sockets, state: &mut State) {
     // Sent as built: the list goes out before the detail is serialised.
     // PUB never blocks: a subscriber past its high-water mark misses one.
     let mut failure = None;
+    let now = Instant::now();
     for frames in publications {
-        if let Err(e) = sockets.publisher.socket.send_multipart(frames, zmq::DONTWAIT) {
-            failure = Some(e);
+        // A status sent through the forwarder is awaited back (src/bus/echo.rs).
+        let probe = (sockets.echo.is_some() && frames.first().is_some_and(|msg_id| msg_id.starts_with(echo::CATEGORY)))
+            .then(|| frames.clone());
+        match sockets.publisher.socket.send_multipart(frames, zmq::DONTWAIT) {
+            Ok(()) => {
+                if let (Some(echo), Some(probe)) = (sockets.echo.as_mut(), probe) {
+                    echo.sent(&probe, now);
+                }
+            }
+            Err(e) => failure = Some(e),
         }
     }
     if let Some(e) = failure {

@@ -6,6 +6,7 @@
 use super::{
     questions, StartError, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM, SUB_MAX_MSG_BYTES, SUB_RCVHWM,
 };
+use crate::bus::echo::{Echo, Missed};
 use crate::bus::links::{self, Change, GiveUp, Link};
 use crate::bus::mdp::{self, Due, Silence, Timing, Worker};
 use crate::config::{Config, Direction, Endpoint};
@@ -47,6 +48,9 @@ pub struct Sockets {
     /// against its broker; the worker's DEALER notices that from its own
     /// READY, an idle dbmgr DEALER could not.
     pub dbmgr: Option<Watched>,
+    /// Whether the forwarder relays, from our own statuses coming back
+    /// (src/bus/echo.rs): when both the SUB and the PUB connect to one.
+    pub echo: Option<Echo>,
     /// Whether there are questions to dbmgr at all (the worker layout).
     dbmgr_wanted: bool,
     rep_endpoint: Endpoint,
@@ -60,7 +64,10 @@ impl Sockets {
         if let Some(ip) = &config.star_ip {
             info!("[mq] ip = *: connecting sockets use {ip}, this host's first non-loopback IPv4 address");
         }
+        let forwarder =
+            config.sub_endpoint.direction == Direction::Connect && config.pub_endpoint.direction == Direction::Connect;
         Ok(Sockets {
+            echo: forwarder.then(|| Echo::new(heartbeat)),
             sub: Watched::open(&context, Role::Sub, &config.sub_endpoint, heartbeat)?,
             requests: Requests::open(&context, config, heartbeat, Instant::now())?,
             publisher: Watched::open(&context, Role::Pub, &config.pub_endpoint, heartbeat)?,
@@ -79,7 +86,8 @@ impl Sockets {
             Requests::Standalone(_) => None,
         };
         let dbmgr = self.dbmgr.as_ref().and_then(|dbmgr| dbmgr.link.next_deadline());
-        [worker, self.sub.link.next_deadline(), self.publisher.link.next_deadline(), dbmgr]
+        let echo = self.echo.as_ref().and_then(Echo::deadline);
+        [worker, self.sub.link.next_deadline(), self.publisher.link.next_deadline(), dbmgr, echo]
             .into_iter()
             .flatten()
             .min()
@@ -99,6 +107,14 @@ impl Sockets {
         if self.publisher.read_monitor(now) {
             debug!("pub link up: the current state is owed to its subscribers");
         }
+        self.note_links(now);
+    }
+
+    /// The forwarder's echo learns the SUB's and the PUB's states.
+    fn note_links(&mut self, now: Instant) {
+        if let Some(echo) = &mut self.echo {
+            echo.links(self.sub.link.is_up(), self.publisher.link.is_up(), now);
+        }
     }
 
     /// The sockets' deadlines that are due: a connection libzmq gave up is
@@ -106,6 +122,10 @@ impl Sockets {
     pub fn run_timers(&mut self, now: Instant) {
         self.sub.reopen_if_given_up(&self.context, self.heartbeat, now);
         self.publisher.reopen_if_given_up(&self.context, self.heartbeat, now);
+        if let Some(missed) = self.echo.as_mut().and_then(|echo| echo.tick(now)) {
+            self.reopen_forwarder_links(missed, now);
+        }
+        self.note_links(now);
         if let Some(dbmgr) = &mut self.dbmgr {
             dbmgr.reopen_if_given_up(&self.context, self.heartbeat, now);
         }
@@ -133,6 +153,28 @@ impl Sockets {
                 }
                 self.close_dbmgr();
                 self.reconnect_worker(now);
+            }
+        }
+    }
+
+    /// Our statuses did not come back through the forwarder: new sockets
+    /// for the SUB and the PUB (which one is broken cannot be told).
+    fn reopen_forwarder_links(&mut self, missed: Missed, now: Instant) {
+        let (sub, publisher) = (self.sub.endpoint.address.as_str(), self.publisher.endpoint.address.as_str());
+        let timeout = self.echo.as_ref().map_or(Duration::ZERO, Echo::timeout);
+        match missed {
+            Missed::First => warn!(
+                peer = sub;
+                "the forwarder did not relay our status back within {:.1} s (published to {publisher}, \
+                 subscribed at {sub}): opening new connections to it (again later, quietly, until it relays)",
+                timeout.as_secs_f64()
+            ),
+            Missed::Again => debug!(peer = sub; "our status did not come back through the forwarder again: new connections"),
+        }
+        for watched in [&mut self.sub, &mut self.publisher] {
+            if let Err(e) = watched.reopen(&self.context, self.heartbeat) {
+                warn!("{e}; retrying");
+                watched.link.event(links::Event::Lost, now);
             }
         }
     }
@@ -461,17 +503,17 @@ fn new_socket(context: &zmq::Context, role: Role, connecting: bool, heartbeat: D
         }
     }
     let millis = i32::try_from(heartbeat.as_millis()).unwrap_or(i32::MAX);
-    if connecting && role != Role::Requests {
-        // ZMTP heartbeats: a peer gone without a FIN (power cut, cable) is
-        // noticed within three intervals, and libzmq reconnects. Not on the
-        // MDP worker's DEALER: the MDP heartbeat already notices a silent
-        // broker (and a second ping-pong a second would wake the I/O thread
-        // for nothing, docs/BENCHMARKS.md item 9).
-        setup(socket.set_heartbeat_ivl(millis))?;
-        setup(socket.set_heartbeat_timeout(millis.saturating_mul(3)))?;
-        setup(socket.set_heartbeat_ttl(millis.saturating_mul(3)))?;
-    }
     if connecting {
+        // No ZMTP heartbeats (ZMQ_HEARTBEAT_IVL): libzmq sends its PING to
+        // a ZMTP 3.0 peer too (libzmq 4.0/4.1, Domogik's MQ on pyzmq 16),
+        // which hands it to Domogik's code as a message it cannot parse
+        // and never answers. Liveness comes from the protocol above: the
+        // MDP heartbeat for the broker (the dbmgr DEALER follows the
+        // worker), our own statuses echoed by the forwarder for the SUB
+        // and the PUB (src/bus/echo.rs says why and how). Not TCP
+        // keepalive either: the libzmq the zmq crate builds is compiled
+        // without it (zeromq-src defines no ZMQ_HAVE_TCP_KEEPIDLE, so
+        // ZMQ_TCP_KEEPALIVE* are accepted and ignored).
         // A connect that gets no answer is retried instead of waiting for
         // the kernel's SYN back-off (minutes).
         setup(socket.set_connect_timeout(millis.saturating_mul(2)))?;

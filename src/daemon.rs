@@ -20,15 +20,16 @@
 //! (signals, rescans, timers, plugin starts, rate-limited log lines).
 
 mod handlers;
+pub(crate) mod processes;
 mod questions;
 mod sockets;
 mod state;
 
-use crate::config::Config;
-use crate::liveness::Now;
-use crate::notify;
-use crate::signals::SignalPipe;
-use crate::status::Status;
+use crate::core::config::Config;
+use crate::core::liveness::Now;
+use crate::sys::notify;
+use crate::sys::signals::SignalPipe;
+use crate::core::status::Status;
 use crate::{debug, error, info};
 use sockets::Sockets;
 use state::{Flow, State};

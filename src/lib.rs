@@ -21,31 +21,13 @@
     )
 )]
 
-pub mod log;
+pub mod cli;
+pub mod core;
+pub mod daemon;
+pub mod disk;
+pub mod sys;
+
 /// The log facade's macros, so that `use crate::{info, warn};` and
 /// `crate::info!` name them; fields are `info!(client_id = id; "...")`
-/// (src/log.rs lists the field names).
+/// (src/sys/log.rs lists the field names).
 pub use ::log::{debug, error, info, trace, warn};
-
-pub mod autostart;
-pub mod bus;
-pub mod child_output;
-pub mod children;
-pub mod cli;
-pub mod clients;
-pub mod config;
-pub mod daemon;
-pub mod datatypes;
-pub mod envelope;
-pub mod liveness;
-pub mod manager;
-pub mod notify;
-pub mod package_files;
-pub mod packages;
-pub mod processes;
-pub mod pyjson;
-pub mod signals;
-pub mod status;
-pub mod tools;
-pub mod views;
-pub mod wire;

@@ -6,12 +6,12 @@
 use super::sockets::{self, Requests, Sockets};
 use super::state::{suppressed_note, State};
 use super::{MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN, MAX_WORK_PER_TURN};
-use crate::bus::links;
-use crate::bus::mdp::Incoming;
-use crate::envelope;
-use crate::log::Verdict;
-use crate::manager::{StatusOutcome, VIEW_CATEGORIES};
-use crate::wire;
+use crate::core::bus::links;
+use crate::core::bus::mdp::Incoming;
+use crate::core::envelope;
+use crate::core::log_policy::Verdict;
+use crate::core::manager::{StatusOutcome, VIEW_CATEGORIES};
+use crate::core::wire;
 use crate::{debug, info, warn};
 use std::time::{Instant, SystemTime};
 

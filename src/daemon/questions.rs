@@ -4,8 +4,8 @@
 
 use super::handlers::for_each_queued;
 use super::State;
-use crate::bus::dbmgr::BadAnswer;
-use crate::config::{Config, Direction};
+use crate::core::bus::dbmgr::BadAnswer;
+use crate::core::config::{Config, Direction};
 use crate::debug;
 
 /// Answers queued for us at most (dbmgr sends one per question).

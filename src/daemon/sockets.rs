@@ -1,16 +1,16 @@
 //! The event loop's sockets: opening each with its options and limits,
 //! watching the ones the manager connects (libzmq's socket monitor, read
-//! by [`crate::bus::links`]), reopening a connection lost for good, the
+//! by [`crate::core::bus::links`]), reopening a connection lost for good, the
 //! MDP worker's timers, and leaving ZeroMQ at exit.
 
 use super::{
     questions, StartError, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM, SUB_MAX_MSG_BYTES, SUB_RCVHWM,
 };
-use crate::bus::links::{self, Change, GiveUp, Link};
-use crate::bus::mdp::{self, Due, Silence, Timing, Worker};
-use crate::config::{Config, Direction, Endpoint};
-use crate::log::Level;
-use crate::manager::STATUS_SUBSCRIPTION;
+use crate::core::bus::links::{self, Change, GiveUp, Link};
+use crate::core::bus::mdp::{self, Due, Silence, Timing, Worker};
+use crate::core::config::{Config, Direction, Endpoint};
+use crate::core::log_policy::Level;
+use crate::core::manager::STATUS_SUBSCRIPTION;
 use crate::{debug, info, warn};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

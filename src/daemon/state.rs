@@ -3,16 +3,17 @@
 //! the rate limits of the log. What the loop does with them that touches
 //! no socket: signals, rescans, timers, plugin starts, the log lines.
 
-use crate::autostart::AutoStart;
-use crate::config::Config;
-use crate::datatypes::DatatypesFile;
-use crate::log::{Level, RateLimiter, Verdict};
-use crate::manager::Manager;
-use crate::notify;
-use crate::packages::{Package, PackageChange, Scanner};
-use crate::processes::{self, Launch, Plugins};
-use crate::signals::Received;
-use crate::wire;
+use crate::core::autostart::AutoStart;
+use crate::core::config::Config;
+use crate::disk::datatypes::DatatypesFile;
+use crate::core::log_policy::{Level, RateLimiter, Verdict};
+use crate::core::manager::Manager;
+use crate::sys::notify;
+use crate::core::packages::{Package, PackageChange};
+use crate::disk::scanner::Scanner;
+use crate::daemon::processes::{self, Launch, Plugins};
+use crate::sys::signals::Received;
+use crate::core::wire;
 use crate::{debug, error, info, trace, warn};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -80,7 +81,7 @@ impl State {
         }
         state.manager.set_timers(config.dead_after, config.status_interval);
         if dbmgr {
-            let limits = crate::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
+            let limits = crate::core::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
             state.manager.enable_dbmgr(limits);
         }
         state
@@ -120,7 +121,7 @@ impl State {
         }
         for name in self.manager.run_timers() {
             let id = self.manager.clients().client_id(&name);
-            let why = crate::liveness::dead_comment(self.dead_after);
+            let why = crate::core::liveness::dead_comment(self.dead_after);
             warn!(client_id = id.as_str(); "{id} is dead: {why}");
         }
     }

@@ -27,16 +27,14 @@ mod state;
 
 use crate::core::config::Config;
 use crate::core::liveness::Now;
+use crate::core::status::Status;
 use crate::sys::notify;
 use crate::sys::signals::SignalPipe;
-use crate::core::status::Status;
 use crate::{debug, error, info};
 use sockets::Sockets;
 use state::{Flow, State};
 use std::fmt;
 use std::time::{Duration, Instant};
-
-pub use sockets::TEST_HEARTBEAT_ENV;
 
 /// At most this many messages of one socket per turn, so that a flood on
 /// one socket cannot starve the other or delay a SIGTERM...
@@ -73,7 +71,7 @@ const LAST_WORD_DELAY: Duration = Duration::from_millis(100);
 /// A failure before the loop could start: a socket that cannot be opened,
 /// bound or connected, or signals that cannot be handled.
 #[derive(Debug)]
-pub struct StartError(pub(crate) String);
+pub(crate) struct StartError(pub(crate) String);
 
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -84,7 +82,7 @@ impl fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 /// Runs the manager until SIGTERM or SIGINT.
-pub fn run(config: &Config) -> Result<(), StartError> {
+pub(crate) fn run(config: &Config) -> Result<(), StartError> {
     let mut sockets = Sockets::open(config)?;
     let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
     let mut state = State::new(config, sockets.dbmgr_wanted());
@@ -100,7 +98,10 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     notify::notify(notify::READY);
 
     loop {
-        let deadline = sockets.next_deadline().into_iter().fold(state.next_deadline(), Instant::min);
+        let deadline = sockets
+            .next_deadline()
+            .into_iter()
+            .fold(state.next_deadline(), Instant::min);
         let pipes = state.plugins.poll_fds();
         let ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
         state.manager.set_now(Now::system());
@@ -247,7 +248,11 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     let ready = |slot: usize| items.get(slot).is_some_and(zmq::PollItem::is_readable);
     // A pipe whose writers are all gone polls as an error (POLLHUP), not
     // as readable: reading it is how its end is learned.
-    let pipe_ready = |slot: usize| items.get(slot).is_some_and(|item| item.is_readable() || item.is_error());
+    let pipe_ready = |slot: usize| {
+        items
+            .get(slot)
+            .is_some_and(|item| item.is_readable() || item.is_error())
+    };
     Ready {
         sub: ready(0),
         requests: ready(1),

@@ -10,6 +10,7 @@
 // Nothing from the network, the disk or the config may reach a panic:
 // no unwrap, no panic!, and no index or slice that could be out of range
 // (use .get(), patterns, or iterators). Tests may do all of these.
+#![warn(unreachable_pub)]
 #![cfg_attr(
     not(test),
     deny(

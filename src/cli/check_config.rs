@@ -17,4 +17,3 @@ pub(crate) fn run(config: &Config) -> i32 {
     );
     0
 }
-

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// The options of `clients`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientsOptions {
+pub(crate) struct ClientsOptions {
     /// Ask for `clients.detail` and show version, author, description.
     pub detail: bool,
     /// Print the reply body unchanged instead of the table.
@@ -26,13 +26,13 @@ pub struct ClientsOptions {
 
 /// The manager's answer: the body's text, and the clients map in it.
 #[derive(Debug, Clone)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     pub body: String,
     pub clients: Map<String, Value>,
 }
 
 /// Runs `clients`.
-pub fn run(config: &Config, options: &ClientsOptions) -> Result<(), ToolError> {
+pub(crate) fn run(config: &Config, options: &ClientsOptions) -> Result<(), ToolError> {
     let context = zmq::Context::new();
     let text = match &options.history {
         Some(name) => history(&context, config, name, options)?,
@@ -58,7 +58,12 @@ pub fn run(config: &Config, options: &ClientsOptions) -> Result<(), ToolError> {
 }
 
 /// Asks for the list (or the detail) and checks the reply.
-pub fn fetch(context: &zmq::Context, config: &Config, detail: bool, timeout: Duration) -> Result<Fetched, ToolError> {
+pub(crate) fn fetch(
+    context: &zmq::Context,
+    config: &Config,
+    detail: bool,
+    timeout: Duration,
+) -> Result<Fetched, ToolError> {
     let target = endpoints::target(Peer::Requests, config).map_err(ToolError)?;
     let (action, result) = if detail {
         (DETAIL_GET, DETAIL_RESULT)
@@ -210,9 +215,14 @@ mod tests {
     #[test]
     fn a_timestamp_no_time_can_hold_is_a_dash() {
         for timestamp in ["1e300", "1e19", "-1", "1e-9999"] {
-            let body = format!(r#"{{"status": true, "history": [{{"status": "dead", "comment": "", "timestamp": {timestamp}}}]}}"#);
+            let body = format!(
+                r#"{{"status": true, "history": [{{"status": "dead", "comment": "", "timestamp": {timestamp}}}]}}"#
+            );
             let text = history_text(&reply("client.history.result", &body), false).unwrap();
-            assert!(text.starts_with('-') || text.starts_with("1970-01-01T00:00:00.000Z"), "{timestamp}: {text}");
+            assert!(
+                text.starts_with('-') || text.starts_with("1970-01-01T00:00:00.000Z"),
+                "{timestamp}: {text}"
+            );
         }
     }
 

@@ -1,10 +1,10 @@
 //! The command line: its one definition ([`Cli`]), parsed into a
 //! [`Command`], and running it with the process's exit code.
 
+use crate::cli::{clients::ClientsOptions, start::StartOptions, status::StatusOptions, watch::WatchOptions};
 use crate::core::config;
 use crate::core::packages;
 use crate::core::status::Status;
-use crate::cli::{clients::ClientsOptions, start::StartOptions, status::StatusOptions, watch::WatchOptions};
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use std::time::Duration;
     disable_help_subcommand = true,
     help_expected = true
 )]
-pub struct Cli {
+pub(super) struct Cli {
     /// Configuration file; the commands find the manager through it too
     #[arg(
         short = 'c',
@@ -53,7 +53,7 @@ error from the manager, 2 usage error. See dmg_manager(8).";
 /// --example gen-docs` rewrites the man page and the completions, and
 /// tests/cli.rs prints the README's new command block if it drifted.
 #[derive(Debug, clap::Subcommand)]
-pub enum Subcommand {
+pub(super) enum Subcommand {
     /// Run the manager in the foreground (the default, and what the service runs)
     Run(RunArgs),
     /// Print the running manager's clients: id, type, plugin, host, status, configured, last seen, pid
@@ -67,14 +67,14 @@ pub enum Subcommand {
 }
 
 #[derive(Debug, Clone, Default, Args)]
-pub struct RunArgs {
+pub(super) struct RunArgs {
     /// Validate the configuration, print a summary and exit
     #[arg(long)]
     pub check_config: bool,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct TimeoutArg {
+pub(super) struct TimeoutArg {
     /// How long to wait for the manager, in seconds (fractions allowed)
     // The default is crate::cli::DEFAULT_TIMEOUT (a test holds them together).
     #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_timeout, allow_negative_numbers = true)]
@@ -82,7 +82,7 @@ pub struct TimeoutArg {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct ClientsArgs {
+pub(super) struct ClientsArgs {
     /// Add version, author and description (for an invalid package, what is wrong with it)
     #[arg(long)]
     pub detail: bool,
@@ -97,13 +97,13 @@ pub struct ClientsArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct WatchArgs {
+pub(super) struct WatchArgs {
     #[command(flatten)]
     pub timeout: TimeoutArg,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct StatusArgs {
+pub(super) struct StatusArgs {
     /// The plugin's name: lower-case letters and digits, as its folder plugin_NAME
     #[arg(value_parser = parse_name)]
     pub name: String,
@@ -118,7 +118,7 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct StartArgs {
+pub(super) struct StartArgs {
     /// The plugin's name: lower-case letters and digits, as its folder plugin_NAME
     #[arg(value_parser = parse_name)]
     pub name: String,
@@ -128,7 +128,7 @@ pub struct StartArgs {
 
 /// What the user asked for, checked: the command and its options.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub(super) enum Command {
     Run { config: PathBuf },
     CheckConfig { config: PathBuf },
     Clients { config: PathBuf, options: ClientsOptions },

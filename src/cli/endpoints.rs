@@ -28,7 +28,7 @@ use crate::core::config::{Config, Direction, Endpoint};
 
 /// What a command needs from the manager.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Peer {
+pub(crate) enum Peer {
     /// Its request socket (`clients`, and `watch`'s first fetch).
     Requests,
     /// Its publications, `clients.list` and `clients.detail` (`watch`).
@@ -40,7 +40,7 @@ pub enum Peer {
 /// An address to connect to, and the config key it was derived from, for
 /// error messages ("no reply from X (rep_endpoint ...)").
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     pub address: String,
     pub origin: String,
     /// Requests go through an MDP broker (the worker layout): no reply may
@@ -50,7 +50,7 @@ pub struct Target {
 
 /// Where to connect for `peer`, or one line saying why the config alone
 /// cannot tell. Both name the config file.
-pub fn target(peer: Peer, config: &Config) -> Result<Target, String> {
+pub(crate) fn target(peer: Peer, config: &Config) -> Result<Target, String> {
     let file = config.path.display();
     match target_in(peer, config) {
         Ok(Target {

@@ -21,21 +21,21 @@ pub(crate) mod start;
 pub(crate) mod status;
 pub(crate) mod watch;
 
-pub use definition::{definition, synopsis};
-
 use crate::core::config;
 use crate::disk;
+pub use definition::{definition, synopsis};
 use definition::{one_line, parse_args, Command};
-use std::path::Path;
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 /// How long a command waits for the manager unless `--timeout` says otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+#[cfg(test)]
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A command that failed: one line for stderr, exit code 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolError(pub String);
+pub(crate) struct ToolError(pub String);
 
 impl fmt::Display for ToolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -46,7 +46,7 @@ impl fmt::Display for ToolError {
 impl std::error::Error for ToolError {}
 
 /// `3 s`, `0.5 s`: a timeout as a user wrote it.
-pub fn seconds(duration: Duration) -> String {
+pub(crate) fn seconds(duration: Duration) -> String {
     format!("{} s", duration.as_secs_f64())
 }
 
@@ -83,15 +83,9 @@ pub fn main_with_args<I: IntoIterator<Item = String>>(args: I) -> i32 {
         Command::Clients { config, options } => {
             with_config(&config, |config| exit_code(clients::run(config, &options)))
         }
-        Command::Watch { config, options } => {
-            with_config(&config, |config| exit_code(watch::run(config, &options)))
-        }
-        Command::Status { config, options } => {
-            with_config(&config, |config| exit_code(status::run(config, &options)))
-        }
-        Command::Start { config, options } => {
-            with_config(&config, |config| exit_code(start::run(config, &options)))
-        }
+        Command::Watch { config, options } => with_config(&config, |config| exit_code(watch::run(config, &options))),
+        Command::Status { config, options } => with_config(&config, |config| exit_code(status::run(config, &options))),
+        Command::Start { config, options } => with_config(&config, |config| exit_code(start::run(config, &options))),
     }
 }
 

@@ -14,7 +14,11 @@ const MAX_FRAME_BYTES: i64 = 256 * 1024 * 1024;
 
 /// A socket of `kind` connected to `target`. Linger 0: a command that gives
 /// up must exit at once, not wait for a manager that is not there.
-pub fn connect(context: &zmq::Context, kind: zmq::SocketType, target: &Target) -> Result<zmq::Socket, ToolError> {
+pub(super) fn connect(
+    context: &zmq::Context,
+    kind: zmq::SocketType,
+    target: &Target,
+) -> Result<zmq::Socket, ToolError> {
     let failed = |e: zmq::Error| ToolError(format!("cannot connect to {} ({}): {e}", target.address, target.origin));
     let socket = context.socket(kind).map_err(failed)?;
     socket.set_linger(0).map_err(failed)?;
@@ -27,7 +31,7 @@ pub fn connect(context: &zmq::Context, kind: zmq::SocketType, target: &Target) -
 
 /// Whether `socket` became readable before `deadline`. A signal that
 /// interrupts the poll (EINTR) just polls again for the time left.
-pub fn readable_before(socket: &zmq::Socket, deadline: Instant) -> Result<bool, ToolError> {
+pub(super) fn readable_before(socket: &zmq::Socket, deadline: Instant) -> Result<bool, ToolError> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let millis = i64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i64::MAX);
@@ -43,7 +47,7 @@ pub fn readable_before(socket: &zmq::Socket, deadline: Instant) -> Result<bool, 
 /// Sends `action` with an empty body in Domogik's MDP framing (what its
 /// `MQSyncReq` sends) and returns the reply, or says which endpoint did
 /// not answer within `timeout`.
-pub fn request(
+pub(super) fn request(
     context: &zmq::Context,
     target: &Target,
     service: &str,
@@ -54,7 +58,7 @@ pub fn request(
 }
 
 /// [`request`] with a body (a JSON object's text).
-pub fn request_with(
+pub(super) fn request_with(
     context: &zmq::Context,
     target: &Target,
     service: &str,

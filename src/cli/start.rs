@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// The arguments of `start`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartOptions {
+pub(crate) struct StartOptions {
     /// The plugin's name, e.g. `diskfree` (checked by the command line).
     pub name: String,
     pub timeout: Duration,
@@ -20,7 +20,7 @@ pub struct StartOptions {
 
 /// Runs `start`: prints `started plugin NAME on HOST` and succeeds, or
 /// fails with the manager's reason.
-pub fn run(config: &Config, options: &StartOptions) -> Result<(), ToolError> {
+pub(crate) fn run(config: &Config, options: &StartOptions) -> Result<(), ToolError> {
     let target = endpoints::target(Peer::Requests, config).map_err(ToolError)?;
     let context = zmq::Context::new();
     let body = request_body(&options.name, &config.host);
@@ -31,12 +31,12 @@ pub fn run(config: &Config, options: &StartOptions) -> Result<(), ToolError> {
 }
 
 /// `{"type": "plugin", "name": NAME, "host": HOST}`.
-pub fn request_body(name: &str, host: &str) -> String {
+pub(crate) fn request_body(name: &str, host: &str) -> String {
     serde_json::json!({"type": "plugin", "name": name, "host": host}).to_string()
 }
 
 /// What a `plugin.start.result` (or `error`) reply means, as one line.
-pub fn outcome(reply: &ReceivedReply, name: &str, host: &str) -> Result<String, String> {
+pub(crate) fn outcome(reply: &ReceivedReply, name: &str, host: &str) -> Result<String, String> {
     let body: Value = serde_json::from_str(&reply.body).map_err(|e| format!("the reply body is not JSON: {e}"))?;
     let reason = || match body.get("reason") {
         Some(Value::String(reason)) if !reason.is_empty() => table::clean(reason),

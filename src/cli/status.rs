@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// The arguments of `status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusOptions {
+pub(crate) struct StatusOptions {
     /// The plugin's name, e.g. `diskfree` (checked by the command line).
     pub name: String,
     pub status: Status,
@@ -38,7 +38,7 @@ pub struct StatusOptions {
 const FLUSH_LINGER_MS: i32 = 1000;
 
 /// Runs `status`.
-pub fn run(config: &Config, options: &StatusOptions) -> Result<(), ToolError> {
+pub(crate) fn run(config: &Config, options: &StatusOptions) -> Result<(), ToolError> {
     let target = endpoints::target(Peer::StatusIntake, config).map_err(ToolError)?;
     let deadline = Instant::now() + options.timeout;
     let context = zmq::Context::new();

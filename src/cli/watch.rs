@@ -18,15 +18,15 @@ use super::render::{changes, colour};
 use super::{net, stdout_failed, ToolError};
 use crate::core::config::Config;
 use crate::core::manager::DETAIL_CATEGORY;
-use crate::sys::signals::SignalPipe;
 use crate::core::wire;
+use crate::sys::signals::SignalPipe;
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 /// The options of `watch`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchOptions {
+pub(crate) struct WatchOptions {
     /// How long the first fetch waits for the manager's reply.
     pub timeout: Duration,
 }
@@ -36,7 +36,7 @@ const SLOT_SUB: usize = 0;
 const SLOT_SIGNALS: usize = 1;
 
 /// Runs `watch` until a signal, or until stdout is closed.
-pub fn run(config: &Config, options: &WatchOptions) -> Result<(), ToolError> {
+pub(crate) fn run(config: &Config, options: &WatchOptions) -> Result<(), ToolError> {
     let target = endpoints::target(Peer::Publications, config).map_err(ToolError)?;
     let context = zmq::Context::new();
     let sub = net::connect(&context, zmq::SUB, &target)?;

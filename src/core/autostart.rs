@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 /// The clients whose `auto_startup` was already decided.
 #[derive(Debug, Clone, Default)]
-pub struct AutoStart {
+pub(crate) struct AutoStart {
     decided: BTreeSet<String>,
 }
 
@@ -19,7 +19,7 @@ impl AutoStart {
     /// known for the first time and true. A value that changes later
     /// starts nothing (Domogik reads it when the manager starts; a user
     /// starts a plugin by hand).
-    pub fn due<'a>(&mut self, values: impl IntoIterator<Item = (&'a str, Option<bool>)>) -> Vec<String> {
+    pub(crate) fn due<'a>(&mut self, values: impl IntoIterator<Item = (&'a str, Option<bool>)>) -> Vec<String> {
         let mut start = Vec::new();
         for (name, value) in values {
             // Called at every turn: no allocation for the clients decided.
@@ -34,7 +34,7 @@ impl AutoStart {
     }
 
     /// The package of `name` is gone: when it comes back, it is decided again.
-    pub fn forget(&mut self, name: &str) {
+    pub(crate) fn forget(&mut self, name: &str) {
         self.decided.remove(name);
     }
 }

@@ -12,23 +12,23 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// A line longer than this (in bytes) is cut, and the rest of it skipped.
-pub const MAX_LINE_BYTES: usize = 1024;
+pub(crate) const MAX_LINE_BYTES: usize = 1024;
 /// The lines kept to show when the plugin dies.
-pub const TAIL_LINES: usize = 10;
+pub(crate) const TAIL_LINES: usize = 10;
 /// At most this many lines of one plugin are logged per [`LOG_WINDOW`];
 /// the others are counted, and kept in the tail.
-pub const LOG_BURST: u32 = 20;
-pub const LOG_WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const LOG_BURST: u32 = 20;
+pub(crate) const LOG_WINDOW: Duration = Duration::from_secs(10);
 
 /// Which pipe a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     Stdout,
     Stderr,
 }
 
 impl Stream {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
@@ -45,7 +45,7 @@ impl Stream {
 
 /// A line to log, and how many lines were suppressed before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
+pub(crate) struct Line {
     pub stream: Stream,
     pub text: String,
     pub suppressed: u64,
@@ -60,7 +60,7 @@ struct Partial {
 
 /// One plugin's output.
 #[derive(Debug, Clone)]
-pub struct Output {
+pub(crate) struct Output {
     partial: [Partial; 2],
     tail: VecDeque<(Stream, String)>,
     limiter: RateLimiter,
@@ -78,7 +78,7 @@ impl Default for Output {
 
 impl Output {
     /// Takes bytes read from `stream`; returns the lines to log now.
-    pub fn feed(&mut self, stream: Stream, bytes: &[u8], now: Instant) -> Vec<Line> {
+    pub(crate) fn feed(&mut self, stream: Stream, bytes: &[u8], now: Instant) -> Vec<Line> {
         let mut complete = Vec::new();
         let Some(partial) = self.partial.get_mut(stream.index()) else {
             return Vec::new();
@@ -112,7 +112,7 @@ impl Output {
     }
 
     /// The stream closed: what is left of its last line, if anything.
-    pub fn finish(&mut self, stream: Stream, now: Instant) -> Vec<Line> {
+    pub(crate) fn finish(&mut self, stream: Stream, now: Instant) -> Vec<Line> {
         let Some(partial) = self.partial.get_mut(stream.index()) else {
             return Vec::new();
         };
@@ -139,7 +139,7 @@ impl Output {
     }
 
     /// The last lines printed, oldest first.
-    pub fn tail(&self) -> impl Iterator<Item = (Stream, &str)> + '_ {
+    pub(crate) fn tail(&self) -> impl Iterator<Item = (Stream, &str)> + '_ {
         self.tail.iter().map(|(stream, text)| (*stream, text.as_str()))
     }
 }

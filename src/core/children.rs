@@ -13,21 +13,21 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 /// Domogik kills a plugin still running this long after its `stop-request`.
-pub const DEFAULT_KILL_DELAY: Duration = Duration::from_secs(15);
+pub(crate) const DEFAULT_KILL_DELAY: Duration = Duration::from_secs(15);
 /// After the SIGTERM that follows the kill delay, SIGKILL comes this long
 /// later at most (sooner when the kill delay itself is shorter).
-pub const MAX_TERM_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const MAX_TERM_GRACE: Duration = Duration::from_secs(5);
 /// The first restart of a crashed plugin waits this long...
-pub const RESTART_FIRST_DELAY: Duration = Duration::from_secs(1);
+pub(crate) const RESTART_FIRST_DELAY: Duration = Duration::from_secs(1);
 /// ...each further crash in a row doubles the wait, up to this.
-pub const RESTART_MAX_DELAY: Duration = Duration::from_secs(300);
+pub(crate) const RESTART_MAX_DELAY: Duration = Duration::from_secs(300);
 /// A run at least this long before a crash starts the doubling over.
-pub const RESTART_STABLE_RUN: Duration = Duration::from_secs(60);
+pub(crate) const RESTART_STABLE_RUN: Duration = Duration::from_secs(60);
 
 /// Which plugins are started again after they die (config `restart`).
 /// Off by default, as in Domogik.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum RestartSet {
+pub(crate) enum RestartSet {
     #[default]
     Nobody,
     Everyone,
@@ -35,7 +35,7 @@ pub enum RestartSet {
 }
 
 impl RestartSet {
-    pub fn includes(&self, name: &str) -> bool {
+    pub(crate) fn includes(&self, name: &str) -> bool {
         match self {
             RestartSet::Nobody => false,
             RestartSet::Everyone => true,
@@ -46,7 +46,7 @@ impl RestartSet {
 
 /// How long to wait before killing, and whom to restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
+pub(crate) struct Policy {
     pub kill_delay: Duration,
     pub restart: RestartSet,
 }
@@ -62,7 +62,7 @@ impl Default for Policy {
 
 /// How a process ended, from `waitpid`'s status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     Code(i32),
     Signal(i32),
 }
@@ -99,13 +99,13 @@ fn signal_name(signal: i32) -> Option<&'static str> {
 
 /// The signals the manager sends to a plugin's process group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kill {
+pub(crate) enum Kill {
     Term,
     Kill,
 }
 
 impl Kill {
-    pub fn number(self) -> i32 {
+    pub(crate) fn number(self) -> i32 {
         match self {
             Kill::Term => libc::SIGTERM,
             Kill::Kill => libc::SIGKILL,
@@ -115,7 +115,7 @@ impl Kill {
 
 /// Something the loop must do now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Order {
+pub(crate) enum Order {
     /// Send `signal` to process group `group` (the plugin's pid), because
     /// it did not exit `waited` after its `stop-request`.
     Signal {
@@ -130,7 +130,7 @@ pub enum Order {
 
 /// A plugin process that exited, and what it means for its client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ended {
+pub(crate) struct Ended {
     pub name: String,
     pub pid: u32,
     /// `stopped` for a clean stop, `dead` otherwise.
@@ -167,42 +167,38 @@ struct Entry {
 
 /// Every plugin process the manager started, by plugin name.
 #[derive(Debug, Clone, Default)]
-pub struct Children {
+pub(crate) struct Children {
     policy: Policy,
     by_name: BTreeMap<String, Entry>,
 }
 
 impl Children {
-    pub fn new(policy: Policy) -> Children {
+    pub(crate) fn new(policy: Policy) -> Children {
         Children {
             policy,
             by_name: BTreeMap::new(),
         }
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     /// The pid of plugin `name`'s process, while it has not exited.
-    pub fn pid(&self, name: &str) -> Option<u32> {
+    pub(crate) fn pid(&self, name: &str) -> Option<u32> {
         self.by_name.get(name)?.run.as_ref().map(|run| run.pid)
     }
 
     /// Every running child: `(name, pid)`.
-    pub fn running(&self) -> impl Iterator<Item = (&str, u32)> + '_ {
+    pub(crate) fn running(&self) -> impl Iterator<Item = (&str, u32)> + '_ {
         self.by_name
             .iter()
             .filter_map(|(name, entry)| entry.run.as_ref().map(|run| (name.as_str(), run.pid)))
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.running().next().is_none()
     }
 
     /// Records a process just spawned for plugin `name`; a pending restart
     /// of it is void.
-    pub fn spawned(&mut self, name: &str, pid: u32, auto: bool, now: Instant) {
+    pub(crate) fn spawned(&mut self, name: &str, pid: u32, auto: bool, now: Instant) {
         let entry = self.by_name.entry(name.to_owned()).or_default();
         entry.restart_at = None;
         entry.auto = auto;
@@ -220,7 +216,7 @@ impl Children {
 
     /// A status plugin `name` announced. `stop-request` (or `stopped`, in
     /// case the `stop-request` was missed) starts the kill delay.
-    pub fn observe(&mut self, name: &str, status: Status, now: Instant) {
+    pub(crate) fn observe(&mut self, name: &str, status: Status, now: Instant) {
         let Some(run) = self.by_name.get_mut(name).and_then(|entry| entry.run.as_mut()) else {
             return;
         };
@@ -235,7 +231,7 @@ impl Children {
 
     /// The manager stops: every child is asked to stop (SIGTERM to its
     /// group, returned), and its exit will be a clean one.
-    pub fn stop_all(&mut self) -> Vec<Order> {
+    pub(crate) fn stop_all(&mut self) -> Vec<Order> {
         let mut orders = Vec::new();
         for (name, entry) in &mut self.by_name {
             entry.restart_at = None;
@@ -253,7 +249,7 @@ impl Children {
     }
 
     /// Process `pid` exited (reaped). `None` if it is no child of ours.
-    pub fn exited(&mut self, pid: u32, exit: Exit, now: Instant) -> Option<Ended> {
+    pub(crate) fn exited(&mut self, pid: u32, exit: Exit, now: Instant) -> Option<Ended> {
         let (name, entry) = self
             .by_name
             .iter_mut()
@@ -295,7 +291,7 @@ impl Children {
     }
 
     /// Plugin `name`'s package is gone: no restart of it is pending any more.
-    pub fn forget(&mut self, name: &str) {
+    pub(crate) fn forget(&mut self, name: &str) {
         if let Some(entry) = self.by_name.get_mut(name) {
             entry.restart_at = None;
             if entry.run.is_none() {
@@ -305,7 +301,7 @@ impl Children {
     }
 
     /// The nearest time at which [`Children::due`] has something to do.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.by_name
             .values()
             .filter_map(|entry| {
@@ -316,7 +312,7 @@ impl Children {
     }
 
     /// How long a process group may take to exit after SIGTERM before SIGKILL.
-    pub fn term_grace(&self) -> Duration {
+    pub(crate) fn term_grace(&self) -> Duration {
         self.policy.kill_delay.min(MAX_TERM_GRACE)
     }
 
@@ -330,7 +326,7 @@ impl Children {
     }
 
     /// What is due at `now`: signals to send, plugins to start again.
-    pub fn due(&mut self, now: Instant) -> Vec<Order> {
+    pub(crate) fn due(&mut self, now: Instant) -> Vec<Order> {
         let (kill_delay, grace) = (self.policy.kill_delay, self.term_grace());
         let mut orders = Vec::new();
         for (name, entry) in &mut self.by_name {
@@ -368,7 +364,7 @@ impl Children {
 
 /// The wait before the restart that follows `failures` crashes in a row:
 /// 1 s, 2 s, 4 s... up to [`RESTART_MAX_DELAY`].
-pub fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
     RESTART_FIRST_DELAY
         .saturating_mul(1 << doublings)

@@ -9,8 +9,8 @@
 //! publish.
 
 use crate::core::liveness::{self, Now};
-use crate::core::packages::PackageFiles;
 use crate::core::packages::Package;
+use crate::core::packages::PackageFiles;
 use crate::core::status::Status;
 use crate::core::views::v05::{self, Derived};
 use crate::core::wire;
@@ -19,11 +19,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// At most this many history entries per client (PROTOCOL.md §8).
-pub const MAX_HISTORY: usize = 20;
+pub(crate) const MAX_HISTORY: usize = 20;
 /// A status comment longer than this many characters is cut (with `...`):
 /// it is kept in the history and shown in four views, and a peer could
 /// otherwise make each status change cost megabytes (docs/PROTOCOL.md §7).
-pub const MAX_COMMENT_CHARS: usize = 1000;
+pub(crate) const MAX_COMMENT_CHARS: usize = 1000;
 
 /// `comment`, cut to [`MAX_COMMENT_CHARS`].
 fn bounded(comment: String) -> String {
@@ -40,7 +40,7 @@ fn bounded(comment: String) -> String {
 
 /// One change of a client's status.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HistoryEntry {
+pub(crate) struct HistoryEntry {
     pub status: Status,
     /// The comment of the status message, or the manager's reason (a dead
     /// client, a broken package); `None` when there was none.
@@ -51,7 +51,7 @@ pub struct HistoryEntry {
 
 /// What `dbmgr` says of a client's configuration (PROTOCOL.md §8).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Configuration {
+pub(crate) struct Configuration {
     /// `None` while unknown (standalone, or `dbmgr` has not answered).
     pub configured: Option<bool>,
     /// Parameter values by key; a key `dbmgr` says is unset is absent.
@@ -60,7 +60,7 @@ pub struct Configuration {
 
 /// One plugin package and what we know of its process.
 #[derive(Debug, Clone)]
-pub struct Client {
+pub(crate) struct Client {
     pub(crate) status: Status,
     pub(crate) package: Package,
     pub(crate) files: PackageFiles,
@@ -85,11 +85,11 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         self.status
     }
 
-    pub fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         matches!(self.package, Package::Valid { .. })
     }
 
@@ -109,7 +109,8 @@ impl Client {
     fn seen(&mut self, now: Now) {
         self.last_seen = now.unix;
         self.heard_at = now.mono;
-        self.last_seen_json = serde_json::value::RawValue::from_string(crate::core::pyjson::python_float_repr(now.unix)).ok();
+        self.last_seen_json =
+            serde_json::value::RawValue::from_string(crate::core::pyjson::python_float_repr(now.unix)).ok();
     }
 
     /// Changes the status, recording it in the history.
@@ -147,7 +148,7 @@ impl std::fmt::Display for StatusRejected {
 
 /// What an accepted status message did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
+pub(crate) enum Applied {
     /// The status changed: publish.
     Changed,
     /// The same status again (a heartbeat): only `last_seen` moved, which
@@ -162,51 +163,47 @@ fn client_id(name: &str, host: &str) -> String {
 
 /// Every plugin client of this host, keyed by plugin name.
 #[derive(Debug, Clone)]
-pub struct Clients {
+pub(crate) struct Clients {
     host: String,
     by_name: BTreeMap<String, Client>,
 }
 
 impl Clients {
-    pub fn new(host: impl Into<String>) -> Clients {
+    pub(crate) fn new(host: impl Into<String>) -> Clients {
         Clients {
             host: host.into(),
             by_name: BTreeMap::new(),
         }
     }
 
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         &self.host
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_name.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
-
     /// The clients by plugin name, in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Client)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Client)> {
         self.by_name.iter().map(|(name, client)| (name.as_str(), client))
     }
 
-    pub fn get(&self, name: &str) -> Option<&Client> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Client> {
         self.by_name.get(name)
     }
 
     /// The seed dialect's client id of plugin `name` on this host.
-    pub fn client_id(&self, name: &str) -> String {
+    pub(crate) fn client_id(&self, name: &str) -> String {
         client_id(name, &self.host)
     }
 
-    pub fn status(&self, name: &str) -> Option<Status> {
+    pub(crate) fn status(&self, name: &str) -> Option<Status> {
         self.by_name.get(name).map(|client| client.status)
     }
 
     /// The history of plugin `name`, newest first.
-    pub fn history(&self, name: &str) -> Option<&VecDeque<HistoryEntry>> {
+    pub(crate) fn history(&self, name: &str) -> Option<&VecDeque<HistoryEntry>> {
         self.by_name.get(name).map(|client| &client.history)
     }
 
@@ -215,7 +212,7 @@ impl Clients {
     /// A valid package keeps its client's status; a broken one is
     /// `invalid`; one that was broken and is fixed starts again as `unknown`.
     /// Returns whether anything a user interface sees changed.
-    pub fn upsert_package(&mut self, name: &str, package: Package, now: Now) -> bool {
+    pub(crate) fn upsert_package(&mut self, name: &str, package: Package, now: Now) -> bool {
         let fresh_status = match package {
             Package::Valid { .. } => Status::Unknown,
             Package::Invalid { .. } => Status::Invalid,
@@ -257,7 +254,7 @@ impl Clients {
     }
 
     /// Replaces a package's extra files; whether they changed.
-    pub fn set_files(&mut self, name: &str, files: PackageFiles) -> bool {
+    pub(crate) fn set_files(&mut self, name: &str, files: PackageFiles) -> bool {
         match self.by_name.get_mut(name) {
             Some(client) if client.files != files => {
                 client.files = files;
@@ -269,13 +266,13 @@ impl Clients {
     }
 
     /// Removes the client of a package whose folder is gone.
-    pub fn remove_package(&mut self, name: &str) -> bool {
+    pub(crate) fn remove_package(&mut self, name: &str) -> bool {
         self.by_name.remove(name).is_some()
     }
 
     /// Applies a status announced by plugin `name` running on `host`.
     /// Every accepted status but `dead` updates `last_seen`, repeats included.
-    pub fn set_status(
+    pub(crate) fn set_status(
         &mut self,
         name: &str,
         host: &str,
@@ -303,7 +300,7 @@ impl Clients {
 
     /// Makes `dead` every client silent for more than `dead_after`
     /// (src/liveness.rs) and returns their names.
-    pub fn expire(&mut self, dead_after: Duration, now: Now) -> Vec<String> {
+    pub(crate) fn expire(&mut self, dead_after: Duration, now: Now) -> Vec<String> {
         let mut dead = Vec::new();
         for (name, client) in &mut self.by_name {
             if liveness::is_dead(client.status, client.heard_at, dead_after, now.mono) {
@@ -315,7 +312,7 @@ impl Clients {
     }
 
     /// When the next client becomes dead if it stays silent; `None` if none can.
-    pub fn next_death(&self, dead_after: Duration) -> Option<Instant> {
+    pub(crate) fn next_death(&self, dead_after: Duration) -> Option<Instant> {
         self.by_name
             .values()
             .filter_map(|client| liveness::dead_at(client.status, client.heard_at, dead_after))
@@ -324,7 +321,7 @@ impl Clients {
 
     /// The manager started plugin `name` as process `pid`: it is
     /// `starting`, and the dead rule counts from now.
-    pub fn process_started(&mut self, name: &str, pid: u32, now: Now) -> bool {
+    pub(crate) fn process_started(&mut self, name: &str, pid: u32, now: Now) -> bool {
         let Some(client) = self.by_name.get_mut(name) else {
             return false;
         };
@@ -342,7 +339,7 @@ impl Clients {
     /// `comment` saying how, recorded even when the status is already the
     /// same (a plugin the dead rule had declared dead: its exit says why).
     /// A client whose package broke meanwhile keeps `invalid`.
-    pub fn process_ended(&mut self, name: &str, status: Status, comment: String, now: Now) -> bool {
+    pub(crate) fn process_ended(&mut self, name: &str, status: Status, comment: String, now: Now) -> bool {
         let Some(client) = self.by_name.get_mut(name) else {
             return false;
         };
@@ -353,31 +350,20 @@ impl Clients {
         true
     }
 
-    /// Records the process id of the plugin the manager started (0: none).
-    pub fn set_pid(&mut self, name: &str, pid: u32) -> bool {
-        match self.by_name.get_mut(name) {
-            Some(client) if client.pid != pid => {
-                client.pid = pid;
-                true
-            }
-            _ => false,
-        }
-    }
-
     /// A parameter's value as `dbmgr` gave it (`auto_startup`: `"True"`...);
     /// `None` while unknown or unset.
-    pub fn parameter_value(&self, name: &str, key: &str) -> Option<&Value> {
+    pub(crate) fn parameter_value(&self, name: &str, key: &str) -> Option<&Value> {
         self.by_name.get(name)?.configuration.values.get(key)
     }
 
     /// Whether a parameter's value is true as Domogik reads it (`1`,
     /// `true`, `True`, or the JSON true); `None` while unknown.
-    pub fn parameter_is_true(&self, name: &str, key: &str) -> Option<bool> {
+    pub(crate) fn parameter_is_true(&self, name: &str, key: &str) -> Option<bool> {
         self.parameter_value(name, key).map(is_true)
     }
 
     /// Replaces what `dbmgr` said of plugin `name`; whether it changed.
-    pub fn set_configuration(&mut self, name: &str, configuration: Configuration) -> bool {
+    pub(crate) fn set_configuration(&mut self, name: &str, configuration: Configuration) -> bool {
         match self.by_name.get_mut(name) {
             Some(client) if client.configuration != configuration => {
                 client.configuration = configuration;
@@ -391,7 +377,7 @@ impl Clients {
 
 /// Domogik's truth of a configuration value: `1`, `true`, `True` (as text
 /// or as JSON).
-pub fn is_true(value: &Value) -> bool {
+pub(crate) fn is_true(value: &Value) -> bool {
     match value {
         Value::Bool(value) => *value,
         Value::Number(number) => number.as_u64() == Some(1),
@@ -535,7 +521,7 @@ mod tests {
         clients.upsert_package("a", valid("{}"), t0());
         assert!(clients.remove_package("a"));
         assert!(!clients.remove_package("a"));
-        assert!(clients.is_empty());
+        assert_eq!(clients.len(), 0);
     }
 
     #[test]
@@ -615,9 +601,8 @@ mod tests {
     fn pid_and_parameter_values_for_the_children_supervisor() {
         let mut clients = Clients::new("h");
         clients.upsert_package("a", valid("{}"), t0());
-        assert!(clients.set_pid("a", 4242));
-        assert!(!clients.set_pid("a", 4242));
-        assert!(!clients.set_pid("zz", 1));
+        assert!(clients.process_started("a", 4242, t0()));
+        assert!(!clients.process_started("zz", 1, t0()));
         assert_eq!(clients.get("a").unwrap().pid, 4242);
         assert_eq!(clients.parameter_is_true("a", "auto_startup"), None);
         let mut values = BTreeMap::new();

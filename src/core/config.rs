@@ -10,11 +10,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub const DEFAULT_PATH: &str = "/etc/domogik/manager.cfg";
-pub const DEFAULT_PACKAGES_DIR: &str = "/var/lib/domogik/domogik_packages";
+pub(crate) const DEFAULT_PATH: &str = "/etc/domogik/manager.cfg";
+pub(crate) const DEFAULT_PACKAGES_DIR: &str = "/var/lib/domogik/domogik_packages";
 /// Where Domogik 0.5 keeps its data types: its resources folder, under
 /// its libraries path (`/var/lib/domogik`, which also holds the packages).
-pub const DEFAULT_DATATYPES_FILE: &str = "/var/lib/domogik/domogik/resources/datatypes.json";
+pub(crate) const DEFAULT_DATATYPES_FILE: &str = "/var/lib/domogik/domogik/resources/datatypes.json";
 /// Domogik refuses longer host names; so do we.
 pub const MAX_HOST_LEN: usize = 16;
 const MAX_RESCAN_INTERVAL: u64 = 24 * 60 * 60;
@@ -37,14 +37,15 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn bind(address: impl Into<String>) -> Endpoint {
+    #[cfg(test)]
+    pub(crate) fn bind(address: impl Into<String>) -> Endpoint {
         Endpoint {
             direction: Direction::Bind,
             address: address.into(),
         }
     }
 
-    pub fn connect(address: impl Into<String>) -> Endpoint {
+    pub(crate) fn connect(address: impl Into<String>) -> Endpoint {
         Endpoint {
             direction: Direction::Connect,
             address: address.into(),
@@ -84,7 +85,7 @@ impl Endpoint {
     }
 
     /// True for a TCP endpoint bound on every interface.
-    pub fn binds_every_interface(&self) -> bool {
+    pub(crate) fn binds_every_interface(&self) -> bool {
         self.direction == Direction::Bind
             && ["tcp://*:", "tcp://0.0.0.0:", "tcp://[::]:"]
                 .iter()
@@ -110,14 +111,14 @@ pub struct Config {
     pub packages_dir: PathBuf,
     pub rescan_interval: Duration,
     pub service: String,
-    pub log_level: Level,
+    pub(crate) log_level: Level,
     pub sub_endpoint: Endpoint,
     pub pub_endpoint: Endpoint,
     /// `rep_endpoint = @X` answers requests on a bound socket (standalone
     /// layout); `>X` is the MDP worker connected to Domogik's broker at X.
     pub rep_endpoint: Endpoint,
     /// How plugins are run and watched (PROTOCOL.md §9).
-    pub plugins: PluginsConfig,
+    pub(crate) plugins: PluginsConfig,
     /// The address `[mq] ip = *` was resolved to for connecting sockets
     /// (for the log), `None` when ip is not `*`.
     pub star_ip: Option<String>,
@@ -132,15 +133,15 @@ pub struct Config {
 
 /// The keys about plugin processes: `python`, `pythonpath`, `kill_delay`, `restart`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PluginsConfig {
+pub(crate) struct PluginsConfig {
     /// The interpreter plugins are run with (default `/usr/bin/python`).
-    pub python: PathBuf,
+    pub(crate) python: PathBuf,
     /// `PYTHONPATH` given to the plugins (Domogik's libraries); `None`: unset.
-    pub pythonpath: Option<PathBuf>,
-    pub policy: crate::core::children::Policy,
+    pub(crate) pythonpath: Option<PathBuf>,
+    pub(crate) policy: crate::core::children::Policy,
 }
 
-pub const DEFAULT_PYTHON: &str = "/usr/bin/python";
+pub(crate) const DEFAULT_PYTHON: &str = "/usr/bin/python";
 const MAX_KILL_DELAY: u64 = 3600;
 
 /// A configuration that cannot be used, with the file it came from.
@@ -161,7 +162,7 @@ impl std::error::Error for ConfigError {}
 /// What the config's defaults depend on, read from the machine by
 /// `disk::load_config`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Machine {
+pub(crate) struct Machine {
     pub hostname: String,
     /// The first non-loopback IPv4 address, for `[mq] ip = *` on sockets
     /// that connect; `None` when there is none (then 127.0.0.1).
@@ -171,7 +172,7 @@ pub struct Machine {
 /// Domogik's MQ resolves `ip = *` to the host's first IPv4 address that
 /// is not a loopback one: `addresses` are `(address, on a loopback
 /// interface)` in the interfaces' order.
-pub fn first_non_loopback_ipv4(addresses: &[(std::net::Ipv4Addr, bool)]) -> Option<std::net::Ipv4Addr> {
+pub(crate) fn first_non_loopback_ipv4(addresses: &[(std::net::Ipv4Addr, bool)]) -> Option<std::net::Ipv4Addr> {
     addresses
         .iter()
         .find(|(address, loopback)| !loopback && !address.is_loopback())
@@ -181,7 +182,7 @@ pub fn first_non_loopback_ipv4(addresses: &[(std::net::Ipv4Addr, bool)]) -> Opti
 /// Domogik's host name from the machine's: the first label, lower-cased,
 /// every `-` removed, cut to [`MAX_HOST_LEN`] characters (`domo-box.lan`
 /// is `domobox` to every plugin).
-pub fn sanitize_hostname(hostname: &str) -> String {
+pub(crate) fn sanitize_hostname(hostname: &str) -> String {
     hostname
         .split('.')
         .next()
@@ -227,7 +228,7 @@ pub fn parse(text: &str, path: &Path, hostname: &str) -> Result<Config, ConfigEr
 }
 
 /// [`parse`] with every fact about the machine given.
-pub fn parse_on(text: &str, path: &Path, machine: &Machine) -> Result<Config, ConfigError> {
+pub(crate) fn parse_on(text: &str, path: &Path, machine: &Machine) -> Result<Config, ConfigError> {
     validate(text, path, machine).map_err(|message| ConfigError {
         path: path.to_owned(),
         message,
@@ -293,10 +294,20 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
                 crate::core::children::DEFAULT_KILL_DELAY,
                 read_kill_delay,
             )?,
-            restart: sections.get("manager", "restart", crate::core::children::RestartSet::Nobody, read_restart)?,
+            restart: sections.get(
+                "manager",
+                "restart",
+                crate::core::children::RestartSet::Nobody,
+                read_restart,
+            )?,
         },
     };
-    let dead_after = sections.get("manager", "dead_after", crate::core::liveness::DEFAULT_DEAD_AFTER, read_delay)?;
+    let dead_after = sections.get(
+        "manager",
+        "dead_after",
+        crate::core::liveness::DEFAULT_DEAD_AFTER,
+        read_delay,
+    )?;
     let dbmgr_timeout = sections.get("manager", "dbmgr_timeout", Duration::from_secs(5), read_delay)?;
     let status_interval = sections.get(
         "manager",
@@ -346,7 +357,10 @@ fn read_restart(text: &str) -> Result<crate::core::children::RestartSet, String>
         .filter(|name| !name.is_empty())
         .map(str::to_owned)
         .collect();
-    match names.iter().find(|name| !crate::core::packages::is_valid_plugin_name(name)) {
+    match names
+        .iter()
+        .find(|name| !crate::core::packages::is_valid_plugin_name(name))
+    {
         Some(bad) => Err(format!(
             "{bad:?} is not a plugin name: expected * or names in lower-case letters and digits"
         )),

@@ -8,10 +8,10 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// Larger files are refused (Domogik's is about 20 KiB).
-pub const MAX_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Judges the bytes of the file: a JSON object, re-serialised as Python would.
-pub fn parse(bytes: &[u8]) -> Result<Box<RawValue>, String> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Box<RawValue>, String> {
     if bytes.len() as u64 > MAX_BYTES {
         return Err(format!("is larger than {MAX_BYTES} bytes"));
     }

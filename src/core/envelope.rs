@@ -12,7 +12,7 @@
 
 /// A request as a ROUTER socket delivers it: the routing id it prepends,
 /// then the peer's frames.
-pub type Frames = Vec<Vec<u8>>;
+pub(crate) type Frames = Vec<Vec<u8>>;
 
 /// Splits a message received on a ROUTER socket as REP would: the envelope
 /// is every frame up to and including the first empty frame that has more

@@ -6,22 +6,22 @@ use crate::core::status::Status;
 use std::time::{Duration, Instant};
 
 /// Domogik 0.5 declares a client dead after this long without a status.
-pub const DEFAULT_DEAD_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_DEAD_AFTER: Duration = Duration::from_secs(30);
 /// Domogik's components publish their status again this often.
-pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(15);
+pub(crate) const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(15);
 
 /// One moment, as both clocks see it: `mono` for deadlines (immune to the
 /// wall clock being set), `unix` (seconds, a float) for what is shown:
 /// `last_seen`, history timestamps, msg_ids.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Now {
+pub(crate) struct Now {
     pub mono: Instant,
     pub unix: f64,
 }
 
 impl Now {
     /// The system's clocks, for the event loop (never called by pure code).
-    pub fn system() -> Now {
+    pub(crate) fn system() -> Now {
         Now {
             mono: Instant::now(),
             unix: crate::core::wire::unix_seconds(std::time::SystemTime::now()),
@@ -29,7 +29,8 @@ impl Now {
     }
 
     /// `seconds` later on both clocks (for tests and fake clocks).
-    pub fn later(self, by: Duration) -> Now {
+    #[cfg(test)]
+    pub(crate) fn later(self, by: Duration) -> Now {
         Now {
             mono: self.mono + by,
             unix: self.unix + by.as_secs_f64(),
@@ -41,24 +42,24 @@ impl Now {
 /// becomes `dead` when it stops: `starting`, `alive` and `stop-request`.
 /// Every other status (`unknown`, `stopped`, `invalid`, `dead`,
 /// `not-configured`) is one a silent plugin may stay in for ever.
-pub fn can_die(status: Status) -> bool {
+pub(crate) fn can_die(status: Status) -> bool {
     matches!(status, Status::Starting | Status::Alive | Status::StopRequest)
 }
 
 /// When a client in `status`, last heard at `heard_at`, becomes dead;
 /// `None` if it never does.
-pub fn dead_at(status: Status, heard_at: Instant, dead_after: Duration) -> Option<Instant> {
+pub(crate) fn dead_at(status: Status, heard_at: Instant, dead_after: Duration) -> Option<Instant> {
     can_die(status).then(|| heard_at + dead_after)
 }
 
 /// Whether a client is dead at `now` ("not heard from for *more than*
 /// `dead_after`": at exactly `dead_after` it is still alive).
-pub fn is_dead(status: Status, heard_at: Instant, dead_after: Duration, now: Instant) -> bool {
+pub(crate) fn is_dead(status: Status, heard_at: Instant, dead_after: Duration, now: Instant) -> bool {
     dead_at(status, heard_at, dead_after).is_some_and(|deadline| now > deadline)
 }
 
 /// The `comment` of a status the manager decides itself: Domogik gave none.
-pub fn dead_comment(dead_after: Duration) -> String {
+pub(crate) fn dead_comment(dead_after: Duration) -> String {
     format!("no status received for more than {} s", seconds_text(dead_after))
 }
 
@@ -72,7 +73,7 @@ fn seconds_text(duration: Duration) -> String {
 /// `manager`): `starting` once, then `alive` every interval, and `stopped`
 /// when it leaves (sent by the loop on its way out, not scheduled here).
 #[derive(Debug, Clone)]
-pub struct OwnStatus {
+pub(crate) struct OwnStatus {
     interval: Duration,
     next: Instant,
     started: bool,
@@ -80,7 +81,7 @@ pub struct OwnStatus {
 
 impl OwnStatus {
     /// The first status (`starting`) is due at once.
-    pub fn new(interval: Duration, now: Instant) -> OwnStatus {
+    pub(crate) fn new(interval: Duration, now: Instant) -> OwnStatus {
         OwnStatus {
             interval,
             next: now,
@@ -89,14 +90,14 @@ impl OwnStatus {
     }
 
     /// When the next status is due.
-    pub fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self) -> Instant {
         self.next
     }
 
     /// The status to publish now, if one is due: `starting` the first
     /// time, `alive` after. The next one is due an interval after `now`, so
     /// a loop that was held up does not publish a burst to catch up.
-    pub fn due(&mut self, now: Instant) -> Option<Status> {
+    pub(crate) fn due(&mut self, now: Instant) -> Option<Status> {
         if now < self.next {
             return None;
         }

@@ -43,7 +43,7 @@ impl From<Level> for log::Level {
 /// Lets through at most `burst` lines per `window`, and counts the rest
 /// so the next line that goes through can say how many were suppressed.
 #[derive(Debug, Clone)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     window: Duration,
     burst: u32,
     window_start: Option<Instant>,
@@ -53,7 +53,7 @@ pub struct RateLimiter {
 
 /// What to do with one line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Write it; `suppressed` lines were dropped since the last one written.
     Write {
         suppressed: u64,
@@ -62,7 +62,7 @@ pub enum Verdict {
 }
 
 impl RateLimiter {
-    pub fn new(burst: u32, window: Duration) -> RateLimiter {
+    pub(crate) fn new(burst: u32, window: Duration) -> RateLimiter {
         RateLimiter {
             window,
             burst,
@@ -72,7 +72,7 @@ impl RateLimiter {
         }
     }
 
-    pub fn check(&mut self, now: Instant) -> Verdict {
+    pub(crate) fn check(&mut self, now: Instant) -> Verdict {
         let window_over = self
             .window_start
             .is_none_or(|start| now.duration_since(start) >= self.window);

@@ -20,14 +20,11 @@ mod requests;
 #[cfg(test)]
 mod testing;
 
-pub use plugins::{NoStarter, Starter};
-pub use publications::{
-    Publications, DETAIL_CATEGORY, LIST_CATEGORY, PACKAGE_DETAIL_CATEGORY, V05_CONVERSION_CATEGORY,
-    V05_DETAIL_CATEGORY, V05_LIST_CATEGORY, VIEW_CATEGORIES,
-};
-pub use requests::{
-    Reply, DETAIL_GET, DETAIL_RESULT, ERROR_ACTION, LIST_GET, LIST_RESULT, START_DO, START_RESULT, V05_ACTIONS,
-};
+pub(crate) use plugins::{NoStarter, Starter};
+pub use publications::{Publications, LIST_CATEGORY};
+pub(crate) use publications::{DETAIL_CATEGORY, VIEW_CATEGORIES};
+pub use requests::{Reply, DETAIL_GET, LIST_GET};
+pub(crate) use requests::{DETAIL_RESULT, ERROR_ACTION, LIST_RESULT, START_DO, START_RESULT};
 
 use crate::core::bus::dbmgr::{self, Answer, Questions};
 use crate::core::clients::{Applied, Clients, StatusRejected};
@@ -42,8 +39,8 @@ use std::time::{Duration, Instant};
 /// The prefix the manager subscribes to.
 pub const STATUS_SUBSCRIPTION: &str = "plugin";
 /// The manager's own client (PROTOCOL.md §8): type `core`, name `manager`.
-pub const OWN_TYPE: &str = "core";
-pub const OWN_NAME: &str = "manager";
+pub(crate) const OWN_TYPE: &str = "core";
+pub(crate) const OWN_NAME: &str = "manager";
 
 /// What became of a message received on the SUB socket, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,13 +98,13 @@ impl Manager {
     }
 
     /// The delays of src/liveness.rs (30 s and 15 s unless configured).
-    pub fn set_timers(&mut self, dead_after: Duration, status_interval: Duration) {
+    pub(crate) fn set_timers(&mut self, dead_after: Duration, status_interval: Duration) {
         self.dead_after = dead_after;
         self.own = OwnStatus::new(status_interval, self.now.mono);
     }
 
     /// Asks `dbmgr` for each client's configuration (on a Domogik bus).
-    pub fn enable_dbmgr(&mut self, limits: dbmgr::Limits) {
+    pub(crate) fn enable_dbmgr(&mut self, limits: dbmgr::Limits) {
         let mut questions = Questions::new(self.clients.host(), limits);
         for (name, _) in self.clients.iter() {
             questions.ask(name, self.now.mono);
@@ -116,30 +113,23 @@ impl Manager {
     }
 
     /// The time of this turn of the loop.
-    pub fn set_now(&mut self, now: Now) {
+    pub(crate) fn set_now(&mut self, now: Now) {
         self.now = now;
     }
 
-    pub fn clients(&self) -> &Clients {
+    pub(crate) fn clients(&self) -> &Clients {
         &self.clients
-    }
-
-    /// For the children supervisor: a plugin's process id (0: none).
-    pub fn set_pid(&mut self, name: &str, pid: u32) {
-        if self.clients.set_pid(name, pid) {
-            self.mark_v05_changed();
-        }
     }
 
     /// `datatypes.json` as read, or `None` when unreadable (`datatype.get`
     /// then answers `null`).
-    pub fn set_datatypes(&mut self, datatypes: Option<Box<RawValue>>) {
+    pub(crate) fn set_datatypes(&mut self, datatypes: Option<Box<RawValue>>) {
         self.datatypes = datatypes;
     }
 
     /// The nearest deadline of every timer: a client's death, our own
     /// status, a `dbmgr` question. The loop's poll waits at most until then.
-    pub fn next_deadline(&self) -> Instant {
+    pub(crate) fn next_deadline(&self) -> Instant {
         let deaths = self.clients.next_death(self.dead_after);
         let questions = self.dbmgr.as_ref().and_then(Questions::deadline);
         [deaths, questions]
@@ -150,7 +140,7 @@ impl Manager {
 
     /// Runs the timers that are due: dead clients (each with a `dead`
     /// `plugin.status` owed) and our own status. Returns the names that died.
-    pub fn run_timers(&mut self) -> Vec<String> {
+    pub(crate) fn run_timers(&mut self) -> Vec<String> {
         let dead = self.clients.expire(self.dead_after, self.now);
         for name in &dead {
             let frames = wire::encode_status_of("plugin", name, self.clients.host(), Status::Dead, None, self.now.unix);
@@ -166,12 +156,12 @@ impl Manager {
     }
 
     /// Our own `plugin.status`, e.g. `stopped` as the loop leaves.
-    pub fn own_status(&self, status: Status) -> Vec<Vec<u8>> {
+    pub(crate) fn own_status(&self, status: Status) -> Vec<Vec<u8>> {
         wire::encode_status_of(OWN_TYPE, OWN_NAME, self.clients.host(), status, None, self.now.unix)
     }
 
     /// The `dbmgr` questions to send now (DEALER frames); none standalone.
-    pub fn take_dbmgr_requests(&mut self) -> Vec<Vec<Vec<u8>>> {
+    pub(crate) fn take_dbmgr_requests(&mut self) -> Vec<Vec<Vec<u8>>> {
         let now = self.now.mono;
         self.dbmgr
             .as_mut()
@@ -181,7 +171,7 @@ impl Manager {
 
     /// Applies a reply received from `dbmgr`; the name of the plugin whose
     /// configuration it gave, or why it was not used (for the log).
-    pub fn handle_dbmgr_reply(&mut self, frames: &[Vec<u8>]) -> Result<String, dbmgr::BadAnswer> {
+    pub(crate) fn handle_dbmgr_reply(&mut self, frames: &[Vec<u8>]) -> Result<String, dbmgr::BadAnswer> {
         let Some(questions) = self.dbmgr.as_mut() else {
             return Err(dbmgr::BadAnswer::Unexpected("no question was asked".into()));
         };
@@ -268,7 +258,7 @@ impl Manager {
 
     /// Applies one change of a rescan; `false` when it changed no client
     /// (a package re-read to the same content, a removal of an unknown one).
-    pub fn apply_package_change(&mut self, change: PackageChange) -> bool {
+    pub(crate) fn apply_package_change(&mut self, change: PackageChange) -> bool {
         let changed = match change {
             PackageChange::Updated { name, package } => {
                 let is_new = self.clients.get(&name).is_none();

@@ -2,19 +2,19 @@
 //! bytes and the time come in as values; replies, publications and what to
 //! do next go out as values. Everything here is unit-tested without I/O.
 
-pub mod autostart;
-pub mod bus;
-pub mod child_output;
-pub mod children;
-pub mod clients;
+pub(crate) mod autostart;
+pub(crate) mod bus;
+pub(crate) mod child_output;
+pub(crate) mod children;
+pub(crate) mod clients;
 pub mod config;
-pub mod datatypes;
+pub(crate) mod datatypes;
 pub mod envelope;
-pub mod liveness;
-pub mod log_policy;
+pub(crate) mod liveness;
+pub(crate) mod log_policy;
 pub mod manager;
 pub mod packages;
-pub mod pyjson;
+pub(crate) mod pyjson;
 pub mod status;
-pub mod views;
+pub(crate) mod views;
 pub mod wire;

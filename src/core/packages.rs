@@ -10,13 +10,13 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Larger `info.json` files are refused unread (real ones are under 50 KB).
-pub const MAX_INFO_JSON_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_INFO_JSON_BYTES: u64 = 1024 * 1024;
 /// The folder prefix of the only package type this manager handles.
 pub(crate) const PLUGIN_PREFIX: &str = "plugin_";
 
 /// What a folder of `packages_dir` is, judged by its name alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FolderKind {
+pub(crate) enum FolderKind {
     /// `plugin_<name>` with a valid name.
     Plugin(String),
     /// `plugin_...` whose name is not lower-case letters and digits.
@@ -26,7 +26,7 @@ pub enum FolderKind {
 }
 
 /// Classifies a folder name of `packages_dir`.
-pub fn classify_folder(folder: &str) -> FolderKind {
+pub(crate) fn classify_folder(folder: &str) -> FolderKind {
     match folder.strip_prefix(PLUGIN_PREFIX) {
         None => FolderKind::Other,
         Some(name) if is_valid_plugin_name(name) => FolderKind::Plugin(name.to_owned()),

@@ -13,7 +13,7 @@ use std::io::{self, Write};
 
 /// A `serde_json` formatter reproducing Python's `json.dumps` defaults.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct PythonFormatter;
+pub(crate) struct PythonFormatter;
 
 impl Formatter for PythonFormatter {
     fn begin_array_value<W: ?Sized + Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
@@ -67,7 +67,7 @@ impl Formatter for PythonFormatter {
 }
 
 /// Serialises `value` as Python's `json.dumps(value)` would.
-pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
+pub(crate) fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
     let mut out = Vec::with_capacity(128);
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
     // Our values are plain data (strings, numbers, maps with string keys):
@@ -81,7 +81,7 @@ pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
 
 /// Python's `repr(float)`: the shortest digits that round-trip, in fixed
 /// notation when the decimal exponent is in -4..16, else as `1.5e+16`.
-pub fn python_float_repr(value: f64) -> String {
+pub(crate) fn python_float_repr(value: f64) -> String {
     if value.is_nan() {
         return "NaN".to_owned();
     }

@@ -18,7 +18,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 8] = [
+    pub(crate) const ALL: [Status; 8] = [
         Status::Unknown,
         Status::Starting,
         Status::Alive,
@@ -30,7 +30,7 @@ impl Status {
     ];
 
     /// The value on the wire, e.g. `stop-request`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Unknown => "unknown",
             Status::Starting => "starting",
@@ -44,7 +44,7 @@ impl Status {
     }
 
     /// Parses a wire value; `None` for anything that is not one of the eight.
-    pub fn parse(text: &str) -> Option<Status> {
+    pub(crate) fn parse(text: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|status| status.as_str() == text)
     }
 }

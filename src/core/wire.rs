@@ -10,34 +10,34 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Last part of every pub/sub `msg_id`.
-pub const MSG_VERSION: &str = "0_1";
+pub(crate) const MSG_VERSION: &str = "0_1";
 /// First frame of a request in Domogik's MDP client framing.
-pub const MDP_CLIENT_HEADER: &[u8] = b"MDPC01";
+pub(crate) const MDP_CLIENT_HEADER: &[u8] = b"MDPC01";
 /// The largest request we parse. Real requests are a few bytes; anything
 /// larger is answered with an error without looking inside.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// `<category>.<timestamp>.0_1`, the timestamp being Python's
 /// `str(time.time())` with `_` for the decimal point.
-pub fn format_msg_id(category: &str, unix_time: f64) -> String {
+pub(crate) fn format_msg_id(category: &str, unix_time: f64) -> String {
     let timestamp = pyjson::python_float_repr(unix_time).replace('.', "_");
     format!("{category}.{timestamp}.{MSG_VERSION}")
 }
 
 /// The category of a `msg_id`: all but its last two dot-separated parts.
-pub fn category_of(msg_id: &str) -> Option<&str> {
+pub(crate) fn category_of(msg_id: &str) -> Option<&str> {
     let (rest, _version) = msg_id.rsplit_once('.')?;
     let (category, _timestamp) = rest.rsplit_once('.')?;
     (!category.is_empty()).then_some(category)
 }
 
 /// Seconds since the Unix epoch, as a msg_id carries them (0 before 1970).
-pub fn unix_seconds(time: SystemTime) -> f64 {
+pub(crate) fn unix_seconds(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64())
 }
 
 /// Encodes a pub/sub message: `[msg_id, body]`.
-pub fn encode_publication(category: &str, unix_time: f64, body: String) -> Vec<Vec<u8>> {
+pub(crate) fn encode_publication(category: &str, unix_time: f64, body: String) -> Vec<Vec<u8>> {
     vec![format_msg_id(category, unix_time).into_bytes(), body.into_bytes()]
 }
 
@@ -84,7 +84,7 @@ impl fmt::Display for BadStatusMessage {
 ///
 /// `Ok(None)` means "not a status message, ignore it quietly": another
 /// category under the `plugin` prefix, or a client type other than plugin.
-pub fn decode_status(frames: &[Vec<u8>]) -> Result<Option<StatusUpdate>, BadStatusMessage> {
+pub(crate) fn decode_status(frames: &[Vec<u8>]) -> Result<Option<StatusUpdate>, BadStatusMessage> {
     let [msg_id, body] = frames else {
         return Err(BadStatusMessage::FrameCount(frames.len()));
     };
@@ -140,7 +140,7 @@ pub fn encode_status(update: &StatusUpdate, host: &str, unix_time: f64) -> Vec<V
 
 /// Encodes `plugin.status` `{"type": kind, "name", "host", "event", "comment"?}`
 /// for any client type: the manager's own (`core`) or a dead plugin's.
-pub fn encode_status_of(
+pub(crate) fn encode_status_of(
     kind: &str,
     name: &str,
     host: &str,
@@ -171,7 +171,7 @@ pub fn encode_status_of(
 /// Decodes `plugin.configuration` `{"type": "plugin", "name", "host",
 /// "event": "updated"}` (PROTOCOL.md §8): the plugin whose configuration
 /// changed, with its host. `None` for any other message.
-pub fn decode_configuration_updated(frames: &[Vec<u8>]) -> Option<(String, String)> {
+pub(crate) fn decode_configuration_updated(frames: &[Vec<u8>]) -> Option<(String, String)> {
     let [msg_id, body] = frames else { return None };
     if category_of(std::str::from_utf8(msg_id).ok()?)? != "plugin.configuration" {
         return None;
@@ -202,7 +202,7 @@ pub enum Framing {
 
 /// A well-formed request: which action, and through which service name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     pub framing: Framing,
     pub action: String,
     /// The body, a JSON object (`{}` for most actions).
@@ -211,7 +211,7 @@ pub struct Request {
 
 impl Request {
     /// The service the request was addressed to; plain requests name none.
-    pub fn service(&self) -> Option<&[u8]> {
+    pub(crate) fn service(&self) -> Option<&[u8]> {
         match &self.framing {
             Framing::Plain => None,
             Framing::Mdp { service } => Some(service),
@@ -221,13 +221,13 @@ impl Request {
 
 /// A request that cannot be served, with the framing to answer it in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadRequest {
+pub(crate) struct BadRequest {
     pub framing: Framing,
     pub reason: String,
 }
 
 /// Decodes the frames of one request received on the REP socket.
-pub fn decode_request(frames: &[Vec<u8>]) -> Result<Request, BadRequest> {
+pub(crate) fn decode_request(frames: &[Vec<u8>]) -> Result<Request, BadRequest> {
     let framing = match frames {
         [first, service, ..] if first.as_slice() == MDP_CLIENT_HEADER => Framing::Mdp {
             service: service.clone(),
@@ -285,7 +285,7 @@ fn check_mdp_timeout(frame: &[u8]) -> Result<(), String> {
 
 /// Encodes a reply in the request's framing, which it consumes: the
 /// service frame moves into the reply instead of being copied again.
-pub fn encode_reply(framing: Framing, action: &str, body: String) -> Vec<Vec<u8>> {
+pub(crate) fn encode_reply(framing: Framing, action: &str, body: String) -> Vec<Vec<u8>> {
     match framing {
         Framing::Plain => vec![action.as_bytes().to_vec(), body.into_bytes()],
         Framing::Mdp { service } => {
@@ -300,7 +300,7 @@ pub fn encode_reply(framing: Framing, action: &str, body: String) -> Vec<Vec<u8>
 }
 
 /// The body of an `error` reply: `{"status": false, "reason": ...}`.
-pub fn error_body(reason: &str) -> String {
+pub(crate) fn error_body(reason: &str) -> String {
     #[derive(serde::Serialize)]
     struct ErrorBody<'a> {
         status: bool,
@@ -357,7 +357,7 @@ pub fn decode_reply(frames: &[Vec<u8>]) -> Result<ReceivedReply, String> {
 /// Why a frame is not a JSON object; displayed as a predicate ("is not
 /// JSON: ...") so that callers say which frame.
 #[derive(Debug)]
-pub enum JsonObjectError {
+pub(crate) enum JsonObjectError {
     NotUtf8,
     NotJson(String),
     NotObject,
@@ -374,7 +374,7 @@ impl fmt::Display for JsonObjectError {
 }
 
 /// A frame that must hold a JSON object (a request's or a publication's body).
-pub fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonObjectError> {
+pub(crate) fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonObjectError> {
     let text = std::str::from_utf8(bytes).map_err(|_| JsonObjectError::NotUtf8)?;
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),
@@ -387,7 +387,7 @@ pub fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonObjectE
 /// about foreign input. Control characters are written escaped (`\n`,
 /// `\u{1b}`): a peer must not be able to start a fake log line or send
 /// escape sequences to a terminal.
-pub fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max * 4) + 3);
     for (count, ch) in text.chars().enumerate() {
         if count == max {

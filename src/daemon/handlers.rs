@@ -44,7 +44,7 @@ pub(super) fn for_each_queued(
 /// bound ROUTER in the envelope each came in (src/envelope.rs), or as the
 /// MDP worker through the broker (src/bus/mdp.rs). One request path: the
 /// manager answers the frames either way.
-pub fn serve_requests(sockets: &mut Sockets, state: &mut State) {
+pub(super) fn serve_requests(sockets: &mut Sockets, state: &mut State) {
     match &mut sockets.requests {
         Requests::Standalone(watched) => {
             let rep = &watched.socket;
@@ -66,25 +66,33 @@ pub fn serve_requests(sockets: &mut Sockets, state: &mut State) {
             let mut reconnect = false;
             let broker = watched.endpoint.address.clone();
             let (mut connected_to_itself, mut registered) = (false, false);
-            for_each_queued(&watched.socket, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
-                let now = Instant::now();
-                let first_word = !worker.heard_since_connect();
-                let incoming = worker.receive(message, now);
-                if first_word && worker.heard_since_connect() {
-                    info!(peer = broker.as_str(); "MDP worker: the broker at {broker} answers (service registered)");
-                    registered = true;
-                }
-                match incoming {
-                    Incoming::Request { envelope, body } => {
-                        let reply = state.answer(&body);
-                        sockets::send_or_log(&watched.socket, worker.reply(envelope, reply));
+            for_each_queued(
+                &watched.socket,
+                MAX_REQUESTS_PER_TURN,
+                state,
+                "request",
+                |state, message| {
+                    let now = Instant::now();
+                    let first_word = !worker.heard_since_connect();
+                    let incoming = worker.receive(message, now);
+                    if first_word && worker.heard_since_connect() {
+                        info!(peer = broker.as_str(); "MDP worker: the broker at {broker} answers (service registered)");
+                        registered = true;
                     }
-                    Incoming::Nothing => {}
-                    Incoming::Reconnect => reconnect = true,
-                    Incoming::ConnectedToItself => connected_to_itself = true,
-                    Incoming::Malformed(why) => state.log_bad_input(format_args!("message from the broker dropped: {why}")),
-                }
-            });
+                    match incoming {
+                        Incoming::Request { envelope, body } => {
+                            let reply = state.answer(&body);
+                            sockets::send_or_log(&watched.socket, worker.reply(envelope, reply));
+                        }
+                        Incoming::Nothing => {}
+                        Incoming::Reconnect => reconnect = true,
+                        Incoming::ConnectedToItself => connected_to_itself = true,
+                        Incoming::Malformed(why) => {
+                            state.log_bad_input(format_args!("message from the broker dropped: {why}"))
+                        }
+                    }
+                },
+            );
             if registered {
                 sockets.open_dbmgr();
             }
@@ -104,20 +112,26 @@ pub fn serve_requests(sockets: &mut Sockets, state: &mut State) {
 
 /// Subscriptions arriving on the connected XPUB: a subscriber to our
 /// publications is (back) at the forwarder, so the current state is owed.
-pub fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
-    for_each_queued(publisher, MAX_REQUESTS_PER_TURN, state, "subscription", |state, frames| {
-        if frames
-            .first()
-            .is_some_and(|message| links::subscribes_to_ours(message, &VIEW_CATEGORIES))
-        {
-            state.manager.republish();
-        }
-    });
+pub(super) fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
+    for_each_queued(
+        publisher,
+        MAX_REQUESTS_PER_TURN,
+        state,
+        "subscription",
+        |state, frames| {
+            if frames
+                .first()
+                .is_some_and(|message| links::subscribes_to_ours(message, &VIEW_CATEGORIES))
+            {
+                state.manager.republish();
+            }
+        },
+    );
 }
 
 /// Applies the queued status messages; each change is logged (within the
 /// rate limit), each bad message warned about.
-pub fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
+pub(super) fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
     for_each_queued(
         sub,
         MAX_STATUSES_PER_TURN,
@@ -137,7 +151,7 @@ pub fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
 }
 
 /// Sends the publications owed, once, however many changes led to them.
-pub fn publish(sockets: &Sockets, state: &mut State) {
+pub(super) fn publish(sockets: &Sockets, state: &mut State) {
     let Some(publications) = state.manager.take_publications(wire::unix_seconds(SystemTime::now())) else {
         return;
     };

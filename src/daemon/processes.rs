@@ -19,14 +19,14 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// Domogik's marker: a plugin started by the manager finds it in its environment.
-pub const NOTICE: &str = "THIS_PLUGIN_IS_STARTED_BY_THE_MANAGER";
+pub(crate) const NOTICE: &str = "THIS_PLUGIN_IS_STARTED_BY_THE_MANAGER";
 /// At most this much of one pipe is read per turn of the loop: a plugin
 /// that floods its output shares the turn with the sockets.
 const MAX_READ_PER_TURN: usize = 64 * 1024;
 
 /// How to run a plugin (PROTOCOL.md §9): `<python> <packages_dir>/plugin_<name>/bin/<name>.py [-m]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Launch {
+pub(crate) struct Launch {
     pub python: PathBuf,
     /// `PYTHONPATH` for the plugin: where Domogik's libraries are; `None`: unset.
     pub pythonpath: Option<PathBuf>,
@@ -35,7 +35,7 @@ pub struct Launch {
 
 impl Launch {
     /// The plugin's program: `<packages_dir>/plugin_<name>/bin/<name>.py`.
-    pub fn script(&self, name: &str) -> PathBuf {
+    pub(crate) fn script(&self, name: &str) -> PathBuf {
         self.packages_dir
             .join(format!("plugin_{name}"))
             .join("bin")
@@ -45,7 +45,7 @@ impl Launch {
     /// The command, not yet spawned: no shell, stdin from /dev/null,
     /// stdout and stderr to pipes, its own process group; `-m` when the
     /// manager starts it on its own (auto_startup, restart).
-    pub fn command(&self, name: &str, auto: bool) -> Command {
+    pub(crate) fn command(&self, name: &str, auto: bool) -> Command {
         let mut command = Command::new(&self.python);
         command.arg(self.script(name));
         if auto {
@@ -110,7 +110,7 @@ struct Pipe {
 }
 
 /// The plugins the manager started: their state, pipes and output.
-pub struct Plugins {
+pub(crate) struct Plugins {
     launch: Launch,
     children: Children,
     pipes: Vec<Pipe>,
@@ -118,7 +118,7 @@ pub struct Plugins {
 }
 
 impl Plugins {
-    pub fn new(launch: Launch, policy: Policy) -> Plugins {
+    pub(crate) fn new(launch: Launch, policy: Policy) -> Plugins {
         Plugins {
             launch,
             children: Children::new(policy),
@@ -127,18 +127,18 @@ impl Plugins {
         }
     }
 
-    pub fn children(&self) -> &Children {
+    pub(crate) fn children(&self) -> &Children {
         &self.children
     }
 
     /// The pipes to poll for reading, in the order [`Plugins::read_ready`] expects.
-    pub fn poll_fds(&self) -> Vec<RawFd> {
+    pub(crate) fn poll_fds(&self) -> Vec<RawFd> {
         self.pipes.iter().map(|pipe| pipe.file.as_raw_fd()).collect()
     }
 
     /// Reads the pipes `readable` says are ready (one flag per
     /// [`Plugins::poll_fds`] entry) and logs their lines.
-    pub fn read_ready(&mut self, readable: &[bool], now: Instant) {
+    pub(crate) fn read_ready(&mut self, readable: &[bool], now: Instant) {
         let mut closed = Vec::new();
         for (index, pipe) in self.pipes.iter_mut().enumerate() {
             if readable.get(index).copied().unwrap_or(false) {
@@ -156,7 +156,7 @@ impl Plugins {
     /// Reaps every exited child (SIGCHLD came): reads what is left in its
     /// pipes, closes them, terminates what remains of its process group,
     /// and logs the exit with the last lines it printed.
-    pub fn reap(&mut self, now: Instant) -> Vec<Ended> {
+    pub(crate) fn reap(&mut self, now: Instant) -> Vec<Ended> {
         let mut ended = Vec::new();
         for (pid, exit) in reap_all() {
             let Some(end) = self.children.exited(pid, exit, now) else {
@@ -181,7 +181,7 @@ impl Plugins {
     }
 
     /// Statuses the plugin announced (from the clients map), for the kill delay.
-    pub fn observe(&mut self, status_of: impl Fn(&str) -> Option<crate::core::status::Status>, now: Instant) {
+    pub(crate) fn observe(&mut self, status_of: impl Fn(&str) -> Option<crate::core::status::Status>, now: Instant) {
         let running: Vec<String> = self.children.running().map(|(name, _)| name.to_owned()).collect();
         for name in running {
             if let Some(status) = status_of(&name) {
@@ -190,12 +190,12 @@ impl Plugins {
         }
     }
 
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.children.next_deadline()
     }
 
     /// Sends the signals that are due; returns the plugins to start again.
-    pub fn due(&mut self, now: Instant) -> Vec<(String, bool)> {
+    pub(crate) fn due(&mut self, now: Instant) -> Vec<(String, bool)> {
         let mut starts = Vec::new();
         for order in self.children.due(now) {
             match order {
@@ -221,12 +221,12 @@ impl Plugins {
     }
 
     /// Package `name` is gone: no restart of it.
-    pub fn forget(&mut self, name: &str) {
+    pub(crate) fn forget(&mut self, name: &str) {
         self.children.forget(name);
     }
 
     /// The manager stops: SIGTERM to every plugin's process group.
-    pub fn stop_all(&mut self) {
+    pub(crate) fn stop_all(&mut self) {
         for order in self.children.stop_all() {
             if let Order::Signal { name, group, .. } = order {
                 info!("stopping plugin {name} (pid {group}): SIGTERM to its process group");
@@ -238,7 +238,7 @@ impl Plugins {
     }
 
     /// The manager stops, the grace is over: SIGKILL to what is left.
-    pub fn kill_all(&mut self) {
+    pub(crate) fn kill_all(&mut self) {
         for (name, pid) in self.children.running() {
             warn!("plugin {name} (pid {pid}) did not stop with the manager: SIGKILL to its process group");
             let _ = signal_group(pid, Kill::Kill);
@@ -367,7 +367,7 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 
 /// Every child that has exited, reaped now (`waitpid(-1, WNOHANG)` until
 /// none is left): no zombie stays behind.
-pub fn reap_all() -> Vec<(u32, Exit)> {
+pub(crate) fn reap_all() -> Vec<(u32, Exit)> {
     let mut reaped = Vec::new();
     loop {
         let mut status: libc::c_int = 0;
@@ -388,7 +388,7 @@ pub fn reap_all() -> Vec<(u32, Exit)> {
 }
 
 /// Sends `signal` to process group `group` (a plugin's pid).
-pub fn signal_group(group: u32, signal: Kill) -> io::Result<()> {
+pub(crate) fn signal_group(group: u32, signal: Kill) -> io::Result<()> {
     let Ok(group) = libc::pid_t::try_from(group) else {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     };
@@ -404,7 +404,7 @@ pub fn signal_group(group: u32, signal: Kill) -> io::Result<()> {
 }
 
 /// Whether `path` names a program we could run (for a warning at start).
-pub fn findable(program: &Path) -> bool {
+pub(crate) fn findable(program: &Path) -> bool {
     if program.components().count() > 1 {
         return program.is_file();
     }

@@ -8,17 +8,17 @@ use std::path::{Path, PathBuf};
 
 /// The file, and what `stat` said of it at the last read.
 #[derive(Debug)]
-pub struct DatatypesFile {
+pub(crate) struct DatatypesFile {
     path: PathBuf,
     seen: Option<Option<Stat>>,
 }
 
 impl DatatypesFile {
-    pub fn new(path: PathBuf) -> DatatypesFile {
+    pub(crate) fn new(path: PathBuf) -> DatatypesFile {
         DatatypesFile { path, seen: None }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -26,11 +26,11 @@ impl DatatypesFile {
     /// or why it cannot be used (one line naming the path).
     /// Whether a failure from [`DatatypesFile::refresh`] is only "no such
     /// file", which a host without Domogik's resources has.
-    pub fn is_missing(failure: &str) -> bool {
+    pub(crate) fn is_missing(failure: &str) -> bool {
         failure.starts_with(MISSING_PREFIX)
     }
 
-    pub fn refresh(&mut self) -> Option<Result<Box<RawValue>, String>> {
+    pub(crate) fn refresh(&mut self) -> Option<Result<Box<RawValue>, String>> {
         let stat = super::stat(&self.path);
         if self.seen == Some(stat) {
             return None;
@@ -103,7 +103,10 @@ mod tests {
         // A folder in its place opens but cannot be read: an error, tried again.
         let mut folder = DatatypesFile::new(std::env::temp_dir());
         let error = folder.refresh().unwrap().unwrap_err();
-        assert!(error.starts_with("cannot read datatypes_file ") && !DatatypesFile::is_missing(&error), "{error}");
+        assert!(
+            error.starts_with("cannot read datatypes_file ") && !DatatypesFile::is_missing(&error),
+            "{error}"
+        );
         assert!(folder.refresh().is_some(), "tried again");
     }
 }

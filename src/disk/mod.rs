@@ -87,7 +87,8 @@ pub(crate) fn load_config(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_owned(),
         message,
     };
-    let bytes = read_capped(path, MAX_CONFIG_BYTES, Opening::AnyFile).map_err(|e| error(format!("cannot read the config file: {e}")))?;
+    let bytes = read_capped(path, MAX_CONFIG_BYTES, Opening::AnyFile)
+        .map_err(|e| error(format!("cannot read the config file: {e}")))?;
     if bytes.len() as u64 > MAX_CONFIG_BYTES {
         return Err(error(format!(
             "the config file is larger than {MAX_CONFIG_BYTES} bytes"
@@ -113,7 +114,9 @@ mod tests {
 
     #[test]
     fn load_reports_a_missing_file() {
-        let error = load_config(Path::new("/nonexistent/manager.cfg")).unwrap_err().to_string();
+        let error = load_config(Path::new("/nonexistent/manager.cfg"))
+            .unwrap_err()
+            .to_string();
         assert!(error.starts_with("/nonexistent/manager.cfg: cannot read"), "{error}");
     }
 }

@@ -15,9 +15,9 @@ use std::io;
 use std::path::Path;
 
 /// Larger files are not read (real ones are a few KiB).
-pub const MAX_FILE_BYTES: u64 = 256 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 256 * 1024;
 /// At most this many files of each folder, the first by name.
-pub const MAX_FILES_PER_FOLDER: usize = 64;
+pub(crate) const MAX_FILES_PER_FOLDER: usize = 64;
 
 /// The two folders, with the suffix of their files.
 const FOLDERS: [(&str, &str); 2] = [("conversion", ".py"), ("udev_rules", ".rules")];
@@ -25,7 +25,7 @@ const FOLDERS: [(&str, &str); 2] = [("conversion", ".py"), ("udev_rules", ".rule
 /// `stat` of every file that [`read`] would read: equal fingerprints,
 /// equal files.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilesFingerprint(Vec<(String, Option<Stat>)>);
+pub(crate) struct FilesFingerprint(Vec<(String, Option<Stat>)>);
 
 /// The files of both folders of the package in `folder`, sorted, capped.
 fn list(folder: &Path) -> Vec<(String, String)> {
@@ -53,7 +53,7 @@ fn is_wanted(name: &str, suffix: &str) -> bool {
 
 /// The fingerprint of the package in `folder` (a `readdir` of each folder
 /// and a `stat` per file).
-pub fn fingerprint(folder: &Path) -> FilesFingerprint {
+pub(crate) fn fingerprint(folder: &Path) -> FilesFingerprint {
     FilesFingerprint(
         list(folder)
             .into_iter()
@@ -66,14 +66,17 @@ pub fn fingerprint(folder: &Path) -> FilesFingerprint {
 }
 
 /// Reads the files of plugin `name` in `folder`.
-pub fn read(name: &str, folder: &Path) -> PackageFiles {
+pub(crate) fn read(name: &str, folder: &Path) -> PackageFiles {
     let mut files = PackageFiles {
         icon_file: folder.join("design").join("icon.png").display().to_string(),
         ..PackageFiles::default()
     };
     for (sub, file) in list(folder) {
         let shown = format!("plugin_{name}/{sub}/{file}");
-        let text = judge(&shown, super::read_capped(&folder.join(&sub).join(&file), MAX_FILE_BYTES, Opening::RegularFileOnly));
+        let text = judge(
+            &shown,
+            super::read_capped(&folder.join(&sub).join(&file), MAX_FILE_BYTES, Opening::RegularFileOnly),
+        );
         let (map, suffix) = if sub == "conversion" {
             (&mut files.conversions, ".py")
         } else {
@@ -87,7 +90,7 @@ pub fn read(name: &str, folder: &Path) -> PackageFiles {
 
 /// The text to show for a file: its content, or a one-line comment saying
 /// why it cannot be shown.
-pub fn judge(shown: &str, read: io::Result<Vec<u8>>) -> String {
+pub(crate) fn judge(shown: &str, read: io::Result<Vec<u8>>) -> String {
     match read {
         Ok(bytes) if bytes.len() as u64 > MAX_FILE_BYTES => {
             format!("# {shown} is too large: more than {MAX_FILE_BYTES} bytes")

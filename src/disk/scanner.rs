@@ -60,7 +60,7 @@ impl Scanner {
         }
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -247,7 +247,9 @@ mod tests {
         // In a thread, so that a regression fails the test instead of hanging it.
         let (sender, receiver) = std::sync::mpsc::channel();
         let path = fifo.clone();
-        std::thread::spawn(move || sender.send(read_capped(&path, MAX_INFO_JSON_BYTES, Opening::RegularFileOnly).map_err(|e| e.to_string())));
+        std::thread::spawn(move || {
+            sender.send(read_capped(&path, MAX_INFO_JSON_BYTES, Opening::RegularFileOnly).map_err(|e| e.to_string()))
+        });
         let outcome = receiver.recv_timeout(std::time::Duration::from_secs(5));
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
@@ -258,13 +260,15 @@ mod tests {
 
     #[test]
     fn diff_names_the_packages_gone_and_those_new_or_changed() {
-        let file = |size| Fingerprint::File(Stat {
-            size,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            inode: 1,
-            device: 1,
-        });
+        let file = |size| {
+            Fingerprint::File(Stat {
+                size,
+                mtime_ns: 0,
+                ctime_ns: 0,
+                inode: 1,
+                device: 1,
+            })
+        };
         let missing = || Fingerprint::Unreadable("is missing".into());
         let fingerprints = |entries: &[(&str, Fingerprint)]| -> Fingerprints {
             entries

@@ -6,7 +6,7 @@
 /// UTS name, which every sandbox keeps readable; `/proc/sys/kernel/hostname`
 /// is hidden by systemd's `ProcSubset=pid`). Empty if the call fails or the
 /// name is not UTF-8.
-pub fn system_hostname() -> String {
+pub(crate) fn system_hostname() -> String {
     // HOST_NAME_MAX is 64 on Linux; the rest is room for the NUL.
     let mut buffer = [0u8; 256];
     // SAFETY: gethostname writes at most `len` bytes into the buffer given.
@@ -21,7 +21,7 @@ pub fn system_hostname() -> String {
 
 /// The IPv4 addresses of this machine's interfaces that are up, in the
 /// kernel's order (`getifaddrs(3)`); empty if the call fails.
-pub fn interface_ipv4s() -> Vec<(std::net::Ipv4Addr, bool)> {
+pub(crate) fn interface_ipv4s() -> Vec<(std::net::Ipv4Addr, bool)> {
     let mut found = Vec::new();
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `list` with a linked list we free below;

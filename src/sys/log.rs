@@ -21,11 +21,10 @@
 //!
 //! Its level and rate limiter are pure: [`crate::core::log_policy`].
 
-use std::io::Write;
 use crate::core::log_policy::Level;
+use std::io::Write;
 use std::time::SystemTime;
 use systemd_journal_logger::JournalLog;
-
 
 /// Where records go: the journal, or text lines on stderr.
 struct Logger {
@@ -93,7 +92,7 @@ fn syslog_priority(level: log::Level) -> u8 {
 /// stderr and its socket answers, as text on stderr otherwise. Until
 /// called, records are dropped (errors before it go through [`fatal`]). A
 /// second call only changes the level.
-pub fn init(level: Level) {
+pub(crate) fn init(level: Level) {
     let journal = if systemd_journal_logger::connected_to_journal() {
         // Err: no socket at /run/systemd/journal/socket (a container
         // without it): the stream still takes text lines.
@@ -112,7 +111,7 @@ pub fn init(level: Level) {
 /// (a usage, config or start-up error): `dmg_manager: MESSAGE`, with
 /// journald's priority `err` (`<3>`) first when stderr is the journal, so
 /// that `journalctl -p err` shows why a service did not start.
-pub fn fatal(message: std::fmt::Arguments<'_>) {
+pub(crate) fn fatal(message: std::fmt::Arguments<'_>) {
     let priority = if systemd_journal_logger::connected_to_journal() {
         "<3>"
     } else {
@@ -122,7 +121,7 @@ pub fn fatal(message: std::fmt::Arguments<'_>) {
 }
 
 /// `2026-11-24T16:05:01.123Z`: UTC, RFC 3339, milliseconds.
-pub fn utc_timestamp(time: SystemTime) -> String {
+pub(crate) fn utc_timestamp(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 

@@ -10,7 +10,7 @@ use sd_notify::NotifyState;
 
 /// What the manager tells systemd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// Sockets bound and the first scan done, or a rescan finished.
     Ready,
     /// A rescan asked for by SIGHUP (`systemctl reload`) begins.
@@ -19,13 +19,13 @@ pub enum State {
     Stopping,
 }
 
-pub const READY: State = State::Ready;
-pub const RELOADING: State = State::Reloading;
-pub const STOPPING: State = State::Stopping;
+pub(crate) const READY: State = State::Ready;
+pub(crate) const RELOADING: State = State::Reloading;
+pub(crate) const STOPPING: State = State::Stopping;
 
 /// Sends `state` to systemd if it listens. Failures are logged at debug
 /// level only: a lost notification must never stop the daemon.
-pub fn notify(state: State) {
+pub(crate) fn notify(state: State) {
     let result = match state {
         State::Ready => sd_notify::notify(&[NotifyState::Ready]),
         // systemd 253 and later want the reload's start time with it

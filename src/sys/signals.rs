@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 /// The signals received since the last [`SignalPipe::take`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Received {
+pub(crate) struct Received {
     /// SIGTERM or SIGINT: leave the loop.
     pub terminate: bool,
     /// SIGHUP: rescan now.
@@ -56,11 +56,11 @@ pub fn block_early() {
 /// Gives the handled signals back to their default action, pending ones
 /// included: for the commands that do not install a [`SignalPipe`] (a
 /// `clients` that waits for a manager ends on Ctrl-C at once).
-pub fn unblock() {
+pub(crate) fn unblock() {
     let _ = set_mask(libc::SIG_UNBLOCK, &signal_set(HANDLED));
 }
 
-pub struct SignalPipe {
+pub(crate) struct SignalPipe {
     read_end: UnixStream,
     terminate: Arc<AtomicBool>,
     rescan: Arc<AtomicBool>,
@@ -71,7 +71,7 @@ pub struct SignalPipe {
 }
 
 impl SignalPipe {
-    pub fn install() -> io::Result<SignalPipe> {
+    pub(crate) fn install() -> io::Result<SignalPipe> {
         let (read_end, write_end) = UnixStream::pair()?;
         read_end.set_nonblocking(true)?;
         write_end.set_nonblocking(true)?;
@@ -103,7 +103,7 @@ impl SignalPipe {
 
     /// Runs `wait` (a poll that includes [`SignalPipe::fd`]) with the handled
     /// signals unblocked: the only place where their handlers may run.
-    pub fn while_waiting<T>(&self, wait: impl FnOnce() -> T) -> T {
+    pub(crate) fn while_waiting<T>(&self, wait: impl FnOnce() -> T) -> T {
         // Failing to unblock would only cost the wake-up (the byte never
         // comes): the poll's timeout still ends it. Failing to block again
         // brings back EINTR, which the callers survive, if less gracefully.
@@ -114,12 +114,12 @@ impl SignalPipe {
     }
 
     /// The descriptor to poll for readability.
-    pub fn fd(&self) -> RawFd {
+    pub(crate) fn fd(&self) -> RawFd {
         self.read_end.as_raw_fd()
     }
 
     /// Drains the pipe, then reports and clears the flags.
-    pub fn take(&mut self) -> Received {
+    pub(crate) fn take(&mut self) -> Received {
         let mut buffer = [0u8; 64];
         loop {
             match self.read_end.read(&mut buffer) {

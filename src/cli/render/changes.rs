@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 /// One change of one client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     Added {
         status: String,
     },
@@ -24,7 +24,7 @@ pub enum Change {
 
 /// The changes from `old` to `new`, by client id in order. A client whose
 /// status and data both changed (a broken package fixed) gets two.
-pub fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<(String, Change)> {
+pub(crate) fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<(String, Change)> {
     let mut ids: Vec<&String> = old.keys().chain(new.keys()).collect();
     ids.sort();
     ids.dedup();
@@ -77,7 +77,7 @@ fn status_of(entry: &Value) -> String {
 }
 
 /// `TIME CLIENT WHAT`, e.g. `2026-11-24T16:05:01.123Z domogik-x.box unknown → alive`.
-pub fn line(time: &str, id: &str, change: &Change, colour: bool) -> String {
+pub(crate) fn line(time: &str, id: &str, change: &Change, colour: bool) -> String {
     let paint = |status: &str| colour::status(&clean(status), colour);
     let what = match change {
         Change::Added { status } => format!("added ({})", paint(status)),

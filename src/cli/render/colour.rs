@@ -7,12 +7,12 @@ use std::io::IsTerminal;
 
 /// Whether to colour, given what stdout is and the value of `NO_COLOR`.
 /// An empty `NO_COLOR` counts as unset, as the convention says.
-pub fn enabled(stdout_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+pub(crate) fn enabled(stdout_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
     stdout_is_terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
 /// [`enabled`] for this process.
-pub fn enabled_for_stdout() -> bool {
+pub(crate) fn enabled_for_stdout() -> bool {
     enabled(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref())
 }
 
@@ -32,7 +32,7 @@ fn status_code(status: &str) -> Option<&'static str> {
 }
 
 /// `status`, coloured when `on`.
-pub fn status(status: &str, on: bool) -> String {
+pub(crate) fn status(status: &str, on: bool) -> String {
     match status_code(status) {
         Some(code) if on => format!("\x1b[{code}m{status}\x1b[0m"),
         _ => status.to_owned(),

@@ -20,7 +20,7 @@ const GAP: &str = "  ";
 
 /// One client, as text cells.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
+pub(crate) struct Row {
     pub id: String,
     pub kind: String,
     pub plugin: String,
@@ -60,7 +60,7 @@ impl Row {
 /// with `last_seen` and `pid` from the 0.5 list of the same clients
 /// (`{plugin-NAME.HOST: ENTRY, ...}`, empty if the manager has none) as
 /// seen at `now` (Unix seconds).
-pub fn rows(clients: &Map<String, Value>, detail: bool, v05: &Map<String, Value>, now: f64) -> Vec<Row> {
+pub(crate) fn rows(clients: &Map<String, Value>, detail: bool, v05: &Map<String, Value>, now: f64) -> Vec<Row> {
     let mut rows: Vec<Row> = clients
         .iter()
         .map(|(id, entry)| {
@@ -85,7 +85,7 @@ pub fn rows(clients: &Map<String, Value>, detail: bool, v05: &Map<String, Value>
 
 /// `12 s ago`, `5 min ago`, `3 h ago`, `2 d ago` (a clock a little behind
 /// the manager's says `0 s ago`).
-pub fn ago(seconds: f64) -> String {
+pub(crate) fn ago(seconds: f64) -> String {
     let seconds = if seconds.is_finite() {
         seconds.max(0.0) as u64
     } else {
@@ -143,13 +143,13 @@ fn cell(value: Option<&Value>) -> String {
 /// Text from a package or a plugin, made safe for a terminal: a control
 /// character (newline, escape...) could break the table or inject escape
 /// sequences, so each becomes a space.
-pub fn clean(text: &str) -> String {
+pub(crate) fn clean(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// The table: a header line, then one line per row, columns aligned, the
 /// status coloured when `colour`. Every line ends with a newline.
-pub fn render(rows: &[Row], detail: bool, colour: bool) -> String {
+pub(crate) fn render(rows: &[Row], detail: bool, colour: bool) -> String {
     let mut header: Vec<&str> = COLUMNS.to_vec();
     if detail {
         header.extend(DETAIL_COLUMNS);

@@ -15,13 +15,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-pub const SERVICE: &str = "dbmgr";
-pub const CONFIG_GET: &str = "config.get";
-pub const CONFIG_RESULT: &str = "config.result";
+pub(crate) const SERVICE: &str = "dbmgr";
+pub(crate) const CONFIG_GET: &str = "config.get";
+pub(crate) const CONFIG_RESULT: &str = "config.result";
 
 /// How many questions and how long to wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub max_in_flight: usize,
     /// An answer later than this counts as none (it is still used if it comes).
     pub timeout: Duration,
@@ -39,7 +39,7 @@ impl Default for Limits {
 impl Limits {
     /// Config `dbmgr_timeout`: the first retry after as long again,
     /// doubling up to a minute (or the timeout, if longer).
-    pub fn with_timeout(timeout: Duration) -> Limits {
+    pub(crate) fn with_timeout(timeout: Duration) -> Limits {
         Limits {
             max_in_flight: 4,
             timeout,
@@ -51,7 +51,7 @@ impl Limits {
 
 /// A `config.result` that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BadAnswer {
+pub(crate) enum BadAnswer {
     Frames(String),
     Body(String),
     /// It names no question we asked.
@@ -86,7 +86,7 @@ impl fmt::Display for BadAnswer {
 
 /// An answer for plugin `name`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// Every key (a question without `key`): the whole configuration.
     All(Configuration),
     /// One key's value (`None`: unset).
@@ -95,7 +95,7 @@ pub enum Answer {
 
 /// The questions waiting to be asked and those waiting for an answer.
 #[derive(Debug, Clone)]
-pub struct Questions {
+pub(crate) struct Questions {
     host: String,
     limits: Limits,
     /// Plugin names to ask about, with the earliest time to ask.
@@ -110,7 +110,7 @@ pub struct Questions {
 }
 
 impl Questions {
-    pub fn new(host: impl Into<String>, limits: Limits) -> Questions {
+    pub(crate) fn new(host: impl Into<String>, limits: Limits) -> Questions {
         Questions {
             host: host.into(),
             limits,
@@ -124,26 +124,27 @@ impl Questions {
     /// Asks about plugin `name` as soon as a slot is free. Asked again
     /// while a question is in flight, it is asked once more after the
     /// answer: the first answer may predate the change.
-    pub fn ask(&mut self, name: &str, now: Instant) {
+    pub(crate) fn ask(&mut self, name: &str, now: Instant) {
         self.failures.remove(name);
         self.wanted.insert(name.to_owned(), now);
     }
 
     /// Forgets a client that is gone.
-    pub fn forget(&mut self, name: &str) {
+    pub(crate) fn forget(&mut self, name: &str) {
         self.wanted.remove(name);
         self.in_flight.retain(|(asked, _)| asked != name);
         self.failures.remove(name);
         self.asked.remove(name);
     }
 
-    pub fn in_flight(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
 
     /// When [`Questions::due`] has something to do: an answer overdue, or a
     /// question to send while a slot is free.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         let overdue = self.in_flight.front().map(|(_, asked)| *asked + self.limits.timeout);
         let next_ask = if self.in_flight.len() < self.limits.max_in_flight {
             self.wanted
@@ -163,7 +164,7 @@ impl Questions {
 
     /// Gives up on overdue questions (to be asked again after a back-off),
     /// and returns the requests to send now, as DEALER frames.
-    pub fn due(&mut self, now: Instant) -> Vec<Vec<Vec<u8>>> {
+    pub(crate) fn due(&mut self, now: Instant) -> Vec<Vec<Vec<u8>>> {
         while let Some((name, asked)) = self.in_flight.front().cloned() {
             if now < asked + self.limits.timeout {
                 break;
@@ -216,7 +217,7 @@ impl Questions {
     /// "config.result", body]`. The plugin is the one the body names; a
     /// body naming none is the answer to the oldest question (one dbmgr
     /// answers in order). A late answer is used all the same.
-    pub fn handle_reply(&mut self, frames: &[Vec<u8>], now: Instant) -> Result<(String, Answer), BadAnswer> {
+    pub(crate) fn handle_reply(&mut self, frames: &[Vec<u8>], now: Instant) -> Result<(String, Answer), BadAnswer> {
         let body = match frames {
             [empty, header, service, action, body]
                 if empty.is_empty() && header.as_slice() == wire::MDP_CLIENT_HEADER =>
@@ -341,7 +342,10 @@ mod tests {
                 .map(|frame| frame.to_vec())
                 .collect();
             assert!(
-                matches!(questions.handle_reply(&frames, t0), Err(super::BadAnswer::Unexpected(_))),
+                matches!(
+                    questions.handle_reply(&frames, t0),
+                    Err(super::BadAnswer::Unexpected(_))
+                ),
                 "{name}"
             );
         }
@@ -356,7 +360,10 @@ mod tests {
         let asked = questions.due(start);
         assert_eq!(asked.len(), 1);
         let echoed = asked.into_iter().next().unwrap_or_default();
-        assert_eq!(questions.handle_reply(&echoed, start), Err(super::BadAnswer::OwnQuestion));
+        assert_eq!(
+            questions.handle_reply(&echoed, start),
+            Err(super::BadAnswer::OwnQuestion)
+        );
     }
 
     use super::*;

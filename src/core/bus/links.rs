@@ -14,16 +14,16 @@ use zmq::SocketEvent;
 /// How long a lost link may stay without libzmq's retry event before we
 /// take it as given up and reopen it. libzmq's retry comes within
 /// milliseconds of the loss.
-pub const REOPEN_GRACE: Duration = Duration::from_millis(500);
+pub(crate) const REOPEN_GRACE: Duration = Duration::from_millis(500);
 
 /// A link given up again and again without ever coming up (a peer that is
 /// not what the config says, whose handshake fails each time) is reopened
 /// after twice as long each time, up to this.
-pub const MAX_REOPEN_DELAY: Duration = Duration::from_secs(30);
+pub(crate) const MAX_REOPEN_DELAY: Duration = Duration::from_secs(30);
 
 /// What a given-up link asks of the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GiveUp {
+pub(crate) enum GiveUp {
     /// Reopen it, and say so: the first give-up since the link was up (or
     /// since start).
     First,
@@ -33,14 +33,14 @@ pub enum GiveUp {
 }
 
 /// The monitor events the daemon asks for (`zmq_socket_monitor`'s mask).
-pub const EVENTS: i32 = SocketEvent::CONNECT_DELAYED as i32
+pub(crate) const EVENTS: i32 = SocketEvent::CONNECT_DELAYED as i32
     | SocketEvent::CONNECT_RETRIED as i32
     | SocketEvent::DISCONNECTED as i32
     | SocketEvent::HANDSHAKE_SUCCEEDED as i32;
 
 /// One monitor event, as far as links care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// The ZMTP handshake succeeded: messages flow.
     Up,
     /// The TCP connection (or the handshake) ended.
@@ -52,7 +52,7 @@ pub enum Event {
 }
 
 /// Decodes a monitor message: `[event (u16 LE) + value (u32 LE), endpoint]`.
-pub fn decode_event(frames: &[Vec<u8>]) -> Option<(Event, String)> {
+pub(crate) fn decode_event(frames: &[Vec<u8>]) -> Option<(Event, String)> {
     let [head, endpoint] = frames else {
         return None;
     };
@@ -72,7 +72,7 @@ pub fn decode_event(frames: &[Vec<u8>]) -> Option<(Event, String)> {
 
 /// What to log about a link's change (each change once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// Up for the first time.
     Connected,
     /// Up again after a loss.
@@ -93,7 +93,7 @@ enum State {
 
 /// One connection's state.
 #[derive(Debug, Clone)]
-pub struct Link {
+pub(crate) struct Link {
     state: State,
     ever_up: bool,
     /// Give-ups since the link was last up.
@@ -107,7 +107,7 @@ impl Default for Link {
 }
 
 impl Link {
-    pub fn new() -> Link {
+    pub(crate) fn new() -> Link {
         Link {
             state: State::Connecting,
             ever_up: false,
@@ -115,12 +115,13 @@ impl Link {
         }
     }
 
-    pub fn is_up(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_up(&self) -> bool {
         self.state == State::Up
     }
 
     /// Applies one monitor event; the change to log, if any.
-    pub fn event(&mut self, event: Event, now: Instant) -> Option<Change> {
+    pub(crate) fn event(&mut self, event: Event, now: Instant) -> Option<Change> {
         match (event, self.state) {
             (Event::Up, State::Up) => None,
             (Event::Up, _) => {
@@ -150,7 +151,7 @@ impl Link {
     }
 
     /// When the link must be reopened unless libzmq retries first.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         match self.state {
             State::Lost(since) => Some(since + self.reopen_delay()),
             _ => None,
@@ -167,12 +168,16 @@ impl Link {
 
     /// True when the link is lost for good at `now`: reopen it (the state
     /// is then that of a new connection, its first Up logged as "back").
-    pub fn given_up(&mut self, now: Instant) -> Option<GiveUp> {
+    pub(crate) fn given_up(&mut self, now: Instant) -> Option<GiveUp> {
         match self.state {
             State::Lost(since) if now >= since + self.reopen_delay() => {
                 self.state = State::Connecting;
                 self.give_ups = self.give_ups.saturating_add(1);
-                Some(if self.give_ups == 1 { GiveUp::First } else { GiveUp::Again })
+                Some(if self.give_ups == 1 {
+                    GiveUp::First
+                } else {
+                    GiveUp::Again
+                })
             }
             _ => None,
         }
@@ -180,7 +185,7 @@ impl Link {
 
     /// A new socket replaced the old one (the daemon reopened it on its
     /// own, e.g. the MDP worker after a silent broker).
-    pub fn reopened(&mut self) {
+    pub(crate) fn reopened(&mut self) {
         self.state = State::Connecting;
     }
 }
@@ -188,7 +193,7 @@ impl Link {
 /// True when an XPUB subscription message (`\x01` then the prefix) is for
 /// our publications: the subscriber receives `clients.list` or
 /// `clients.detail` with it.
-pub fn subscribes_to_ours(message: &[u8], categories: &[&str]) -> bool {
+pub(crate) fn subscribes_to_ours(message: &[u8], categories: &[&str]) -> bool {
     let Some((&1, prefix)) = message.split_first() else {
         return false;
     };
@@ -219,11 +224,15 @@ mod tests {
         let decoded = decode_event(&monitor_message(SocketEvent::DISCONNECTED, "tcp://1.2.3.4:5"));
         assert_eq!(decoded, Some((Event::Lost, "tcp://1.2.3.4:5".into())));
         assert_eq!(
-            decode_event(&monitor_message(SocketEvent::HANDSHAKE_SUCCEEDED, "x")).unwrap().0,
+            decode_event(&monitor_message(SocketEvent::HANDSHAKE_SUCCEEDED, "x"))
+                .unwrap()
+                .0,
             Event::Up
         );
         assert_eq!(
-            decode_event(&monitor_message(SocketEvent::CONNECT_RETRIED, "x")).unwrap().0,
+            decode_event(&monitor_message(SocketEvent::CONNECT_RETRIED, "x"))
+                .unwrap()
+                .0,
             Event::Retrying
         );
         assert_eq!(decode_event(&[vec![1]]), None);
@@ -279,7 +288,17 @@ mod tests {
         let ms = |n: u64| Duration::from_millis(n);
         assert_eq!(
             delays,
-            [ms(500), ms(1000), ms(2000), ms(4000), ms(8000), ms(16000), ms(30000), ms(30000), ms(30000)]
+            [
+                ms(500),
+                ms(1000),
+                ms(2000),
+                ms(4000),
+                ms(8000),
+                ms(16000),
+                ms(30000),
+                ms(30000),
+                ms(30000)
+            ]
         );
         assert_eq!(said, 1);
         // Up at last: the next loss is said again, after the short grace.
@@ -292,10 +311,21 @@ mod tests {
     #[test]
     fn subscriptions_to_our_categories_are_recognised() {
         let ours = ["clients.list", "clients.detail"];
-        for yes in [&b"\x01"[..], b"\x01clients", b"\x01clients.list", b"\x01clients.detail.1_2"] {
+        for yes in [
+            &b"\x01"[..],
+            b"\x01clients",
+            b"\x01clients.list",
+            b"\x01clients.detail.1_2",
+        ] {
             assert!(subscribes_to_ours(yes, &ours), "{yes:?}");
         }
-        for no in [&b"\x00clients"[..], b"", b"\x01plugin", b"\x01clients.listing", b"\x01clients.x"] {
+        for no in [
+            &b"\x00clients"[..],
+            b"",
+            b"\x01plugin",
+            b"\x01clients.listing",
+            b"\x01clients.x",
+        ] {
             assert!(!subscribes_to_ours(no, &ours), "{no:?}");
         }
     }

@@ -12,15 +12,15 @@
 
 use std::time::{Duration, Instant};
 
-pub type Frames = Vec<Vec<u8>>;
+pub(crate) type Frames = Vec<Vec<u8>>;
 
 /// Second frame of every worker message.
-pub const WORKER_HEADER: &[u8] = b"MDPW01";
-pub const READY: u8 = 0x01;
-pub const REQUEST: u8 = 0x02;
-pub const REPLY: u8 = 0x03;
-pub const HEARTBEAT: u8 = 0x04;
-pub const DISCONNECT: u8 = 0x05;
+pub(crate) const WORKER_HEADER: &[u8] = b"MDPW01";
+pub(crate) const READY: u8 = 0x01;
+pub(crate) const REQUEST: u8 = 0x02;
+pub(crate) const REPLY: u8 = 0x03;
+pub(crate) const HEARTBEAT: u8 = 0x04;
+pub(crate) const DISCONNECT: u8 = 0x05;
 
 /// How often we heartbeat, and how long a silent broker is given.
 ///
@@ -32,7 +32,7 @@ pub const DISCONNECT: u8 = 0x05;
 /// the latest: well inside the 5 s after which Domogik's broker drops a
 /// silent worker (PROTOCOL.md §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// The broker's heartbeat interval and ours (Domogik: 1 s).
     pub heartbeat: Duration,
     /// A broker heard from for this long is taken for dead: new socket,
@@ -47,7 +47,8 @@ pub struct Timing {
 
 impl Timing {
     /// Domogik's: a heartbeat a second, a broker dead after 3.5 s.
-    pub const DOMOGIK: Timing = Timing {
+    #[cfg(test)]
+    pub(crate) const DOMOGIK: Timing = Timing {
         heartbeat: Duration::from_secs(1),
         broker_silence: Duration::from_millis(3500),
         no_broker_warning: Duration::from_secs(30),
@@ -55,7 +56,7 @@ impl Timing {
 
     /// The same proportions from another heartbeat interval (the test-only
     /// knob, docs/RELIABILITY.md).
-    pub fn scaled(heartbeat: Duration) -> Timing {
+    pub(crate) fn scaled(heartbeat: Duration) -> Timing {
         Timing {
             heartbeat,
             broker_silence: heartbeat * 7 / 2,
@@ -66,7 +67,7 @@ impl Timing {
 
 /// What a message from the broker asks of the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Incoming {
+pub(crate) enum Incoming {
     /// A client's request: answer `body` (action, body, after a leading
     /// `None` timeout frame was dropped) with `Worker::reply(envelope, ...)`.
     Request { envelope: Frames, body: Frames },
@@ -86,7 +87,7 @@ pub enum Incoming {
 
 /// What a deadline asks of the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Due {
+pub(crate) enum Due {
     Nothing,
     Send(Frames),
     /// The broker was silent for `broker_silence`: drop the socket, open a
@@ -96,7 +97,7 @@ pub enum Due {
 
 /// Why the worker reconnects, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Silence {
+pub(crate) enum Silence {
     /// The broker had answered on this socket, then went silent.
     Lost,
     /// Not heard from since start or since it was last heard, for less
@@ -108,7 +109,7 @@ pub enum Silence {
 
 /// One worker's state: when we last heard from the broker and last sent.
 #[derive(Debug, Clone)]
-pub struct Worker {
+pub(crate) struct Worker {
     service: Vec<u8>,
     timing: Timing,
     last_heard: Instant,
@@ -128,7 +129,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(service: &str, timing: Timing, now: Instant) -> Worker {
+    pub(crate) fn new(service: &str, timing: Timing, now: Instant) -> Worker {
         Worker {
             service: service.as_bytes().to_vec(),
             timing,
@@ -143,7 +144,7 @@ impl Worker {
     }
 
     /// A new socket is connected: the READY to send on it first.
-    pub fn connected(&mut self, now: Instant) -> Frames {
+    pub(crate) fn connected(&mut self, now: Instant) -> Frames {
         self.last_heard = now;
         self.last_sent = now;
         self.heard_since_connect = false;
@@ -158,19 +159,19 @@ impl Worker {
     /// taken for dead before its first heartbeat (a second after our
     /// READY), and kept the abandoned registration as a second worker of
     /// `manager` for its 5 s expiry, handing it requests that were lost.
-    pub fn link_up(&mut self, now: Instant) {
+    pub(crate) fn link_up(&mut self, now: Instant) {
         self.last_heard = self.last_heard.max(now);
     }
 
     /// Whether the broker said anything since the last `connected` (asked
     /// before `receive`, it tells the first word after a (re)connection).
-    pub fn heard_since_connect(&self) -> bool {
+    pub(crate) fn heard_since_connect(&self) -> bool {
         self.heard_since_connect
     }
 
     /// Reads one message from the broker: `["", "MDPW01", command, ...]`.
     /// Any message is a sign of life.
-    pub fn receive(&mut self, mut frames: Frames, now: Instant) -> Incoming {
+    pub(crate) fn receive(&mut self, mut frames: Frames, now: Instant) -> Incoming {
         if self.talking_to_itself {
             return Incoming::ConnectedToItself;
         }
@@ -204,7 +205,7 @@ impl Worker {
     /// keeps a worker alive on its HEARTBEATs only (domogik-mq's
     /// reqrep/broker.py resets a worker's liveness on HEARTBEAT, not on
     /// REPLY), so a busy worker heartbeats all the same.
-    pub fn reply(&self, envelope: Frames, reply: Frames) -> Frames {
+    pub(crate) fn reply(&self, envelope: Frames, reply: Frames) -> Frames {
         let mut frames = Vec::with_capacity(4 + envelope.len() + reply.len());
         frames.extend([Vec::new(), WORKER_HEADER.to_vec(), vec![REPLY]]);
         frames.extend(envelope);
@@ -219,7 +220,7 @@ impl Worker {
     /// meanwhile waits for the next worker instead of being lost with this
     /// one. Nothing is due after it (MDP: a worker sends nothing more after
     /// DISCONNECT), until a new socket's `connected`.
-    pub fn disconnect(&mut self, now: Instant) -> Frames {
+    pub(crate) fn disconnect(&mut self, now: Instant) -> Frames {
         self.left = true;
         self.last_sent = now;
         vec![Vec::new(), WORKER_HEADER.to_vec(), vec![DISCONNECT]]
@@ -228,7 +229,7 @@ impl Worker {
     /// The next time `tick` has something to do of its own accord (it may
     /// also have something at an earlier turn: see [`Timing`]); `None`
     /// once the worker has left.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         if self.left {
             return None;
         }
@@ -238,7 +239,7 @@ impl Worker {
     /// What is due at `now`, called at every turn of the loop: reconnect if
     /// the broker was silent too long, else a heartbeat if one is owed
     /// ([`Timing`]).
-    pub fn tick(&mut self, now: Instant) -> Due {
+    pub(crate) fn tick(&mut self, now: Instant) -> Due {
         if self.left {
             return Due::Nothing;
         }
@@ -310,7 +311,16 @@ mod tests {
     fn a_request_keeps_every_address_frame_and_its_reply_sends_them_back() {
         let now = Instant::now();
         let mut worker = worker(now);
-        let request = frames(&[b"", b"MDPW01", b"\x02", b"client-1", b"hop", b"", b"clients.list.get", b"{}"]);
+        let request = frames(&[
+            b"",
+            b"MDPW01",
+            b"\x02",
+            b"client-1",
+            b"hop",
+            b"",
+            b"clients.list.get",
+            b"{}",
+        ]);
         let Incoming::Request { envelope, body } = worker.receive(request, now) else {
             panic!("a request")
         };
@@ -318,7 +328,16 @@ mod tests {
         assert_eq!(body, frames(&[b"clients.list.get", b"{}"]));
         assert_eq!(
             worker.reply(envelope, frames(&[b"clients.list.result", b"{}"])),
-            frames(&[b"", b"MDPW01", b"\x03", b"client-1", b"hop", b"", b"clients.list.result", b"{}"])
+            frames(&[
+                b"",
+                b"MDPW01",
+                b"\x03",
+                b"client-1",
+                b"hop",
+                b"",
+                b"clients.list.result",
+                b"{}"
+            ])
         );
     }
 
@@ -351,9 +370,15 @@ mod tests {
         let mut worker = worker(start);
         worker.connected(start);
         let later = start + Duration::from_secs(3);
-        assert!(matches!(worker.receive(frames(&[b"GET / HTTP/1.1"]), later), Incoming::Malformed(_)));
+        assert!(matches!(
+            worker.receive(frames(&[b"GET / HTTP/1.1"]), later),
+            Incoming::Malformed(_)
+        ));
         assert!(!worker.heard_since_connect());
-        assert!(matches!(worker.tick(start + Duration::from_millis(3500)), Due::Reconnect(_)));
+        assert!(matches!(
+            worker.tick(start + Duration::from_millis(3500)),
+            Due::Reconnect(_)
+        ));
     }
 
     #[test]
@@ -375,7 +400,10 @@ mod tests {
             frames(&[b"", b"MDPW01", b"\x09"]),
             frames(&[b"", b"MDPW01", b"\x02", b"client", b"no delimiter"]),
         ] {
-            assert!(matches!(worker.receive(bad.clone(), now), Incoming::Malformed(_)), "{bad:?}");
+            assert!(
+                matches!(worker.receive(bad.clone(), now), Incoming::Malformed(_)),
+                "{bad:?}"
+            );
         }
     }
 
@@ -390,7 +418,10 @@ mod tests {
         // at the turn it arrives, and our own deadline is never reached.
         for beat in 1..=3 {
             let at = ms(1000 * beat + 3 * beat);
-            assert!(worker.next_deadline() > Some(at), "beat {beat}: no wake-up of our own before the broker's");
+            assert!(
+                worker.next_deadline() > Some(at),
+                "beat {beat}: no wake-up of our own before the broker's"
+            );
             worker.receive(heartbeat.clone(), at);
             assert_eq!(worker.tick(at), Due::Send(heartbeat.clone()), "beat {beat}");
             assert_eq!(worker.tick(at), Due::Nothing, "once per beat");
@@ -398,7 +429,11 @@ mod tests {
         // Heard too soon after our last (at 3009): not answered, nothing owed.
         worker.receive(heartbeat.clone(), ms(3300));
         assert_eq!(worker.tick(ms(3300)), Due::Nothing);
-        assert_eq!(worker.tick(ms(3509)), Due::Send(heartbeat.clone()), "half an interval on: answered");
+        assert_eq!(
+            worker.tick(ms(3509)),
+            Due::Send(heartbeat.clone()),
+            "half an interval on: answered"
+        );
         // The broker goes quiet: one every 1.5 s by our own deadline.
         assert_eq!(worker.next_deadline(), Some(ms(5009)));
         assert_eq!(worker.tick(ms(5008)), Due::Nothing);
@@ -423,7 +458,11 @@ mod tests {
         // to reconnect: the worker has left.
         worker.receive(heartbeat.clone(), leaving);
         for later in [1, 2, 60] {
-            assert_eq!(worker.tick(leaving + Duration::from_secs(later)), Due::Nothing, "{later} s on");
+            assert_eq!(
+                worker.tick(leaving + Duration::from_secs(later)),
+                Due::Nothing,
+                "{later} s on"
+            );
         }
         // A new socket is a new conversation.
         let again = leaving + Duration::from_secs(61);
@@ -508,7 +547,10 @@ mod tests {
                 liveness = 5;
             }
         }
-        assert!(lowest > 0, "Domogik's broker unregistered the busy worker (liveness reached {lowest})");
+        assert!(
+            lowest > 0,
+            "Domogik's broker unregistered the busy worker (liveness reached {lowest})"
+        );
     }
 
     /// On a host without a broker, the DEALER's connect to a port inside
@@ -521,15 +563,27 @@ mod tests {
         let start = Instant::now();
         let mut worker = worker(start);
         let ready = worker.connected(start);
-        assert_eq!(worker.receive(ready, start + Duration::from_millis(1)), Incoming::ConnectedToItself);
-        assert!(!worker.heard_since_connect(), "our own READY is not the broker answering");
+        assert_eq!(
+            worker.receive(ready, start + Duration::from_millis(1)),
+            Incoming::ConnectedToItself
+        );
+        assert!(
+            !worker.heard_since_connect(),
+            "our own READY is not the broker answering"
+        );
         // Nor our own heartbeat behind it, on the same socket.
         let heartbeat = frames(&[b"", b"MDPW01", b"\x04"]);
-        assert_eq!(worker.receive(heartbeat.clone(), start + Duration::from_millis(2)), Incoming::ConnectedToItself);
+        assert_eq!(
+            worker.receive(heartbeat.clone(), start + Duration::from_millis(2)),
+            Incoming::ConnectedToItself
+        );
         assert!(!worker.heard_since_connect());
         // A new socket starts afresh.
         worker.connected(start + Duration::from_millis(3));
-        assert_eq!(worker.receive(heartbeat, start + Duration::from_millis(4)), Incoming::Nothing);
+        assert_eq!(
+            worker.receive(heartbeat, start + Duration::from_millis(4)),
+            Incoming::Nothing
+        );
         assert!(worker.heard_since_connect());
     }
 
@@ -556,6 +610,9 @@ mod tests {
     #[test]
     fn scaled_timing_keeps_domogik_proportions() {
         assert_eq!(Timing::scaled(Duration::from_secs(1)), Timing::DOMOGIK);
-        assert_eq!(Timing::scaled(Duration::from_millis(100)).broker_silence, Duration::from_millis(350));
+        assert_eq!(
+            Timing::scaled(Duration::from_millis(100)).broker_silence,
+            Duration::from_millis(350)
+        );
     }
 }

@@ -7,6 +7,6 @@
 //! monitor events, so that none is lost for good.
 //! [`dbmgr`]: the conversations with the broker's other services.
 
-pub mod dbmgr;
-pub mod links;
-pub mod mdp;
+pub(crate) mod dbmgr;
+pub(crate) mod links;
+pub(crate) mod mdp;

@@ -8,14 +8,14 @@ use crate::core::wire;
 
 /// Starts plugin processes for the manager: `src/processes.rs` in the
 /// daemon, a fake in tests.
-pub trait Starter {
+pub(crate) trait Starter {
     /// Starts plugin `name` (`auto`: on the manager's own initiative, run
     /// with `-m`); its pid, or one line saying why not.
     fn start(&mut self, name: &str, auto: bool) -> Result<u32, String>;
 }
 
 /// The starter of a manager that starts no process.
-pub struct NoStarter;
+pub(crate) struct NoStarter;
 
 impl Starter for NoStarter {
     fn start(&mut self, _name: &str, _auto: bool) -> Result<u32, String> {
@@ -27,7 +27,7 @@ impl Manager {
     /// Starts plugin `name` of `host` through `starter`, unless it is not
     /// ours to start or already runs; its status becomes `starting`.
     /// Returns its pid, or why it was not started.
-    pub fn start_plugin(
+    pub(crate) fn start_plugin(
         &mut self,
         name: &str,
         host: &str,
@@ -72,7 +72,7 @@ impl Manager {
     /// says what `status` that means); its client shows it.
     /// A `dead` one is also announced as `plugin.status` `dead`, as the
     /// dead rule does (§8: other components listen for it).
-    pub fn process_ended(&mut self, name: &str, status: Status, comment: String) -> bool {
+    pub(crate) fn process_ended(&mut self, name: &str, status: Status, comment: String) -> bool {
         let changed = self.clients.process_ended(name, status, comment, self.now);
         if changed {
             if status == Status::Dead {

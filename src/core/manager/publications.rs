@@ -10,14 +10,14 @@ use crate::core::wire;
 
 /// The seed dialect's publications after a change, in this order.
 pub const LIST_CATEGORY: &str = "clients.list";
-pub const DETAIL_CATEGORY: &str = "clients.detail";
+pub(crate) const DETAIL_CATEGORY: &str = "clients.detail";
 /// The 0.5 dialect's publications after a change, in this order.
-pub const V05_LIST_CATEGORY: &str = "client.list";
-pub const V05_DETAIL_CATEGORY: &str = "client.detail";
-pub const V05_CONVERSION_CATEGORY: &str = "client.conversion";
-pub const PACKAGE_DETAIL_CATEGORY: &str = "package.detail";
+pub(crate) const V05_LIST_CATEGORY: &str = "client.list";
+pub(crate) const V05_DETAIL_CATEGORY: &str = "client.detail";
+pub(crate) const V05_CONVERSION_CATEGORY: &str = "client.conversion";
+pub(crate) const PACKAGE_DETAIL_CATEGORY: &str = "package.detail";
 /// Every category the manager publishes the views under.
-pub const VIEW_CATEGORIES: [&str; 6] = [
+pub(crate) const VIEW_CATEGORIES: [&str; 6] = [
     LIST_CATEGORY,
     DETAIL_CATEGORY,
     V05_LIST_CATEGORY,
@@ -95,7 +95,7 @@ impl Manager {
     /// Owes every view to subscribers again although nothing changed: a
     /// subscriber appeared (the PUB's link came up, or came back, at the
     /// forwarder) and must not wait for the next change.
-    pub fn republish(&mut self) {
+    pub(crate) fn republish(&mut self) {
         self.dirty = true;
         self.packages_dirty = true;
     }
@@ -104,12 +104,6 @@ impl Manager {
     pub(super) fn mark_changed(&mut self) {
         self.dirty = true;
         self.cache = Cache::default();
-    }
-
-    /// A change only the 0.5 views show (a pid).
-    pub(super) fn mark_v05_changed(&mut self) {
-        self.dirty = true;
-        self.cache.forget_v05();
     }
 
     /// `view` as JSON, serialised if the cache has none since the last change.
@@ -151,7 +145,7 @@ pub struct Publications<'a> {
 
 impl Publications<'_> {
     /// Whether the views are among them (else only `plugin.status` messages).
-    pub fn views_owed(&self) -> bool {
+    pub(crate) fn views_owed(&self) -> bool {
         self.views.len() > 0
     }
 }

@@ -11,15 +11,15 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 pub const LIST_GET: &str = "clients.list.get";
-pub const LIST_RESULT: &str = "clients.list.result";
+pub(crate) const LIST_RESULT: &str = "clients.list.result";
 pub const DETAIL_GET: &str = "clients.detail.get";
-pub const DETAIL_RESULT: &str = "clients.detail.result";
-pub const ERROR_ACTION: &str = "error";
-pub const START_DO: &str = "plugin.start.do";
-pub const START_RESULT: &str = "plugin.start.result";
+pub(crate) const DETAIL_RESULT: &str = "clients.detail.result";
+pub(crate) const ERROR_ACTION: &str = "error";
+pub(crate) const START_DO: &str = "plugin.start.do";
+pub(crate) const START_RESULT: &str = "plugin.start.result";
 
 /// The 0.5 dialect's actions (PROTOCOL.md §8): request, reply.
-pub const V05_ACTIONS: [(&str, &str); 7] = [
+pub(crate) const V05_ACTIONS: [(&str, &str); 7] = [
     ("client.list.get", "client.list.result"),
     ("client.detail.get", "client.detail.result"),
     ("client.conversion.get", "client.conversion.result"),
@@ -47,7 +47,7 @@ impl Manager {
     }
 
     /// [`Manager::handle_request`], with `starter` for `plugin.start.do`.
-    pub fn handle_request_with(&mut self, frames: &[Vec<u8>], starter: &mut dyn Starter) -> Reply {
+    pub(crate) fn handle_request_with(&mut self, frames: &[Vec<u8>], starter: &mut dyn Starter) -> Reply {
         let (framing, answer) = match wire::decode_request(frames) {
             Ok(request) => {
                 let answer = self.answer_with(&request, starter);
@@ -68,13 +68,9 @@ impl Manager {
     }
 
     /// The reply action and body to a decoded request, or the one-line
-    /// reason of its `error` reply (unknown service or action, bad body).
-    pub fn answer(&mut self, request: &Request) -> Result<(&'static str, String), String> {
-        self.answer_with(request, &mut NoStarter)
-    }
-
-    /// [`Manager::answer`], with `starter` for `plugin.start.do`.
-    pub fn answer_with(
+    /// reason of its `error` reply (unknown service or action, bad body);
+    /// `starter` starts the plugin of a `plugin.start.do`.
+    pub(crate) fn answer_with(
         &mut self,
         request: &Request,
         starter: &mut dyn Starter,

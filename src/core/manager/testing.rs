@@ -6,11 +6,11 @@ use crate::core::packages::{Package, PackageChange};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-pub fn frames(parts: &[&[u8]]) -> Vec<Vec<u8>> {
+pub(super) fn frames(parts: &[&[u8]]) -> Vec<Vec<u8>> {
     parts.iter().map(|part| part.to_vec()).collect()
 }
 
-pub fn manager_with(names: &[&str]) -> Manager {
+pub(super) fn manager_with(names: &[&str]) -> Manager {
     let mut manager = Manager::new("box", "manager");
     let changes = names
         .iter()
@@ -25,11 +25,11 @@ pub fn manager_with(names: &[&str]) -> Manager {
     manager
 }
 
-pub fn body(frame: &[u8]) -> Value {
+pub(super) fn body(frame: &[u8]) -> Value {
     serde_json::from_slice(frame).unwrap()
 }
 
-pub fn ask(manager: &mut Manager, action: &str, body: &str) -> (String, Value) {
+pub(super) fn ask(manager: &mut Manager, action: &str, body: &str) -> (String, Value) {
     let reply = manager.handle_request(&[action.as_bytes().to_vec(), body.as_bytes().to_vec()]);
     (
         String::from_utf8(reply.frames[0].clone()).unwrap(),

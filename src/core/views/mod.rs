@@ -4,8 +4,8 @@
 //! (src/pyjson.rs), without an intermediate tree; the manager caches each
 //! text until the map changes.
 
-pub mod seed;
-pub mod v05;
+pub(crate) mod seed;
+pub(crate) mod v05;
 
 use serde_json::value::RawValue;
 

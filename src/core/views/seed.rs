@@ -9,12 +9,12 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 
 /// The list view, `{ID: LIST_ENTRY, ...}`, as Python's json.dumps writes it.
-pub fn list_json(clients: &Clients) -> String {
+pub(crate) fn list_json(clients: &Clients) -> String {
     pyjson::to_string(&View { clients, detail: false })
 }
 
 /// The detail view, `{ID: DETAIL_ENTRY, ...}`, as Python's json.dumps writes it.
-pub fn detail_json(clients: &Clients) -> String {
+pub(crate) fn detail_json(clients: &Clients) -> String {
     pyjson::to_string(&View { clients, detail: true })
 }
 

@@ -8,8 +8,8 @@
 //! costs a copy of each client's data, not a rebuild of it.
 
 use crate::core::clients::{Client, Clients, HistoryEntry};
-use crate::core::packages::PackageFiles;
 use crate::core::packages::Package;
+use crate::core::packages::PackageFiles;
 use crate::core::pyjson;
 use crate::core::status::Status;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
@@ -19,11 +19,11 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// The parameter Domogik 0.5 adds first to every plugin's `configuration`
 /// (unless `xpl_clients_only`); the wording is ours.
-pub const AUTO_STARTUP: &str = "auto_startup";
+pub(crate) const AUTO_STARTUP: &str = "auto_startup";
 
 /// What the 0.5 views need of a package, computed by [`derive`].
 #[derive(Debug, Clone, Default)]
-pub struct Derived {
+pub(crate) struct Derived {
     /// `plugin-<name>.<host>`, `domogik-<name>.<host>`, `plugin-<name>`:
     /// made once, not at every view.
     client_id: String,
@@ -39,19 +39,19 @@ pub struct Derived {
 }
 
 /// The 0.5 client id: `plugin-<name>.<host>`.
-pub fn client_id(name: &str, host: &str) -> String {
+pub(crate) fn client_id(name: &str, host: &str) -> String {
     format!("plugin-{name}.{host}")
 }
 
 /// The 0.5 package id: `plugin-<name>`.
-pub fn package_id(name: &str) -> String {
+pub(crate) fn package_id(name: &str) -> String {
     format!("plugin-{name}")
 }
 
 /// How the 0.5 dialect spells a status. The one internal status of a
 /// client the manager has not heard from, `unknown`, is `stopped` here
 /// (Domogik 0.5 starts every client as `stopped`); docs/PROTOCOL.md.
-pub fn spelling(status: Status) -> &'static str {
+pub(crate) fn spelling(status: Status) -> &'static str {
     match status {
         Status::Unknown => Status::Stopped.as_str(),
         other => other.as_str(),
@@ -60,7 +60,7 @@ pub fn spelling(status: Status) -> &'static str {
 
 /// The detail `data` of plugin `name`: its `info.json` with Domogik 0.5's
 /// additions (PROTOCOL.md §8), and the xpl fields of its list entry.
-pub fn derive(
+pub(crate) fn derive(
     name: &str,
     host: &str,
     package: &Package,
@@ -158,12 +158,12 @@ fn data_of<E: serde::ser::Error>(client: &Client) -> Result<&RawValue, E> {
 }
 
 /// `client.list`: `{CLIENT_ID: LIST_ENTRY, ...}`.
-pub fn list_json(clients: &Clients) -> String {
+pub(crate) fn list_json(clients: &Clients) -> String {
     pyjson::to_string(&Entries { clients, detail: false })
 }
 
 /// `client.detail`: `{CLIENT_ID: DETAIL_ENTRY, ...}`.
-pub fn detail_json(clients: &Clients) -> String {
+pub(crate) fn detail_json(clients: &Clients) -> String {
     pyjson::to_string(&Entries { clients, detail: true })
 }
 
@@ -240,7 +240,7 @@ impl Serialize for LastSeen<'_> {
 
 /// `client.conversion`: `{CLIENT_ID: {MODULE: SOURCE_TEXT, ...}, ...}`,
 /// every client (`{}` for one without conversions).
-pub fn conversion_json(clients: &Clients) -> String {
+pub(crate) fn conversion_json(clients: &Clients) -> String {
     struct Conversions<'a>(&'a Clients);
     impl Serialize for Conversions<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -255,7 +255,7 @@ pub fn conversion_json(clients: &Clients) -> String {
 }
 
 /// `package.detail`: `{"plugin-<name>": DETAIL_DATA, ...}`, valid packages only.
-pub fn package_detail_json(clients: &Clients) -> String {
+pub(crate) fn package_detail_json(clients: &Clients) -> String {
     struct Packages<'a>(&'a Clients);
     impl Serialize for Packages<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -275,7 +275,7 @@ pub fn package_detail_json(clients: &Clients) -> String {
 /// every device type of every valid package, or only `wanted`
 /// (`{wanted: null}` when no package has it). When two packages declare
 /// the same device type, the first by name owns it.
-pub fn device_types_json(clients: &Clients, wanted: Option<&str>) -> String {
+pub(crate) fn device_types_json(clients: &Clients, wanted: Option<&str>) -> String {
     struct Types<'a>(&'a Clients, Option<&'a str>);
     impl Serialize for Types<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -306,7 +306,12 @@ pub fn device_types_json(clients: &Clients, wanted: Option<&str>) -> String {
 /// `client.history.result` for the client named in the request (`type`,
 /// `name`, `host` as received): `status` false with a `reason` when there
 /// is no such client here.
-pub fn history_json(kind: &str, name: &str, host: &str, history: Result<&VecDeque<HistoryEntry>, String>) -> String {
+pub(crate) fn history_json(
+    kind: &str,
+    name: &str,
+    host: &str,
+    history: Result<&VecDeque<HistoryEntry>, String>,
+) -> String {
     #[derive(serde::Serialize)]
     struct Reply<'a> {
         #[serde(rename = "type")]

@@ -191,6 +191,14 @@ fn stop_plugins(state: &mut State, signals: &mut SignalPipe) {
     }
 }
 
+/// The poll items always there, by name (mio's `Token`s): the rest follow
+/// them, the dbmgr DEALER if open, the plugins' pipes, then the monitors.
+const SUB: usize = 0;
+const REQUESTS: usize = 1;
+const PUBLISHER: usize = 2;
+const SIGNALS: usize = 3;
+const DBMGR: usize = 4;
+
 /// Which poll items were readable.
 struct Ready {
     sub: bool,
@@ -213,15 +221,13 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     } else {
         zmq::PollEvents::empty()
     };
-    let mut items = vec![
-        sockets.sub.socket.as_poll_item(zmq::POLLIN),
-        sockets.requests.socket().as_poll_item(zmq::POLLIN),
-        sockets.publisher.socket.as_poll_item(publisher_events),
-        zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
-    ];
-    let dbmgr_slot = items.len();
+    let mut items = Vec::with_capacity(DBMGR + 1 + pipes.len() + 4);
+    items.insert(SUB, sockets.sub.socket.as_poll_item(zmq::POLLIN));
+    items.insert(REQUESTS, sockets.requests.socket().as_poll_item(zmq::POLLIN));
+    items.insert(PUBLISHER, sockets.publisher.socket.as_poll_item(publisher_events));
+    items.insert(SIGNALS, zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN));
     if let Some(dbmgr) = &sockets.dbmgr {
-        items.push(dbmgr.socket.as_poll_item(zmq::POLLIN));
+        items.insert(DBMGR, dbmgr.socket.as_poll_item(zmq::POLLIN));
     }
     let first_pipe = items.len();
     items.extend(pipes.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
@@ -254,11 +260,11 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
             .is_some_and(|item| item.is_readable() || item.is_error())
     };
     Ready {
-        sub: ready(0),
-        requests: ready(1),
-        publisher: ready(2),
-        signals: ready(3),
-        dbmgr: sockets.dbmgr.is_some() && ready(dbmgr_slot),
+        sub: ready(SUB),
+        requests: ready(REQUESTS),
+        publisher: ready(PUBLISHER),
+        signals: ready(SIGNALS),
+        dbmgr: sockets.dbmgr.is_some() && ready(DBMGR),
         monitors: (first_monitor..items.len()).any(ready),
         pipes: (first_pipe..first_pipe + pipes.len()).map(pipe_ready).collect(),
     }

@@ -2,7 +2,7 @@
 //! package installed on this host, with its status, when it was last
 //! heard, its history, its configuration as `dbmgr` knows it, and the
 //! package's files. The one source of truth that every view serialises
-//! (src/views/).
+//! (src/core/views/); what only one dialect needs is derived and kept there.
 //!
 //! Pure state: no I/O, and the time comes from the caller ([`Now`]).
 //! Every mutator says whether the map changed, so the caller knows when to
@@ -12,7 +12,6 @@ use crate::core::liveness::{self, Now};
 use crate::core::packages::Package;
 use crate::core::packages::PackageFiles;
 use crate::core::status::Status;
-use crate::core::views::v05::{self, Derived};
 use crate::core::wire;
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
@@ -79,9 +78,10 @@ pub(crate) struct Client {
     /// Newest first, at most [`MAX_HISTORY`].
     pub(crate) history: VecDeque<HistoryEntry>,
     pub(crate) configuration: Configuration,
-    /// The 0.5 views' derived data, rebuilt when the package, its files
-    /// or its configuration change (never on a status change).
-    pub(crate) derived: Derived,
+    /// Changes, unique in the map, whenever the package, its files or its
+    /// configuration change (never on a status change): what a view derives
+    /// from them and keeps is stale when this moved (`views::v05::Derivations`).
+    pub(crate) revision: u64,
 }
 
 impl Client {
@@ -100,10 +100,6 @@ impl Client {
             Package::Invalid { reason } => Some(reason),
             Package::Valid { .. } => self.status_comment.as_deref(),
         }
-    }
-
-    fn rederive(&mut self, name: &str, host: &str) {
-        self.derived = v05::derive(name, host, &self.package, &self.files, &self.configuration.values);
     }
 
     fn seen(&mut self, now: Now) {
@@ -156,16 +152,15 @@ pub(crate) enum Applied {
     Heard,
 }
 
-/// The client id of plugin `name` on `host` in the seed dialect: `domogik-<name>.<host>`.
-fn client_id(name: &str, host: &str) -> String {
-    format!("domogik-{name}.{host}")
-}
+use crate::core::wire::xpl_source as client_id;
 
 /// Every plugin client of this host, keyed by plugin name.
 #[derive(Debug, Clone)]
 pub(crate) struct Clients {
     host: String,
     by_name: BTreeMap<String, Client>,
+    /// The last [`Client::revision`] given.
+    revisions: u64,
 }
 
 impl Clients {
@@ -173,7 +168,12 @@ impl Clients {
         Clients {
             host: host.into(),
             by_name: BTreeMap::new(),
+            revisions: 0,
         }
+    }
+
+    fn next_revision(&mut self) -> u64 {
+        next_revision(&mut self.revisions)
     }
 
     pub(crate) fn host(&self) -> &str {
@@ -229,9 +229,8 @@ impl Clients {
                 pid: 0,
                 history: VecDeque::new(),
                 configuration: Configuration::default(),
-                derived: Derived::default(),
+                revision: self.next_revision(),
             };
-            client.rederive(name, &self.host);
             client.seen(now);
             self.by_name.insert(name.to_owned(), client);
             return true;
@@ -249,7 +248,7 @@ impl Clients {
             client.change_status(fresh_status, reason, now.unix);
             client.status_comment = None;
         }
-        client.rederive(name, &self.host);
+        client.revision = next_revision(&mut self.revisions);
         true
     }
 
@@ -258,7 +257,7 @@ impl Clients {
         match self.by_name.get_mut(name) {
             Some(client) if client.files != files => {
                 client.files = files;
-                client.rederive(name, &self.host);
+                client.revision = next_revision(&mut self.revisions);
                 true
             }
             _ => false,
@@ -367,12 +366,19 @@ impl Clients {
         match self.by_name.get_mut(name) {
             Some(client) if client.configuration != configuration => {
                 client.configuration = configuration;
-                client.rederive(name, &self.host);
+                client.revision = next_revision(&mut self.revisions);
                 true
             }
             _ => false,
         }
     }
+}
+
+/// A new [`Client::revision`] (a field apart, so that it can be taken while
+/// a client of the map is borrowed).
+fn next_revision(revisions: &mut u64) -> u64 {
+    *revisions += 1;
+    *revisions
 }
 
 /// Domogik's truth of a configuration value: `1`, `true`, `True` (as text

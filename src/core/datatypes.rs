@@ -15,7 +15,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Box<RawValue>, String> {
     if bytes.len() as u64 > MAX_BYTES {
         return Err(format!("is larger than {MAX_BYTES} bytes"));
     }
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let bytes = pyjson::without_bom(bytes);
     match serde_json::from_slice::<Value>(bytes) {
         Ok(value @ Value::Object(_)) => {
             RawValue::from_string(pyjson::to_string(&value)).map_err(|e| format!("cannot be stored: {e}"))

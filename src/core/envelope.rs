@@ -10,9 +10,9 @@
 //! socket and does here, exactly, what REP does: the same requests are
 //! served, the same malformed ones dropped, the same bytes sent back.
 
-/// A request as a ROUTER socket delivers it: the routing id it prepends,
-/// then the peer's frames.
-pub(crate) type Frames = Vec<Vec<u8>>;
+// A request as a ROUTER socket delivers it: the routing id it prepends,
+// then the peer's frames.
+use crate::core::wire::Frames;
 
 /// Splits a message received on a ROUTER socket as REP would: the envelope
 /// is every frame up to and including the first empty frame that has more

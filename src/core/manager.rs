@@ -31,6 +31,7 @@ use crate::core::clients::{Applied, Clients, StatusRejected};
 use crate::core::liveness::{self, Now, OwnStatus};
 use crate::core::packages::PackageChange;
 use crate::core::status::Status;
+use crate::core::views::v05;
 use crate::core::wire::{self, BadStatusMessage};
 use publications::Cache;
 use serde_json::value::RawValue;
@@ -77,6 +78,8 @@ pub struct Manager {
     /// `plugin.status` messages owed (dead clients, our own status).
     statuses: Vec<Vec<Vec<u8>>>,
     cache: Cache,
+    /// What the 0.5 views derive from each package, made again on change.
+    v05: v05::Derivations,
 }
 
 impl Manager {
@@ -94,10 +97,16 @@ impl Manager {
             packages_dirty: false,
             statuses: Vec::new(),
             cache: Cache::default(),
+            v05: v05::Derivations::default(),
         }
     }
 
     /// The delays of src/liveness.rs (30 s and 15 s unless configured).
+    /// How long a running plugin may stay silent before it is `dead`.
+    pub(crate) fn dead_after(&self) -> Duration {
+        self.dead_after
+    }
+
     pub(crate) fn set_timers(&mut self, dead_after: Duration, status_interval: Duration) {
         self.dead_after = dead_after;
         self.own = OwnStatus::new(status_interval, self.now.mono);

@@ -77,8 +77,7 @@ fn validate_info_json(name: &str, bytes: &[u8]) -> Result<Box<RawValue>, String>
     if bytes.len() as u64 > MAX_INFO_JSON_BYTES {
         return Err(too_large(bytes.len() as u64));
     }
-    // Editors on some systems add a byte-order mark; it is not an error.
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let bytes = pyjson::without_bom(bytes);
     // Parsing into a `Value` keeps the last of duplicate keys, as Python does.
     let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("has a JSON error: {e}"))?;
     let Value::Object(root) = &value else {

@@ -11,6 +11,13 @@ use serde::Serialize;
 use serde_json::ser::Formatter;
 use std::io::{self, Write};
 
+/// `bytes` without the UTF-8 byte-order mark that editors on some systems
+/// put first: it is no error in a file Domogik reads (`info.json`,
+/// `datatypes.json`).
+pub(crate) fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)
+}
+
 /// A `serde_json` formatter reproducing Python's `json.dumps` defaults.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct PythonFormatter;

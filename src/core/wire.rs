@@ -9,6 +9,15 @@ use serde_json::{Map, Value};
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// A multipart ZeroMQ message: its frames, in order.
+pub(crate) type Frames = Vec<Vec<u8>>;
+
+/// The seed dialect's client id of plugin `name` on `host`, which is also
+/// its xPL source in Domogik 0.5: `domogik-<name>.<host>`.
+pub(crate) fn xpl_source(name: &str, host: &str) -> String {
+    format!("domogik-{name}.{host}")
+}
+
 /// Last part of every pub/sub `msg_id`.
 pub(crate) const MSG_VERSION: &str = "0_1";
 /// First frame of a request in Domogik's MDP client framing.

@@ -35,8 +35,6 @@ pub(super) struct State {
     pub plugins: Plugins,
     /// Which plugins `auto_startup` has started already.
     autostart: AutoStart,
-    /// After this long without a word a client is dead (for its log line).
-    dead_after: Duration,
 }
 
 /// Whether the loop goes on after the signals of a turn.
@@ -69,7 +67,6 @@ impl State {
                 config.plugins.policy.clone(),
             ),
             autostart: AutoStart::default(),
-            dead_after: config.dead_after,
         };
         // Said at info: a host may run no plugin of ours (and a fresh Debian 12
         // has no /usr/bin/python); each start that fails for it is a warning.
@@ -121,7 +118,7 @@ impl State {
         }
         for name in self.manager.run_timers() {
             let id = self.manager.clients().client_id(&name);
-            let why = crate::core::liveness::dead_comment(self.dead_after);
+            let why = crate::core::liveness::dead_comment(self.manager.dead_after());
             warn!(client_id = id.as_str(); "{id} is dead: {why}");
         }
     }

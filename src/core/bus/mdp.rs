@@ -10,9 +10,8 @@
 //! new one and calls `connected` again. On a clean stop it sends the
 //! DISCONNECT of [`Worker::disconnect`] before it exits.
 
+pub(crate) use crate::core::wire::Frames;
 use std::time::{Duration, Instant};
-
-pub(crate) type Frames = Vec<Vec<u8>>;
 
 /// Second frame of every worker message.
 pub(crate) const WORKER_HEADER: &[u8] = b"MDPW01";

@@ -109,15 +109,20 @@ impl Manager {
     /// `view` as JSON, serialised if the cache has none since the last change.
     pub(super) fn view(&mut self, view: View) -> &str {
         let clients = &self.clients;
-        let (slot, build): (&mut Option<String>, fn(&Clients) -> String) = match view {
-            View::SeedList => (&mut self.cache.seed_list, seed::list_json),
-            View::SeedDetail => (&mut self.cache.seed_detail, seed::detail_json),
+        let derived = &mut self.v05;
+        type Build = fn(&Clients, &v05::Derivations) -> String;
+        let (slot, build): (&mut Option<String>, Build) = match view {
+            View::SeedList => (&mut self.cache.seed_list, |clients, _| seed::list_json(clients)),
+            View::SeedDetail => (&mut self.cache.seed_detail, |clients, _| seed::detail_json(clients)),
             View::V05List => (&mut self.cache.v05_list, v05::list_json),
             View::V05Detail => (&mut self.cache.v05_detail, v05::detail_json),
             View::Conversion => (&mut self.cache.conversion, v05::conversion_json),
             View::PackageDetail => (&mut self.cache.package_detail, v05::package_detail_json),
         };
-        slot.get_or_insert_with(|| build(clients))
+        slot.get_or_insert_with(|| {
+            derived.sync(clients);
+            build(clients, derived)
+        })
     }
 }
 

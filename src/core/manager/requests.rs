@@ -111,11 +111,15 @@ impl Manager {
                 let datatypes = self.datatypes.as_deref().map_or("null", RawValue::get);
                 format!("{{\"datatypes\": {datatypes}}}")
             }
-            _ => match request.body.get("device_type") {
-                None => v05::device_types_json(&self.clients, None),
-                Some(Value::String(wanted)) => v05::device_types_json(&self.clients, Some(wanted)),
-                Some(_) => return Err("device_type is not text".into()),
-            },
+            _ => {
+                let wanted = match request.body.get("device_type") {
+                    None => None,
+                    Some(Value::String(wanted)) => Some(wanted.as_str()),
+                    Some(_) => return Err("device_type is not text".into()),
+                };
+                self.v05.sync(&self.clients);
+                v05::device_types_json(&self.clients, &self.v05, wanted)
+            }
         };
         Ok((result, body))
     }

@@ -38,6 +38,49 @@ pub(crate) struct Derived {
     device_types: Vec<String>,
 }
 
+/// The [`Derived`] data of every client, each made again only when its
+/// client's package, files or configuration changed
+/// ([`Client::revision`]); kept by the manager, not the clients map, so
+/// that the model stores no dialect's cache.
+#[derive(Debug, Default)]
+pub(crate) struct Derivations {
+    by_name: BTreeMap<String, (u64, Derived)>,
+}
+
+impl Derivations {
+    /// Brings every client's derived data up to date with `clients`.
+    pub(crate) fn sync(&mut self, clients: &Clients) {
+        let host = clients.host();
+        self.by_name.retain(|name, _| clients.get(name).is_some());
+        for (name, client) in clients.iter() {
+            let stale = self
+                .by_name
+                .get(name)
+                .is_none_or(|(revision, _)| *revision != client.revision);
+            if stale {
+                let derived = derive(name, host, &client.package, &client.files, &client.configuration.values);
+                self.by_name.insert(name.to_owned(), (client.revision, derived));
+            }
+        }
+    }
+
+    /// The derived data of plugin `name`, as at the last [`Derivations::sync`].
+    fn of(&self, name: &str) -> &Derived {
+        self.by_name.get(name).map_or(&NOT_DERIVED, |(_, derived)| derived)
+    }
+}
+
+/// What a client not synced yet shows (never, after a sync).
+static NOT_DERIVED: Derived = Derived {
+    client_id: String::new(),
+    xpl_source: String::new(),
+    package_id: String::new(),
+    data: None,
+    compliant_xpl_clients: None,
+    xpl_clients_only: false,
+    device_types: Vec::new(),
+};
+
 /// The 0.5 client id: `plugin-<name>.<host>`.
 pub(crate) fn client_id(name: &str, host: &str) -> String {
     format!("plugin-{name}.{host}")
@@ -69,7 +112,7 @@ pub(crate) fn derive(
 ) -> Derived {
     Derived {
         client_id: client_id(name, host),
-        xpl_source: format!("domogik-{name}.{host}"),
+        xpl_source: crate::core::wire::xpl_source(name, host),
         package_id: package_id(name),
         ..derive_data(name, package, files, values)
     }
@@ -150,25 +193,34 @@ fn auto_startup_parameter() -> Value {
     })
 }
 
-fn data_of<E: serde::ser::Error>(client: &Client) -> Result<&RawValue, E> {
-    match &client.derived.data {
+fn data_of<E: serde::ser::Error>(derived: &Derived) -> Result<&RawValue, E> {
+    match &derived.data {
         Some(data) => Ok(data),
         None => super::empty_object(),
     }
 }
 
 /// `client.list`: `{CLIENT_ID: LIST_ENTRY, ...}`.
-pub(crate) fn list_json(clients: &Clients) -> String {
-    pyjson::to_string(&Entries { clients, detail: false })
+pub(crate) fn list_json(clients: &Clients, derived: &Derivations) -> String {
+    pyjson::to_string(&Entries {
+        clients,
+        derived,
+        detail: false,
+    })
 }
 
 /// `client.detail`: `{CLIENT_ID: DETAIL_ENTRY, ...}`.
-pub(crate) fn detail_json(clients: &Clients) -> String {
-    pyjson::to_string(&Entries { clients, detail: true })
+pub(crate) fn detail_json(clients: &Clients, derived: &Derivations) -> String {
+    pyjson::to_string(&Entries {
+        clients,
+        derived,
+        detail: true,
+    })
 }
 
 struct Entries<'a> {
     clients: &'a Clients,
+    derived: &'a Derivations,
     detail: bool,
 }
 
@@ -201,7 +253,8 @@ impl Serialize for Entries<'_> {
         let host = self.clients.host();
         let mut map = serializer.serialize_map(Some(self.clients.len()))?;
         for (name, client) in self.clients.iter() {
-            let compliant = match &client.derived.compliant_xpl_clients {
+            let derived = self.derived.of(name);
+            let compliant = match &derived.compliant_xpl_clients {
                 Some(compliant) => &**compliant,
                 None => super::empty_array()?,
             };
@@ -209,18 +262,18 @@ impl Serialize for Entries<'_> {
                 host,
                 kind: "plugin",
                 name,
-                xpl_source: &client.derived.xpl_source,
-                package_id: &client.derived.package_id,
+                xpl_source: &derived.xpl_source,
+                package_id: &derived.package_id,
                 pid: client.pid,
                 last_seen: LastSeen(client),
                 status: spelling(client.status()),
                 configured: client.configuration.configured,
                 compliant_xpl_clients: (!self.detail).then_some(compliant),
-                xpl_clients_only: (!self.detail).then_some(client.derived.xpl_clients_only),
-                data: if self.detail { Some(data_of(client)?) } else { None },
+                xpl_clients_only: (!self.detail).then_some(derived.xpl_clients_only),
+                data: if self.detail { Some(data_of(derived)?) } else { None },
                 comment: if self.detail { client.comment() } else { None },
             };
-            map.serialize_entry(&client.derived.client_id, &entry)?;
+            map.serialize_entry(&derived.client_id, &entry)?;
         }
         map.end()
     }
@@ -240,56 +293,58 @@ impl Serialize for LastSeen<'_> {
 
 /// `client.conversion`: `{CLIENT_ID: {MODULE: SOURCE_TEXT, ...}, ...}`,
 /// every client (`{}` for one without conversions).
-pub(crate) fn conversion_json(clients: &Clients) -> String {
-    struct Conversions<'a>(&'a Clients);
+pub(crate) fn conversion_json(clients: &Clients, derived: &Derivations) -> String {
+    struct Conversions<'a>(&'a Clients, &'a Derivations);
     impl Serialize for Conversions<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             let mut map = serializer.serialize_map(Some(self.0.len()))?;
-            for (_, client) in self.0.iter() {
-                map.serialize_entry(&client.derived.client_id, &client.files.conversions)?;
+            for (name, client) in self.0.iter() {
+                map.serialize_entry(&self.1.of(name).client_id, &client.files.conversions)?;
             }
             map.end()
         }
     }
-    pyjson::to_string(&Conversions(clients))
+    pyjson::to_string(&Conversions(clients, derived))
 }
 
 /// `package.detail`: `{"plugin-<name>": DETAIL_DATA, ...}`, valid packages only.
-pub(crate) fn package_detail_json(clients: &Clients) -> String {
-    struct Packages<'a>(&'a Clients);
+pub(crate) fn package_detail_json(clients: &Clients, derived: &Derivations) -> String {
+    struct Packages<'a>(&'a Clients, &'a Derivations);
     impl Serialize for Packages<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             let mut map = serializer.serialize_map(None)?;
-            for (_, client) in self.0.iter() {
-                if let Some(data) = &client.derived.data {
-                    map.serialize_entry(&client.derived.package_id, &**data)?;
+            for (name, _) in self.0.iter() {
+                let derived = self.1.of(name);
+                if let Some(data) = &derived.data {
+                    map.serialize_entry(&derived.package_id, &**data)?;
                 }
             }
             map.end()
         }
     }
-    pyjson::to_string(&Packages(clients))
+    pyjson::to_string(&Packages(clients, derived))
 }
 
 /// `device_types.result`: `{DEVICE_TYPE: OWNING_PACKAGE'S_DATA, ...}` for
 /// every device type of every valid package, or only `wanted`
 /// (`{wanted: null}` when no package has it). When two packages declare
 /// the same device type, the first by name owns it.
-pub(crate) fn device_types_json(clients: &Clients, wanted: Option<&str>) -> String {
-    struct Types<'a>(&'a Clients, Option<&'a str>);
+pub(crate) fn device_types_json(clients: &Clients, derived: &Derivations, wanted: Option<&str>) -> String {
+    struct Types<'a>(&'a Clients, &'a Derivations, Option<&'a str>);
     impl Serialize for Types<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             let mut owners: BTreeMap<&str, &RawValue> = BTreeMap::new();
-            for (_, client) in self.0.iter() {
-                let Some(data) = &client.derived.data else { continue };
-                for device_type in &client.derived.device_types {
-                    if self.1.is_none_or(|wanted| wanted == device_type) {
+            for (name, _) in self.0.iter() {
+                let derived = self.1.of(name);
+                let Some(data) = &derived.data else { continue };
+                for device_type in &derived.device_types {
+                    if self.2.is_none_or(|wanted| wanted == device_type) {
                         owners.entry(device_type).or_insert(data);
                     }
                 }
             }
             let mut map = serializer.serialize_map(None)?;
-            match self.1 {
+            match self.2 {
                 Some(wanted) => map.serialize_entry(wanted, &owners.get(wanted))?,
                 None => {
                     for (device_type, data) in owners {
@@ -300,7 +355,7 @@ pub(crate) fn device_types_json(clients: &Clients, wanted: Option<&str>) -> Stri
             map.end()
         }
     }
-    pyjson::to_string(&Types(clients, wanted))
+    pyjson::to_string(&Types(clients, derived, wanted))
 }
 
 /// `client.history.result` for the client named in the request (`type`,
@@ -369,6 +424,13 @@ mod tests {
         }
     }
 
+    /// The derived data of `clients`, as the manager keeps it.
+    fn derived(clients: &Clients) -> Derivations {
+        let mut derived = Derivations::default();
+        derived.sync(clients);
+        derived
+    }
+
     /// The fixture packages, read as the scanner reads them.
     fn fixture_clients() -> Clients {
         let mut clients = Clients::new("darkstar");
@@ -391,7 +453,7 @@ mod tests {
     fn list_entries_field_for_field() {
         let clients = fixture_clients();
         let expected = r#"{"plugin-demo.darkstar": {"host": "darkstar", "type": "plugin", "name": "demo", "xpl_source": "domogik-demo.darkstar", "package_id": "plugin-demo", "pid": 0, "last_seen": 1371071554.25, "status": "stopped", "configured": null, "compliant_xpl_clients": [], "xpl_clients_only": false}, "plugin-gate.darkstar": {"host": "darkstar", "type": "plugin", "name": "gate", "xpl_source": "domogik-gate.darkstar", "package_id": "plugin-gate", "pid": 0, "last_seen": 1371071554.25, "status": "stopped", "configured": null, "compliant_xpl_clients": ["domogik-gate.other"], "xpl_clients_only": true}}"#;
-        assert_eq!(list_json(&clients), expected);
+        assert_eq!(list_json(&clients, &derived(&clients)), expected);
     }
 
     #[test]
@@ -407,7 +469,7 @@ mod tests {
                 values,
             },
         );
-        let detail = parse(&detail_json(&clients));
+        let detail = parse(&detail_json(&clients, &derived(&clients)));
         let expected = json!({
             "host": "darkstar", "type": "plugin", "name": "demo",
             "xpl_source": "domogik-demo.darkstar", "package_id": "plugin-demo",
@@ -463,8 +525,8 @@ mod tests {
                 now().later(Duration::from_secs(2)),
             )
             .unwrap();
-        let list = parse(&list_json(&clients));
-        let detail = parse(&detail_json(&clients));
+        let list = parse(&list_json(&clients, &derived(&clients)));
+        let detail = parse(&detail_json(&clients, &derived(&clients)));
         for (id, entry) in list.as_object().unwrap() {
             let mut entry = entry.as_object().unwrap().clone();
             entry.remove("compliant_xpl_clients");
@@ -490,29 +552,32 @@ mod tests {
             "plugin-demo.darkstar": {"to_celsius": "def to_celsius(fahrenheit):\n    return (float(fahrenheit) - 32) * 5 / 9\n"},
             "plugin-gate.darkstar": {}
         });
-        assert_eq!(parse(&conversion_json(&clients)), expected);
+        assert_eq!(parse(&conversion_json(&clients, &derived(&clients))), expected);
     }
 
     #[test]
     fn package_detail_and_device_types() {
         let clients = fixture_clients();
-        let packages = parse(&package_detail_json(&clients));
+        let packages = parse(&package_detail_json(&clients, &derived(&clients)));
         assert_eq!(
             packages.as_object().unwrap().keys().collect::<Vec<_>>(),
             ["plugin-demo", "plugin-gate"]
         );
-        let detail = parse(&detail_json(&clients));
+        let detail = parse(&detail_json(&clients, &derived(&clients)));
         assert_eq!(packages["plugin-demo"], detail["plugin-demo.darkstar"]["data"]);
 
-        let all = parse(&device_types_json(&clients, None));
+        let all = parse(&device_types_json(&clients, &derived(&clients), None));
         assert_eq!(
             all.as_object().unwrap().keys().collect::<Vec<_>>(),
             ["demo.switch", "demo.thermometer"]
         );
         assert_eq!(all["demo.switch"], packages["plugin-demo"]);
-        let one = parse(&device_types_json(&clients, Some("demo.switch")));
+        let one = parse(&device_types_json(&clients, &derived(&clients), Some("demo.switch")));
         assert_eq!(one, json!({"demo.switch": packages["plugin-demo"]}));
-        assert_eq!(device_types_json(&clients, Some("nope")), r#"{"nope": null}"#);
+        assert_eq!(
+            device_types_json(&clients, &derived(&clients), Some("nope")),
+            r#"{"nope": null}"#
+        );
     }
 
     #[test]

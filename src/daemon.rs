@@ -32,54 +32,17 @@ use crate::sys::notify;
 use crate::sys::signals::SignalPipe;
 use crate::{debug, error, info};
 use sockets::Sockets;
+pub(crate) use sockets::StartError;
+pub use sockets::{
+    MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM,
+    SUB_MAX_MSG_BYTES, SUB_RCVHWM,
+};
 use state::{Flow, State};
-use std::fmt;
 use std::time::{Duration, Instant};
-
-/// At most this many messages of one socket per turn, so that a flood on
-/// one socket cannot starve the other or delay a SIGTERM...
-pub const MAX_REQUESTS_PER_TURN: usize = 64;
-pub const MAX_STATUSES_PER_TURN: usize = 1024;
-/// And at most this long on one socket's messages per turn: a count alone
-/// let 1024 large status messages (a JSON parse each) hold a turn for
-/// seconds, delaying every reply and SIGTERM behind them.
-const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
-
-/// Socket limits: see docs/PROTOCOL.md, "Limits". (Public for the
-/// benchmark's floor server, which must use the same.)
-/// A request above this size makes libzmq drop the connection unread;
-/// below it, requests over `wire::MAX_REQUEST_BYTES` get an `error` reply.
-pub const REP_MAX_MSG_BYTES: i64 = 8 * 1024 * 1024;
-pub const SUB_MAX_MSG_BYTES: i64 = 1024 * 1024;
-pub const REP_RCVHWM: i32 = 100;
-/// Replies queued for one client that does not read them (a REQ client has
-/// at most one): past this, its replies are dropped, so a client that
-/// pipelines requests and never reads holds at most this many in memory.
-pub const REP_SNDHWM: i32 = 100;
-/// Status messages queued before libzmq stops reading the publisher (whose
-/// own queue then drops). The memory this can hold is SUB_RCVHWM times
-/// SUB_MAX_MSG_BYTES: a peer sending large valid statuses faster than they
-/// are parsed filled 10 000 of them (1.9 GB); 100 holds at most 100 MiB.
-pub const SUB_RCVHWM: i32 = 100;
-/// Publications queued for one slow subscriber before newer ones are dropped.
-pub const PUB_SNDHWM: i32 = 64;
 
 /// How long the last words (the `stopped` status, the MDP worker's
 /// DISCONNECT) get to leave before the process exits.
 const LAST_WORD_DELAY: Duration = Duration::from_millis(100);
-
-/// A failure before the loop could start: a socket that cannot be opened,
-/// bound or connected, or signals that cannot be handled.
-#[derive(Debug)]
-pub(crate) struct StartError(pub(crate) String);
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StartError {}
 
 /// Runs the manager until SIGTERM or SIGINT.
 pub(crate) fn run(config: &Config) -> Result<(), StartError> {

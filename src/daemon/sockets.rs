@@ -3,17 +3,98 @@
 //! by [`crate::core::bus::links`]), reopening a connection lost for good, the
 //! MDP worker's timers, and leaving ZeroMQ at exit.
 
-use super::{
-    questions, StartError, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM, SUB_MAX_MSG_BYTES, SUB_RCVHWM,
-};
 use crate::core::bus::links::{self, Change, GiveUp, Link};
 use crate::core::bus::mdp::{self, Due, Silence, Timing, Worker};
 use crate::core::config::{Config, Direction, Endpoint};
 use crate::core::log_policy::Level;
 use crate::core::manager::STATUS_SUBSCRIPTION;
 use crate::{debug, info, warn};
+use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// At most this many messages of one socket per turn, so that a flood on
+/// one socket cannot starve the other or delay a SIGTERM...
+pub const MAX_REQUESTS_PER_TURN: usize = 64;
+pub const MAX_STATUSES_PER_TURN: usize = 1024;
+/// And at most this long on one socket's messages per turn: a count alone
+/// let 1024 large status messages (a JSON parse each) hold a turn for
+/// seconds, delaying every reply and SIGTERM behind them.
+const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
+
+/// Socket limits: see docs/PROTOCOL.md, "Limits". (Public for the
+/// benchmark's floor server, which must use the same: src/daemon.rs
+/// re-exports them.)
+/// A request above this size makes libzmq drop the connection unread;
+/// below it, requests over `wire::MAX_REQUEST_BYTES` get an `error` reply.
+pub const REP_MAX_MSG_BYTES: i64 = 8 * 1024 * 1024;
+pub const SUB_MAX_MSG_BYTES: i64 = 1024 * 1024;
+pub const REP_RCVHWM: i32 = 100;
+/// Replies queued for one client that does not read them (a REQ client has
+/// at most one): past this, its replies are dropped, so a client that
+/// pipelines requests and never reads holds at most this many in memory.
+pub const REP_SNDHWM: i32 = 100;
+/// Status messages queued before libzmq stops reading the publisher (whose
+/// own queue then drops). The memory this can hold is SUB_RCVHWM times
+/// SUB_MAX_MSG_BYTES: a peer sending large valid statuses faster than they
+/// are parsed filled 10 000 of them (1.9 GB); 100 holds at most 100 MiB.
+pub const SUB_RCVHWM: i32 = 100;
+/// Publications queued for one slow subscriber before newer ones are dropped.
+pub const PUB_SNDHWM: i32 = 64;
+
+/// Answers queued for us at most (dbmgr sends one per question).
+pub(super) const DBMGR_RCVHWM: i32 = 100;
+/// Questions queued while the broker is away; past this they are dropped,
+/// and asked again when they time out.
+pub(super) const DBMGR_SNDHWM: i32 = 100;
+/// The largest answer read: a plugin's configuration is a few hundred
+/// bytes; a larger message (a broken or hostile worker registered as
+/// `dbmgr`) is refused by libzmq before it is allocated, the connection
+/// with it, and the socket reopened (its monitor sees the loss).
+pub(super) const DBMGR_MAX_ANSWER_BYTES: i64 = 1024 * 1024;
+
+/// Whether questions are asked to `dbmgr` at all: only when `rep_endpoint` connects
+/// (a broker); standalone, nothing is asked. The DEALER itself is a
+/// `sockets::Watched` of role `Dbmgr` (ZMTP heartbeats, monitor, reopened when
+/// libzmq gives the connection up), opened by `Sockets::open_dbmgr`.
+pub(super) fn dbmgr_wanted(config: &Config) -> bool {
+    config.rep_endpoint.direction == Direction::Connect
+}
+
+/// A failure before the loop could start: a socket that cannot be opened,
+/// bound or connected, or signals that cannot be handled.
+#[derive(Debug)]
+pub(crate) struct StartError(pub(crate) String);
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Hands each queued message of `socket` to `handle`, at most `limit` of
+/// them and for at most `MAX_WORK_PER_TURN`, without waiting for more; a
+/// receive error ends the turn's reading and is returned (the caller logs it).
+pub(super) fn for_each_queued(
+    socket: &zmq::Socket,
+    limit: usize,
+    mut handle: impl FnMut(Vec<Vec<u8>>),
+) -> Result<(), zmq::Error> {
+    let started = Instant::now();
+    for _ in 0..limit {
+        if started.elapsed() >= MAX_WORK_PER_TURN {
+            return Ok(());
+        }
+        match socket.recv_multipart(zmq::DONTWAIT) {
+            Ok(frames) => handle(frames),
+            Err(zmq::Error::EAGAIN) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 /// The environment variable that shortens every heartbeat timing, for
 /// tests only (docs/RELIABILITY.md): the MDP heartbeat and the ZMTP
@@ -65,7 +146,7 @@ impl Sockets {
             requests: Requests::open(&context, config, heartbeat, Instant::now())?,
             publisher: Watched::open(&context, Role::Pub, &config.pub_endpoint, heartbeat)?,
             dbmgr: None,
-            dbmgr_wanted: questions::wanted(config),
+            dbmgr_wanted: dbmgr_wanted(config),
             rep_endpoint: config.rep_endpoint.clone(),
             context,
             heartbeat,
@@ -483,9 +564,9 @@ fn new_socket(
         Role::Dbmgr => {
             // An answer over the limit costs libzmq the connection, which
             // the monitor sees and reopens, as for the SUB.
-            setup(socket.set_maxmsgsize(questions::MAX_ANSWER_BYTES))?;
-            setup(socket.set_rcvhwm(questions::RCVHWM))?;
-            setup(socket.set_sndhwm(questions::SNDHWM))?;
+            setup(socket.set_maxmsgsize(DBMGR_MAX_ANSWER_BYTES))?;
+            setup(socket.set_rcvhwm(DBMGR_RCVHWM))?;
+            setup(socket.set_sndhwm(DBMGR_SNDHWM))?;
         }
     }
     let millis = i32::try_from(heartbeat.as_millis()).unwrap_or(i32::MAX);

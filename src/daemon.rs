@@ -1,4 +1,5 @@
-//! The event loop: the only code that touches sockets.
+//! The daemon: the event loop and the I/O it does for the core (sockets,
+//! plugin processes); the decisions are the core's (`crate::core`).
 //!
 //! One thread, one `zmq_poll` over the SUB, the request socket (a bound
 //! ROUTER, or the MDP worker's DEALER), the PUB (read only when it is an
@@ -16,8 +17,10 @@
 //! `src/daemon/`, by concern: `sockets.rs` opens, watches and reopens the
 //! sockets (the MDP worker's timers too), `handlers.rs` reads the ready
 //! ones and sends the replies and publications, `questions.rs` is the
-//! `dbmgr` socket, and `state.rs` is everything that touches no socket
-//! (signals, rescans, timers, plugin starts, rate-limited log lines).
+//! `dbmgr` socket, `state.rs` is the loop's state apart from the sockets
+//! (signals, rescans through `crate::disk`, timers, plugin starts through
+//! `processes.rs`, rate-limited log lines), and `processes.rs` forks, execs,
+//! reads and reaps the plugins.
 
 mod handlers;
 pub(crate) mod processes;

@@ -2,10 +2,22 @@
 //!
 //! It keeps the map of plugin clients found on disk, follows their status
 //! over ZeroMQ, answers user interfaces and publishes every change. The
-//! contract is docs/PROTOCOL.md. Pure logic (codecs, clients, packages,
-//! config) lives apart from the one module that does I/O, [`daemon`].
-//! [`tools`] holds the commands that talk to a running manager (`clients`,
-//! `watch`, `status`), their pure parts apart from their sockets too.
+//! contract is docs/PROTOCOL.md.
+//!
+//! The layers, each using only those below it:
+//! - [`cli`]: the command line; `run` starts the daemon, the other
+//!   commands talk to a running manager (their pure parts, the rendering,
+//!   apart from their sockets);
+//! - [`daemon`]: the event loop, its sockets and the plugin processes;
+//! - [`disk`] and [`sys`]: the edges to the filesystem and to the
+//!   operating system (signals, notifications, the log, the hostname);
+//! - [`core`]: everything that decides, with no I/O: the clients model, the
+//!   manager, the views, the codecs, the bus and children state machines,
+//!   and the judging of packages, config and data types. Frames, bytes and
+//!   the time come in as values.
+//!
+//! Items are `pub(crate)` unless tests/, examples/ or fuzz/ use them
+//! (`unreachable_pub` warns), so that the compiler flags dead code.
 
 // Nothing from the network, the disk or the config may reach a panic:
 // no unwrap, no panic!, and no index or slice that could be out of range

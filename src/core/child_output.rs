@@ -4,7 +4,7 @@
 //!
 //! Pure: bytes and the clock in, lines to write out. The memory held per
 //! plugin is bounded (one partial line per stream, [`TAIL_LINES`] lines),
-//! whatever it prints; `src/processes.rs` reads the pipes.
+//! whatever it prints; `src/daemon/processes.rs` reads the pipes.
 
 use crate::core::log_policy::{RateLimiter, Verdict};
 use crate::core::wire;

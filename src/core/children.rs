@@ -4,7 +4,7 @@
 //!
 //! Pids, announced statuses, exits and the clock go in; [`Order`]s (signal
 //! a process group, start a plugin) and [`Ended`] reports come out. The
-//! system calls are `src/processes.rs`'s; the loop asks
+//! system calls are `src/daemon/processes.rs`'s; the loop asks
 //! [`Children::next_deadline`] for its poll timeout (no tick).
 
 use crate::core::status::Status;

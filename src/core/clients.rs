@@ -298,7 +298,7 @@ impl Clients {
     }
 
     /// Makes `dead` every client silent for more than `dead_after`
-    /// (src/liveness.rs) and returns their names.
+    /// (src/core/liveness.rs) and returns their names.
     pub(crate) fn expire(&mut self, dead_after: Duration, now: Now) -> Vec<String> {
         let mut dead = Vec::new();
         for (name, client) in &mut self.by_name {

@@ -122,7 +122,7 @@ pub struct Config {
     /// The address `[mq] ip = *` was resolved to for connecting sockets
     /// (for the log), `None` when ip is not `*`.
     pub star_ip: Option<String>,
-    /// Domogik 0.5's dead rule and status interval (src/liveness.rs).
+    /// Domogik 0.5's dead rule and status interval (src/core/liveness.rs).
     pub dead_after: Duration,
     pub status_interval: Duration,
     /// How long a `config.get` to dbmgr may take before it is asked again.

@@ -9,7 +9,7 @@
 //!
 //! This file holds the [`Manager`] and what changes its clients map: status
 //! messages, package changes, the timers, `dbmgr` answers. By concern, the
-//! rest is in `src/manager/`: `requests.rs` answers requests in both
+//! rest is in `src/core/manager/`: `requests.rs` answers requests in both
 //! dialects (`plugin.start.do` too), `plugins.rs` starts plugin processes
 //! and shows their ends, `publications.rs` builds and caches the views and
 //! says what is owed to subscribers.
@@ -101,7 +101,7 @@ impl Manager {
         }
     }
 
-    /// The delays of src/liveness.rs (30 s and 15 s unless configured).
+    /// The delays of src/core/liveness.rs (30 s and 15 s unless configured).
     /// How long a running plugin may stay silent before it is `dead`.
     pub(crate) fn dead_after(&self) -> Duration {
         self.dead_after

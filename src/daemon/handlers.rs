@@ -15,8 +15,8 @@ use crate::{debug, info, warn};
 use std::time::{Instant, SystemTime};
 
 /// Answers the queued requests, each before the next is read: on the
-/// bound ROUTER in the envelope each came in (src/envelope.rs), or as the
-/// MDP worker through the broker (src/bus/mdp.rs). One request path: the
+/// bound ROUTER in the envelope each came in (src/core/envelope.rs), or as the
+/// MDP worker through the broker (src/core/bus/mdp.rs). One request path: the
 /// manager answers the frames either way.
 pub(super) fn serve_requests(sockets: &mut Sockets, state: &mut State) {
     match &mut sockets.requests {

@@ -1,8 +1,8 @@
 //! The plugin processes at the system level: spawn one without a shell,
 //! read its output pipes, reap every exit at once, signal process groups.
 //!
-//! [`Plugins`] joins this to the pure state of `src/children.rs` and the
-//! output of `src/child_output.rs`; the event loop polls its pipes with the
+//! [`Plugins`] joins this to the pure state of `src/core/children.rs` and the
+//! output of `src/core/child_output.rs`; the event loop polls its pipes with the
 //! sockets and calls it when SIGCHLD arrives or a deadline is reached.
 
 use crate::core::child_output::{Line, Output, Stream};
@@ -71,7 +71,7 @@ impl Launch {
 
 /// A plugin starts with every signal unblocked and SIGPIPE at its default.
 /// The mask is inherited through exec: without this, a plugin would start
-/// with SIGTERM, SIGINT, SIGHUP and SIGCHLD blocked (src/signals.rs blocks
+/// with SIGTERM, SIGINT, SIGHUP and SIGCHLD blocked (src/sys/signals.rs blocks
 /// them in the manager's thread), and no SIGTERM would ever stop it. Rust
 /// ignores SIGPIPE in the manager; that too would be inherited.
 fn reset_signals() -> io::Result<()> {

@@ -1,5 +1,5 @@
 //! The socket of the questions to `dbmgr` (PROTOCOL.md §8; the state
-//! machine is src/bus/dbmgr.rs): a DEALER connected to the broker as an
+//! machine is src/core/bus/dbmgr.rs): a DEALER connected to the broker as an
 //! MDP client, on a Domogik bus only (standalone, nothing is asked).
 
 use super::sockets::{for_each_queued, DBMGR_RCVHWM};

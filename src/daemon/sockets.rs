@@ -530,7 +530,7 @@ fn new_socket(
         (Role::Sub, _) => zmq::SUB,
         (Role::Pub, false) => zmq::PUB,
         (Role::Pub, true) => zmq::XPUB,
-        // A ROUTER with REP's envelope rules, not a REP: see src/envelope.rs.
+        // A ROUTER with REP's envelope rules, not a REP: see src/core/envelope.rs.
         (Role::Requests, false) => zmq::ROUTER,
         (Role::Requests, true) | (Role::Dbmgr, _) => zmq::DEALER,
     };

@@ -1,7 +1,8 @@
 //! The event loop's state apart from its sockets: the manager, the package
 //! scanner and its rescan timer, datatypes_file, the plugin processes, and
-//! the rate limits of the log. What the loop does with them that touches
-//! no socket: signals, rescans, timers, plugin starts, the log lines.
+//! the rate limits of the log. What the loop does with them apart from the
+//! sockets: signals, rescans (reading the disk), timers, plugin starts
+//! (forking, through `processes.rs`), the log lines.
 
 use crate::core::autostart::AutoStart;
 use crate::core::config::Config;

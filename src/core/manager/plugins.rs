@@ -6,7 +6,7 @@ use super::Manager;
 use crate::core::status::Status;
 use crate::core::wire;
 
-/// Starts plugin processes for the manager: `src/processes.rs` in the
+/// Starts plugin processes for the manager: `src/daemon/processes.rs` in the
 /// daemon, a fake in tests.
 pub(crate) trait Starter {
     /// Starts plugin `name` (`auto`: on the manager's own initiative, run
@@ -68,7 +68,7 @@ impl Manager {
         Ok(pid)
     }
 
-    /// A plugin process the manager started has exited (src/children.rs
+    /// A plugin process the manager started has exited (src/core/children.rs
     /// says what `status` that means); its client shows it.
     /// A `dead` one is also announced as `plugin.status` `dead`, as the
     /// dead rule does (§8: other components listen for it).

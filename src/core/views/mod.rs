@@ -1,7 +1,7 @@
-//! The views of the one clients map (src/clients.rs), one module per
+//! The views of the one clients map (src/core/clients.rs), one module per
 //! dialect: [`seed`] (PROTOCOL.md §4, June 2013) and [`v05`] (§8, Domogik
 //! 0.5). Each serialises the map straight into Python's JSON text
-//! (src/pyjson.rs), without an intermediate tree; the manager caches each
+//! (src/core/pyjson.rs), without an intermediate tree; the manager caches each
 //! text until the map changes.
 
 pub(crate) mod seed;

@@ -2,8 +2,8 @@
 //! [`Config`] out, or one [`ConfigError`] line naming the file, the key and
 //! what was expected.
 //!
-//! [`parse`] is pure (text, path and the machine's hostname in); only
-//! [`load`] touches the disk.
+//! [`parse`] is pure (text, path and the machine's hostname and address
+//! in); `disk::load_config` reads the file and the machine.
 
 use crate::core::log_policy::Level;
 use std::fmt;

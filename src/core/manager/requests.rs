@@ -41,7 +41,7 @@ impl Manager {
     /// (plain or MDP client, §1; the MDP worker hands over the frames after
     /// the broker's envelope, which are plain). Always returns a reply: a
     /// client that gets none waits for good. The framing is the codec's
-    /// ([`wire`]); what is answered is [`Manager::answer`]'s.
+    /// ([`wire`]); what is answered is [`Manager::answer_with`]'s.
     pub fn handle_request(&mut self, frames: &[Vec<u8>]) -> Reply {
         self.handle_request_with(frames, &mut NoStarter)
     }

@@ -170,7 +170,7 @@ fn an_old_libzmq_bus_answers_every_request_with_the_manager_on_it() {
     let Some(python) = old_pyzmq() else { return };
     let dir = TempDir::new("oldbus");
     // Our own status every second: each one is awaited back through the
-    // forwarder (src/bus/echo.rs), and must come.
+    // forwarder (src/core/bus/echo.rs), and must come.
     let bus = OldBus::start(&dir, python, "status_interval = 1\n");
     let OldBus { python, broker, forwarder, broker_at, xsub_at, xpub_at, .. } = &bus;
     // The manager at Domogik's timings (no test knob): its links' first

@@ -258,9 +258,10 @@ def run_domogik(broker, xsub, xpub, host, seconds, rounds):
     own_statuses = [0]
 
     def read_ui(wait):
-        """Publications until `wait` s pass with none; the last clients.list."""
+        """Publications for `wait` s; the last clients.list among them."""
         latest = None
-        while ui.poll(int(wait * 1000)):
+        until = time.time() + wait
+        while ui.poll(max(1, int((until - time.time()) * 1000))):
             frames = ui.recv_multipart()
             if len(frames) != 2:
                 unexpected("domogik", "a message of %d frames through the forwarder: %r" % (len(frames), frames))
@@ -275,7 +276,8 @@ def run_domogik(broker, xsub, xpub, host, seconds, rounds):
                 latest = body
             elif category == "plugin.status" and body.get("type") == "core" and body.get("name") == "manager":
                 own_statuses[0] += 1
-            wait = 0.001
+            if time.time() >= until:
+                break
         return latest
 
     # The manager registers with the broker, and the pub/sub links come up,

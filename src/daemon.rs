@@ -22,12 +22,14 @@
 //! `processes.rs`, rate-limited log lines), and `processes.rs` forks, execs,
 //! reads and reaps the plugins.
 
+mod executor;
 mod handlers;
 pub(crate) mod processes;
 mod questions;
 mod sockets;
 mod state;
 
+use crate::core::bus::session::Session;
 use crate::core::config::Config;
 use crate::core::liveness::Now;
 use crate::core::status::Status;
@@ -49,9 +51,10 @@ const LAST_WORD_DELAY: Duration = Duration::from_millis(100);
 
 /// Runs the manager until SIGTERM or SIGINT.
 pub(crate) fn run(config: &Config) -> Result<(), StartError> {
-    let mut sockets = Sockets::open(config)?;
+    let (mut sockets, mut session) = Sockets::open(config)?;
     let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
-    let mut state = State::new(config, sockets.dbmgr_wanted());
+    let mut state = State::new(config, session.dbmgr_wanted());
+    executor::execute(&mut session, &mut sockets, &mut state);
     state.rescan();
     handlers::publish(&sockets, &mut state);
     info!(
@@ -64,10 +67,10 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
     notify::notify(notify::READY);
 
     loop {
-        let deadline = sockets
-            .next_deadline()
+        let deadline = session
+            .poll_timeout()
             .into_iter()
-            .fold(state.next_deadline(), Instant::min);
+            .fold(state.poll_timeout(), Instant::min);
         let pipes = state.plugins.poll_fds();
         let ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
         state.manager.set_now(Now::system());
@@ -76,10 +79,10 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
             break;
         }
         if ready.monitors {
-            sockets.read_monitors(Instant::now());
+            sockets.read_monitors(&mut session, Instant::now());
         }
         if ready.requests {
-            handlers::serve_requests(&mut sockets, &mut state);
+            handlers::serve_requests(&sockets, &mut session, &mut state);
         }
         if ready.sub {
             handlers::absorb_statuses(&sockets.sub.socket, &mut state);
@@ -88,18 +91,17 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
             handlers::read_subscriptions(&sockets.publisher.socket, &mut state);
         }
         if let (true, Some(dbmgr)) = (ready.dbmgr, &sockets.dbmgr) {
-            if questions::read_answers(&dbmgr.socket, &mut state) {
-                sockets.reopen_dbmgr();
-            }
+            questions::read_answers(&dbmgr.socket, &mut state, &mut session);
         }
         let now = Instant::now();
-        sockets.run_timers(now);
-        state.run_timers(now);
+        session.handle_timeout(now);
+        executor::execute(&mut session, &mut sockets, &mut state);
+        state.handle_timeout(now);
         questions::send_due(sockets.dbmgr.as_ref().map(|dbmgr| &dbmgr.socket), &mut state);
         state.plugins_due();
         handlers::publish(&sockets, &mut state);
     }
-    leave(config, sockets, &mut state, &mut signals);
+    leave(config, sockets, session, &mut state, &mut signals);
     Ok(())
 }
 
@@ -108,12 +110,13 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
 /// (first: stopping the plugins can take their kill grace), the plugins
 /// stopped, the last publications and our `stopped` status sent, then
 /// ZeroMQ left without closing anything.
-fn leave(config: &Config, mut sockets: Sockets, state: &mut State, signals: &mut SignalPipe) {
+fn leave(config: &Config, mut sockets: Sockets, mut session: Session, state: &mut State, signals: &mut SignalPipe) {
     notify::notify(notify::STOPPING);
     // Requests already queued when the signal came are answered first
     // (one turn's worth): each request gets its reply, also at the end.
-    handlers::serve_requests(&mut sockets, state);
-    let disconnected = sockets.leave_broker();
+    handlers::serve_requests(&sockets, &mut session, state);
+    executor::execute(&mut session, &mut sockets, state);
+    let disconnected = leave_broker(&sockets, &mut session);
     stop_plugins(state, signals);
     handlers::publish(&sockets, state);
     state.manager.set_now(Now::system());
@@ -132,6 +135,28 @@ fn leave(config: &Config, mut sockets: Sockets, state: &mut State, signals: &mut
         std::thread::sleep(LAST_WORD_DELAY);
     }
     sockets.leave_without_closing(config);
+}
+
+/// The MDP worker leaves the broker (a clean stop, PROTOCOL.md §7): its
+/// DISCONNECT queued on the DEALER, so that the broker drops it at once
+/// instead of after its heartbeat expiry, and holds a request that comes
+/// meanwhile for the next worker. Whether one was queued (standalone there
+/// is no broker to tell).
+fn leave_broker(sockets: &Sockets, session: &mut Session) -> bool {
+    let Some(disconnect) = session.leave(Instant::now()) else {
+        return false;
+    };
+    let broker = sockets.requests.endpoint.address.as_str();
+    match sockets.requests.socket.send_multipart(disconnect, zmq::DONTWAIT) {
+        Ok(()) => {
+            debug!(peer = broker; "MDP worker: DISCONNECT sent to the broker at {broker}");
+            true
+        }
+        Err(e) => {
+            debug!(peer = broker; "MDP worker: cannot send DISCONNECT to the broker at {broker}: {e}");
+            false
+        }
+    }
 }
 
 /// The manager stops: SIGTERM to every plugin's process group, their
@@ -189,7 +214,7 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     };
     let mut items = Vec::with_capacity(DBMGR + 1 + pipes.len() + 4);
     items.insert(SUB, sockets.sub.socket.as_poll_item(zmq::POLLIN));
-    items.insert(REQUESTS, sockets.requests.socket().as_poll_item(zmq::POLLIN));
+    items.insert(REQUESTS, sockets.requests.socket.as_poll_item(zmq::POLLIN));
     items.insert(PUBLISHER, sockets.publisher.socket.as_poll_item(publisher_events));
     items.insert(SIGNALS, zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN));
     if let Some(dbmgr) = &sockets.dbmgr {
@@ -201,7 +226,7 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     let first_monitor = items.len();
     let dbmgr_monitor = sockets.dbmgr.as_ref().and_then(|dbmgr| dbmgr.monitor.as_ref());
     let monitors = [
-        sockets.requests.monitor(),
+        sockets.requests.monitor.as_ref(),
         sockets.sub.monitor.as_ref(),
         sockets.publisher.monitor.as_ref(),
         dbmgr_monitor,

@@ -87,7 +87,7 @@ impl State {
 
     /// The nearest deadline of the state's timers: the next rescan, the
     /// manager's timers, a plugin's kill delay or restart.
-    pub(super) fn next_deadline(&self) -> Instant {
+    pub(super) fn poll_timeout(&self) -> Instant {
         let deadline = self.next_rescan.min(self.manager.next_deadline());
         self.plugins.next_deadline().map_or(deadline, |d| d.min(deadline))
     }
@@ -113,7 +113,7 @@ impl State {
 
     /// The rescan if due, and the manager's timers; each client that died
     /// is said once.
-    pub(super) fn run_timers(&mut self, now: Instant) {
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
         if now >= self.next_rescan {
             self.rescan();
         }

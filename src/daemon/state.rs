@@ -13,7 +13,7 @@ use crate::core::wire;
 use crate::daemon::processes::{self, Launch, Plugins};
 use crate::disk::datatypes::DatatypesFile;
 use crate::disk::scanner::Scanner;
-use crate::sys::notify;
+use crate::sys::{clock, notify};
 use crate::sys::signals::Received;
 use crate::{debug, error, info, trace, warn};
 use std::fmt;
@@ -50,7 +50,7 @@ impl State {
     /// a broker to ask it through.
     pub(super) fn new(config: &Config, dbmgr: bool) -> State {
         let mut state = State {
-            manager: Manager::new(config.host.clone(), config.service.clone()),
+            manager: Manager::new(config.host.clone(), config.service.clone(), clock::now()),
             scanner: Scanner::new(config.packages_dir.clone()),
             rescan_interval: config.rescan_interval,
             next_rescan: Instant::now(),
@@ -88,7 +88,7 @@ impl State {
     /// The nearest deadline of the state's timers: the next rescan, the
     /// manager's timers, a plugin's kill delay or restart.
     pub(super) fn poll_timeout(&self) -> Instant {
-        let deadline = self.next_rescan.min(self.manager.next_deadline());
+        let deadline = self.next_rescan.min(self.manager.poll_timeout());
         self.plugins.next_deadline().map_or(deadline, |d| d.min(deadline))
     }
 
@@ -117,7 +117,7 @@ impl State {
         if now >= self.next_rescan {
             self.rescan();
         }
-        for name in self.manager.run_timers() {
+        for name in self.manager.handle_timeout() {
             let id = self.manager.clients().client_id(&name);
             let why = crate::core::liveness::dead_comment(self.manager.dead_after());
             warn!(client_id = id.as_str(); "{id} is dead: {why}");

@@ -17,6 +17,7 @@ mod netns;
 mod packages;
 mod requests;
 mod sandbox;
+mod stall;
 mod statuses;
 mod systemd;
 mod tools;

@@ -11,6 +11,7 @@ mod docs;
 mod faults;
 mod flood;
 mod fuzz_regressions;
+mod instances;
 mod interop;
 mod layouts;
 mod netns;

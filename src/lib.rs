@@ -44,6 +44,7 @@ pub mod package_files;
 pub mod packages;
 pub mod processes;
 pub mod pyjson;
+pub mod scan_schedule;
 pub mod signals;
 pub mod status;
 pub mod tools;

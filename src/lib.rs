@@ -45,6 +45,7 @@ pub mod packages;
 pub mod processes;
 pub mod pyjson;
 pub mod scan_schedule;
+pub mod scanner_process;
 pub mod signals;
 pub mod status;
 pub mod tools;

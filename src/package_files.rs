@@ -23,7 +23,7 @@ pub const MAX_FILES_PER_FOLDER: usize = 64;
 const FOLDERS: [(&str, &str); 2] = [("conversion", ".py"), ("udev_rules", ".rules")];
 
 /// What a package's extra files hold, by file stem.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PackageFiles {
     /// `conversion/<stem>.py` text, `__init__.py` left out.
     pub conversions: BTreeMap<String, String>,

@@ -49,7 +49,7 @@ pub fn is_valid_plugin_name(name: &str) -> bool {
 }
 
 /// A package as the clients map needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Package {
     /// `data` is the parsed `info.json`, re-serialised as Python would.
     Valid { data: Box<RawValue> },
@@ -156,8 +156,9 @@ impl Fingerprint {
     }
 }
 
-/// A change in the set of installed packages.
-#[derive(Debug, Clone, PartialEq)]
+/// A change in the set of installed packages (it crosses the scanner's
+/// pipe as JSON: src/scanner_process.rs).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum PackageChange {
     /// A new package, or a package whose `info.json` changed on disk.
     Updated {
@@ -176,7 +177,7 @@ pub enum PackageChange {
 }
 
 /// What one scan found.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ScanReport {
     pub changes: Vec<PackageChange>,
     /// Folders seen for the first time that are not packages, with the
@@ -222,6 +223,18 @@ impl Scanner {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// A scanner started after others (the last one died): the package
+    /// names the manager knows, so that its first scan reports those gone
+    /// meanwhile as removed. Each is read again (its fingerprint is not
+    /// known), and changes the client only if it differs.
+    pub fn assume_known(&mut self, names: Vec<String>) {
+        for name in names {
+            self.known
+                .entry(name)
+                .or_insert_with(|| Fingerprint::Unreadable("not scanned yet".into()));
+        }
     }
 
     /// Lists the folder and reports what changed since the last scan. On

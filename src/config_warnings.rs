@@ -35,9 +35,9 @@ pub fn packages_dir_warning(dir: &Path, not_found: bool, reason: &str) -> String
     )
 }
 
-/// One line per `restart` name that is no installed package (`installed`:
-/// the plugin names found in `packages_dir`), in name order.
-pub fn unknown_restart_names(restart: &RestartSet, installed: &BTreeSet<String>) -> Vec<String> {
+/// Each `restart` name that is no installed package (`installed`: the
+/// plugin names found in `packages_dir`), in name order, with its line.
+pub fn unknown_restart_names(restart: &RestartSet, installed: &BTreeSet<String>) -> Vec<(String, String)> {
     let RestartSet::Only(names) = restart else {
         return Vec::new();
     };
@@ -49,7 +49,10 @@ pub fn unknown_restart_names(restart: &RestartSet, installed: &BTreeSet<String>)
     names
         .iter()
         .filter(|name| !installed.contains(*name))
-        .map(|name| format!("[manager] restart: {name:?} matches no installed package (installed: {list})"))
+        .map(|name| {
+            let line = format!("[manager] restart: {name:?} matches no installed package (installed: {list})");
+            (name.clone(), line)
+        })
         .collect()
 }
 
@@ -80,8 +83,12 @@ mod tests {
     fn restart_names_that_match_no_package_are_named_with_what_is_installed() {
         let installed = names(&["diskfree", "rfxcom"]);
         let restart = RestartSet::Only(names(&["rfxcomm", "diskfree", "zwave"]));
+        let lines: Vec<String> = unknown_restart_names(&restart, &installed)
+            .into_iter()
+            .map(|(_, line)| line)
+            .collect();
         assert_eq!(
-            unknown_restart_names(&restart, &installed),
+            lines,
             [
                 "[manager] restart: \"rfxcomm\" matches no installed package (installed: diskfree, rfxcom)",
                 "[manager] restart: \"zwave\" matches no installed package (installed: diskfree, rfxcom)",
@@ -90,6 +97,7 @@ mod tests {
         assert!(unknown_restart_names(&RestartSet::Everyone, &installed).is_empty());
         assert!(unknown_restart_names(&RestartSet::Nobody, &installed).is_empty());
         let none = unknown_restart_names(&RestartSet::Only(names(&["a"])), &BTreeSet::new());
-        assert!(none[0].ends_with("(installed: none)"), "{none:?}");
+        assert_eq!(none[0].0, "a");
+        assert!(none[0].1.ends_with("(installed: none)"), "{none:?}");
     }
 }

@@ -8,9 +8,12 @@
 //! client's death, its own status, a `dbmgr` question; the MDP heartbeat
 //! and broker silence; a link to reopen; a plugin's kill delay or restart),
 //! so an idle manager sleeps in the kernel. The output pipes of the plugins
-//! it started are polled too.
-//! Each turn: plugin output, signals (exits reaped), requests, status
-//! messages, rescan if due, timers, then the publications owed, once.
+//! it started are polled too, and the pipe of the packages scanner, the
+//! process that does the disk reads of a rescan (src/scanner_process.rs):
+//! the loop never waits for the disk.
+//! Each turn: plugin output, the scanner's reply, signals (exits reaped),
+//! requests, status messages, a rescan asked for if due, timers, then the
+//! publications owed, once.
 //!
 //! This file is the loop and its poll; the rest of the event loop is in
 //! `src/daemon/`, by concern: `sockets.rs` opens, watches and reopens the
@@ -29,7 +32,7 @@ use crate::liveness::Now;
 use crate::notify;
 use crate::signals::SignalPipe;
 use crate::status::Status;
-use crate::{debug, error, info};
+use crate::{debug, error};
 use sockets::Sockets;
 use state::{Flow, State};
 use std::fmt;
@@ -86,24 +89,23 @@ impl std::error::Error for StartError {}
 pub fn run(config: &Config) -> Result<(), StartError> {
     let mut sockets = Sockets::open(config)?;
     let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
+    // The first scan is asked for in the first turn; "ready" (and READY=1)
+    // is said when it is done, or taken for stuck (src/scan_schedule.rs).
     let mut state = State::new(config, sockets.dbmgr_wanted());
-    state.rescan();
-    handlers::publish(&sockets, &mut state);
-    info!(
-        "ready: {} clients of host {} from {}, service \"{}\"",
-        state.manager.clients().len(),
-        config.host,
-        config.packages_dir.display(),
-        config.service
-    );
-    notify::notify(notify::READY);
 
     loop {
         let deadline = sockets.next_deadline().into_iter().fold(state.next_deadline(), Instant::min);
-        let pipes = state.plugins.poll_fds();
-        let ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
+        let mut pipes = state.plugins.poll_fds();
+        // The scanner's replies, polled last among the pipes.
+        let scanner_fd = state.scanner.poll_fd();
+        pipes.extend(scanner_fd);
+        let mut ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
+        let scanner_ready = scanner_fd.is_some() && ready.pipes.pop().unwrap_or(false);
         state.manager.set_now(Now::system());
         state.plugins.read_ready(&ready.pipes, Instant::now());
+        if scanner_ready {
+            state.read_scanner();
+        }
         if ready.signals && state.on_signals(signals.take()) == Flow::Stop {
             break;
         }
@@ -142,6 +144,8 @@ pub fn run(config: &Config) -> Result<(), StartError> {
 /// ZeroMQ left without closing anything.
 fn leave(config: &Config, mut sockets: Sockets, state: &mut State, signals: &mut SignalPipe) {
     notify::notify(notify::STOPPING);
+    // Not waited for: stuck on a slow disk, it dies when the disk answers.
+    state.scanner.kill();
     // Requests already queued when the signal came are answered first
     // (one turn's worth): each request gets its reply, also at the end.
     handlers::serve_requests(&mut sockets, state);

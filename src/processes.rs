@@ -153,14 +153,16 @@ impl Plugins {
         }
     }
 
-    /// Reaps every exited child (SIGCHLD came): reads what is left in its
-    /// pipes, closes them, terminates what remains of its process group,
-    /// and logs the exit with the last lines it printed.
-    pub fn reap(&mut self, now: Instant) -> Vec<Ended> {
+    /// Reaps every exited child (SIGCHLD came): for a plugin, reads what
+    /// is left in its pipes, closes them, terminates what remains of its
+    /// process group, and logs the exit with the last lines it printed.
+    /// The children that are no plugin come back apart, with their exit.
+    pub fn reap(&mut self, now: Instant) -> (Vec<Ended>, Vec<(u32, Exit)>) {
         let mut ended = Vec::new();
+        let mut others = Vec::new();
         for (pid, exit) in reap_all() {
             let Some(end) = self.children.exited(pid, exit, now) else {
-                warn!("reaped process {pid}, not one of the plugins ({exit})");
+                others.push((pid, exit));
                 continue;
             };
             let output = self.outputs.entry(end.name.clone()).or_default();
@@ -177,7 +179,7 @@ impl Plugins {
             log_end(&end, &output);
             ended.push(end);
         }
-        ended
+        (ended, others)
     }
 
     /// Statuses the plugin announced (from the clients map), for the kill delay.

@@ -125,6 +125,8 @@ pub struct ScannerProcess {
     inline: Option<Worker>,
     /// Whether the scanner running (or the inline worker) was told `known`.
     told: bool,
+    /// Scanners killed and not reaped yet.
+    killed: Vec<u32>,
 }
 
 struct Running {
@@ -161,11 +163,32 @@ impl ScannerProcess {
             known: BTreeSet::new(),
             inline: None,
             told: false,
+            killed: Vec::new(),
         }
     }
 
     pub fn packages_dir(&self) -> &Path {
         &self.packages_dir
+    }
+
+    pub fn datatypes_file(&self) -> &Path {
+        &self.datatypes_file
+    }
+
+    /// The plugin names the scans found so far.
+    pub fn known(&self) -> &BTreeSet<String> {
+        &self.known
+    }
+
+    /// Whether `pid`, just reaped, was a scanner (the one running, which
+    /// its pipe's end then reports, or one killed before).
+    pub fn reaped(&mut self, pid: u32) -> bool {
+        if self.pid() == Some(pid) {
+            return true;
+        }
+        let before = self.killed.len();
+        self.killed.retain(|&killed| killed != pid);
+        self.killed.len() != before
     }
 
     /// The scanner's pid, while it runs.
@@ -335,8 +358,10 @@ impl ScannerProcess {
     pub fn kill(&mut self) {
         if let Some(running) = self.running.take() {
             if let Ok(pid) = libc::pid_t::try_from(running.pid) {
-                // SAFETY: kill only sends a signal, to our own child.
+                // SAFETY: kill only sends a signal, to our own child (not
+                // reaped yet: the pid cannot be anyone else's).
                 unsafe { libc::kill(pid, libc::SIGKILL) };
+                self.killed.push(running.pid);
             }
         }
     }

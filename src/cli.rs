@@ -433,8 +433,13 @@ fn exit_code(result: Result<(), tools::ToolError>) -> i32 {
     result.map_or_else(failed, |()| 0)
 }
 
-/// `--check-config`: the config is good; say what it amounts to.
+/// `--check-config`: the config is good; say what it amounts to, and warn
+/// on stderr about what parses but cannot be meant (the exit code stays 0:
+/// a packages_dir may be mounted later).
 fn print_summary(config: &config::Config) -> i32 {
+    for warning in disk_warnings(config) {
+        eprintln!("dmg_manager: warning: {warning}");
+    }
     println!("{}: OK", config.path.display());
     println!(
         "  host {}, service \"{}\", packages_dir {}",
@@ -449,6 +454,46 @@ fn print_summary(config: &config::Config) -> i32 {
     0
 }
 
+/// What `--check-config` finds on disk: a `packages_dir` that cannot be
+/// listed, `restart` names that are no plugin folder in it.
+fn disk_warnings(config: &config::Config) -> Vec<String> {
+    use crate::config_warnings;
+    let entries = match std::fs::read_dir(&config.packages_dir) {
+        Ok(entries) => entries,
+        Err(error) => {
+            let not_found = error.kind() == std::io::ErrorKind::NotFound;
+            return vec![config_warnings::packages_dir_warning(
+                &config.packages_dir,
+                not_found,
+                &error.to_string(),
+            )];
+        }
+    };
+    let installed = entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|folder| match packages::classify_folder(&folder) {
+            packages::FolderKind::Plugin(name) => Some(name),
+            _ => None,
+        })
+        .collect();
+    config_warnings::unknown_restart_names(&config.plugins.policy.restart, &installed)
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect()
+}
+
+/// One manager per host and bus (src/instance.rs): the lock, held until
+/// the process exits, or why this one must not start.
+fn take_instance_lock(config: &config::Config) -> Result<Option<crate::instance::InstanceLock>, String> {
+    let Some(name) = crate::instance::lock_file_name(&config.host, &config.rep_endpoint) else {
+        return Ok(None);
+    };
+    let what = format!("host {} on {}", config.host, config.rep_endpoint);
+    let lock = crate::instance::acquire(&crate::instance::runtime_dir(), &name, &what)?;
+    crate::debug!("{} taken: the only manager of {what}", lock.path.display());
+    Ok(Some(lock))
+}
+
 fn run_daemon(config: &config::Config) -> i32 {
     crate::log::init(config.log_level);
     crate::info!(
@@ -456,6 +501,13 @@ fn run_daemon(config: &config::Config) -> i32 {
         env!("CARGO_PKG_VERSION"),
         config.path.display()
     );
+    let _lock = match take_instance_lock(config) {
+        Ok(lock) => lock,
+        Err(refusal) => {
+            crate::error!("{refusal}");
+            return 1;
+        }
+    };
     match crate::daemon::run(config) {
         Ok(()) => 0,
         Err(error) => {

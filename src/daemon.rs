@@ -89,9 +89,13 @@ impl std::error::Error for StartError {}
 pub fn run(config: &Config) -> Result<(), StartError> {
     let mut sockets = Sockets::open(config)?;
     let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
-    // The first scan is asked for in the first turn; "ready" (and READY=1)
-    // is said when it is done, or taken for stuck (src/scan_schedule.rs).
-    let mut state = State::new(config, sockets.dbmgr_wanted());
+    let mut state = State::new(config, questions::wanted(config));
+    if first_scan(&mut state, &mut signals) == Flow::Stop {
+        leave(config, sockets, &mut state, &mut signals);
+        return Ok(());
+    }
+    handlers::publish(&sockets, &mut state);
+    state.say_ready();
 
     loop {
         let deadline = sockets.next_deadline().into_iter().fold(state.next_deadline(), Instant::min);
@@ -135,6 +139,38 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     }
     leave(config, sockets, &mut state, &mut signals);
     Ok(())
+}
+
+/// The first scan, before the first request is read, so that the first
+/// reply and the first publication have the packages (requests wait in
+/// the sockets meanwhile): over when done, or when taken for stuck
+/// (src/scan_schedule.rs: 5 s; the manager then serves what it knows,
+/// nothing, until the scan ends). Only the scanner's pipe and the signal
+/// pipe are polled meanwhile: SIGTERM ends it at once.
+fn first_scan(state: &mut State, signals: &mut SignalPipe) -> Flow {
+    loop {
+        state.scan_if_due(Instant::now());
+        if state.first_scan_over() {
+            return Flow::Continue;
+        }
+        let scanner = state.scanner.poll_fd();
+        let mut items = vec![zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN)];
+        items.extend(scanner.map(|fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
+        let timeout = poll_timeout(state.next_deadline(), Instant::now());
+        if let Err(e) = signals.while_waiting(|| zmq::poll(&mut items, timeout)) {
+            if e != zmq::Error::EINTR {
+                error!("poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let ready = |slot: usize| items.get(slot).is_some_and(|item| item.is_readable() || item.is_error());
+        if ready(0) && state.on_signals(signals.take()) == Flow::Stop {
+            return Flow::Stop;
+        }
+        if ready(1) {
+            state.read_scanner();
+        }
+    }
 }
 
 /// After SIGTERM or SIGINT: the requests already queued answered, the

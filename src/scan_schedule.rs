@@ -8,8 +8,8 @@
 //! SIGHUP (a SIGHUP during a scan is one more scan when it ends: several
 //! coalesce). A scan still running [`STUCK_AFTER`] after it started is said
 //! once (a hung NFS server, an SD card under write load): the loop keeps
-//! answering from what it knows, and the first scan taken for stuck makes
-//! the manager ready all the same.
+//! answering from what it knows. The manager opens its sockets once the
+//! first scan is over: done, or taken for stuck ([`Schedule::first_scan_over`]).
 
 use std::time::{Duration, Instant};
 
@@ -25,9 +25,8 @@ pub struct Schedule {
     running: Option<Running>,
     /// A SIGHUP came during the scan in flight: scan again when it ends.
     again: bool,
-    /// Whether the manager said it is ready (the first scan ended or was
-    /// taken for stuck).
-    ready: bool,
+    /// Whether the first scan ended or was taken for stuck.
+    first_over: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +45,7 @@ pub enum Due {
     Scan { reload: bool },
     /// The scan in flight started this long ago: say it, once.
     /// (`reload`: a SIGHUP's, which systemd is told is over.)
-    Stuck { after: Duration, first_scan: bool, reload: bool },
+    Stuck { after: Duration, reload: bool },
 }
 
 /// What the end of a scan means.
@@ -55,8 +54,6 @@ pub struct Ended {
     pub took: Duration,
     /// It had been said stuck: say that it ended.
     pub was_stuck: bool,
-    /// The first scan: say the manager is ready (unless a stuck one did).
-    pub first_ready: bool,
     /// A SIGHUP's scan: systemd is told the reload is over.
     pub reload_over: bool,
 }
@@ -69,8 +66,13 @@ impl Schedule {
             next: now,
             running: None,
             again: false,
-            ready: false,
+            first_over: false,
         }
+    }
+
+    /// Whether the first scan ended, or was taken for stuck.
+    pub fn first_scan_over(&self) -> bool {
+        self.first_over
     }
 
     /// Whether a scan is in flight.
@@ -102,11 +104,9 @@ impl Schedule {
             let after = now.saturating_duration_since(running.since);
             if !running.stuck_said && after >= STUCK_AFTER {
                 running.stuck_said = true;
-                let first_scan = !self.ready;
-                self.ready = true;
+                self.first_over = true;
                 return Due::Stuck {
                     after,
-                    first_scan,
                     reload: running.reload,
                 };
             }
@@ -130,12 +130,10 @@ impl Schedule {
         let running = self.running.take()?;
         // A slow scan is not followed at once by the next periodic one.
         self.next = self.next.max(now + MIN_PAUSE.min(self.interval));
-        let first_ready = !self.ready;
-        self.ready = true;
+        self.first_over = true;
         Some(Ended {
             took: now.saturating_duration_since(running.since),
             was_stuck: running.stuck_said,
-            first_ready,
             reload_over: running.reload && !running.stuck_said,
         })
     }
@@ -162,29 +160,31 @@ mod tests {
         assert_eq!(schedule.deadline(), Some(t0));
         assert_eq!(schedule.due(t0), Due::Scan { reload: false });
         assert_eq!(schedule.due(at(t0, 0.1)), Due::Nothing, "one at a time");
+        assert!(!schedule.first_scan_over());
         let ended = schedule.ended(at(t0, 0.2)).unwrap();
-        assert!(ended.first_ready && !ended.was_stuck && !ended.reload_over);
+        assert!(schedule.first_scan_over());
+        assert!(!ended.was_stuck && !ended.reload_over);
         assert_eq!(schedule.deadline(), Some(at(t0, 30.0)));
         assert_eq!(schedule.due(at(t0, 29.9)), Due::Nothing);
         assert_eq!(schedule.due(at(t0, 30.0)), Due::Scan { reload: false });
-        assert!(!schedule.ended(at(t0, 30.1)).unwrap().first_ready, "ready is said once");
     }
 
     #[test]
-    fn a_stuck_scan_is_said_once_and_makes_the_manager_ready() {
+    fn a_stuck_scan_is_said_once_and_ends_the_first_scan_wait() {
         let t0 = Instant::now();
         let mut schedule = Schedule::new(INTERVAL, t0);
         schedule.due(t0);
         assert_eq!(schedule.deadline(), Some(t0 + STUCK_AFTER));
         assert_eq!(schedule.due(at(t0, 4.9)), Due::Nothing);
+        assert!(!schedule.first_scan_over());
         assert_eq!(
             schedule.due(at(t0, 5.0)),
             Due::Stuck {
                 after: STUCK_AFTER,
-                first_scan: true,
                 reload: false
             }
         );
+        assert!(schedule.first_scan_over());
         // Said: no more wake-ups for it, and no second scan meanwhile,
         // however long it takes (the periodic one included).
         assert_eq!(schedule.deadline(), None);
@@ -193,13 +193,13 @@ mod tests {
         }
         let ended = schedule.ended(at(t0, 1000.5)).unwrap();
         assert_eq!(ended.took, Duration::from_secs_f64(1000.5));
-        assert!(ended.was_stuck && !ended.first_ready, "ready was said when it was taken for stuck");
+        assert!(ended.was_stuck);
         // The next periodic scan pauses after the slow one.
         assert_eq!(schedule.deadline(), Some(at(t0, 1001.5)));
     }
 
     #[test]
-    fn a_later_stuck_scan_is_not_the_first() {
+    fn a_later_scan_is_said_stuck_too() {
         let t0 = Instant::now();
         let mut schedule = Schedule::new(INTERVAL, t0);
         schedule.due(t0);
@@ -209,7 +209,6 @@ mod tests {
             schedule.due(at(t0, 36.0)),
             Due::Stuck {
                 after: Duration::from_secs(6),
-                first_scan: false,
                 reload: false
             }
         );

@@ -137,11 +137,6 @@ impl Sockets {
         }
     }
 
-    /// Whether this layout asks dbmgr questions (a broker is configured).
-    pub fn dbmgr_wanted(&self) -> bool {
-        self.dbmgr_wanted
-    }
-
     /// The dbmgr DEALER, now that the broker answers (if not open yet).
     pub fn open_dbmgr(&mut self) {
         if !self.dbmgr_wanted || self.dbmgr.is_some() {

@@ -206,8 +206,8 @@ impl State {
     }
 
     /// Asks the scanner for a scan when one is due, or says, once, that
-    /// the scan in flight is stuck (the first one makes the manager ready).
-    fn scan_if_due(&mut self, now: Instant) {
+    /// the scan in flight is stuck.
+    pub fn scan_if_due(&mut self, now: Instant) {
         match self.schedule.due(now) {
             Due::Nothing => {}
             Due::Scan { .. } => {
@@ -219,11 +219,7 @@ impl State {
                     self.scan_ended(outcome, Instant::now());
                 }
             }
-            Due::Stuck {
-                after,
-                first_scan,
-                reload,
-            } => {
+            Due::Stuck { after, reload } => {
                 warn!(
                     "rescan of {} has not finished after {} s: the disk is slow or stuck (said once; its end is said); \
                      requests are answered with the {} clients known meanwhile",
@@ -231,9 +227,6 @@ impl State {
                     after.as_secs(),
                     self.manager.clients().len()
                 );
-                if first_scan {
-                    self.say_ready();
-                }
                 if reload {
                     notify::notify(notify::READY);
                 }
@@ -271,16 +264,18 @@ impl State {
                 ended.took.as_secs_f64()
             );
         }
-        if ended.first_ready {
-            self.say_ready();
-        }
         if ended.reload_over {
             notify::notify(notify::READY);
         }
     }
 
-    /// The first scan is done (or stuck): the manager is ready.
-    fn say_ready(&mut self) {
+    /// Whether the first scan is over: done, or taken for stuck.
+    pub fn first_scan_over(&self) -> bool {
+        self.schedule.first_scan_over()
+    }
+
+    /// The first scan is over and the sockets are open: the manager is ready.
+    pub fn say_ready(&mut self) {
         info!("ready: {} clients {}", self.manager.clients().len(), self.ready_line);
         notify::notify(notify::READY);
     }

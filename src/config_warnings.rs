@@ -13,7 +13,12 @@ use std::path::Path;
 /// path holds quotes: configparser keeps them in the value, and a relative
 /// path (which `"/path"` is) is taken from the config file's folder.
 pub fn quotes_hint(dir: &Path) -> &'static str {
-    if dir.as_os_str().as_encoded_bytes().iter().any(|&b| b == b'"' || b == b'\'') {
+    if dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .any(|&b| b == b'"' || b == b'\'')
+    {
         " (the quotes are part of the path: write packages_dir = /path, without them)"
     } else {
         ""

@@ -37,7 +37,13 @@ pub fn lock_file_name(host: &str, rep: &Endpoint) -> Option<String> {
     let key = format!("{host}@{}", rep.address);
     let mut name: String = key
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '@' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '@' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     // A long ipc:// path: cut, the whole key's hash keeping names apart.
     if name.len() > 120 {
@@ -58,7 +64,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 pub fn runtime_dir() -> PathBuf {
     if let Some(dirs) = std::env::var_os("RUNTIME_DIRECTORY") {
         // systemd separates several directories with ':'.
-        if let Some(first) = std::env::split_paths(&dirs).next().filter(|dir| !dir.as_os_str().is_empty()) {
+        if let Some(first) = std::env::split_paths(&dirs)
+            .next()
+            .filter(|dir| !dir.as_os_str().is_empty())
+        {
             return first;
         }
     }
@@ -162,7 +171,10 @@ mod tests {
             Some("manager-domohost@tcp___127.0.0.1_40410.lock")
         );
         assert_ne!(lock_file_name("other", &broker), lock_file_name("domohost", &broker));
-        assert_eq!(lock_file_name("domohost", &Endpoint::bind("tcp://127.0.0.1:40410")), None);
+        assert_eq!(
+            lock_file_name("domohost", &Endpoint::bind("tcp://127.0.0.1:40410")),
+            None
+        );
         let ipc = lock_file_name("h", &Endpoint::bind("ipc:///run/domogik-manager/rep")).unwrap();
         assert_eq!(ipc, "manager-h@ipc____run_domogik-manager_rep.lock");
         let long = |tail: &str| lock_file_name("h", &Endpoint::bind(format!("ipc:///{}{tail}", "x".repeat(200))));
@@ -192,7 +204,10 @@ mod tests {
         io::BufRead::read_line(&mut io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
         assert_eq!(line.trim(), "held");
         let refused = acquire(&dir, "manager-x.lock", "host x").unwrap_err();
-        assert!(refused.contains(&format!("pid {}", child.id())) && refused.contains("host x"), "{refused}");
+        assert!(
+            refused.contains(&format!("pid {}", child.id())) && refused.contains("host x"),
+            "{refused}"
+        );
         child.kill().unwrap();
         child.wait().unwrap();
         let taken = acquire(&dir, "manager-x.lock", "host x").unwrap();

@@ -42,10 +42,15 @@ struct Running {
 pub enum Due {
     Nothing,
     /// Ask the scanner for a scan (`reload`: SIGHUP's, systemd waits).
-    Scan { reload: bool },
+    Scan {
+        reload: bool,
+    },
     /// The scan in flight started this long ago: say it, once.
     /// (`reload`: a SIGHUP's, which systemd is told is over.)
-    Stuck { after: Duration, reload: bool },
+    Stuck {
+        after: Duration,
+        reload: bool,
+    },
 }
 
 /// What the end of a scan means.
@@ -245,7 +250,10 @@ mod tests {
         schedule.rescan_now(at(t0, 1.0));
         assert_eq!(schedule.due(at(t0, 1.0)), Due::Scan { reload: true });
         assert!(matches!(schedule.due(at(t0, 6.0)), Due::Stuck { reload: true, .. }));
-        assert!(!schedule.ended(at(t0, 9.0)).unwrap().reload_over, "said over when stuck");
+        assert!(
+            !schedule.ended(at(t0, 9.0)).unwrap().reload_over,
+            "said over when stuck"
+        );
     }
 
     #[test]

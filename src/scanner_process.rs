@@ -231,7 +231,9 @@ impl ScannerProcess {
         let now = match sent {
             Some(Err(error)) => {
                 self.kill();
-                Some(Outcome::Lost(format!("the packages scanner does not read its requests: {error}")))
+                Some(Outcome::Lost(format!(
+                    "the packages scanner does not read its requests: {error}"
+                )))
             }
             _ => None,
         };
@@ -422,17 +424,26 @@ mod tests {
             known: Some(vec!["gone".into(), "rfxcom".into()]),
         });
         let changes = reply.scan.unwrap().changes;
-        assert!(changes.contains(&PackageChange::Removed { name: "gone".into() }), "{changes:?}");
+        assert!(
+            changes.contains(&PackageChange::Removed { name: "gone".into() }),
+            "{changes:?}"
+        );
         assert!(!changes.contains(&PackageChange::Removed { name: "rfxcom".into() }));
     }
 
     #[test]
     fn a_listing_failure_crosses_the_pipe_as_its_line() {
-        let mut worker = Worker::new(PathBuf::from("/nonexistent/packages"), PathBuf::from("/nonexistent/d.json"));
+        let mut worker = Worker::new(
+            PathBuf::from("/nonexistent/packages"),
+            PathBuf::from("/nonexistent/d.json"),
+        );
         let mut output = Vec::new();
         worker.serve(&b"{}\n"[..], &mut output).unwrap();
         let reply: Reply = serde_json::from_slice(&output).unwrap();
         let failure = reply.scan.unwrap_err();
-        assert!(failure.starts_with("cannot list packages_dir /nonexistent/packages: "), "{failure}");
+        assert!(
+            failure.starts_with("cannot list packages_dir /nonexistent/packages: "),
+            "{failure}"
+        );
     }
 }

@@ -54,7 +54,11 @@ fn a_second_manager_for_the_same_host_and_broker_is_refused_naming_the_first() {
         stderr.contains(&format!("pid {}", first.pid())) && stderr.contains("testhost"),
         "the refusal names the manager that runs: {stderr}"
     );
-    assert_eq!(stderr.lines().filter(|line| line.contains("error")).count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|line| line.contains("error")).count(),
+        1,
+        "{stderr}"
+    );
 
     // Another host on the same broker is another manager: it starts.
     let other_dir = TempDir::new("second-manager-other-host");
@@ -101,7 +105,10 @@ fn check_config_warns_about_a_quoted_packages_dir_and_unknown_restart_names() {
     );
     assert!(!stderr.contains("\"test\""), "test is installed: {stderr}");
 
-    assert_eq!(check("clean.cfg", &standalone_config(&packages, "restart = rfxcom\n")), "");
+    assert_eq!(
+        check("clean.cfg", &standalone_config(&packages, "restart = rfxcom\n")),
+        ""
+    );
 }
 
 #[test]

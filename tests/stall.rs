@@ -64,10 +64,17 @@ impl StallFs {
             said,
             mountpoint: mountpoint.to_owned(),
         };
-        if fs.said.find_from(0, Instant::now() + DEADLINE, |line| line == "mounted").is_none() {
+        if fs
+            .said
+            .find_from(0, Instant::now() + DEADLINE, |line| line == "mounted")
+            .is_none()
+        {
             // Let its error out (no right to mount, no libfuse2...).
             let _ = exit_within(&mut fs.child, Duration::from_secs(2));
-            return skip(format!("tests/stallfs.py could not mount: {}", errors.all().join(" | ")));
+            return skip(format!(
+                "tests/stallfs.py could not mount: {}",
+                errors.all().join(" | ")
+            ));
         }
         Some(fs)
     }
@@ -83,9 +90,15 @@ impl StallFs {
     fn stall_and_wait_for_a_victim(&mut self) -> String {
         let from = self.said.all().len();
         self.order("stall");
-        match self.said.find_from(from, Instant::now() + DEADLINE, |line| line.starts_with("blocked ")) {
+        match self
+            .said
+            .find_from(from, Instant::now() + DEADLINE, |line| line.starts_with("blocked "))
+        {
             Some((_, line)) => line,
-            None => panic!("nothing touched the stalled folder within {DEADLINE:?}: {:?}", self.said.all()),
+            None => panic!(
+                "nothing touched the stalled folder within {DEADLINE:?}: {:?}",
+                self.said.all()
+            ),
         }
     }
 }
@@ -122,7 +135,10 @@ fn find_or_install_fusepy() -> Result<Option<PathBuf>, String> {
             command.env("PYTHONPATH", path);
         }
         let output = command.output().map_err(|e| format!("python3 does not run ({e})"))?;
-        Ok((output.status.success(), String::from_utf8_lossy(&output.stderr).trim().to_owned()))
+        Ok((
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        ))
     };
     if imports(None)?.0 {
         return Ok(None);
@@ -132,7 +148,14 @@ fn find_or_install_fusepy() -> Result<Option<PathBuf>, String> {
         let partial = target.with_extension(format!("partial-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&partial);
         let pip = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
             .arg(&partial)
             .arg("fusepy")
             .output()
@@ -180,7 +203,11 @@ fn a_stalled_packages_dir_leaves_requests_answered_and_sigterm_immediate() {
     let dir = TempDir::new("stall");
     let backing = copy_fixtures(&dir);
     let mountpoint = dir.join("mnt");
-    let Some(mut fs) = StallFs::mount("a_stalled_packages_dir_leaves_requests_answered_and_sigterm_immediate", &backing, &mountpoint) else {
+    let Some(mut fs) = StallFs::mount(
+        "a_stalled_packages_dir_leaves_requests_answered_and_sigterm_immediate",
+        &backing,
+        &mountpoint,
+    ) else {
         return;
     };
     let mut daemon = Daemon::start(&dir, &config_on(&mountpoint));
@@ -205,9 +232,18 @@ fn a_stalled_packages_dir_leaves_requests_answered_and_sigterm_immediate() {
     // A package installed meanwhile is found once the disk answers again.
     let new = backing.join("plugin_late");
     std::fs::create_dir(&new).unwrap();
-    std::fs::write(new.join("info.json"), r#"{"identity": {"type": "plugin", "name": "late"}}"#).unwrap();
+    std::fs::write(
+        new.join("info.json"),
+        r#"{"identity": {"type": "plugin", "name": "late"}}"#,
+    )
+    .unwrap();
     fs.order("release");
-    daemon.await_client("clients.list.get", "domogik-late.testhost", "found after the stall", |c| !c.is_null());
+    daemon.await_client(
+        "clients.list.get",
+        "domogik-late.testhost",
+        "found after the stall",
+        |c| !c.is_null(),
+    );
     let stuck_lines = daemon.log().iter().filter(|line| line.contains(STUCK)).count();
     assert_eq!(stuck_lines, 1, "said once: {:#?}", daemon.log());
 
@@ -228,7 +264,11 @@ fn a_manager_started_on_a_stalled_packages_dir_serves_and_stops_at_once() {
     let dir = TempDir::new("stall-start");
     let backing = copy_fixtures(&dir);
     let mountpoint = dir.join("mnt");
-    let Some(mut fs) = StallFs::mount("a_manager_started_on_a_stalled_packages_dir_serves_and_stops_at_once", &backing, &mountpoint) else {
+    let Some(mut fs) = StallFs::mount(
+        "a_manager_started_on_a_stalled_packages_dir_serves_and_stops_at_once",
+        &backing,
+        &mountpoint,
+    ) else {
         return;
     };
     fs.order("stall");

@@ -1,32 +1,34 @@
 //! The event loop's state apart from its sockets: the manager, the packages
 //! scanner process and its schedule (datatypes_file is read there too), the
 //! plugin processes, and the rate limits of the log. What the loop does with
-//! them that touches no socket: signals, rescans, timers, plugin starts,
-//! the log lines.
+//! them apart from the sockets: signals, rescans (asked of the scanner,
+//! `scanner.rs`, whose replies come through a pipe), timers, plugin starts
+//! (forking, through `processes.rs`), the log lines.
 
-use crate::autostart::AutoStart;
-use crate::children::RestartSet;
-use crate::config::Config;
-use crate::config_warnings;
-use crate::datatypes::DatatypesFile;
-use crate::log::{Level, RateLimiter, Verdict};
-use crate::manager::Manager;
-use crate::notify;
-use crate::packages::{Package, PackageChange, ScanReport};
-use crate::processes::{self, Launch, Plugins};
-use crate::scan_schedule::{Due, Schedule};
-use crate::scanner_process::{Outcome, Reply, ScannerProcess};
-use crate::signals::Received;
-use crate::wire;
+use super::scanner::{Outcome, ScannerProcess};
+use crate::core::autostart::AutoStart;
+use crate::core::children::RestartSet;
+use crate::core::config::Config;
+use crate::core::config_warnings;
+use crate::core::log_policy::{Level, RateLimiter, Verdict};
+use crate::core::manager::Manager;
+use crate::core::packages::{Package, PackageChange, ScanReport};
+use crate::core::scan_schedule::{Due, Schedule};
+use crate::core::wire;
+use crate::daemon::processes::{self, Launch, Plugins};
+use crate::disk::datatypes::DatatypesFile;
+use crate::disk::scanner_process::Reply;
+use crate::sys::notify;
+use crate::sys::signals::Received;
 use crate::{debug, error, info, trace, warn};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::time::{Duration, Instant};
 
 /// The loop's mutable state, apart from the sockets.
-pub struct State {
+pub(super) struct State {
     pub manager: Manager,
-    /// The disk reads of a rescan, in their own process (src/scanner_process.rs).
+    /// The disk reads of a rescan, in their own process (`scanner.rs`).
     pub scanner: ScannerProcess,
     schedule: Schedule,
     /// The last rescan error, so that a lasting problem is logged once.
@@ -35,7 +37,7 @@ pub struct State {
     pub status_log: RateLimiter,
     /// The last datatypes_file error, so that a lasting problem is logged once.
     datatypes_failure: Option<String>,
-    /// What the ready line says (once the first scan is done or stuck).
+    /// What the ready line says after the count of clients.
     ready_line: String,
     /// `restart` names, and those said to match no package (once each).
     restart: RestartSet,
@@ -44,13 +46,11 @@ pub struct State {
     pub plugins: Plugins,
     /// Which plugins `auto_startup` has started already.
     autostart: AutoStart,
-    /// After this long without a word a client is dead (for its log line).
-    dead_after: Duration,
 }
 
 /// Whether the loop goes on after the signals of a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
+pub(super) enum Flow {
     Continue,
     Stop,
 }
@@ -58,7 +58,7 @@ pub enum Flow {
 impl State {
     /// The state at start, before the first rescan; `dbmgr` when there is
     /// a broker to ask it through.
-    pub fn new(config: &Config, dbmgr: bool) -> State {
+    pub(super) fn new(config: &Config, dbmgr: bool) -> State {
         let mut state = State {
             manager: Manager::new(config.host.clone(), config.service.clone()),
             scanner: ScannerProcess::new(config.packages_dir.clone(), config.datatypes_file.clone()),
@@ -84,7 +84,6 @@ impl State {
                 config.plugins.policy.clone(),
             ),
             autostart: AutoStart::default(),
-            dead_after: config.dead_after,
         };
         // Said at info: a host may run no plugin of ours (and a fresh Debian 12
         // has no /usr/bin/python); each start that fails for it is a warning.
@@ -96,7 +95,7 @@ impl State {
         }
         state.manager.set_timers(config.dead_after, config.status_interval);
         if dbmgr {
-            let limits = crate::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
+            let limits = crate::core::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
             state.manager.enable_dbmgr(limits);
         }
         state
@@ -105,7 +104,7 @@ impl State {
     /// The nearest deadline of the state's timers: the next rescan (or
     /// the time a scan in flight is taken for stuck), the manager's timers,
     /// a plugin's kill delay or restart.
-    pub fn next_deadline(&self) -> Instant {
+    pub(super) fn next_deadline(&self) -> Instant {
         [self.schedule.deadline(), self.plugins.next_deadline()]
             .into_iter()
             .flatten()
@@ -114,7 +113,7 @@ impl State {
 
     /// The signals received: exits reaped, SIGHUP's rescan; SIGTERM or
     /// SIGINT stops the loop.
-    pub fn on_signals(&mut self, received: Received) -> Flow {
+    pub(super) fn on_signals(&mut self, received: Received) -> Flow {
         if received.child_exited {
             self.reap();
         }
@@ -133,17 +132,17 @@ impl State {
 
     /// The rescan if due (or the scan in flight said stuck), and the
     /// manager's timers; each client that died is said once.
-    pub fn run_timers(&mut self, now: Instant) {
+    pub(super) fn run_timers(&mut self, now: Instant) {
         self.scan_if_due(now);
         for name in self.manager.run_timers() {
             let id = self.manager.clients().client_id(&name);
-            let why = crate::liveness::dead_comment(self.dead_after);
+            let why = crate::core::liveness::dead_comment(self.manager.dead_after());
             warn!(client_id = id.as_str(); "{id} is dead: {why}");
         }
     }
 
     /// The reply frames to one request's frames, its problem logged.
-    pub fn answer(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    pub(super) fn answer(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
         let reply = self.manager.handle_request_with(frames, &mut self.plugins);
         match &reply.error {
             Some(reason) => self.log_bad_input(format_args!("request answered with error: {reason}")),
@@ -157,7 +156,7 @@ impl State {
 
     /// SIGCHLD: every exited plugin reaped, its client `stopped` or `dead`
     /// (and the packages scanner, if it was the one).
-    pub fn reap(&mut self) {
+    pub(super) fn reap(&mut self) {
         let (ended, others) = self.plugins.reap(Instant::now());
         for end in ended {
             self.manager.process_ended(&end.name, end.status, end.comment);
@@ -173,7 +172,7 @@ impl State {
 
     /// The statuses plugins announced this turn start their kill delays;
     /// the delays and restarts that are due are carried out.
-    pub fn plugins_due(&mut self) {
+    pub(super) fn plugins_due(&mut self) {
         let now = Instant::now();
         let clients = self.manager.clients();
         self.plugins.observe(|name| clients.status(name), now);
@@ -199,7 +198,7 @@ impl State {
     }
 
     /// A warning about what a peer sent, within the rate limit.
-    pub fn log_bad_input(&mut self, message: fmt::Arguments<'_>) {
+    pub(super) fn log_bad_input(&mut self, message: fmt::Arguments<'_>) {
         if let Verdict::Write { suppressed } = self.bad_input_log.check(Instant::now()) {
             warn!("{message}{}", suppressed_note(suppressed));
         }
@@ -207,7 +206,7 @@ impl State {
 
     /// Asks the scanner for a scan when one is due, or says, once, that
     /// the scan in flight is stuck.
-    pub fn scan_if_due(&mut self, now: Instant) {
+    pub(super) fn scan_if_due(&mut self, now: Instant) {
         match self.schedule.due(now) {
             Due::Nothing => {}
             Due::Scan { .. } => {
@@ -235,7 +234,7 @@ impl State {
     }
 
     /// The scanner's pipe polled readable: its reply applied, if complete.
-    pub fn read_scanner(&mut self) {
+    pub(super) fn read_scanner(&mut self) {
         if let Some(outcome) = self.scanner.read_ready() {
             self.scan_ended(outcome, Instant::now());
         }
@@ -270,12 +269,12 @@ impl State {
     }
 
     /// Whether the first scan is over: done, or taken for stuck.
-    pub fn first_scan_over(&self) -> bool {
+    pub(super) fn first_scan_over(&self) -> bool {
         self.schedule.first_scan_over()
     }
 
     /// The first scan is over and the sockets are open: the manager is ready.
-    pub fn say_ready(&mut self) {
+    pub(super) fn say_ready(&mut self) {
         info!("ready: {} clients {}", self.manager.clients().len(), self.ready_line);
         notify::notify(notify::READY);
     }
@@ -382,7 +381,7 @@ fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, Str
 }
 
 /// What ends a rate-limited line: how many like it were not written.
-pub fn suppressed_note(suppressed: u64) -> String {
+pub(super) fn suppressed_note(suppressed: u64) -> String {
     if suppressed == 0 {
         String::new()
     } else {

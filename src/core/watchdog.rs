@@ -25,13 +25,13 @@ impl Watchdog {
     }
 
     /// When the next ping is due: the poll waits no longer.
-    pub(crate) fn deadline(&self) -> Instant {
+    pub(crate) fn poll_timeout(&self) -> Instant {
         self.next
     }
 
     /// Whether a ping is due at `now`; the next is then due half an
     /// interval after `now` (a loop that was held up sends one, not a burst).
-    pub(crate) fn due(&mut self, now: Instant) -> bool {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> bool {
         if now < self.next {
             return false;
         }
@@ -49,15 +49,15 @@ mod tests {
         let start = Instant::now();
         let ms = |n: u64| start + Duration::from_millis(n);
         let mut watchdog = Watchdog::new(Duration::from_secs(30), start).unwrap();
-        assert!(watchdog.due(start), "at once, after READY=1");
-        assert!(!watchdog.due(start));
-        assert_eq!(watchdog.deadline(), ms(15_000));
-        assert!(!watchdog.due(ms(14_999)));
-        assert!(watchdog.due(ms(15_000)));
+        assert!(watchdog.handle_timeout(start), "at once, after READY=1");
+        assert!(!watchdog.handle_timeout(start));
+        assert_eq!(watchdog.poll_timeout(), ms(15_000));
+        assert!(!watchdog.handle_timeout(ms(14_999)));
+        assert!(watchdog.handle_timeout(ms(15_000)));
         // The loop was held up for a minute: one ping, the next 15 s later.
-        assert!(watchdog.due(ms(75_000)));
-        assert!(!watchdog.due(ms(75_001)));
-        assert_eq!(watchdog.deadline(), ms(90_000));
+        assert!(watchdog.handle_timeout(ms(75_000)));
+        assert!(!watchdog.handle_timeout(ms(75_001)));
+        assert_eq!(watchdog.poll_timeout(), ms(90_000));
     }
 
     #[test]

@@ -3,93 +3,57 @@
 //! subscriptions noted; and the publications owed, sent. Each reads only
 //! what is queued, within one turn's budget, and never waits.
 
-use super::sockets::{self, for_each_queued, Requests, Sockets, MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN};
+use super::sockets::{for_each_queued, Sockets, MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN};
 use super::state::{suppressed_note, State};
 use crate::core::bus::{echo, links};
-use crate::core::bus::mdp::Incoming;
+use crate::core::bus::session::Session;
 use crate::core::envelope;
 use crate::core::log_policy::Verdict;
 use crate::core::manager::{StatusOutcome, VIEW_CATEGORIES};
 use crate::core::wire;
-use crate::{debug, info, warn};
+use crate::{debug, info};
 use std::time::{Instant, SystemTime};
 
 /// Answers the queued requests, each before the next is read: on the
-/// bound ROUTER in the envelope each came in (src/core/envelope.rs), or as the
-/// MDP worker through the broker (src/core/bus/mdp.rs). One request path: the
-/// manager answers the frames either way.
-pub(super) fn serve_requests(sockets: &mut Sockets, state: &mut State) {
-    match &mut sockets.requests {
-        Requests::Standalone(watched) => {
-            let rep = &watched.socket;
-            let read = for_each_queued(rep, MAX_REQUESTS_PER_TURN, |message| {
-                let Some((envelope, frames)) = envelope::split(message) else {
-                    // REP drops these too: no REQ or DEALER client sends them.
-                    state.log_bad_input(format_args!("message without a request envelope dropped"));
-                    return;
-                };
-                let reply = state.answer(&frames);
-                // ROUTER never blocks on send: a reply to a vanished client, or to
-                // one that leaves REP_SNDHWM replies unread, is dropped.
-                if let Err(e) = rep.send_multipart(envelope::wrap(envelope, reply), 0) {
-                    state.log_bad_input(format_args!("cannot send a reply: {e}"));
-                }
-            });
-            log_receive_error(state, "request", read);
-        }
-        Requests::Worker { watched, worker } => {
-            let mut reconnect = false;
-            let broker = watched.endpoint.address.clone();
-            let (mut connected_to_itself, mut registered) = (false, false);
-            let read = for_each_queued(&watched.socket, MAX_REQUESTS_PER_TURN, |message| {
-                let now = Instant::now();
-                let first_word = !worker.heard_since_connect();
-                let incoming = worker.receive(message, now);
-                if first_word && worker.heard_since_connect() {
-                    info!(peer = broker.as_str(); "MDP worker: the broker at {broker} answers (service registered)");
-                    registered = true;
-                }
-                match incoming {
-                    Incoming::Request { envelope, body } => {
-                        let reply = state.answer(&body);
-                        sockets::send_or_log(&watched.socket, worker.reply(envelope, reply));
-                    }
-                    Incoming::Nothing => {}
-                    Incoming::Reconnect => reconnect = true,
-                    Incoming::ConnectedToItself => connected_to_itself = true,
-                    Incoming::Malformed(why) => {
-                        state.log_bad_input(format_args!("message from the broker dropped: {why}"))
-                    }
-                }
-            });
-            log_receive_error(state, "request", read);
-            if registered {
-                sockets.open_dbmgr();
+/// bound ROUTER in the envelope each came in (src/core/envelope.rs), or as
+/// the MDP worker through the broker (the session decides what else the
+/// broker's messages ask: src/core/bus/session.rs; its actions are carried
+/// out by the caller). One request path: the manager answers the frames
+/// either way.
+pub(super) fn serve_requests(sockets: &Sockets, session: &mut Session, state: &mut State) {
+    let socket = &sockets.requests.socket;
+    let read = if session.is_worker() {
+        for_each_queued(socket, MAX_REQUESTS_PER_TURN, |message| {
+            if let Some(request) = session.handle_worker_message(message, Instant::now()) {
+                let reply = state.answer(&request.body);
+                session.reply(request.envelope, reply);
             }
-            if connected_to_itself {
-                debug!(
-                    peer = broker.as_str();
-                    "MDP worker: the DEALER got its own READY back (TCP connected it to itself: nothing listens at {broker}); reconnecting"
-                );
-                sockets.reconnect_worker(Instant::now());
-            } else if reconnect {
-                warn!(peer = broker.as_str(); "MDP worker: the broker at {broker} sent DISCONNECT; registering again");
-                sockets.reconnect_worker(Instant::now());
+        })
+    } else {
+        for_each_queued(socket, MAX_REQUESTS_PER_TURN, |message| {
+            let Some((envelope, frames)) = envelope::split(message) else {
+                // REP drops these too: no REQ or DEALER client sends them.
+                state.log_bad_input(format_args!("message without a request envelope dropped"));
+                return;
+            };
+            let reply = state.answer(&frames);
+            // ROUTER never blocks on send: a reply to a vanished client, or to
+            // one that leaves REP_SNDHWM replies unread, is dropped.
+            if let Err(e) = socket.send_multipart(envelope::wrap(envelope, reply), 0) {
+                state.log_bad_input(format_args!("cannot send a reply: {e}"));
             }
-        }
-    }
+        })
+    };
+    log_receive_error(state, "request", read);
 }
 
 /// Subscriptions arriving on the connected XPUB: a subscriber to our
 /// publications is (back) at the forwarder, so the current state is owed.
-/// Each is also noted by the forwarder's echo (src/core/bus/echo.rs).
-pub(super) fn read_subscriptions(sockets: &mut Sockets, state: &mut State) {
-    let Sockets { publisher, echo, .. } = sockets;
-    let read = for_each_queued(&publisher.socket, MAX_REQUESTS_PER_TURN, |frames| {
+/// Each is also the session's, for the forwarder's echo (src/core/bus/echo.rs).
+pub(super) fn read_subscriptions(publisher: &zmq::Socket, session: &mut Session, state: &mut State) {
+    let read = for_each_queued(publisher, MAX_REQUESTS_PER_TURN, |frames| {
         let Some(message) = frames.first() else { return };
-        if let Some(echo) = echo.as_mut() {
-            echo.subscription(message);
-        }
+        session.handle_subscription(message);
         if links::subscribes_to_ours(message, &VIEW_CATEGORIES) {
             state.manager.republish();
         }
@@ -99,15 +63,10 @@ pub(super) fn read_subscriptions(sockets: &mut Sockets, state: &mut State) {
 
 /// Applies the queued status messages; each change is logged (within the
 /// rate limit), each bad message warned about. One of our own coming back
-/// through the forwarder is the echo that proves its links
-/// (src/core/bus/echo.rs).
-pub(super) fn absorb_statuses(sockets: &mut Sockets, state: &mut State) {
-    let Sockets { sub, echo, .. } = sockets;
-    let forwarder = sub.endpoint.address.as_str();
-    let read = for_each_queued(&sub.socket, MAX_STATUSES_PER_TURN, |frames| {
-        if echo.as_mut().is_some_and(|echo| echo.received(&frames)) {
-            info!(peer = forwarder; "the forwarder at {forwarder} relays our statuses again");
-        }
+/// through the forwarder is the echo that proves its links (the session's).
+pub(super) fn absorb_statuses(sub: &zmq::Socket, session: &mut Session, state: &mut State) {
+    let read = for_each_queued(sub, MAX_STATUSES_PER_TURN, |frames| {
+        session.handle_status(&frames);
         match state.manager.handle_status_message(&frames) {
             StatusOutcome::Changed { id, status } => {
                 if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
@@ -130,7 +89,7 @@ fn log_receive_error(state: &mut State, what: &str, read: Result<(), zmq::Error>
 }
 
 /// Sends the publications owed, once, however many changes led to them.
-pub(super) fn publish(sockets: &mut Sockets, state: &mut State) {
+pub(super) fn publish(sockets: &Sockets, session: &mut Session, state: &mut State) {
     let Some(publications) = state.manager.take_publications(wire::unix_seconds(SystemTime::now())) else {
         return;
     };
@@ -141,12 +100,12 @@ pub(super) fn publish(sockets: &mut Sockets, state: &mut State) {
     let now = Instant::now();
     for frames in publications {
         // A status sent through the forwarder is awaited back (src/core/bus/echo.rs).
-        let probe = (sockets.echo.is_some() && frames.first().is_some_and(|msg_id| msg_id.starts_with(echo::CATEGORY)))
+        let probe = (session.watches_echo() && frames.first().is_some_and(|msg_id| msg_id.starts_with(echo::CATEGORY)))
             .then(|| frames.clone());
         match sockets.publisher.socket.send_multipart(frames, zmq::DONTWAIT) {
             Ok(()) => {
-                if let (Some(echo), Some(probe)) = (sockets.echo.as_mut(), probe) {
-                    echo.sent(&probe, now);
+                if let Some(probe) = probe {
+                    session.handle_published(&probe, now);
                 }
             }
             Err(e) => failure = Some(e),

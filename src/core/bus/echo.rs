@@ -145,15 +145,15 @@ impl Echo {
         back
     }
 
-    /// When [`Echo::tick`] has something to do.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    /// When [`Echo::handle_timeout`] has something to do.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.since.map(|since| since + self.timeout)
     }
 
     /// An echo missed at `now`: reopen both links (what was awaited is
     /// forgotten; the links' new sockets start afresh).
-    pub(crate) fn tick(&mut self, now: Instant) -> Option<Missed> {
-        if self.deadline().is_none_or(|deadline| now < deadline) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Option<Missed> {
+        if self.poll_timeout().is_none_or(|deadline| now < deadline) {
             return None;
         }
         self.awaited.clear();
@@ -187,11 +187,11 @@ mod tests {
         let mut echo = settled(start);
         let at = start + HEARTBEAT;
         echo.sent(&status(1), at);
-        assert_eq!(echo.deadline(), Some(at + HEARTBEAT * 5));
+        assert_eq!(echo.poll_timeout(), Some(at + HEARTBEAT * 5));
         assert!(!echo.received(&status(2)), "not ours");
         assert!(!echo.received(&status(1)), "ours, but nothing was missed before");
-        assert_eq!(echo.deadline(), None);
-        assert_eq!(echo.tick(at + HEARTBEAT * 60), None);
+        assert_eq!(echo.poll_timeout(), None);
+        assert_eq!(echo.handle_timeout(at + HEARTBEAT * 60), None);
     }
 
     #[test]
@@ -202,10 +202,10 @@ mod tests {
         let mut said = Vec::new();
         for round in 0..3 {
             echo.sent(&status(round), now);
-            let deadline = echo.deadline().unwrap();
-            assert_eq!(echo.tick(deadline - Duration::from_millis(1)), None);
-            said.push(echo.tick(deadline).unwrap());
-            assert_eq!(echo.deadline(), None, "forgotten once missed");
+            let deadline = echo.poll_timeout().unwrap();
+            assert_eq!(echo.handle_timeout(deadline - Duration::from_millis(1)), None);
+            said.push(echo.handle_timeout(deadline).unwrap());
+            assert_eq!(echo.poll_timeout(), None, "forgotten once missed");
             // The daemon reopened both: down, then up again, subscribed again.
             echo.links(false, false, deadline);
             now = deadline + HEARTBEAT;
@@ -218,7 +218,7 @@ mod tests {
         assert!(echo.received(&status(9)), "back: say it");
         echo.sent(&status(10), now + HEARTBEAT);
         assert_eq!(
-            echo.tick(now + HEARTBEAT * 6),
+            echo.handle_timeout(now + HEARTBEAT * 6),
             Some(Missed::First),
             "a new outage is said again"
         );
@@ -232,7 +232,7 @@ mod tests {
         let mut echo = Echo::new(HEARTBEAT);
         echo.links(true, true, start);
         echo.sent(&status(1), start + HEARTBEAT * 2);
-        assert_eq!(echo.deadline(), None, "no subscription");
+        assert_eq!(echo.poll_timeout(), None, "no subscription");
         // Subscribed, but the links just came up: our SUB's subscription
         // may not have reached the forwarder.
         echo.subscription(b"\x01plugin.status");
@@ -240,26 +240,26 @@ mod tests {
         echo.links(false, true, start + HEARTBEAT * 2);
         echo.links(true, true, start + HEARTBEAT * 3);
         echo.sent(&status(2), start + HEARTBEAT * 3);
-        assert_eq!(echo.deadline(), None, "the SUB came up less than a heartbeat ago");
+        assert_eq!(echo.poll_timeout(), None, "the SUB came up less than a heartbeat ago");
         // Not a status: views go to user interfaces, not to our SUB.
         echo.sent(
             &[b"clients.list.1_2.0_1".to_vec(), b"{}".to_vec()],
             start + HEARTBEAT * 5,
         );
-        assert_eq!(echo.deadline(), None, "a view");
+        assert_eq!(echo.poll_timeout(), None, "a view");
         // Unsubscribed (the last subscriber left the forwarder).
         echo.subscription(b"\x00plugin");
         echo.sent(&status(3), start + HEARTBEAT * 5);
-        assert_eq!(echo.deadline(), None, "unsubscribed");
+        assert_eq!(echo.poll_timeout(), None, "unsubscribed");
         // A subscription to something else does not count.
         echo.subscription(b"\x01clients");
         echo.subscription(b"\x01plugin.status.x");
         echo.sent(&status(4), start + HEARTBEAT * 5);
-        assert_eq!(echo.deadline(), None, "another category");
+        assert_eq!(echo.poll_timeout(), None, "another category");
         // Everything (an empty prefix) does.
         echo.subscription(b"\x01");
         echo.sent(&status(5), start + HEARTBEAT * 5);
-        assert!(echo.deadline().is_some());
+        assert!(echo.poll_timeout().is_some());
     }
 
     #[test]
@@ -268,18 +268,18 @@ mod tests {
         let mut echo = settled(start);
         echo.sent(&status(1), start + HEARTBEAT);
         echo.links(true, false, start + HEARTBEAT * 2);
-        assert_eq!(echo.deadline(), None);
-        assert_eq!(echo.tick(start + HEARTBEAT * 60), None);
+        assert_eq!(echo.poll_timeout(), None);
+        assert_eq!(echo.handle_timeout(start + HEARTBEAT * 60), None);
         echo.links(true, true, start + HEARTBEAT * 3);
         echo.sent(&status(2), start + HEARTBEAT * 5);
         assert_eq!(
-            echo.deadline(),
+            echo.poll_timeout(),
             None,
             "the PUB's subscriptions come again with its link"
         );
         echo.subscription(b"\x01plugin");
         echo.sent(&status(3), start + HEARTBEAT * 5);
-        assert!(echo.deadline().is_some());
+        assert!(echo.poll_timeout().is_some());
     }
 
     #[test]
@@ -289,9 +289,9 @@ mod tests {
         for n in 0..20 {
             echo.sent(&status(n), start + HEARTBEAT + Duration::from_millis(u64::from(n)));
         }
-        assert_eq!(echo.deadline(), Some(start + HEARTBEAT * 6), "the first one's");
+        assert_eq!(echo.poll_timeout(), Some(start + HEARTBEAT * 6), "the first one's");
         assert!(!echo.received(&status(0)), "forgotten: only the last 8 are kept");
         echo.received(&status(19));
-        assert_eq!(echo.deadline(), None);
+        assert_eq!(echo.poll_timeout(), None);
     }
 }

@@ -26,9 +26,10 @@
 //! A message is awaited only when it can come back: both links up for
 //! `settle` (our SUB's subscription has reached the forwarder), and a
 //! subscription covering `plugin.status` relayed to our XPUB since its
-//! link came up. Not heard back within `timeout`: the daemon opens new
-//! sockets for both links (which one is broken cannot be told), says so
-//! once, and quietly again until an echo comes back.
+//! link came up. Not heard back within `timeout`: the session
+//! (`super::session`) asks for new sockets for both links (which one is
+//! broken cannot be told), says so once, and quietly again until an echo
+//! comes back.
 
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,7 @@ pub(crate) const CATEGORY: &[u8] = b"plugin.status";
 /// proves both links); older ones are forgotten, not their time.
 const MAX_AWAITED: usize = 8;
 
-/// What a missed echo asks of the daemon: reopen the SUB and the PUB.
+/// What a missed echo asks for: new SUB and PUB sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Missed {
     /// The first since an echo was last heard (or since start): say it.

@@ -13,8 +13,8 @@ use crate::core::wire;
 use crate::daemon::processes::{self, Launch, Plugins};
 use crate::disk::datatypes::DatatypesFile;
 use crate::disk::scanner::Scanner;
-use crate::sys::{clock, notify};
 use crate::sys::signals::Received;
+use crate::sys::{clock, notify};
 use crate::{debug, error, info, trace, warn};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -237,9 +237,10 @@ impl State {
                 }
                 self.manager.set_datatypes(Some(datatypes));
             }
-            Some(Err(message)) => {
+            Some(Err(failure)) => {
+                let message = failure.to_string();
                 if self.datatypes_failure.as_ref() != Some(&message) {
-                    if DatatypesFile::is_missing(&message) {
+                    if failure.is_missing() {
                         info!("{message}");
                     } else {
                         error!("{message}; datatype.get answers null until it is fixed");

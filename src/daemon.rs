@@ -9,9 +9,12 @@
 //! client's death, its own status, a `dbmgr` question; the MDP heartbeat
 //! and broker silence; a link to reopen; a plugin's kill delay or restart),
 //! so an idle manager sleeps in the kernel. The output pipes of the plugins
-//! it started are polled too.
-//! Each turn: plugin output, signals (exits reaped), requests, status
-//! messages, rescan if due, timers, then the publications owed, once.
+//! it started are polled too, and the pipe of the packages scanner, the
+//! process that does the disk reads of a rescan (`scanner.rs`): the loop
+//! never waits for the disk.
+//! Each turn: plugin output, the scanner's reply, signals (exits reaped),
+//! requests, status messages, a rescan asked for if due, timers, then the
+//! publications owed, once.
 //!
 //! This file is the loop and its poll; the rest of the event loop is in
 //! `src/daemon/`, by concern: `sockets.rs` opens, watches and reopens the
@@ -19,9 +22,10 @@
 //! `executor.rs` carries out its actions; `handlers.rs` reads the ready
 //! sockets and sends the replies and publications, `questions.rs` is the
 //! `dbmgr` socket, `state.rs` is the loop's state apart from the sockets
-//! (signals, rescans through `crate::disk`, timers, plugin starts through
-//! `processes.rs`, rate-limited log lines), and `processes.rs` forks, execs,
-//! reads and reaps the plugins.
+//! (signals, rescans through `scanner.rs`, timers, plugin starts through
+//! `processes.rs`, rate-limited log lines), `processes.rs` forks, execs,
+//! reads and reaps the plugins, and `scanner.rs` starts the packages
+//! scanner process and reads its replies.
 
 // An edge of the crate: it does I/O and reads the clock for the core
 // (clippy.toml forbids both in src/core/).
@@ -31,6 +35,7 @@ mod executor;
 mod handlers;
 pub(crate) mod processes;
 mod questions;
+mod scanner;
 mod sockets;
 mod state;
 
@@ -39,7 +44,7 @@ use crate::core::config::Config;
 use crate::core::status::Status;
 use crate::sys::{clock, notify};
 use crate::sys::signals::SignalPipe;
-use crate::{debug, error, info};
+use crate::{debug, error};
 use sockets::Sockets;
 pub(crate) use sockets::StartError;
 pub use sockets::{
@@ -59,26 +64,29 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
     let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
     let mut state = State::new(config, session.dbmgr_wanted());
     executor::execute(&mut session, &mut sockets, &mut state);
-    state.rescan();
+    if first_scan(&mut state, &mut signals) == Flow::Stop {
+        leave(config, sockets, session, &mut state, &mut signals);
+        return Ok(());
+    }
     handlers::publish(&sockets, &mut state);
-    info!(
-        "ready: {} clients of host {} from {}, service \"{}\"",
-        state.manager.clients().len(),
-        config.host,
-        config.packages_dir.display(),
-        config.service
-    );
-    notify::notify(notify::READY);
+    state.say_ready();
 
     loop {
         let deadline = session
             .poll_timeout()
             .into_iter()
             .fold(state.poll_timeout(), Instant::min);
-        let pipes = state.plugins.poll_fds();
-        let ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
+        let mut pipes = state.plugins.poll_fds();
+        // The scanner's replies, polled last among the pipes.
+        let scanner_fd = state.scanner.poll_fd();
+        pipes.extend(scanner_fd);
+        let mut ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
+        let scanner_ready = scanner_fd.is_some() && ready.pipes.pop().unwrap_or(false);
         state.manager.set_now(clock::now());
         state.plugins.read_ready(&ready.pipes, Instant::now());
+        if scanner_ready {
+            state.read_scanner();
+        }
         if ready.signals && state.on_signals(signals.take()) == Flow::Stop {
             break;
         }
@@ -109,6 +117,38 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// The first scan, before the first request is read, so that the first
+/// reply and the first publication have the packages (requests wait in
+/// the sockets meanwhile): over when done, or when taken for stuck
+/// (`crate::core::scan_schedule`: 5 s; the manager then serves what it
+/// knows, nothing, until the scan ends). Only the scanner's pipe and the
+/// signal pipe are polled meanwhile: SIGTERM ends it at once.
+fn first_scan(state: &mut State, signals: &mut SignalPipe) -> Flow {
+    loop {
+        state.scan_if_due(Instant::now());
+        if state.first_scan_over() {
+            return Flow::Continue;
+        }
+        let scanner = state.scanner.poll_fd();
+        let mut items = vec![zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN)];
+        items.extend(scanner.map(|fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
+        let timeout = poll_timeout(state.poll_timeout(), Instant::now());
+        if let Err(e) = signals.while_waiting(|| zmq::poll(&mut items, timeout)) {
+            if e != zmq::Error::EINTR {
+                error!("poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let ready = |slot: usize| items.get(slot).is_some_and(|item| item.is_readable() || item.is_error());
+        if ready(0) && state.on_signals(signals.take()) == Flow::Stop {
+            return Flow::Stop;
+        }
+        if ready(1) {
+            state.read_scanner();
+        }
+    }
+}
+
 /// After SIGTERM or SIGINT: the requests already queued answered, the
 /// broker told that the MDP worker leaves
 /// (first: stopping the plugins can take their kill grace), the plugins
@@ -116,6 +156,8 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
 /// ZeroMQ left without closing anything.
 fn leave(config: &Config, mut sockets: Sockets, mut session: Session, state: &mut State, signals: &mut SignalPipe) {
     notify::notify(notify::STOPPING);
+    // Not waited for: stuck on a slow disk, it dies when the disk answers.
+    state.scanner.kill();
     // Requests already queued when the signal came are answered first
     // (one turn's worth): each request gets its reply, also at the end.
     handlers::serve_requests(&sockets, &mut session, state);

@@ -62,6 +62,13 @@ fn stdout_failed(error: std::io::Error) -> Option<ToolError> {
 
 /// Runs the program and returns its exit code.
 pub fn main_with_args<I: IntoIterator<Item = String>>(args: I) -> i32 {
+    let args: Vec<String> = args.into_iter().collect();
+    // The daemon's packages scanner, a process it starts (not a command
+    // for users: no --help names it): src/disk/scanner_process.rs.
+    if args.first().map(String::as_str) == Some(crate::disk::scanner_process::ARG) {
+        crate::sys::signals::unblock();
+        return crate::disk::scanner_process::main(args.get(1..).unwrap_or_default());
+    }
     let command = match parse_args(args) {
         Ok(command) => command,
         // --help and --version, on stdout.

@@ -3,10 +3,11 @@
 
 use super::{Opening, Stat};
 use crate::core::datatypes::{parse, DatatypesError, MAX_BYTES};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::fmt;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Why the file cannot be used; displayed as one line naming the path.
 #[derive(Debug)]
@@ -44,6 +45,24 @@ impl fmt::Display for DatatypesFileError {
 
 impl std::error::Error for DatatypesFileError {}
 
+/// A [`DatatypesFileError`] as it crosses the scanner process's pipe
+/// (src/disk/scanner_process.rs): whether the file is only missing, and
+/// the line that says why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DatatypesFailure {
+    pub(crate) missing: bool,
+    pub(crate) message: String,
+}
+
+impl From<DatatypesFileError> for DatatypesFailure {
+    fn from(error: DatatypesFileError) -> DatatypesFailure {
+        DatatypesFailure {
+            missing: error.is_missing(),
+            message: error.to_string(),
+        }
+    }
+}
+
 /// The file, and what `stat` said of it at the last read.
 #[derive(Debug)]
 pub(crate) struct DatatypesFile {
@@ -54,10 +73,6 @@ pub(crate) struct DatatypesFile {
 impl DatatypesFile {
     pub(crate) fn new(path: PathBuf) -> DatatypesFile {
         DatatypesFile { path, seen: None }
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
     }
 
     /// `None` when the file is as at the last call; else its new content,
@@ -89,6 +104,7 @@ impl DatatypesFile {
 mod tests {
     use super::*;
     use std::fs;
+    use std::path::Path;
 
     #[test]
     fn the_fixture_is_read_once_until_it_changes() {

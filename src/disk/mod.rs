@@ -10,6 +10,7 @@
 pub(crate) mod datatypes;
 pub(crate) mod package_files;
 pub mod scanner;
+pub(crate) mod scanner_process;
 
 use crate::core::config::{
     first_non_loopback_ipv4, parse_on, Config, ConfigError, ConfigProblem, Machine, MAX_CONFIG_BYTES,

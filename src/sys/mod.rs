@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub(crate) mod host;
+pub(crate) mod instance;
 pub(crate) mod log;
 pub(crate) mod notify;
 pub mod signals;

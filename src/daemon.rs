@@ -26,6 +26,11 @@
 //! reads and reaps the plugins, and `scanner.rs` starts the packages
 //! scanner process and reads its replies.
 
+// An edge of the crate: it does I/O and reads the clock for the core
+// (clippy.toml forbids both in src/core/).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod executor;
 mod handlers;
 pub(crate) mod processes;
 mod questions;
@@ -33,10 +38,10 @@ mod scanner;
 mod sockets;
 mod state;
 
+use crate::core::bus::session::Session;
 use crate::core::config::Config;
-use crate::core::liveness::Now;
 use crate::core::status::Status;
-use crate::sys::notify;
+use crate::sys::{clock, notify};
 use crate::sys::signals::SignalPipe;
 use crate::{debug, error};
 use sockets::Sockets;
@@ -54,28 +59,29 @@ const LAST_WORD_DELAY: Duration = Duration::from_millis(100);
 
 /// Runs the manager until SIGTERM or SIGINT.
 pub(crate) fn run(config: &Config) -> Result<(), StartError> {
-    let mut sockets = Sockets::open(config)?;
+    let (mut sockets, mut session) = Sockets::open(config)?;
     let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
-    let mut state = State::new(config, sockets.dbmgr_wanted());
+    let mut state = State::new(config, session.dbmgr_wanted());
+    executor::execute(&mut session, &mut sockets, &mut state);
     if first_scan(&mut state, &mut signals) == Flow::Stop {
-        leave(config, sockets, &mut state, &mut signals);
+        leave(config, sockets, session, &mut state, &mut signals);
         return Ok(());
     }
     handlers::publish(&sockets, &mut state);
     state.say_ready();
 
     loop {
-        let deadline = sockets
-            .next_deadline()
+        let deadline = session
+            .poll_timeout()
             .into_iter()
-            .fold(state.next_deadline(), Instant::min);
+            .fold(state.poll_timeout(), Instant::min);
         let mut pipes = state.plugins.poll_fds();
         // The scanner's replies, polled last among the pipes.
         let scanner_fd = state.scanner.poll_fd();
         pipes.extend(scanner_fd);
         let mut ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
         let scanner_ready = scanner_fd.is_some() && ready.pipes.pop().unwrap_or(false);
-        state.manager.set_now(Now::system());
+        state.manager.set_now(clock::now());
         state.plugins.read_ready(&ready.pipes, Instant::now());
         if scanner_ready {
             state.read_scanner();
@@ -84,10 +90,10 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
             break;
         }
         if ready.monitors {
-            sockets.read_monitors(Instant::now());
+            sockets.read_monitors(&mut session, Instant::now());
         }
         if ready.requests {
-            handlers::serve_requests(&mut sockets, &mut state);
+            handlers::serve_requests(&sockets, &mut session, &mut state);
         }
         if ready.sub {
             handlers::absorb_statuses(&sockets.sub.socket, &mut state);
@@ -96,18 +102,17 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
             handlers::read_subscriptions(&sockets.publisher.socket, &mut state);
         }
         if let (true, Some(dbmgr)) = (ready.dbmgr, &sockets.dbmgr) {
-            if questions::read_answers(&dbmgr.socket, &mut state) {
-                sockets.reopen_dbmgr();
-            }
+            questions::read_answers(&dbmgr.socket, &mut state, &mut session);
         }
         let now = Instant::now();
-        sockets.run_timers(now);
-        state.run_timers(now);
+        session.handle_timeout(now);
+        executor::execute(&mut session, &mut sockets, &mut state);
+        state.handle_timeout(now);
         questions::send_due(sockets.dbmgr.as_ref().map(|dbmgr| &dbmgr.socket), &mut state);
         state.plugins_due();
         handlers::publish(&sockets, &mut state);
     }
-    leave(config, sockets, &mut state, &mut signals);
+    leave(config, sockets, session, &mut state, &mut signals);
     Ok(())
 }
 
@@ -126,7 +131,7 @@ fn first_scan(state: &mut State, signals: &mut SignalPipe) -> Flow {
         let scanner = state.scanner.poll_fd();
         let mut items = vec![zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN)];
         items.extend(scanner.map(|fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
-        let timeout = poll_timeout(state.next_deadline(), Instant::now());
+        let timeout = poll_timeout(state.poll_timeout(), Instant::now());
         if let Err(e) = signals.while_waiting(|| zmq::poll(&mut items, timeout)) {
             if e != zmq::Error::EINTR {
                 error!("poll failed: {e}");
@@ -148,17 +153,18 @@ fn first_scan(state: &mut State, signals: &mut SignalPipe) -> Flow {
 /// (first: stopping the plugins can take their kill grace), the plugins
 /// stopped, the last publications and our `stopped` status sent, then
 /// ZeroMQ left without closing anything.
-fn leave(config: &Config, mut sockets: Sockets, state: &mut State, signals: &mut SignalPipe) {
+fn leave(config: &Config, mut sockets: Sockets, mut session: Session, state: &mut State, signals: &mut SignalPipe) {
     notify::notify(notify::STOPPING);
     // Not waited for: stuck on a slow disk, it dies when the disk answers.
     state.scanner.kill();
     // Requests already queued when the signal came are answered first
     // (one turn's worth): each request gets its reply, also at the end.
-    handlers::serve_requests(&mut sockets, state);
-    let disconnected = sockets.leave_broker();
+    handlers::serve_requests(&sockets, &mut session, state);
+    executor::execute(&mut session, &mut sockets, state);
+    let disconnected = leave_broker(&sockets, &mut session);
     stop_plugins(state, signals);
     handlers::publish(&sockets, state);
-    state.manager.set_now(Now::system());
+    state.manager.set_now(clock::now());
     let stopped = state.manager.own_status(Status::Stopped);
     let published = match sockets.publisher.socket.send_multipart(stopped, zmq::DONTWAIT) {
         Ok(()) => true,
@@ -174,6 +180,28 @@ fn leave(config: &Config, mut sockets: Sockets, state: &mut State, signals: &mut
         std::thread::sleep(LAST_WORD_DELAY);
     }
     sockets.leave_without_closing(config);
+}
+
+/// The MDP worker leaves the broker (a clean stop, PROTOCOL.md §7): its
+/// DISCONNECT queued on the DEALER, so that the broker drops it at once
+/// instead of after its heartbeat expiry, and holds a request that comes
+/// meanwhile for the next worker. Whether one was queued (standalone there
+/// is no broker to tell).
+fn leave_broker(sockets: &Sockets, session: &mut Session) -> bool {
+    let Some(disconnect) = session.leave(Instant::now()) else {
+        return false;
+    };
+    let broker = sockets.requests.endpoint.address.as_str();
+    match sockets.requests.socket.send_multipart(disconnect, zmq::DONTWAIT) {
+        Ok(()) => {
+            debug!(peer = broker; "MDP worker: DISCONNECT sent to the broker at {broker}");
+            true
+        }
+        Err(e) => {
+            debug!(peer = broker; "MDP worker: cannot send DISCONNECT to the broker at {broker}: {e}");
+            false
+        }
+    }
 }
 
 /// The manager stops: SIGTERM to every plugin's process group, their
@@ -231,7 +259,7 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     };
     let mut items = Vec::with_capacity(DBMGR + 1 + pipes.len() + 4);
     items.insert(SUB, sockets.sub.socket.as_poll_item(zmq::POLLIN));
-    items.insert(REQUESTS, sockets.requests.socket().as_poll_item(zmq::POLLIN));
+    items.insert(REQUESTS, sockets.requests.socket.as_poll_item(zmq::POLLIN));
     items.insert(PUBLISHER, sockets.publisher.socket.as_poll_item(publisher_events));
     items.insert(SIGNALS, zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN));
     if let Some(dbmgr) = &sockets.dbmgr {
@@ -243,7 +271,7 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     let first_monitor = items.len();
     let dbmgr_monitor = sockets.dbmgr.as_ref().and_then(|dbmgr| dbmgr.monitor.as_ref());
     let monitors = [
-        sockets.requests.monitor(),
+        sockets.requests.monitor.as_ref(),
         sockets.sub.monitor.as_ref(),
         sockets.publisher.monitor.as_ref(),
         dbmgr_monitor,

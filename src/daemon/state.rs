@@ -18,7 +18,7 @@ use crate::core::wire;
 use crate::daemon::processes::{self, Launch, Plugins};
 use crate::disk::datatypes::DatatypesFile;
 use crate::disk::scanner_process::Reply;
-use crate::sys::notify;
+use crate::sys::{clock, notify};
 use crate::sys::signals::Received;
 use crate::{debug, error, info, trace, warn};
 use std::collections::BTreeSet;
@@ -60,7 +60,7 @@ impl State {
     /// a broker to ask it through.
     pub(super) fn new(config: &Config, dbmgr: bool) -> State {
         let mut state = State {
-            manager: Manager::new(config.host.clone(), config.service.clone()),
+            manager: Manager::new(config.host.clone(), config.service.clone(), clock::now()),
             scanner: ScannerProcess::new(config.packages_dir.clone(), config.datatypes_file.clone()),
             schedule: Schedule::new(config.rescan_interval, Instant::now()),
             scan_failure: None,
@@ -104,11 +104,11 @@ impl State {
     /// The nearest deadline of the state's timers: the next rescan (or
     /// the time a scan in flight is taken for stuck), the manager's timers,
     /// a plugin's kill delay or restart.
-    pub(super) fn next_deadline(&self) -> Instant {
+    pub(super) fn poll_timeout(&self) -> Instant {
         [self.schedule.deadline(), self.plugins.next_deadline()]
             .into_iter()
             .flatten()
-            .fold(self.manager.next_deadline(), Instant::min)
+            .fold(self.manager.poll_timeout(), Instant::min)
     }
 
     /// The signals received: exits reaped, SIGHUP's rescan; SIGTERM or
@@ -132,9 +132,9 @@ impl State {
 
     /// The rescan if due (or the scan in flight said stuck), and the
     /// manager's timers; each client that died is said once.
-    pub(super) fn run_timers(&mut self, now: Instant) {
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
         self.scan_if_due(now);
-        for name in self.manager.run_timers() {
+        for name in self.manager.handle_timeout() {
             let id = self.manager.clients().client_id(&name);
             let why = crate::core::liveness::dead_comment(self.manager.dead_after());
             warn!(client_id = id.as_str(); "{id} is dead: {why}");

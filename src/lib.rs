@@ -49,3 +49,4 @@ pub mod status;
 pub mod tools;
 pub mod views;
 pub mod wire;
+pub mod xpl;

@@ -20,6 +20,7 @@
 //! (signals, rescans, timers, plugin starts, rate-limited log lines).
 
 mod handlers;
+mod xpl;
 mod questions;
 mod sockets;
 mod state;

@@ -5,6 +5,7 @@
 
 pub mod devices;
 pub mod heartbeat;
+pub mod view;
 pub mod message;
 
 use std::net::Ipv4Addr;

@@ -6,11 +6,11 @@
 //! separated by the byte 0x1E (record separator), the frames of a message
 //! by 0x00. An empty message has no frame at all.
 
-use domogik_manager::config;
-use domogik_manager::envelope;
-use domogik_manager::manager::{Manager, StatusOutcome};
-use domogik_manager::packages::{self, Package, PackageChange};
-use domogik_manager::wire::{self, Framing};
+use domogik_manager::core::config;
+use domogik_manager::core::envelope;
+use domogik_manager::core::manager::{Manager, StatusOutcome};
+use domogik_manager::core::packages::{self, Package, PackageChange};
+use domogik_manager::core::wire::{self, Framing};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::path::Path;
@@ -259,10 +259,10 @@ pub fn config(data: &[u8]) {
 /// datagrams), the state stays bounded, holds no Domogik source, and its
 /// deadline is never in the past after the timeouts are handled.
 pub fn xpl(data: &[u8]) {
-    use domogik_manager::liveness::Now;
-    use domogik_manager::status::Status;
-    use domogik_manager::xpl::devices::{Devices, Heard, DOMOGIK_VENDOR};
-    use domogik_manager::xpl::message::{decode, encode, MAX_DATAGRAM};
+    use domogik_manager::core::liveness::Now;
+    use domogik_manager::core::status::Status;
+    use domogik_manager::core::xpl::devices::{Devices, Heard, DOMOGIK_VENDOR};
+    use domogik_manager::core::xpl::message::{decode, encode, MAX_DATAGRAM};
     use std::time::{Duration, Instant};
 
     let minute = Duration::from_secs(60);
@@ -272,7 +272,10 @@ pub fn xpl(data: &[u8]) {
         unix: 1_000_000.0,
     };
     for datagram in data.split(|byte| *byte == 0x1e).take(MAX_MESSAGES) {
-        now = now.later(minute);
+        now = Now {
+            mono: now.mono + minute,
+            unix: now.unix + 60.0,
+        };
         let message = match decode(datagram) {
             Ok(message) => message,
             Err(error) => {

@@ -27,7 +27,6 @@ pub(crate) mod processes;
 mod questions;
 mod sockets;
 mod state;
-#[allow(dead_code)] // wired into the loop in the next step (issue 22)
 mod xpl;
 
 use crate::core::config::Config;
@@ -89,6 +88,9 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
         if ready.publisher {
             handlers::read_subscriptions(&sockets.publisher.socket, &mut state);
         }
+        if let (true, Some(xpl)) = (ready.xpl, &mut sockets.xpl) {
+            handlers::absorb_xpl(xpl, &mut state);
+        }
         if let (true, Some(dbmgr)) = (ready.dbmgr, &sockets.dbmgr) {
             if questions::read_answers(&dbmgr.socket, &mut state) {
                 sockets.reopen_dbmgr();
@@ -116,6 +118,9 @@ fn leave(config: &Config, mut sockets: Sockets, state: &mut State, signals: &mut
     // (one turn's worth): each request gets its reply, also at the end.
     handlers::serve_requests(&mut sockets, state);
     let disconnected = sockets.leave_broker();
+    if let Some(xpl) = &sockets.xpl {
+        xpl.leave();
+    }
     stop_plugins(state, signals);
     handlers::publish(&sockets, state);
     state.manager.set_now(Now::system());
@@ -174,6 +179,7 @@ struct Ready {
     publisher: bool,
     signals: bool,
     dbmgr: bool,
+    xpl: bool,
     /// A monitor has events: a link changed.
     monitors: bool,
     /// One flag per plugin pipe, in `Plugins::poll_fds` order.
@@ -196,6 +202,10 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     items.insert(SIGNALS, zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN));
     if let Some(dbmgr) = &sockets.dbmgr {
         items.insert(DBMGR, dbmgr.socket.as_poll_item(zmq::POLLIN));
+    }
+    let xpl_slot = items.len();
+    if let Some(xpl) = &sockets.xpl {
+        items.push(zmq::PollItem::from_fd(xpl.fd(), zmq::POLLIN));
     }
     let first_pipe = items.len();
     items.extend(pipes.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
@@ -233,6 +243,7 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
         publisher: ready(PUBLISHER),
         signals: ready(SIGNALS),
         dbmgr: sockets.dbmgr.is_some() && ready(DBMGR),
+        xpl: sockets.xpl.is_some() && ready(xpl_slot),
         monitors: (first_monitor..items.len()).any(ready),
         pipes: (first_pipe..first_pipe + pipes.len()).map(pipe_ready).collect(),
     }

@@ -22,3 +22,4 @@ mod systemd;
 mod tools;
 mod v05;
 mod watch;
+mod xpl;

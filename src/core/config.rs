@@ -129,6 +129,8 @@ pub struct Config {
     pub dbmgr_timeout: Duration,
     /// Domogik's `datatypes.json` (`datatype.get`).
     pub datatypes_file: PathBuf,
+    /// The `[xpl]` section (docs/PROTOCOL.md §11).
+    pub xpl: crate::core::xpl::XplConfig,
 }
 
 /// The keys about plugin processes: `python`, `pythonpath`, `kill_delay`, `restart`.
@@ -198,6 +200,8 @@ pub(crate) fn sanitize_hostname(hostname: &str) -> String {
 const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
 /// Keys of Domogik's other components that may sit in a copied domogik-mq.cfg.
 const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
+/// The `[xpl]` keys (docs/PROTOCOL.md §11).
+const XPL_KEYS: [&str; 4] = ["enabled", "bind_interface", "broadcast", "max_clients"];
 const MANAGER_KEYS: [&str; 16] = [
     "dead_after",
     "dbmgr_timeout",
@@ -320,7 +324,20 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
             .value("manager", "datatypes_file")
             .unwrap_or(DEFAULT_DATATYPES_FILE),
     );
+    let enabled = sections.get("xpl", "enabled", crate::core::xpl::Enabled::Auto, crate::core::xpl::read_enabled)?;
+    let xpl = crate::core::xpl::XplConfig {
+        enabled: enabled.resolve(rep_endpoint.direction == Direction::Connect),
+        bind_interface: sections.get("xpl", "bind_interface", "lo".to_owned(), crate::core::xpl::read_bind_interface)?,
+        broadcast: sections.get("xpl", "broadcast", None, |text| crate::core::xpl::read_broadcast(text).map(Some))?,
+        max_clients: sections.get(
+            "xpl",
+            "max_clients",
+            crate::core::xpl::devices::DEFAULT_MAX_DEVICES,
+            crate::core::xpl::read_max_clients,
+        )?,
+    };
     Ok(Config {
+        xpl,
         dead_after,
         dbmgr_timeout,
         status_interval,
@@ -494,9 +511,10 @@ fn read_sections(text: &str) -> Result<Sections, String> {
         let known: &[&str] = match section {
             "mq" => &MQ_KEYS,
             "manager" => &MANAGER_KEYS,
+            "xpl" => &XPL_KEYS,
             other => {
                 return Err(format!(
-                    "unknown section [{other}]: expected [mq] and [manager]",
+                    "unknown section [{other}]: expected [mq], [manager] and [xpl]",
                     other = crate::core::wire::truncate(other, 40)
                 ))
             }

@@ -20,7 +20,7 @@ pub const MAX_STATUSES_PER_TURN: usize = 1024;
 /// And at most this long on one socket's messages per turn: a count alone
 /// let 1024 large status messages (a JSON parse each) hold a turn for
 /// seconds, delaying every reply and SIGTERM behind them.
-const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
+pub(super) const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
 
 /// Socket limits: see docs/PROTOCOL.md, "Limits". (Public for the
 /// benchmark's floor server, which must use the same: src/daemon.rs
@@ -131,6 +131,8 @@ pub(super) struct Sockets {
     /// Whether there are questions to dbmgr at all (the worker layout).
     dbmgr_wanted: bool,
     rep_endpoint: Endpoint,
+    /// The xPL socket, when `[xpl]` is on (docs/PROTOCOL.md §11).
+    pub(super) xpl: Option<super::xpl::XplSocket>,
 }
 
 impl Sockets {
@@ -148,6 +150,10 @@ impl Sockets {
             dbmgr: None,
             dbmgr_wanted: dbmgr_wanted(config),
             rep_endpoint: config.rep_endpoint.clone(),
+            xpl: match config.xpl.enabled {
+                true => Some(super::xpl::XplSocket::open(&config.xpl, &config.host, Instant::now())?),
+                false => None,
+            },
             context,
             heartbeat,
         })
@@ -160,11 +166,13 @@ impl Sockets {
             Requests::Standalone(_) => None,
         };
         let dbmgr = self.dbmgr.as_ref().and_then(|dbmgr| dbmgr.link.next_deadline());
+        let xpl = self.xpl.as_ref().map(super::xpl::XplSocket::next_deadline);
         [
             worker,
             self.sub.link.next_deadline(),
             self.publisher.link.next_deadline(),
             dbmgr,
+            xpl,
         ]
         .into_iter()
         .flatten()
@@ -190,6 +198,9 @@ impl Sockets {
     /// The sockets' deadlines that are due: a connection libzmq gave up is
     /// reopened; the MDP worker heartbeats, or reconnects to a silent broker.
     pub(super) fn run_timers(&mut self, now: Instant) {
+        if let Some(xpl) = &mut self.xpl {
+            xpl.send_due(now);
+        }
         self.sub.reopen_if_given_up(&self.context, self.heartbeat, now);
         self.publisher.reopen_if_given_up(&self.context, self.heartbeat, now);
         if let Some(dbmgr) = &mut self.dbmgr {

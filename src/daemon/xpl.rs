@@ -8,7 +8,6 @@
 use super::StartError;
 use crate::core::liveness::Now;
 use crate::core::log_policy::RateLimiter;
-use crate::core::xpl::devices::{Devices, Heard};
 use crate::core::xpl::heartbeat::{Hub, OwnHeartbeat};
 use crate::core::xpl::message::{self, Address, MAX_DATAGRAM};
 use crate::core::xpl::XplConfig;
@@ -94,10 +93,11 @@ impl XplSocket {
         self.own.next_deadline()
     }
 
-    /// Reads the datagrams waiting (a turn's worth) into `devices`; what
-    /// each did, for the caller to log and publish.
-    pub(crate) fn read(&mut self, devices: &mut Devices, now: Now, budget: Duration) -> Vec<Heard> {
-        let mut heard = Vec::new();
+    /// Reads the datagrams waiting (a turn's worth): our heartbeat's echo
+    /// and `hbeat.request`s are taken here, every message is returned for
+    /// the devices; a bad datagram is logged (rate-limited).
+    pub(crate) fn read(&mut self, now: Now, budget: Duration) -> Vec<message::Message> {
+        let mut messages = Vec::new();
         let mut buffer = [0u8; MAX_DATAGRAM + 1];
         let started = Instant::now();
         for _ in 0..MAX_DATAGRAMS_PER_TURN {
@@ -116,7 +116,7 @@ impl XplSocket {
                         info!("xPL: registered with the hub (our heartbeat came back through it)");
                     }
                     self.own.handle_request(&message, now.mono);
-                    heard.push(devices.handle_message(&message, now));
+                    messages.push(message);
                 }
                 Err(error) => {
                     if let crate::core::log_policy::Verdict::Write { suppressed } = self.bad_log.check(now.mono) {
@@ -132,7 +132,7 @@ impl XplSocket {
                 break;
             }
         }
-        heard
+        messages
     }
 
     /// Sends what our schedule owes now (heartbeat, `hbeat.request`).

@@ -4,6 +4,7 @@
 //! devices heartbeating through it over real UDP. An xPL minute is
 //! shortened with the test knob; every wait has a deadline.
 
+use crate::util::commands::{ipc_config, run_command, stdout_of};
 use crate::util::xpl::{Device, Hub};
 use crate::util::{
     await_publication, body_of, connect_pubsub, copy_fixtures, manager_command, standalone_config, subscriber, Daemon, TempDir,
@@ -34,7 +35,7 @@ fn start(dir: &TempDir, hub: &Hub, extra_xpl_keys: &str) -> Daemon {
     let packages = copy_fixtures(dir);
     let config = format!(
         "{}[xpl]\nenabled = yes\n{extra_xpl_keys}",
-        standalone_config(&packages, "")
+        ipc_config(dir, &packages, "")
     );
     let mut daemon = Daemon::start_with(dir, &config, xpl_command(hub));
     hub.await_line("registered domogik-manager.testhost ");
@@ -95,6 +96,14 @@ fn a_device_heartbeating_through_the_hub_is_alive_then_dead_after_twice_its_inte
     // The plugins are still there, and the seed's list is plugins only.
     assert_eq!(v05_list(&daemon)["plugin-diskfree.testhost"]["type"], "plugin");
     assert!(daemon.clients("clients.list.get").get("acme-sensor.kitchen").is_none());
+
+    // `dmg_manager clients` shows it beside the plugins.
+    let output = run_command(&dir.join("manager.cfg"), &["clients"]);
+    let table = stdout_of(&output);
+    let line = table.lines().find(|line| line.starts_with("acme-sensor.kitchen")).unwrap_or_else(|| panic!("{table}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[..6], ["acme-sensor.kitchen", "xpl_client", "acme-sensor", "kitchen", "alive", "-"], "{table}");
+    assert!(table.lines().any(|line| line.starts_with("domogik-diskfree.testhost")), "{table}");
 
     // Heard again: alive, later last_seen. Then silent: dead after more
     // than 2 × 1 minute + 1 minute, not before.
@@ -173,4 +182,20 @@ fn standalone_without_an_xpl_section_opens_no_xpl_socket() {
     let packages = copy_fixtures(&dir);
     let daemon = Daemon::start(&dir, &standalone_config(&packages, ""));
     assert!(!daemon.log().iter().any(|line| line.contains("xPL")), "{:?}", daemon.log());
+}
+
+#[test]
+fn an_interface_that_does_not_exist_stops_the_start_naming_the_key() {
+    let dir = TempDir::new("xpl-no-interface");
+    let packages = copy_fixtures(&dir);
+    let config = format!("{}[xpl]\nenabled = yes\nbind_interface = nope0\n", ipc_config(&dir, &packages, ""));
+    let path = dir.join("manager.cfg");
+    std::fs::write(&path, config).unwrap();
+    let output = manager_command(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("[xpl] bind_interface = nope0: no such interface with an IPv4 address that is up (there are: lo"),
+        "{stderr}"
+    );
 }

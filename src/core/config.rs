@@ -567,6 +567,32 @@ mod tests {
     }
 
     #[test]
+    fn xpl_is_on_by_default_on_a_domogik_bus_and_off_standalone() {
+        let expected = crate::core::xpl::XplConfig {
+            enabled: true,
+            bind_interface: "lo".into(),
+            broadcast: None,
+            max_clients: 256,
+        };
+        assert_eq!(parse_ok("").xpl, expected, "an existing config: a Domogik host");
+        let standalone = "[manager]\nrep_endpoint = @tcp://127.0.0.1:40410\n";
+        assert!(!parse_ok(standalone).xpl.enabled, "standalone: no hub");
+        assert!(parse_ok(&format!("{standalone}[xpl]\nenabled = yes\n")).xpl.enabled);
+        assert!(!parse_ok("[xpl]\nenabled = no\n").xpl.enabled);
+        let keys = "[xpl]\nbind_interface = *\nbroadcast = 255.255.255.255\nmax_clients = 3\n";
+        let xpl = parse_ok(keys).xpl;
+        assert_eq!(
+            (xpl.bind_interface.as_str(), xpl.broadcast, xpl.max_clients),
+            ("*", Some(std::net::Ipv4Addr::BROADCAST), 3)
+        );
+        assert_eq!(
+            parse_err("[xpl]\nmax_clients = 0\n"),
+            format!("{PATH}: [xpl] max_clients = \"0\": expected a number of xPL devices from 1 to 65536")
+        );
+        assert!(parse_err("[xpl]\nport = 3865\n").contains("unknown key \"port\" in [xpl]"));
+    }
+
+    #[test]
     fn empty_file_gives_forwarder_layout_defaults() {
         let config = parse_ok("");
         assert_eq!(config.host, "darkstar");

@@ -199,3 +199,29 @@ fn an_interface_that_does_not_exist_stops_the_start_naming_the_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn no_hub_is_said_once_after_a_minute_and_its_arrival_too() {
+    // A port nobody listens on, for now.
+    let hub_socket = std::net::UdpSocket::bind((crate::util::xpl::LOOPBACK_BROADCAST, 0)).unwrap();
+    let port = hub_socket.local_addr().unwrap().port();
+    drop(hub_socket);
+    let dir = TempDir::new("xpl-no-hub");
+    let packages = copy_fixtures(&dir);
+    let config = format!("{}[xpl]\nenabled = yes\n", ipc_config(&dir, &packages, ""));
+    let mut daemon = Daemon::start_with(&dir, &config, move |config: &Path| {
+        let mut command = manager_command(config);
+        command
+            .env("DMG_MANAGER_TEST_XPL_PORT", port.to_string())
+            .env("DMG_MANAGER_TEST_XPL_MINUTE_MS", MINUTE.as_millis().to_string());
+        command
+    });
+    let warning = daemon.wait_for_log("xPL: no hub has answered at 127.255.255.255:");
+    assert!(warning.contains("warn"), "{warning}");
+    // The hub starts: the manager registers at its next discovery heartbeat.
+    let hub = Hub::start_on(MINUTE, port);
+    hub.await_line("registered domogik-manager.testhost ");
+    daemon.wait_for_log("xPL: registered with the hub");
+    let warnings = daemon.log().iter().filter(|line| line.contains("no hub has answered")).count();
+    assert_eq!(warnings, 1);
+}

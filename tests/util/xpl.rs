@@ -20,12 +20,18 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts the hub with an xPL minute of `minute`.
+    /// Starts the hub with an xPL minute of `minute`, on a free port.
     pub fn start(minute: Duration) -> Hub {
+        Hub::start_on(minute, 0)
+    }
+
+    /// Starts the hub on `port` (0: a free one).
+    pub fn start_on(minute: Duration, port: u16) -> Hub {
         let mut child = Command::new("python3")
             .arg(HUB_SCRIPT)
             .arg(LOOPBACK_BROADCAST.to_string())
             .arg(minute.as_millis().to_string())
+            .arg(port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -7,11 +7,12 @@ loopback `remote-ip`, relays every datagram to each registered application
 application knows it is registered), and forgets one at its hbeat.end
 (after relaying it) or after 2 x its interval + 1 minute of silence.
 
-Usage: xplhub.py [BIND_ADDRESS] [MINUTE_MS]
+Usage: xplhub.py [BIND_ADDRESS] [MINUTE_MS] [PORT]
   BIND_ADDRESS  default 127.255.255.255 (the loopback broadcast address, as
                 the real-domogik host binds Domogik's hub); the port is the
                 kernel's choice, printed first as `listening PORT`.
   MINUTE_MS     the length of an xPL minute, default 60000 (tests shorten it).
+  PORT          default 0: the kernel's choice.
 Each registration and removal is printed (`registered SOURCE PORT`,
 `removed SOURCE`), and a line `invalid N` for each datagram that is not an
 xPL message. Stops on SIGTERM or when stdin closes.
@@ -53,7 +54,7 @@ def main():
     minute = (float(sys.argv[2]) if len(sys.argv) > 2 else 60000.0) / 1000.0
     hub = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     hub.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-    hub.bind((bind, 0))
+    hub.bind((bind, int(sys.argv[3]) if len(sys.argv) > 3 else 0))
     print("listening %d" % hub.getsockname()[1], flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     clients = {}  # source -> (port, interval in s, last heard)

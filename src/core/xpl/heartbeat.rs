@@ -96,14 +96,22 @@ impl OwnHeartbeat {
         true
     }
 
+    /// How long we have been looking for the hub, while no hub has
+    /// answered; `None` once one has.
+    pub fn searching_for(&self, now: Instant) -> Option<Duration> {
+        (self.hub == Hub::Searching).then(|| now.saturating_duration_since(self.started))
+    }
+
     /// Someone asked every application to heartbeat (`hbeat.request`,
-    /// to everyone or to us): ours is due now.
+    /// to everyone or to us): ours is due now. Our own request, relayed
+    /// back by the hub, is not one.
     pub fn handle_request(&mut self, message: &Message, now: Instant) {
         let for_us = match &message.target {
             Target::Everyone => true,
             Target::One(address) => *address == self.source,
         };
-        if message.schema.as_str() == "hbeat.request" && message.kind == Kind::Command && for_us {
+        let from_us = message.source == self.source;
+        if message.schema.as_str() == "hbeat.request" && message.kind == Kind::Command && for_us && !from_us {
             self.next = self.next.min(now);
         }
     }
@@ -188,6 +196,7 @@ mod tests {
         assert!(own.poll_transmit(t0).is_none(), "once per deadline");
         assert_eq!(own.next_deadline(), t0 + Duration::from_secs(3));
         assert!(own.poll_transmit(t0 + Duration::from_secs(2)).is_none());
+        assert_eq!(own.searching_for(t0 + Duration::from_secs(2)), Some(Duration::from_secs(2)));
         let late = t0 + Duration::from_secs(61);
         assert!(own.poll_transmit(late).is_some());
         assert_eq!(own.next_deadline(), late + Duration::from_secs(30));
@@ -197,6 +206,7 @@ mod tests {
         let found = late + Duration::from_secs(1);
         assert!(own.handle_echo(&echo, found));
         assert_eq!(own.hub(), Hub::Found);
+        assert_eq!(own.searching_for(found), None);
         assert!(!own.handle_echo(&echo, found), "registered once");
         assert!(own.next_deadline() <= found);
         let request = own.poll_transmit(found).unwrap();

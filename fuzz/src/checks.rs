@@ -37,7 +37,7 @@ pub fn messages(data: &[u8]) -> Vec<Vec<Vec<u8>>> {
 /// A manager on host `box`, service `manager`, with two valid clients
 /// (`a`, `test`) and one invalid (`bad`), as a running daemon could have.
 pub fn fresh_manager() -> Manager {
-    let mut manager = Manager::new("box", "manager");
+    let mut manager = Manager::new("box", "manager", domogik_manager::sys::clock::now());
     let valid = |name: &str| PackageChange::Updated {
         name: name.to_owned(),
         package: Package::Valid {
@@ -309,6 +309,6 @@ pub fn xpl(data: &[u8]) {
         for source in devices.handle_timeout(now.mono) {
             assert_eq!(devices.get(&source).map(|device| device.status()), Some(Status::Dead));
         }
-        assert!(devices.next_deadline().is_none_or(|deadline| deadline >= now.mono));
+        assert!(devices.poll_timeout().is_none_or(|deadline| deadline >= now.mono));
     }
 }

@@ -74,7 +74,7 @@ impl Launch {
 /// with SIGTERM, SIGINT, SIGHUP and SIGCHLD blocked (src/sys/signals.rs blocks
 /// them in the manager's thread), and no SIGTERM would ever stop it. Rust
 /// ignores SIGPIPE in the manager; that too would be inherited.
-fn reset_signals() -> io::Result<()> {
+pub(crate) fn reset_signals() -> io::Result<()> {
     let mut empty = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the set; sigprocmask reads it;
     // signal only changes this (child) process's disposition of SIGPIPE.
@@ -153,14 +153,17 @@ impl Plugins {
         }
     }
 
-    /// Reaps every exited child (SIGCHLD came): reads what is left in its
-    /// pipes, closes them, terminates what remains of its process group,
-    /// and logs the exit with the last lines it printed.
-    pub(crate) fn reap(&mut self, now: Instant) -> Vec<Ended> {
+    /// Reaps every exited child (SIGCHLD came): for a plugin, reads what
+    /// is left in its pipes, closes them, terminates what remains of its
+    /// process group, and logs the exit with the last lines it printed.
+    /// The children that are no plugin (the packages scanner) come back
+    /// apart, with their exit.
+    pub(crate) fn reap(&mut self, now: Instant) -> (Vec<Ended>, Vec<(u32, Exit)>) {
         let mut ended = Vec::new();
+        let mut others = Vec::new();
         for (pid, exit) in reap_all() {
             let Some(end) = self.children.exited(pid, exit, now) else {
-                warn!("reaped process {pid}, not one of the plugins ({exit})");
+                others.push((pid, exit));
                 continue;
             };
             let output = self.outputs.entry(end.name.clone()).or_default();
@@ -177,7 +180,7 @@ impl Plugins {
             log_end(&end, &output);
             ended.push(end);
         }
-        ended
+        (ended, others)
     }
 
     /// Statuses the plugin announced (from the clients map), for the kill delay.
@@ -352,7 +355,7 @@ fn log_end(end: &Ended, output: &Output) {
     }
 }
 
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     let raw = fd.as_raw_fd();
     // SAFETY: fcntl on a descriptor we own; F_GETFL/F_SETFL only read and
     // set its status flags.

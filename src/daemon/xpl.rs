@@ -98,9 +98,9 @@ impl XplSocket {
     }
 
     /// When our next message is due.
-    pub(crate) fn next_deadline(&self) -> Instant {
+    pub(crate) fn poll_timeout(&self) -> Instant {
         let warning = (!self.said_no_hub && self.own.hub() == Hub::Searching).then(|| self.opened + self.no_hub_warning);
-        warning.map_or(self.own.next_deadline(), |warning| warning.min(self.own.next_deadline()))
+        warning.map_or(self.own.poll_timeout(), |warning| warning.min(self.own.poll_timeout()))
     }
 
     /// Reads the datagrams waiting (a turn's worth): our heartbeat's echo

@@ -214,7 +214,7 @@ impl Devices {
 
     /// When the next device becomes dead if it stays silent; `None` if
     /// none is alive.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.by_source
             .values()
             .filter_map(|device| device.dead_at(self.minute))
@@ -298,7 +298,7 @@ mod tests {
         devices.handle_message(&hbeat("acme-fast.a", "hbeat.app", "1"), now);
         devices.handle_message(&hbeat("acme-slow.b", "hbeat.app", "10"), now);
         // 1 min interval: 3 min; 10 min interval: 21 min.
-        assert_eq!(devices.next_deadline(), Some(now.mono + MINUTE * 3));
+        assert_eq!(devices.poll_timeout(), Some(now.mono + MINUTE * 3));
         assert!(
             devices.handle_timeout(now.mono + MINUTE * 3).is_empty(),
             "exactly at the deadline: not yet"
@@ -310,7 +310,7 @@ mod tests {
             devices.dead_comment("acme-fast.a").unwrap(),
             "no xPL heartbeat for more than 2 × its 1 min interval + 1 min"
         );
-        assert_eq!(devices.next_deadline(), Some(now.mono + MINUTE * 21));
+        assert_eq!(devices.poll_timeout(), Some(now.mono + MINUTE * 21));
         // Heard again 20 min in: alive, and its deadline moves.
         let back = now.later(MINUTE * 20);
         assert_eq!(
@@ -320,11 +320,11 @@ mod tests {
                 status: Status::Alive
             }
         );
-        assert_eq!(devices.next_deadline(), Some(now.mono + MINUTE * 21));
+        assert_eq!(devices.poll_timeout(), Some(now.mono + MINUTE * 21));
         assert_eq!(devices.handle_timeout(now.mono + MINUTE * 22), ["acme-slow.b"]);
-        assert_eq!(devices.next_deadline(), Some(back.mono + MINUTE * 3));
+        assert_eq!(devices.poll_timeout(), Some(back.mono + MINUTE * 3));
         assert_eq!(devices.handle_timeout(now.mono + MINUTE * 60), ["acme-fast.a"]);
-        assert_eq!(devices.next_deadline(), None, "no one alive, no deadline");
+        assert_eq!(devices.poll_timeout(), None, "no one alive, no deadline");
         assert!(devices.handle_timeout(now.mono + MINUTE * 600).is_empty(), "dead once");
     }
 
@@ -366,7 +366,7 @@ mod tests {
             devices.handle_message(&hbeat("acme-a.b", "hbeat.end", "1"), end),
             Heard::Seen
         );
-        assert_eq!(devices.next_deadline(), None);
+        assert_eq!(devices.poll_timeout(), None);
         assert!(devices.handle_timeout(now.mono + MINUTE * 600).is_empty());
         assert_eq!(devices.get("acme-a.b").unwrap().status(), Status::Stopped);
         // And a dead one's end is a stop too.

@@ -77,7 +77,7 @@ impl OwnHeartbeat {
     }
 
     /// When something is next due.
-    pub fn next_deadline(&self) -> Instant {
+    pub fn poll_timeout(&self) -> Instant {
         match self.request_owed {
             true => self.started, // in the past: due now
             false => self.next,
@@ -191,15 +191,15 @@ mod tests {
     fn discovery_every_3_s_for_a_minute_then_30_s_then_the_interval_once_echoed() {
         let t0 = Instant::now();
         let mut own = own(t0);
-        assert_eq!(own.next_deadline(), t0);
+        assert_eq!(own.poll_timeout(), t0);
         assert!(own.poll_transmit(t0).is_some());
         assert!(own.poll_transmit(t0).is_none(), "once per deadline");
-        assert_eq!(own.next_deadline(), t0 + Duration::from_secs(3));
+        assert_eq!(own.poll_timeout(), t0 + Duration::from_secs(3));
         assert!(own.poll_transmit(t0 + Duration::from_secs(2)).is_none());
         assert_eq!(own.searching_for(t0 + Duration::from_secs(2)), Some(Duration::from_secs(2)));
         let late = t0 + Duration::from_secs(61);
         assert!(own.poll_transmit(late).is_some());
-        assert_eq!(own.next_deadline(), late + Duration::from_secs(30));
+        assert_eq!(own.poll_timeout(), late + Duration::from_secs(30));
         // The hub relays our heartbeat back: registered, one hbeat.request
         // at once, then the 5 min interval.
         let echo = own.heartbeat("hbeat.app");
@@ -208,7 +208,7 @@ mod tests {
         assert_eq!(own.hub(), Hub::Found);
         assert_eq!(own.searching_for(found), None);
         assert!(!own.handle_echo(&echo, found), "registered once");
-        assert!(own.next_deadline() <= found);
+        assert!(own.poll_timeout() <= found);
         let request = own.poll_transmit(found).unwrap();
         assert_eq!(
             (request.kind, request.schema.as_str()),
@@ -216,9 +216,9 @@ mod tests {
         );
         assert_eq!(request.target, Target::Everyone);
         assert!(own.poll_transmit(found).is_none());
-        assert_eq!(own.next_deadline(), found + MINUTE * 5);
+        assert_eq!(own.poll_timeout(), found + MINUTE * 5);
         assert!(own.poll_transmit(found + MINUTE * 5).is_some());
-        assert_eq!(own.next_deadline(), found + MINUTE * 10);
+        assert_eq!(own.poll_timeout(), found + MINUTE * 10);
     }
 
     #[test]

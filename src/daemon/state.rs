@@ -296,7 +296,10 @@ impl State {
     /// Applies what a scan found.
     fn apply_scan(&mut self, report: ScanReport) {
         if self.scan_failure.take().is_some() {
-            info!("packages_dir {} is readable again", self.scanner.packages_dir().display());
+            info!(
+                "packages_dir {} is readable again",
+                self.scanner.packages_dir().display()
+            );
         }
         for (folder, bad_name) in &report.new_strays {
             // Anyone who can write to packages_dir names these folders.

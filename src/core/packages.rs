@@ -185,6 +185,10 @@ pub struct ScanReport {
     /// Folders seen for the first time that are not packages, with the
     /// reason: `(folder, is_bad_plugin_name)`. Logged once, not every scan.
     pub new_strays: Vec<(String, bool)>,
+    /// The packages whose program, `bin/<name>.py`, is a file: what a
+    /// start request is checked against, so that a start never `stat`s a
+    /// packages_dir that may stall (every scan, all of them).
+    pub scripts: std::collections::BTreeSet<String>,
 }
 
 #[cfg(test)]

@@ -294,7 +294,8 @@ impl State {
     }
 
     /// Applies what a scan found.
-    fn apply_scan(&mut self, report: ScanReport) {
+    fn apply_scan(&mut self, mut report: ScanReport) {
+        self.plugins.set_scripts(std::mem::take(&mut report.scripts));
         if self.scan_failure.take().is_some() {
             info!(
                 "packages_dir {} is readable again",

@@ -1,7 +1,8 @@
 //! The edge to the disk: one capped read ([`read_capped`]), one `stat`
 //! fingerprint ([`Stat`]), the package scanner ([`scanner`]) and the
-//! files it reads, `datatypes.json` ([`datatypes`]), and the config file
-//! ([`load_config`]). What the bytes mean is judged by the pure core.
+//! files it reads, `datatypes.json` ([`datatypes`]), the process those
+//! reads run in, away from the loop ([`scanner_process`]), and the config
+//! file ([`load_config`]). What the bytes mean is judged by the pure core.
 
 // An edge of the crate: it does I/O and reads the clock for the core
 // (clippy.toml forbids both in src/core/).
@@ -54,9 +55,9 @@ pub(crate) fn stat(path: &Path) -> Option<Stat> {
 /// How [`read_capped`] opens its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Opening {
-    /// The loop's reads (`info.json`, a package's files, `datatypes.json`):
+    /// A rescan's reads (`info.json`, a package's files, `datatypes.json`):
     /// opened with `O_NONBLOCK`, so that a FIFO put in a file's place cannot
-    /// make the open wait for a writer (and stop the whole daemon), and
+    /// make the open wait for a writer (and every rescan after it), and
     /// refused unless what was opened is a regular file (it may have been
     /// swapped since `stat` said it was one).
     RegularFileOnly,

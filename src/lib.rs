@@ -4,7 +4,7 @@
 //! over ZeroMQ, answers user interfaces and publishes every change. The
 //! contract is docs/PROTOCOL.md.
 //!
-//! The layers, each using only those below it:
+//! The layers, each using only those below it (tests/layers.rs checks):
 //! - [`cli`]: the command line; `run` starts the daemon, the other
 //!   commands talk to a running manager (their pure parts, the rendering,
 //!   apart from their sockets);

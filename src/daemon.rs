@@ -46,8 +46,8 @@ use crate::core::bus::session::Session;
 use crate::core::config::Config;
 use crate::core::status::Status;
 use crate::core::watchdog::Watchdog;
-use crate::sys::{clock, notify};
 use crate::sys::signals::SignalPipe;
+use crate::sys::{clock, notify};
 use crate::{debug, error};
 use sockets::Sockets;
 pub(crate) use sockets::StartError;
@@ -116,12 +116,12 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
         }
         let now = Instant::now();
         session.handle_timeout(now);
-        executor::execute(&mut session, &mut sockets, &mut state);
         state.handle_timeout(now);
         if let Some(xpl) = &mut sockets.xpl {
             xpl.send_due(now);
         }
-        questions::send_due(sockets.dbmgr.as_ref().map(|dbmgr| &dbmgr.socket), &mut state);
+        questions::ask_due(&mut session, &mut state);
+        executor::execute(&mut session, &mut sockets, &mut state);
         state.plugins_due();
         handlers::publish(&sockets, &mut session, &mut state);
         // Last: a ping proves a whole turn (src/core/watchdog.rs).
@@ -155,7 +155,11 @@ fn first_scan(state: &mut State, signals: &mut SignalPipe) -> Flow {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        let ready = |slot: usize| items.get(slot).is_some_and(|item| item.is_readable() || item.is_error());
+        let ready = |slot: usize| {
+            items
+                .get(slot)
+                .is_some_and(|item| item.is_readable() || item.is_error())
+        };
         if ready(0) && state.on_signals(signals.take()) == Flow::Stop {
             return Flow::Stop;
         }

@@ -17,6 +17,7 @@ mod flood;
 mod fuzz_regressions;
 mod instances;
 mod interop;
+mod layers;
 mod layouts;
 mod netns;
 mod oldbus;

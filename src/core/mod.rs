@@ -11,6 +11,7 @@ pub mod config;
 pub(crate) mod config_warnings;
 pub(crate) mod datatypes;
 pub mod envelope;
+pub(crate) mod expected;
 pub(crate) mod instance;
 pub mod liveness;
 pub(crate) mod log_policy;

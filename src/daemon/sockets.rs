@@ -174,8 +174,15 @@ impl Sockets {
     /// Sends on the socket of `role`, never waiting (a DEALER to a broker
     /// that is not there queues, or drops past its high-water mark).
     pub(super) fn send(&self, role: Role, frames: Frames) {
-        if let Some(watched) = self.get(role) {
-            send_or_log(&watched.socket, frames);
+        match (self.get(role), role) {
+            (Some(watched), Role::Dbmgr) => {
+                if let Err(e) = watched.socket.send_multipart(frames, zmq::DONTWAIT) {
+                    debug!("dbmgr question not sent ({e}): asked again later");
+                }
+            }
+            (Some(watched), _) => send_or_log(&watched.socket, frames),
+            // Its opening failed just before (said then).
+            (None, _) => debug!("{} socket not open: message not sent", role.name()),
         }
     }
 

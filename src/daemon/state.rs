@@ -302,7 +302,10 @@ impl State {
     fn apply_scan(&mut self, mut report: ScanReport) {
         self.plugins.set_scripts(std::mem::take(&mut report.scripts));
         if self.scan_failure.take().is_some() {
-            info!("packages_dir {} is readable again", self.scanner.packages_dir().display());
+            info!(
+                "packages_dir {} is readable again",
+                self.scanner.packages_dir().display()
+            );
         }
         for (folder, bad_name) in &report.new_strays {
             // Anyone who can write to packages_dir names these folders.

@@ -446,6 +446,22 @@ impl Session {
         }
     }
 
+    /// A question to `dbmgr` (DEALER frames): sent on its DEALER, the one
+    /// about to be opened too; with none (no broker has answered), dropped,
+    /// and asked again when it times out (the question's state machine,
+    /// `core::bus::dbmgr`, took it all the same, so that its deadline moves on).
+    pub(crate) fn ask_dbmgr(&mut self, frames: Frames) {
+        if self.dbmgr_open || self.actions.contains(&Action::Open(Role::Dbmgr)) {
+            self.actions.push_back(Action::Send(Role::Dbmgr, frames));
+        } else {
+            self.log(
+                Level::Debug,
+                None,
+                "dbmgr question not sent (no broker yet): asked again later".to_owned(),
+            );
+        }
+    }
+
     /// The MDP worker leaves the broker (a clean stop, PROTOCOL.md §7): the
     /// DISCONNECT to send on its DEALER; `None` standalone.
     pub(crate) fn leave(&mut self, now: Instant) -> Option<Frames> {
@@ -821,6 +837,28 @@ mod tests {
                 vec!["own question: reopening it".to_owned()]
             )
         );
+    }
+
+    #[test]
+    fn dbmgr_questions_go_out_once_its_socket_is_opened_even_in_the_same_turn() {
+        let t0 = Instant::now();
+        let mut session = worker_session(t0);
+        let question = vec![b"MDPC01".to_vec(), b"dbmgr".to_vec(), b"config.get".to_vec()];
+        // No broker has answered: not sent, asked again when it times out.
+        session.ask_dbmgr(question.clone());
+        let (actions, lines) = drain(&mut session);
+        assert!(actions.is_empty());
+        assert_eq!(lines, ["dbmgr question not sent (no broker yet): asked again later"]);
+        // The broker answers: the question follows the socket's opening.
+        session.handle_worker_message(command(HEARTBEAT, b""), t0);
+        session.ask_dbmgr(question.clone());
+        assert_eq!(
+            drain(&mut session).0,
+            [Action::Open(Role::Dbmgr), Action::Send(Role::Dbmgr, question.clone())]
+        );
+        session.handle_opened(Role::Dbmgr, Ok::<(), String>(()));
+        session.ask_dbmgr(question.clone());
+        assert_eq!(drain(&mut session).0, [Action::Send(Role::Dbmgr, question)]);
     }
 
     #[test]

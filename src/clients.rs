@@ -389,13 +389,17 @@ impl Clients {
     }
 }
 
-/// Domogik's truth of a configuration value: `1`, `true`, `True` (as text
-/// or as JSON).
+/// Domogik's truth of a configuration value, as `dbmgr` hands back what
+/// was stored: `Y` (the admin's configuration form writes `Y`/`N`), `y`
+/// (its device parameters, `y`/`n`), `1` and `True` (Domogik 0.5.2's
+/// manager and plugins test `'1'`, `'Y'` and the boolean), `true` (a JSON
+/// writer), and the JSON `true` and `1`. Anything else is false: `N`, `n`,
+/// `0`, `False`, `None`, an empty text, `null`.
 pub fn is_true(value: &Value) -> bool {
     match value {
         Value::Bool(value) => *value,
         Value::Number(number) => number.as_u64() == Some(1),
-        Value::String(text) => matches!(text.as_str(), "1" | "true" | "True"),
+        Value::String(text) => matches!(text.as_str(), "1" | "Y" | "y" | "true" | "True"),
         _ => false,
     }
 }
@@ -648,16 +652,35 @@ mod tests {
 
     #[test]
     fn domogik_truth() {
-        for value in [json!("1"), json!("true"), json!("True"), json!(true), json!(1)] {
+        // Every spelling dbmgr hands back: the admin's form (Y/N), its
+        // device parameters (y/n), Domogik's own ('1', 'True'), JSON.
+        for value in [
+            json!("1"),
+            json!("Y"),
+            json!("y"),
+            json!("true"),
+            json!("True"),
+            json!(true),
+            json!(1),
+        ] {
             assert!(is_true(&value), "{value}");
         }
         for value in [
             json!("0"),
+            json!("N"),
+            json!("n"),
             json!("False"),
+            json!("false"),
             json!("None"),
+            json!(""),
+            json!(" Y"),
             json!(null),
+            json!(false),
+            json!(0),
             json!("yes"),
+            json!("TRUE"),
             json!(2),
+            json!([true]),
         ] {
             assert!(!is_true(&value), "{value}");
         }

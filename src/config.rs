@@ -14,7 +14,7 @@ pub const DEFAULT_PATH: &str = "/etc/domogik/manager.cfg";
 pub const DEFAULT_PACKAGES_DIR: &str = "/var/lib/domogik/domogik_packages";
 /// Where Domogik 0.5 keeps its data types: its resources folder, under
 /// its libraries path (`/var/lib/domogik`, which also holds the packages).
-pub const DEFAULT_DATATYPES_FILE: &str = "/var/lib/domogik/domogik/resources/datatypes.json";
+pub const DEFAULT_DATATYPES_FILE: &str = "/var/lib/domogik/resources/datatypes.json";
 /// Domogik refuses longer host names; so do we.
 pub const MAX_HOST_LEN: usize = 16;
 const MAX_RESCAN_INTERVAL: u64 = 24 * 60 * 60;

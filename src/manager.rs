@@ -115,6 +115,16 @@ impl Manager {
         self.dbmgr = Some(questions);
     }
 
+    /// Whether the socket that carries the `dbmgr` questions is open (the
+    /// broker answers): questions wait for it rather than time out, and
+    /// go out at once when it opens.
+    pub fn set_dbmgr_reachable(&mut self, reachable: bool) {
+        let now = self.now.mono;
+        if let Some(questions) = self.dbmgr.as_mut() {
+            questions.set_reachable(reachable, now);
+        }
+    }
+
     /// The time of this turn of the loop.
     pub fn set_now(&mut self, now: Now) {
         self.now = now;

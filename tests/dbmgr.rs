@@ -365,3 +365,48 @@ fn an_answer_over_the_size_limit_is_refused_and_costs_no_question() {
         await_configured(&bus, name, |c| *c == true);
     }
 }
+
+/// The first questions go out as soon as the broker answers (PROTOCOL.md
+/// §9): a manager started before its broker asks dbmgr in the turn the
+/// broker registers it, not after a question spent on no socket has timed
+/// out (20 s here; it was dropped as "no broker yet" and asked ~10 s later
+/// with the default 5 s).
+#[test]
+fn the_first_questions_go_out_as_soon_as_the_broker_answers() {
+    let port = {
+        let broker = TestBroker::start(None);
+        broker.port()
+    };
+    let forwarder = Forwarder::start(None);
+    let dir = TempDir::new("dbmgr-broker-late");
+    let packages = copy_fixtures(&dir);
+    let placeholder = TestBroker::start(Some(port));
+    let config = format!(
+        "{}dbmgr_timeout = 20\n",
+        bus_config(&placeholder, &forwarder, &packages)
+    );
+    drop(placeholder);
+    let mut daemon = Daemon::start_with(&dir, &config, fast_heartbeat_command);
+    daemon.wait_for_log("ready: ");
+    std::thread::sleep(Duration::from_millis(300)); // the manager runs a few turns with no broker
+    let broker = TestBroker::start(Some(port));
+    let context = zmq::Context::new();
+    let dbmgr = TestDbmgr::start(&context, &broker, answer_all("Y"));
+    let started = Instant::now();
+    // A request before the manager is registered is dropped by the broker.
+    daemon.wait_for_log("(service registered)");
+    let bus = Bus {
+        broker,
+        forwarder,
+        _dir: dir,
+        daemon,
+        dbmgr,
+    };
+    let entry = await_configured(&bus, "diskfree", |c| *c == true);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "configured known {:?} after the broker came: {entry}",
+        started.elapsed()
+    );
+    assert_eq!(bus.dbmgr.questions_about("diskfree"), 1, "asked once: no question spent on no socket");
+}

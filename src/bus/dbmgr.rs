@@ -107,6 +107,12 @@ pub struct Questions {
     /// Every plugin asked about and not forgotten since: an answer about
     /// one of them is used even late; about any other, it is dropped.
     asked: BTreeSet<String>,
+    /// Whether a socket to the broker is there to carry the questions
+    /// (true until said otherwise): while it is not, nothing is due, so
+    /// that no question is spent, and timed out, on a socket that does
+    /// not exist (PROTOCOL.md §9: the first questions go out as soon as
+    /// the broker answers).
+    reachable: bool,
 }
 
 impl Questions {
@@ -118,6 +124,26 @@ impl Questions {
             in_flight: VecDeque::new(),
             failures: BTreeMap::new(),
             asked: BTreeSet::new(),
+            reachable: true,
+        }
+    }
+
+    /// The socket to the broker is there (`true`) or gone (`false`). Either
+    /// way, the questions in flight may be lost with the old link: they
+    /// are asked again, at once once it is there.
+    pub fn set_reachable(&mut self, reachable: bool, now: Instant) {
+        if self.reachable == reachable {
+            return;
+        }
+        self.reachable = reachable;
+        for (name, _) in std::mem::take(&mut self.in_flight) {
+            self.wanted.insert(name, now);
+        }
+        if reachable {
+            for at in self.wanted.values_mut() {
+                *at = (*at).min(now);
+            }
+            self.failures.clear();
         }
     }
 
@@ -144,6 +170,9 @@ impl Questions {
     /// When [`Questions::due`] has something to do: an answer overdue, or a
     /// question to send while a slot is free.
     pub fn deadline(&self) -> Option<Instant> {
+        if !self.reachable {
+            return None;
+        }
         let overdue = self.in_flight.front().map(|(_, asked)| *asked + self.limits.timeout);
         let next_ask = if self.in_flight.len() < self.limits.max_in_flight {
             self.wanted
@@ -164,6 +193,9 @@ impl Questions {
     /// Gives up on overdue questions (to be asked again after a back-off),
     /// and returns the requests to send now, as DEALER frames.
     pub fn due(&mut self, now: Instant) -> Vec<Vec<Vec<u8>>> {
+        if !self.reachable {
+            return Vec::new();
+        }
         while let Some((name, asked)) = self.in_flight.front().cloned() {
             if now < asked + self.limits.timeout {
                 break;
@@ -385,6 +417,28 @@ mod tests {
                 body["name"].as_str().unwrap().to_owned()
             })
             .collect()
+    }
+
+    #[test]
+    fn nothing_is_asked_without_a_socket_and_everything_at_once_when_it_comes() {
+        let t0 = Instant::now();
+        let mut questions = Questions::new("h", limits());
+        questions.set_reachable(false, t0);
+        questions.ask("a", t0);
+        assert_eq!(questions.deadline(), None, "no wake-up for a socket that is not there");
+        assert!(questions.due(t0 + Duration::from_secs(30)).is_empty());
+        let t1 = t0 + Duration::from_secs(31);
+        questions.set_reachable(true, t1);
+        assert!(questions.deadline().is_some_and(|at| at <= t1), "at once");
+        assert_eq!(names(&questions.due(t1)), ["a"]);
+        // The link goes and comes back: what was in flight is asked again at once.
+        questions.set_reachable(false, t1);
+        assert_eq!(questions.in_flight(), 0);
+        let t2 = t1 + Duration::from_secs(1);
+        questions.set_reachable(true, t2);
+        assert_eq!(names(&questions.due(t2)), ["a"]);
+        questions.set_reachable(true, t2);
+        assert!(questions.due(t2).is_empty(), "said twice changes nothing");
     }
 
     #[test]

@@ -45,15 +45,13 @@ pub fn read_answers(socket: &zmq::Socket, state: &mut State) -> bool {
     own_question
 }
 
-/// Sends the questions due now; one that cannot be queued, or that has no
-/// socket (the broker not answering yet), is asked again when it times
-/// out (taken all the same, so that its deadline moves on).
+/// Sends the questions due now. Without a socket (the broker not
+/// answering yet) none is due: they wait for it and go out in the turn it
+/// opens. One that cannot be queued is asked again when it times out.
 pub fn send_due(socket: Option<&zmq::Socket>, state: &mut State) {
+    state.manager.set_dbmgr_reachable(socket.is_some());
+    let Some(socket) = socket else { return };
     for frames in state.manager.take_dbmgr_requests() {
-        let Some(socket) = socket else {
-            debug!("dbmgr question not sent (no broker yet): asked again later");
-            continue;
-        };
         if let Err(e) = socket.send_multipart(frames, zmq::DONTWAIT) {
             debug!("dbmgr question not sent ({e}): asked again later");
         }

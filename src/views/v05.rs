@@ -142,11 +142,11 @@ fn derive_data(name: &str, package: &Package, files: &PackageFiles, values: &BTr
 fn auto_startup_parameter() -> Value {
     json!({
         "key": AUTO_STARTUP,
-        "name": "Start with the manager",
+        "name": "Start the client with Domogik",
         "type": "boolean",
         "default": false,
         "required": true,
-        "description": "Start this plugin when the manager starts"
+        "description": "Automatically start the client at Domogik startup"
     })
 }
 
@@ -418,7 +418,7 @@ mod tests {
                     "compliant_xpl_clients": []
                 },
                 "configuration": [
-                    {"key": "auto_startup", "name": "Start with the manager", "type": "boolean", "default": false, "required": true, "description": "Start this plugin when the manager starts", "value": "False"},
+                    {"key": "auto_startup", "name": "Start the client with Domogik", "type": "boolean", "default": false, "required": true, "description": "Automatically start the client at Domogik startup", "value": "False"},
                     {"key": "interval", "name": "Interval", "type": "integer", "default": 60, "required": true, "description": "Seconds between two reads", "value": "15"},
                     {"key": "device", "name": "Device", "type": "string", "default": "/dev/ttyUSB0", "required": false, "description": "Serial port"}
                 ],

@@ -10,6 +10,7 @@ mod dbmgr;
 mod docs;
 mod faults;
 mod flood;
+mod host052;
 mod fuzz_regressions;
 mod interop;
 mod layouts;

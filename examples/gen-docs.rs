@@ -45,7 +45,7 @@ pub fn man_page(template: &str) -> String {
     for line in template.lines() {
         match line {
             "@GENERATED@" => page.push_str(
-                ".\\\" Generated from src/cli.rs and man/dmg_manager.8.in by\n\
+                ".\\\" Generated from src/cli/definition.rs and man/dmg_manager.8.in by\n\
                  .\\\" `cargo run --example gen-docs`: edit those, not this file.\n",
             ),
             "@NAME@" => {

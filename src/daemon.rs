@@ -1,4 +1,5 @@
-//! The event loop: the only code that touches sockets.
+//! The daemon: the event loop and the I/O it does for the core (sockets,
+//! plugin processes); the decisions are the core's (`crate::core`).
 //!
 //! One thread, one `zmq_poll` over the SUB, the request socket (a bound
 //! ROUTER, or the MDP worker's DEALER), the PUB (read only when it is an
@@ -16,74 +17,38 @@
 //! `src/daemon/`, by concern: `sockets.rs` opens, watches and reopens the
 //! sockets (the MDP worker's timers too), `handlers.rs` reads the ready
 //! ones and sends the replies and publications, `questions.rs` is the
-//! `dbmgr` socket, and `state.rs` is everything that touches no socket
-//! (signals, rescans, timers, plugin starts, rate-limited log lines).
+//! `dbmgr` socket, `state.rs` is the loop's state apart from the sockets
+//! (signals, rescans through `crate::disk`, timers, plugin starts through
+//! `processes.rs`, rate-limited log lines), and `processes.rs` forks, execs,
+//! reads and reaps the plugins.
 
 mod handlers;
+pub(crate) mod processes;
 mod questions;
 mod sockets;
 mod state;
 
-use crate::config::Config;
-use crate::liveness::Now;
-use crate::notify;
-use crate::signals::SignalPipe;
-use crate::status::Status;
+use crate::core::config::Config;
+use crate::core::liveness::Now;
+use crate::core::status::Status;
+use crate::sys::notify;
+use crate::sys::signals::SignalPipe;
 use crate::{debug, error, info};
 use sockets::Sockets;
+pub(crate) use sockets::StartError;
+pub use sockets::{
+    MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM,
+    SUB_MAX_MSG_BYTES, SUB_RCVHWM,
+};
 use state::{Flow, State};
-use std::fmt;
 use std::time::{Duration, Instant};
-
-pub use sockets::TEST_HEARTBEAT_ENV;
-
-/// At most this many messages of one socket per turn, so that a flood on
-/// one socket cannot starve the other or delay a SIGTERM...
-pub const MAX_REQUESTS_PER_TURN: usize = 64;
-pub const MAX_STATUSES_PER_TURN: usize = 1024;
-/// And at most this long on one socket's messages per turn: a count alone
-/// let 1024 large status messages (a JSON parse each) hold a turn for
-/// seconds, delaying every reply and SIGTERM behind them.
-const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
-
-/// Socket limits: see docs/PROTOCOL.md, "Limits". (Public for the
-/// benchmark's floor server, which must use the same.)
-/// A request above this size makes libzmq drop the connection unread;
-/// below it, requests over `wire::MAX_REQUEST_BYTES` get an `error` reply.
-pub const REP_MAX_MSG_BYTES: i64 = 8 * 1024 * 1024;
-pub const SUB_MAX_MSG_BYTES: i64 = 1024 * 1024;
-pub const REP_RCVHWM: i32 = 100;
-/// Replies queued for one client that does not read them (a REQ client has
-/// at most one): past this, its replies are dropped, so a client that
-/// pipelines requests and never reads holds at most this many in memory.
-pub const REP_SNDHWM: i32 = 100;
-/// Status messages queued before libzmq stops reading the publisher (whose
-/// own queue then drops). The memory this can hold is SUB_RCVHWM times
-/// SUB_MAX_MSG_BYTES: a peer sending large valid statuses faster than they
-/// are parsed filled 10 000 of them (1.9 GB); 100 holds at most 100 MiB.
-pub const SUB_RCVHWM: i32 = 100;
-/// Publications queued for one slow subscriber before newer ones are dropped.
-pub const PUB_SNDHWM: i32 = 64;
 
 /// How long the last words (the `stopped` status, the MDP worker's
 /// DISCONNECT) get to leave before the process exits.
 const LAST_WORD_DELAY: Duration = Duration::from_millis(100);
 
-/// A failure before the loop could start: a socket that cannot be opened,
-/// bound or connected, or signals that cannot be handled.
-#[derive(Debug)]
-pub struct StartError(pub(crate) String);
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StartError {}
-
 /// Runs the manager until SIGTERM or SIGINT.
-pub fn run(config: &Config) -> Result<(), StartError> {
+pub(crate) fn run(config: &Config) -> Result<(), StartError> {
     let mut sockets = Sockets::open(config)?;
     let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
     let mut state = State::new(config, sockets.dbmgr_wanted());
@@ -99,7 +64,10 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     notify::notify(notify::READY);
 
     loop {
-        let deadline = sockets.next_deadline().into_iter().fold(state.next_deadline(), Instant::min);
+        let deadline = sockets
+            .next_deadline()
+            .into_iter()
+            .fold(state.next_deadline(), Instant::min);
         let pipes = state.plugins.poll_fds();
         let ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
         state.manager.set_now(Now::system());
@@ -189,6 +157,14 @@ fn stop_plugins(state: &mut State, signals: &mut SignalPipe) {
     }
 }
 
+/// The poll items always there, by name (mio's `Token`s): the rest follow
+/// them, the dbmgr DEALER if open, the plugins' pipes, then the monitors.
+const SUB: usize = 0;
+const REQUESTS: usize = 1;
+const PUBLISHER: usize = 2;
+const SIGNALS: usize = 3;
+const DBMGR: usize = 4;
+
 /// Which poll items were readable.
 struct Ready {
     sub: bool,
@@ -211,15 +187,13 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     } else {
         zmq::PollEvents::empty()
     };
-    let mut items = vec![
-        sockets.sub.socket.as_poll_item(zmq::POLLIN),
-        sockets.requests.socket().as_poll_item(zmq::POLLIN),
-        sockets.publisher.socket.as_poll_item(publisher_events),
-        zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
-    ];
-    let dbmgr_slot = items.len();
+    let mut items = Vec::with_capacity(DBMGR + 1 + pipes.len() + 4);
+    items.insert(SUB, sockets.sub.socket.as_poll_item(zmq::POLLIN));
+    items.insert(REQUESTS, sockets.requests.socket().as_poll_item(zmq::POLLIN));
+    items.insert(PUBLISHER, sockets.publisher.socket.as_poll_item(publisher_events));
+    items.insert(SIGNALS, zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN));
     if let Some(dbmgr) = &sockets.dbmgr {
-        items.push(dbmgr.socket.as_poll_item(zmq::POLLIN));
+        items.insert(DBMGR, dbmgr.socket.as_poll_item(zmq::POLLIN));
     }
     let first_pipe = items.len();
     items.extend(pipes.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
@@ -246,13 +220,17 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     let ready = |slot: usize| items.get(slot).is_some_and(zmq::PollItem::is_readable);
     // A pipe whose writers are all gone polls as an error (POLLHUP), not
     // as readable: reading it is how its end is learned.
-    let pipe_ready = |slot: usize| items.get(slot).is_some_and(|item| item.is_readable() || item.is_error());
+    let pipe_ready = |slot: usize| {
+        items
+            .get(slot)
+            .is_some_and(|item| item.is_readable() || item.is_error())
+    };
     Ready {
-        sub: ready(0),
-        requests: ready(1),
-        publisher: ready(2),
-        signals: ready(3),
-        dbmgr: sockets.dbmgr.is_some() && ready(dbmgr_slot),
+        sub: ready(SUB),
+        requests: ready(REQUESTS),
+        publisher: ready(PUBLISHER),
+        signals: ready(SIGNALS),
+        dbmgr: sockets.dbmgr.is_some() && ready(DBMGR),
         monitors: (first_monitor..items.len()).any(ready),
         pipes: (first_pipe..first_pipe + pipes.len()).map(pipe_ready).collect(),
     }

@@ -2,6 +2,6 @@
 
 fn main() {
     // First: a signal before the daemon's handlers exist must wait for them.
-    domogik_manager::signals::block_early();
+    domogik_manager::sys::signals::block_early();
     std::process::exit(domogik_manager::cli::main_with_args(std::env::args().skip(1)));
 }

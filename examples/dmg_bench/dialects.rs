@@ -8,10 +8,10 @@
 use super::fixture::{self, Template};
 use super::stats::{summarize, Summary};
 use super::Failure;
-use domogik_manager::manager::Manager;
-use domogik_manager::packages::Scanner;
-use domogik_manager::status::Status;
-use domogik_manager::wire::{self, StatusUpdate};
+use domogik_manager::core::manager::Manager;
+use domogik_manager::disk::scanner::Scanner;
+use domogik_manager::core::status::Status;
+use domogik_manager::core::wire::{self, StatusUpdate};
 use std::path::Path;
 use std::time::Instant;
 

@@ -6,8 +6,8 @@
 use super::fixture::{self, Template};
 use super::stats::{summarize, Summary};
 use super::Failure;
-use domogik_manager::manager::Manager;
-use domogik_manager::packages::Scanner;
+use domogik_manager::core::manager::Manager;
+use domogik_manager::disk::scanner::Scanner;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

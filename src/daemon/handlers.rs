@@ -3,52 +3,26 @@
 //! subscriptions noted; and the publications owed, sent. Each reads only
 //! what is queued, within one turn's budget, and never waits.
 
-use super::sockets::{self, Requests, Sockets};
+use super::sockets::{self, for_each_queued, Requests, Sockets, MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN};
 use super::state::{suppressed_note, State};
-use super::{MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN, MAX_WORK_PER_TURN};
-use crate::bus::links;
-use crate::bus::mdp::Incoming;
-use crate::envelope;
-use crate::log::Verdict;
-use crate::manager::{StatusOutcome, VIEW_CATEGORIES};
-use crate::wire;
+use crate::core::bus::links;
+use crate::core::bus::mdp::Incoming;
+use crate::core::envelope;
+use crate::core::log_policy::Verdict;
+use crate::core::manager::{StatusOutcome, VIEW_CATEGORIES};
+use crate::core::wire;
 use crate::{debug, info, warn};
 use std::time::{Instant, SystemTime};
 
-/// Hands each queued message of `socket` to `handle`, at most `limit` of
-/// them and for at most `MAX_WORK_PER_TURN`, without waiting for more.
-pub(super) fn for_each_queued(
-    socket: &zmq::Socket,
-    limit: usize,
-    state: &mut State,
-    what: &str,
-    mut handle: impl FnMut(&mut State, Vec<Vec<u8>>),
-) {
-    let started = Instant::now();
-    for _ in 0..limit {
-        if started.elapsed() >= MAX_WORK_PER_TURN {
-            return;
-        }
-        match socket.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => handle(state, frames),
-            Err(zmq::Error::EAGAIN) => return,
-            Err(e) => {
-                state.log_bad_input(format_args!("cannot receive a {what}: {e}"));
-                return;
-            }
-        }
-    }
-}
-
 /// Answers the queued requests, each before the next is read: on the
-/// bound ROUTER in the envelope each came in (src/envelope.rs), or as the
-/// MDP worker through the broker (src/bus/mdp.rs). One request path: the
+/// bound ROUTER in the envelope each came in (src/core/envelope.rs), or as the
+/// MDP worker through the broker (src/core/bus/mdp.rs). One request path: the
 /// manager answers the frames either way.
-pub fn serve_requests(sockets: &mut Sockets, state: &mut State) {
+pub(super) fn serve_requests(sockets: &mut Sockets, state: &mut State) {
     match &mut sockets.requests {
         Requests::Standalone(watched) => {
             let rep = &watched.socket;
-            for_each_queued(rep, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
+            let read = for_each_queued(rep, MAX_REQUESTS_PER_TURN, |message| {
                 let Some((envelope, frames)) = envelope::split(message) else {
                     // REP drops these too: no REQ or DEALER client sends them.
                     state.log_bad_input(format_args!("message without a request envelope dropped"));
@@ -61,12 +35,13 @@ pub fn serve_requests(sockets: &mut Sockets, state: &mut State) {
                     state.log_bad_input(format_args!("cannot send a reply: {e}"));
                 }
             });
+            log_receive_error(state, "request", read);
         }
         Requests::Worker { watched, worker } => {
             let mut reconnect = false;
             let broker = watched.endpoint.address.clone();
             let (mut connected_to_itself, mut registered) = (false, false);
-            for_each_queued(&watched.socket, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
+            let read = for_each_queued(&watched.socket, MAX_REQUESTS_PER_TURN, |message| {
                 let now = Instant::now();
                 let first_word = !worker.heard_since_connect();
                 let incoming = worker.receive(message, now);
@@ -82,9 +57,12 @@ pub fn serve_requests(sockets: &mut Sockets, state: &mut State) {
                     Incoming::Nothing => {}
                     Incoming::Reconnect => reconnect = true,
                     Incoming::ConnectedToItself => connected_to_itself = true,
-                    Incoming::Malformed(why) => state.log_bad_input(format_args!("message from the broker dropped: {why}")),
+                    Incoming::Malformed(why) => {
+                        state.log_bad_input(format_args!("message from the broker dropped: {why}"))
+                    }
                 }
             });
+            log_receive_error(state, "request", read);
             if registered {
                 sockets.open_dbmgr();
             }
@@ -104,8 +82,8 @@ pub fn serve_requests(sockets: &mut Sockets, state: &mut State) {
 
 /// Subscriptions arriving on the connected XPUB: a subscriber to our
 /// publications is (back) at the forwarder, so the current state is owed.
-pub fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
-    for_each_queued(publisher, MAX_REQUESTS_PER_TURN, state, "subscription", |state, frames| {
+pub(super) fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
+    let read = for_each_queued(publisher, MAX_REQUESTS_PER_TURN, |frames| {
         if frames
             .first()
             .is_some_and(|message| links::subscribes_to_ours(message, &VIEW_CATEGORIES))
@@ -113,17 +91,14 @@ pub fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
             state.manager.republish();
         }
     });
+    log_receive_error(state, "subscription", read);
 }
 
 /// Applies the queued status messages; each change is logged (within the
 /// rate limit), each bad message warned about.
-pub fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
-    for_each_queued(
-        sub,
-        MAX_STATUSES_PER_TURN,
-        state,
-        "status message",
-        |state, frames| match state.manager.handle_status_message(&frames) {
+pub(super) fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
+    let read = for_each_queued(sub, MAX_STATUSES_PER_TURN, |frames| {
+        match state.manager.handle_status_message(&frames) {
             StatusOutcome::Changed { id, status } => {
                 if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
                     info!(client_id = id.as_str(); "{id} is {status}{}", suppressed_note(suppressed));
@@ -132,12 +107,20 @@ pub fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
             StatusOutcome::Unchanged | StatusOutcome::NotForUs => {}
             StatusOutcome::Malformed(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
             StatusOutcome::Rejected(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
-        },
-    );
+        }
+    });
+    log_receive_error(state, "status message", read);
+}
+
+/// A receive error that ended a socket's reading (`what`: the message kind).
+fn log_receive_error(state: &mut State, what: &str, read: Result<(), zmq::Error>) {
+    if let Err(e) = read {
+        state.log_bad_input(format_args!("cannot receive a {what}: {e}"));
+    }
 }
 
 /// Sends the publications owed, once, however many changes led to them.
-pub fn publish(sockets: &Sockets, state: &mut State) {
+pub(super) fn publish(sockets: &Sockets, state: &mut State) {
     let Some(publications) = state.manager.take_publications(wire::unix_seconds(SystemTime::now())) else {
         return;
     };

@@ -1,27 +1,108 @@
 //! The event loop's sockets: opening each with its options and limits,
 //! watching the ones the manager connects (libzmq's socket monitor, read
-//! by [`crate::bus::links`]), reopening a connection lost for good, the
+//! by [`crate::core::bus::links`]), reopening a connection lost for good, the
 //! MDP worker's timers, and leaving ZeroMQ at exit.
 
-use super::{
-    questions, StartError, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM, SUB_MAX_MSG_BYTES, SUB_RCVHWM,
-};
-use crate::bus::links::{self, Change, GiveUp, Link};
-use crate::bus::mdp::{self, Due, Silence, Timing, Worker};
-use crate::config::{Config, Direction, Endpoint};
-use crate::log::Level;
-use crate::manager::STATUS_SUBSCRIPTION;
+use crate::core::bus::links::{self, Change, GiveUp, Link};
+use crate::core::bus::mdp::{self, Due, Silence, Timing, Worker};
+use crate::core::config::{Config, Direction, Endpoint};
+use crate::core::log_policy::Level;
+use crate::core::manager::STATUS_SUBSCRIPTION;
 use crate::{debug, info, warn};
+use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// At most this many messages of one socket per turn, so that a flood on
+/// one socket cannot starve the other or delay a SIGTERM...
+pub const MAX_REQUESTS_PER_TURN: usize = 64;
+pub const MAX_STATUSES_PER_TURN: usize = 1024;
+/// And at most this long on one socket's messages per turn: a count alone
+/// let 1024 large status messages (a JSON parse each) hold a turn for
+/// seconds, delaying every reply and SIGTERM behind them.
+const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
+
+/// Socket limits: see docs/PROTOCOL.md, "Limits". (Public for the
+/// benchmark's floor server, which must use the same: src/daemon.rs
+/// re-exports them.)
+/// A request above this size makes libzmq drop the connection unread;
+/// below it, requests over `wire::MAX_REQUEST_BYTES` get an `error` reply.
+pub const REP_MAX_MSG_BYTES: i64 = 8 * 1024 * 1024;
+pub const SUB_MAX_MSG_BYTES: i64 = 1024 * 1024;
+pub const REP_RCVHWM: i32 = 100;
+/// Replies queued for one client that does not read them (a REQ client has
+/// at most one): past this, its replies are dropped, so a client that
+/// pipelines requests and never reads holds at most this many in memory.
+pub const REP_SNDHWM: i32 = 100;
+/// Status messages queued before libzmq stops reading the publisher (whose
+/// own queue then drops). The memory this can hold is SUB_RCVHWM times
+/// SUB_MAX_MSG_BYTES: a peer sending large valid statuses faster than they
+/// are parsed filled 10 000 of them (1.9 GB); 100 holds at most 100 MiB.
+pub const SUB_RCVHWM: i32 = 100;
+/// Publications queued for one slow subscriber before newer ones are dropped.
+pub const PUB_SNDHWM: i32 = 64;
+
+/// Answers queued for us at most (dbmgr sends one per question).
+pub(super) const DBMGR_RCVHWM: i32 = 100;
+/// Questions queued while the broker is away; past this they are dropped,
+/// and asked again when they time out.
+pub(super) const DBMGR_SNDHWM: i32 = 100;
+/// The largest answer read: a plugin's configuration is a few hundred
+/// bytes; a larger message (a broken or hostile worker registered as
+/// `dbmgr`) is refused by libzmq before it is allocated, the connection
+/// with it, and the socket reopened (its monitor sees the loss).
+pub(super) const DBMGR_MAX_ANSWER_BYTES: i64 = 1024 * 1024;
+
+/// Whether questions are asked to `dbmgr` at all: only when `rep_endpoint` connects
+/// (a broker); standalone, nothing is asked. The DEALER itself is a
+/// `sockets::Watched` of role `Dbmgr` (ZMTP heartbeats, monitor, reopened when
+/// libzmq gives the connection up), opened by `Sockets::open_dbmgr`.
+pub(super) fn dbmgr_wanted(config: &Config) -> bool {
+    config.rep_endpoint.direction == Direction::Connect
+}
+
+/// A failure before the loop could start: a socket that cannot be opened,
+/// bound or connected, or signals that cannot be handled.
+#[derive(Debug)]
+pub(crate) struct StartError(pub(crate) String);
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Hands each queued message of `socket` to `handle`, at most `limit` of
+/// them and for at most `MAX_WORK_PER_TURN`, without waiting for more; a
+/// receive error ends the turn's reading and is returned (the caller logs it).
+pub(super) fn for_each_queued(
+    socket: &zmq::Socket,
+    limit: usize,
+    mut handle: impl FnMut(Vec<Vec<u8>>),
+) -> Result<(), zmq::Error> {
+    let started = Instant::now();
+    for _ in 0..limit {
+        if started.elapsed() >= MAX_WORK_PER_TURN {
+            return Ok(());
+        }
+        match socket.recv_multipart(zmq::DONTWAIT) {
+            Ok(frames) => handle(frames),
+            Err(zmq::Error::EAGAIN) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 /// The environment variable that shortens every heartbeat timing, for
 /// tests only (docs/RELIABILITY.md): the MDP heartbeat and the ZMTP
 /// heartbeats, in milliseconds (Domogik's 1000 by default).
-pub const TEST_HEARTBEAT_ENV: &str = "DMG_MANAGER_TEST_HEARTBEAT_MS";
+pub(crate) const TEST_HEARTBEAT_ENV: &str = "DMG_MANAGER_TEST_HEARTBEAT_MS";
 
 /// The heartbeat interval: 1 s, or the test knob's.
-pub fn heartbeat_interval() -> Duration {
+pub(super) fn heartbeat_interval() -> Duration {
     std::env::var(TEST_HEARTBEAT_ENV)
         .ok()
         .and_then(|ms| ms.parse::<u64>().ok())
@@ -33,7 +114,7 @@ pub fn heartbeat_interval() -> Duration {
 /// dbmgr, and the context they belong to. Kept apart from the loop's
 /// state so the poll items (which borrow the sockets) never fight with the
 /// handlers over borrows.
-pub struct Sockets {
+pub(super) struct Sockets {
     context: zmq::Context,
     /// The heartbeat interval of the connecting sockets (and MDP's).
     heartbeat: Duration,
@@ -54,7 +135,7 @@ pub struct Sockets {
 
 impl Sockets {
     /// Opens every socket `config` asks for: bound or connected, limits set.
-    pub fn open(config: &Config) -> Result<Sockets, StartError> {
+    pub(super) fn open(config: &Config) -> Result<Sockets, StartError> {
         let context = zmq::Context::new();
         let heartbeat = heartbeat_interval();
         if let Some(ip) = &config.star_ip {
@@ -65,7 +146,7 @@ impl Sockets {
             requests: Requests::open(&context, config, heartbeat, Instant::now())?,
             publisher: Watched::open(&context, Role::Pub, &config.pub_endpoint, heartbeat)?,
             dbmgr: None,
-            dbmgr_wanted: questions::wanted(config),
+            dbmgr_wanted: dbmgr_wanted(config),
             rep_endpoint: config.rep_endpoint.clone(),
             context,
             heartbeat,
@@ -73,20 +154,25 @@ impl Sockets {
     }
 
     /// The nearest deadline of the sockets' state machines.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
         let worker = match &self.requests {
             Requests::Worker { worker, .. } => worker.next_deadline(),
             Requests::Standalone(_) => None,
         };
         let dbmgr = self.dbmgr.as_ref().and_then(|dbmgr| dbmgr.link.next_deadline());
-        [worker, self.sub.link.next_deadline(), self.publisher.link.next_deadline(), dbmgr]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            worker,
+            self.sub.link.next_deadline(),
+            self.publisher.link.next_deadline(),
+            dbmgr,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Reads the monitors' events: each link change is logged.
-    pub fn read_monitors(&mut self, now: Instant) {
+    pub(super) fn read_monitors(&mut self, now: Instant) {
         if let Requests::Worker { watched, worker } = &mut self.requests {
             if watched.read_monitor(now) {
                 worker.link_up(now);
@@ -103,7 +189,7 @@ impl Sockets {
 
     /// The sockets' deadlines that are due: a connection libzmq gave up is
     /// reopened; the MDP worker heartbeats, or reconnects to a silent broker.
-    pub fn run_timers(&mut self, now: Instant) {
+    pub(super) fn run_timers(&mut self, now: Instant) {
         self.sub.reopen_if_given_up(&self.context, self.heartbeat, now);
         self.publisher.reopen_if_given_up(&self.context, self.heartbeat, now);
         if let Some(dbmgr) = &mut self.dbmgr {
@@ -138,12 +224,12 @@ impl Sockets {
     }
 
     /// Whether this layout asks dbmgr questions (a broker is configured).
-    pub fn dbmgr_wanted(&self) -> bool {
+    pub(super) fn dbmgr_wanted(&self) -> bool {
         self.dbmgr_wanted
     }
 
     /// The dbmgr DEALER, now that the broker answers (if not open yet).
-    pub fn open_dbmgr(&mut self) {
+    pub(super) fn open_dbmgr(&mut self) {
         if !self.dbmgr_wanted || self.dbmgr.is_some() {
             return;
         }
@@ -155,7 +241,7 @@ impl Sockets {
 
     /// The dbmgr DEALER closed while the broker is taken for dead; the
     /// questions it had in flight time out and are asked again.
-    pub fn close_dbmgr(&mut self) {
+    pub(super) fn close_dbmgr(&mut self) {
         if self.dbmgr.take().is_some() {
             debug!("dbmgr socket closed until the broker answers again");
         }
@@ -163,7 +249,7 @@ impl Sockets {
 
     /// A new dbmgr DEALER (the old one was connected to itself); the
     /// questions it lost time out and are asked again.
-    pub fn reopen_dbmgr(&mut self) {
+    pub(super) fn reopen_dbmgr(&mut self) {
         if let Some(dbmgr) = &mut self.dbmgr {
             if let Err(e) = dbmgr.reopen(&self.context, self.heartbeat) {
                 warn!("{e}");
@@ -172,7 +258,7 @@ impl Sockets {
     }
 
     /// A new DEALER, and READY on it (a silent broker, or DISCONNECT).
-    pub fn reconnect_worker(&mut self, now: Instant) {
+    pub(super) fn reconnect_worker(&mut self, now: Instant) {
         self.requests.reconnect_worker(&self.context, self.heartbeat, now);
     }
 
@@ -181,12 +267,15 @@ impl Sockets {
     /// instead of after its heartbeat expiry, and holds a request that
     /// comes meanwhile for the next worker. Whether one was queued
     /// (standalone there is no broker to tell).
-    pub fn leave_broker(&mut self) -> bool {
+    pub(super) fn leave_broker(&mut self) -> bool {
         let Requests::Worker { watched, worker } = &mut self.requests else {
             return false;
         };
         let broker = watched.endpoint.address.as_str();
-        match watched.socket.send_multipart(worker.disconnect(Instant::now()), zmq::DONTWAIT) {
+        match watched
+            .socket
+            .send_multipart(worker.disconnect(Instant::now()), zmq::DONTWAIT)
+        {
             Ok(()) => {
                 debug!(peer = broker; "MDP worker: DISCONNECT sent to the broker at {broker}");
                 true
@@ -208,7 +297,7 @@ impl Sockets {
     /// could end in SIGABRT instead of exit 0. What zmq_close does that would
     /// outlive the process, removing the files of bound ipc:// endpoints, is
     /// done here.
-    pub fn leave_without_closing(self, config: &Config) {
+    pub(super) fn leave_without_closing(self, config: &Config) {
         for endpoint in [&config.sub_endpoint, &config.pub_endpoint, &config.rep_endpoint] {
             if let (Direction::Bind, Some(path)) = (endpoint.direction, endpoint.address.strip_prefix("ipc://")) {
                 if let Err(e) = std::fs::remove_file(path) {
@@ -222,7 +311,7 @@ impl Sockets {
 
 /// What a socket is for: its type and options follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(super) enum Role {
     /// Status messages in (SUB).
     Sub,
     /// Publications out: PUB when bound; XPUB when connected to a
@@ -237,7 +326,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Role::Sub => "sub",
             Role::Pub => "pub",
@@ -256,7 +345,7 @@ impl Role {
 }
 
 /// One socket, with the monitor and link state of a connecting one.
-pub struct Watched {
+pub(super) struct Watched {
     pub socket: zmq::Socket,
     /// The PAIR end of the socket's monitor (connecting sockets only).
     pub monitor: Option<zmq::Socket>,
@@ -269,7 +358,12 @@ impl Watched {
     /// Opens `role`'s socket on `endpoint`: binds or connects, and logs the
     /// address actually used (a `*` port is resolved by then, which is how
     /// tests learn ephemeral ports).
-    pub fn open(context: &zmq::Context, role: Role, endpoint: &Endpoint, heartbeat: Duration) -> Result<Watched, StartError> {
+    pub(super) fn open(
+        context: &zmq::Context,
+        role: Role,
+        endpoint: &Endpoint,
+        heartbeat: Duration,
+    ) -> Result<Watched, StartError> {
         Watched::open_logged(context, role, endpoint, heartbeat, Level::Info)
     }
 
@@ -300,7 +394,7 @@ impl Watched {
     }
 
     /// Replaces the socket by a new one on the same endpoint.
-    pub fn reopen(&mut self, context: &zmq::Context, heartbeat: Duration) -> Result<(), StartError> {
+    pub(super) fn reopen(&mut self, context: &zmq::Context, heartbeat: Duration) -> Result<(), StartError> {
         let fresh = Watched::open_logged(context, self.role, &self.endpoint, heartbeat, Level::Debug)?;
         self.socket = fresh.socket;
         self.monitor = fresh.monitor;
@@ -310,7 +404,7 @@ impl Watched {
 
     /// Reads the monitor's queued events; true if the link came up (first
     /// time or back). Each change is logged once, with the peer's address.
-    pub fn read_monitor(&mut self, now: Instant) -> bool {
+    pub(super) fn read_monitor(&mut self, now: Instant) -> bool {
         let Some(monitor) = &self.monitor else {
             return false;
         };
@@ -329,7 +423,9 @@ impl Watched {
                     info!(peer = address.as_str(); "{role} socket connected again to {address}");
                     came_up = true;
                 }
-                Some(Change::Lost) => warn!(peer = address.as_str(); "{role} socket lost its connection to {address}; reconnecting"),
+                Some(Change::Lost) => {
+                    warn!(peer = address.as_str(); "{role} socket lost its connection to {address}; reconnecting")
+                }
                 None => debug!("{role} socket: {event:?} {address}"),
             }
         }
@@ -338,7 +434,7 @@ impl Watched {
 
     /// Reopens the socket if libzmq gave its connection up (after a
     /// protocol error it does not reconnect).
-    pub fn reopen_if_given_up(&mut self, context: &zmq::Context, heartbeat: Duration, now: Instant) {
+    pub(super) fn reopen_if_given_up(&mut self, context: &zmq::Context, heartbeat: Duration, now: Instant) {
         let (role, peer) = (self.role.name(), self.endpoint.address.as_str());
         match self.link.given_up(now) {
             None => return,
@@ -347,7 +443,9 @@ impl Watched {
                 "{role} socket: libzmq gave up the connection to {peer} (a protocol error: a message over the size limit, \
                  or a peer that is not what the config says): opening a new one (if it fails again, again later, quietly)"
             ),
-            Some(GiveUp::Again) => debug!(peer = peer; "{role} socket: libzmq gave up the connection to {peer} again: opening a new one"),
+            Some(GiveUp::Again) => {
+                debug!(peer = peer; "{role} socket: libzmq gave up the connection to {peer} again: opening a new one")
+            }
         }
         if let Err(e) = self.reopen(context, heartbeat) {
             warn!("{e}; retrying");
@@ -357,13 +455,18 @@ impl Watched {
 }
 
 /// The request side: a bound ROUTER, or the MDP worker and its DEALER.
-pub enum Requests {
+pub(super) enum Requests {
     Standalone(Watched),
     Worker { watched: Watched, worker: Worker },
 }
 
 impl Requests {
-    pub fn open(context: &zmq::Context, config: &Config, heartbeat: Duration, now: Instant) -> Result<Requests, StartError> {
+    pub(super) fn open(
+        context: &zmq::Context,
+        config: &Config,
+        heartbeat: Duration,
+        now: Instant,
+    ) -> Result<Requests, StartError> {
         let watched = Watched::open(context, Role::Requests, &config.rep_endpoint, heartbeat)?;
         if config.rep_endpoint.direction == Direction::Bind {
             return Ok(Requests::Standalone(watched));
@@ -379,21 +482,21 @@ impl Requests {
     }
 
     /// The monitor of the worker's DEALER (none standalone).
-    pub fn monitor(&self) -> Option<&zmq::Socket> {
+    pub(super) fn monitor(&self) -> Option<&zmq::Socket> {
         match self {
             Requests::Worker { watched, .. } => watched.monitor.as_ref(),
             Requests::Standalone(_) => None,
         }
     }
 
-    pub fn socket(&self) -> &zmq::Socket {
+    pub(super) fn socket(&self) -> &zmq::Socket {
         match self {
             Requests::Standalone(watched) | Requests::Worker { watched, .. } => &watched.socket,
         }
     }
 
     /// A new DEALER, and READY on it (a silent broker, or DISCONNECT).
-    pub fn reconnect_worker(&mut self, context: &zmq::Context, heartbeat: Duration, now: Instant) {
+    pub(super) fn reconnect_worker(&mut self, context: &zmq::Context, heartbeat: Duration, now: Instant) {
         let Requests::Worker { watched, worker } = self else {
             return;
         };
@@ -410,26 +513,32 @@ impl Requests {
 
 /// Sends on a socket that must never block the loop: a DEALER to a broker
 /// that is not there queues (or drops past its high-water mark).
-pub fn send_or_log(socket: &zmq::Socket, frames: mdp::Frames) {
+pub(super) fn send_or_log(socket: &zmq::Socket, frames: mdp::Frames) {
     if let Err(e) = socket.send_multipart(frames, zmq::DONTWAIT) {
         debug!("cannot send to the broker: {e}");
     }
 }
 
-fn new_socket(context: &zmq::Context, role: Role, connecting: bool, heartbeat: Duration) -> Result<zmq::Socket, StartError> {
+fn new_socket(
+    context: &zmq::Context,
+    role: Role,
+    connecting: bool,
+    heartbeat: Duration,
+) -> Result<zmq::Socket, StartError> {
     let what = role.name();
     let kind = match (role, connecting) {
         (Role::Sub, _) => zmq::SUB,
         (Role::Pub, false) => zmq::PUB,
         (Role::Pub, true) => zmq::XPUB,
-        // A ROUTER with REP's envelope rules, not a REP: see src/envelope.rs.
+        // A ROUTER with REP's envelope rules, not a REP: see src/core/envelope.rs.
         (Role::Requests, false) => zmq::ROUTER,
         (Role::Requests, true) | (Role::Dbmgr, _) => zmq::DEALER,
     };
     let socket = context
         .socket(kind)
         .map_err(|e| StartError(format!("cannot create the {what} socket: {e}")))?;
-    let setup = |result: zmq::Result<()>| result.map_err(|e| StartError(format!("cannot set up the {what} socket: {e}")));
+    let setup =
+        |result: zmq::Result<()>| result.map_err(|e| StartError(format!("cannot set up the {what} socket: {e}")));
     // Never wait for unsent messages at exit: SIGTERM must end us at once.
     setup(socket.set_linger(0))?;
     match role {
@@ -455,9 +564,9 @@ fn new_socket(context: &zmq::Context, role: Role, connecting: bool, heartbeat: D
         Role::Dbmgr => {
             // An answer over the limit costs libzmq the connection, which
             // the monitor sees and reopens, as for the SUB.
-            setup(socket.set_maxmsgsize(questions::MAX_ANSWER_BYTES))?;
-            setup(socket.set_rcvhwm(questions::RCVHWM))?;
-            setup(socket.set_sndhwm(questions::SNDHWM))?;
+            setup(socket.set_maxmsgsize(DBMGR_MAX_ANSWER_BYTES))?;
+            setup(socket.set_rcvhwm(DBMGR_RCVHWM))?;
+            setup(socket.set_sndhwm(DBMGR_SNDHWM))?;
         }
     }
     let millis = i32::try_from(heartbeat.as_millis()).unwrap_or(i32::MAX);

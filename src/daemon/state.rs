@@ -1,24 +1,26 @@
 //! The event loop's state apart from its sockets: the manager, the package
 //! scanner and its rescan timer, datatypes_file, the plugin processes, and
-//! the rate limits of the log. What the loop does with them that touches
-//! no socket: signals, rescans, timers, plugin starts, the log lines.
+//! the rate limits of the log. What the loop does with them apart from the
+//! sockets: signals, rescans (reading the disk), timers, plugin starts
+//! (forking, through `processes.rs`), the log lines.
 
-use crate::autostart::AutoStart;
-use crate::config::Config;
-use crate::datatypes::DatatypesFile;
-use crate::log::{Level, RateLimiter, Verdict};
-use crate::manager::Manager;
-use crate::notify;
-use crate::packages::{Package, PackageChange, Scanner};
-use crate::processes::{self, Launch, Plugins};
-use crate::signals::Received;
-use crate::wire;
+use crate::core::autostart::AutoStart;
+use crate::core::config::Config;
+use crate::core::log_policy::{Level, RateLimiter, Verdict};
+use crate::core::manager::Manager;
+use crate::core::packages::{Package, PackageChange};
+use crate::core::wire;
+use crate::daemon::processes::{self, Launch, Plugins};
+use crate::disk::datatypes::DatatypesFile;
+use crate::disk::scanner::Scanner;
+use crate::sys::notify;
+use crate::sys::signals::Received;
 use crate::{debug, error, info, trace, warn};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 /// The loop's mutable state, apart from the sockets.
-pub struct State {
+pub(super) struct State {
     pub manager: Manager,
     scanner: Scanner,
     rescan_interval: Duration,
@@ -34,13 +36,11 @@ pub struct State {
     pub plugins: Plugins,
     /// Which plugins `auto_startup` has started already.
     autostart: AutoStart,
-    /// After this long without a word a client is dead (for its log line).
-    dead_after: Duration,
 }
 
 /// Whether the loop goes on after the signals of a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
+pub(super) enum Flow {
     Continue,
     Stop,
 }
@@ -48,7 +48,7 @@ pub enum Flow {
 impl State {
     /// The state at start, before the first rescan; `dbmgr` when there is
     /// a broker to ask it through.
-    pub fn new(config: &Config, dbmgr: bool) -> State {
+    pub(super) fn new(config: &Config, dbmgr: bool) -> State {
         let mut state = State {
             manager: Manager::new(config.host.clone(), config.service.clone()),
             scanner: Scanner::new(config.packages_dir.clone()),
@@ -68,7 +68,6 @@ impl State {
                 config.plugins.policy.clone(),
             ),
             autostart: AutoStart::default(),
-            dead_after: config.dead_after,
         };
         // Said at info: a host may run no plugin of ours (and a fresh Debian 12
         // has no /usr/bin/python); each start that fails for it is a warning.
@@ -80,7 +79,7 @@ impl State {
         }
         state.manager.set_timers(config.dead_after, config.status_interval);
         if dbmgr {
-            let limits = crate::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
+            let limits = crate::core::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
             state.manager.enable_dbmgr(limits);
         }
         state
@@ -88,14 +87,14 @@ impl State {
 
     /// The nearest deadline of the state's timers: the next rescan, the
     /// manager's timers, a plugin's kill delay or restart.
-    pub fn next_deadline(&self) -> Instant {
+    pub(super) fn next_deadline(&self) -> Instant {
         let deadline = self.next_rescan.min(self.manager.next_deadline());
         self.plugins.next_deadline().map_or(deadline, |d| d.min(deadline))
     }
 
     /// The signals received: exits reaped, SIGHUP's rescan; SIGTERM or
     /// SIGINT stops the loop.
-    pub fn on_signals(&mut self, received: Received) -> Flow {
+    pub(super) fn on_signals(&mut self, received: Received) -> Flow {
         if received.child_exited {
             self.reap();
         }
@@ -114,19 +113,19 @@ impl State {
 
     /// The rescan if due, and the manager's timers; each client that died
     /// is said once.
-    pub fn run_timers(&mut self, now: Instant) {
+    pub(super) fn run_timers(&mut self, now: Instant) {
         if now >= self.next_rescan {
             self.rescan();
         }
         for name in self.manager.run_timers() {
             let id = self.manager.clients().client_id(&name);
-            let why = crate::liveness::dead_comment(self.dead_after);
+            let why = crate::core::liveness::dead_comment(self.manager.dead_after());
             warn!(client_id = id.as_str(); "{id} is dead: {why}");
         }
     }
 
     /// The reply frames to one request's frames, its problem logged.
-    pub fn answer(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    pub(super) fn answer(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
         let reply = self.manager.handle_request_with(frames, &mut self.plugins);
         match &reply.error {
             Some(reason) => self.log_bad_input(format_args!("request answered with error: {reason}")),
@@ -139,7 +138,7 @@ impl State {
     }
 
     /// SIGCHLD: every exited plugin reaped, its client `stopped` or `dead`.
-    pub fn reap(&mut self) {
+    pub(super) fn reap(&mut self) {
         for end in self.plugins.reap(Instant::now()) {
             self.manager.process_ended(&end.name, end.status, end.comment);
         }
@@ -147,7 +146,7 @@ impl State {
 
     /// The statuses plugins announced this turn start their kill delays;
     /// the delays and restarts that are due are carried out.
-    pub fn plugins_due(&mut self) {
+    pub(super) fn plugins_due(&mut self) {
         let now = Instant::now();
         let clients = self.manager.clients();
         self.plugins.observe(|name| clients.status(name), now);
@@ -173,7 +172,7 @@ impl State {
     }
 
     /// A warning about what a peer sent, within the rate limit.
-    pub fn log_bad_input(&mut self, message: fmt::Arguments<'_>) {
+    pub(super) fn log_bad_input(&mut self, message: fmt::Arguments<'_>) {
         if let Verdict::Write { suppressed } = self.bad_input_log.check(Instant::now()) {
             warn!("{message}{}", suppressed_note(suppressed));
         }
@@ -181,7 +180,7 @@ impl State {
 
     /// Rescans packages_dir (and re-reads datatypes_file) and applies what
     /// changed; the next rescan is due one interval from now.
-    pub fn rescan(&mut self) {
+    pub(super) fn rescan(&mut self) {
         self.next_rescan = Instant::now() + self.rescan_interval;
         self.refresh_datatypes();
         let report = match self.scanner.scan() {
@@ -281,7 +280,7 @@ fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, Str
 }
 
 /// What ends a rate-limited line: how many like it were not written.
-pub fn suppressed_note(suppressed: u64) -> String {
+pub(super) fn suppressed_note(suppressed: u64) -> String {
     if suppressed == 0 {
         String::new()
     } else {

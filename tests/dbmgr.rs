@@ -291,14 +291,24 @@ fn plugin_configuration_updated_asks_dbmgr_again() {
 }
 
 /// auto_startup end to end (PROTOCOL.md §9): dbmgr says `auto_startup` is
-/// `True` for plugin `auto`, and the manager starts its `bin/auto.py` on
-/// its own, with `-m`, without anyone asking.
+/// `Y` (as the admin stores it) for plugin `auto`, and the manager starts
+/// its `bin/auto.py` on its own, in the foreground (`-f`; no `-m`, which
+/// Domogik 0.5.2's plugins refuse), without anyone asking.
 #[test]
-fn auto_startup_true_from_dbmgr_starts_the_plugin_with_dash_m() {
+fn auto_startup_y_from_dbmgr_starts_the_plugin_in_the_foreground() {
     let broker = TestBroker::start(None);
     let forwarder = Forwarder::start(None);
     let context = zmq::Context::new();
-    let _dbmgr = TestDbmgr::start(&context, &broker, answer_all("True"));
+    let _dbmgr = TestDbmgr::start(
+        &context,
+        &broker,
+        Box::new(|_, body: &Value| {
+            let name = body["name"].as_str().unwrap_or("");
+            let answer = json!({"status": true, "reason": "", "type": "plugin", "name": name, "host": "testhost",
+                                "data": {"configured": "Y", "auto_startup": "Y"}});
+            Some((Duration::ZERO, answer.to_string()))
+        }),
+    );
     let dir = TempDir::new("dbmgr-auto-startup");
     let packages = copy_fixtures(&dir);
     let folder = packages.join("plugin_auto");
@@ -338,7 +348,7 @@ fn auto_startup_true_from_dbmgr_starts_the_plugin_with_dash_m() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(argv, json!(["-m"]), "started by auto_startup: -m");
+    assert_eq!(argv, json!(["-f"]), "started by auto_startup, in the foreground");
     assert!(daemon.stop().success(), "the manager stops its plugin and exits 0");
 }
 

@@ -104,9 +104,27 @@ fn alive(pid: u32) -> bool {
     stat(pid).is_some_and(|(_, state, _)| state != 'Z')
 }
 
+/// A 0.5 map (`client.list.get`, `client.detail.get`): no wrapper.
+fn v05(daemon: &Daemon, action: &str) -> Value {
+    let reply = daemon.request(&[action.as_bytes(), b"{}"]);
+    assert_eq!(reply.len(), 2, "{reply:?}");
+    body_of(&reply[1])
+}
+
 /// The 0.5 entry of `id` once `wanted` holds.
 fn v05_entry(daemon: &Daemon, action: &str, id: &str, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-    daemon.await_client(action, id, what, wanted)
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let entry = v05(daemon, action)[id].clone();
+        if wanted(&entry) {
+            return entry;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} never {what} within {DEADLINE:?}: {entry}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn start_request(daemon: &Daemon, kind: &str, name: &str) -> Value {
@@ -126,7 +144,7 @@ fn announce(daemon: &Daemon, kind: &str, name: &str, event: &str) {
         plugin
             .send_multipart([b"plugin.status.1_2.0_1".to_vec(), body.into_bytes()], 0)
             .unwrap();
-        if daemon.clients("client.list.get")[&id]["status"] == event {
+        if v05(daemon, "client.list.get")[&id]["status"] == event {
             return;
         }
         assert!(Instant::now() < deadline, "{id} never showed {event}");
@@ -152,7 +170,10 @@ impl Drop for KillPids {
 /// background); its facts once it runs.
 fn run_by_hand(host: &Host, script: &Path, name: &str) -> (Value, KillPids) {
     let status = Command::new(python()).arg(script).status().unwrap();
-    assert!(status.success(), "the fake goes to the background and its first process exits 0");
+    assert!(
+        status.success(),
+        "the fake goes to the background and its first process exits 0"
+    );
     let facts = host.facts(name, None);
     let guard = KillPids(vec![pid_of(&facts, "watcher"), pid_of(&facts, "client")]);
     (facts, guard)
@@ -175,10 +196,17 @@ fn a_plugin_runs_in_the_foreground_as_our_child_and_its_own_pid_is_listed() {
         Some(daemon.pid()),
         "the plugin is our child"
     );
-    let entry = v05_entry(&daemon, "client.list.get", "plugin-fivea.testhost", "listed with its pid", |entry| {
-        entry["pid"] == watcher
-    });
-    assert_eq!(entry["status"], "starting", "not dead: it did not leave for the background");
+    let entry = v05_entry(
+        &daemon,
+        "client.list.get",
+        "plugin-fivea.testhost",
+        "listed with its pid",
+        |entry| entry["pid"] == watcher,
+    );
+    assert_eq!(
+        entry["status"], "starting",
+        "not dead: it did not leave for the background"
+    );
     daemon.wait_for_log(&format!("started plugin fivea: pid {watcher}"));
 }
 
@@ -202,9 +230,13 @@ fn a_plugin_already_running_is_found_listed_and_not_started_twice() {
     let (facts, _guard) = run_by_hand(&host, &script, "fivec");
     let watcher = pid_of(&facts, "watcher");
     let daemon = host.manager("", &[]);
-    v05_entry(&daemon, "client.list.get", "plugin-fivec.testhost", "listed with the pid found", |entry| {
-        entry["pid"] == watcher
-    });
+    v05_entry(
+        &daemon,
+        "client.list.get",
+        "plugin-fivec.testhost",
+        "listed with the pid found",
+        |entry| entry["pid"] == watcher,
+    );
     let refused = start_request(&daemon, "plugin", "fivec");
     assert_eq!(refused["status"], false, "{refused}");
     let reason = refused["reason"].as_str().unwrap();
@@ -225,9 +257,14 @@ fn after_a_stop_request_every_process_of_the_plugin_is_killed_then_it_starts_aga
     // As 0.5.2's plugins do on plugin.stop.do: they say so, and stay.
     announce(&daemon, "plugin", "fived", "stop-request");
     announce(&daemon, "plugin", "fived", "stopped");
-    wait_until("both processes of the plugin killed", || !alive(watcher) && !alive(client));
+    wait_until("both processes of the plugin killed", || {
+        !alive(watcher) && !alive(client)
+    });
     let line = daemon.wait_for_log("plugin fived still runs");
-    assert!(line.contains(&watcher.to_string()) && line.contains(&client.to_string()), "{line}");
+    assert!(
+        line.contains(&watcher.to_string()) && line.contains(&client.to_string()),
+        "{line}"
+    );
 
     // Start works again: the plugin does not find itself running.
     assert_eq!(start_request(&daemon, "plugin", "fived")["status"], true);
@@ -235,9 +272,13 @@ fn after_a_stop_request_every_process_of_the_plugin_is_killed_then_it_starts_aga
     let new_watcher = pid_of(&again, "watcher");
     let _guard2 = KillGroup(new_watcher);
     assert_eq!(again["foreground"], true);
-    v05_entry(&daemon, "client.list.get", "plugin-fived.testhost", "started again", |entry| {
-        entry["pid"] == new_watcher && entry["status"] == "starting"
-    });
+    v05_entry(
+        &daemon,
+        "client.list.get",
+        "plugin-fived.testhost",
+        "started again",
+        |entry| entry["pid"] == new_watcher && entry["status"] == "starting",
+    );
 
     // Ours too, the same way: stop-request, then both killed, stopped.
     announce(&daemon, "plugin", "fived", "stop-request");
@@ -245,9 +286,13 @@ fn after_a_stop_request_every_process_of_the_plugin_is_killed_then_it_starts_aga
     wait_until("both processes of our child killed", || {
         !alive(new_watcher) && !alive(new_client)
     });
-    let entry = v05_entry(&daemon, "client.detail.get", "plugin-fived.testhost", "stopped", |entry| {
-        entry["status"] == "stopped"
-    });
+    let entry = v05_entry(
+        &daemon,
+        "client.detail.get",
+        "plugin-fived.testhost",
+        "stopped",
+        |entry| entry["status"] == "stopped",
+    );
     assert_eq!(entry["pid"], 0);
 }
 
@@ -279,11 +324,17 @@ fn core_components_start_as_our_children_dbmgr_first_and_come_back_when_they_die
     }
     let mut daemon = host.manager("", &["-a", "-x", "-d"]);
     let first = daemon.wait_for_log("started core component ");
-    assert!(first.contains("started core component dbmgr: pid"), "dbmgr first: {first}");
+    assert!(
+        first.contains("started core component dbmgr: pid"),
+        "dbmgr first: {first}"
+    );
     let mut pids = Vec::new();
     for name in ["admin", "dbmgr", "xplgw"] {
         let facts = host.facts(name, None);
-        assert_eq!(facts["argv"], json!([host.bin.join(format!("{name}.py")).to_str().unwrap(), "-f"]));
+        assert_eq!(
+            facts["argv"],
+            json!([host.bin.join(format!("{name}.py")).to_str().unwrap(), "-f"])
+        );
         let pid = pid_of(&facts, "watcher");
         assert_eq!(stat(pid).map(|(parent, _, _)| parent), Some(daemon.pid()));
         pids.push(KillGroup(pid));
@@ -301,7 +352,10 @@ fn core_components_start_as_our_children_dbmgr_first_and_come_back_when_they_die
     announce(&daemon, "core", "admin", "alive");
     // The seed dialect lists plugins only.
     let seed = daemon.clients("clients.list.get");
-    assert!(seed.as_object().unwrap().keys().all(|id| id.starts_with("domogik-")), "{seed}");
+    assert!(
+        seed.as_object().unwrap().keys().all(|id| id.starts_with("domogik-")),
+        "{seed}"
+    );
 
     let dbmgr = host.facts("dbmgr", None);
     let old = pid_of(&dbmgr, "watcher");
@@ -312,9 +366,13 @@ fn core_components_start_as_our_children_dbmgr_first_and_come_back_when_they_die
     let again = host.facts("dbmgr", Some(old));
     let new = pid_of(&again, "watcher");
     pids.push(KillGroup(new));
-    v05_entry(&daemon, "client.list.get", "core-dbmgr.testhost", "restarted", |entry| {
-        entry["pid"] == new
-    });
+    v05_entry(
+        &daemon,
+        "client.list.get",
+        "core-dbmgr.testhost",
+        "restarted",
+        |entry| entry["pid"] == new,
+    );
 }
 
 #[test]
@@ -326,11 +384,18 @@ fn core_components_from_the_config_key_and_a_missing_one_is_said_while_the_manag
     let _guard = KillGroup(pid_of(&facts, "watcher"));
     let line = daemon.wait_for_log("core component scenario");
     assert!(line.contains("scenario.py is missing"), "{line}");
-    let entry = v05_entry(&daemon, "client.detail.get", "core-scenario.testhost", "dead with why", |entry| {
-        entry["status"] == "dead"
-    });
-    assert!(entry["comment"].as_str().unwrap().contains("scenario.py is missing"), "{entry}");
-    assert!(daemon.clients("client.list.get")["core-dbmgr.testhost"]["pid"] != 0);
+    let entry = v05_entry(
+        &daemon,
+        "client.detail.get",
+        "core-scenario.testhost",
+        "dead with why",
+        |entry| entry["status"] == "dead",
+    );
+    assert!(
+        entry["comment"].as_str().unwrap().contains("scenario.py is missing"),
+        "{entry}"
+    );
+    assert!(v05(&daemon, "client.list.get")["core-dbmgr.testhost"]["pid"] != 0);
 }
 
 #[test]
@@ -345,7 +410,7 @@ fn a_brain_is_data_and_an_interface_runs_like_a_plugin() {
     )
     .unwrap();
     let daemon = host.manager("", &[]);
-    let list = daemon.clients("client.list.get");
+    let list = v05(&daemon, "client.list.get");
     let brain = &list["brain-fiveg.testhost"];
     assert_eq!(brain["type"], "brain", "{list}");
     assert_eq!(brain["package_id"], "brain-fiveg");
@@ -358,9 +423,13 @@ fn a_brain_is_data_and_an_interface_runs_like_a_plugin() {
     let watcher = pid_of(&facts, "watcher");
     let _guard = KillGroup(watcher);
     assert_eq!(facts["argv"], json!([script.to_str().unwrap(), "-f"]));
-    let entry = v05_entry(&daemon, "client.list.get", "interface-fivef.testhost", "started", |entry| {
-        entry["pid"] == watcher
-    });
+    let entry = v05_entry(
+        &daemon,
+        "client.list.get",
+        "interface-fivef.testhost",
+        "started",
+        |entry| entry["pid"] == watcher,
+    );
     assert_eq!(entry["type"], "interface");
     assert_eq!(entry["package_id"], "interface-fivef");
     announce(&daemon, "interface", "fivef", "alive");

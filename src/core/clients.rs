@@ -152,7 +152,17 @@ pub(crate) enum Applied {
     Heard,
 }
 
-use crate::core::wire::xpl_source as client_id;
+use crate::core::kind::{self, Kind};
+
+/// The id a log line and the seed dialect give client `key`: a plugin's
+/// `domogik-<name>.<host>`, any other's its 0.5 id `<kind>-<name>.<host>`
+/// (the seed dialect lists plugins only).
+fn client_id(key: &str, host: &str) -> String {
+    match kind::split(key) {
+        (Kind::Plugin, name) => crate::core::wire::xpl_source(name, host),
+        _ => kind::client_id_v05(key, host),
+    }
+}
 
 /// Every plugin client of this host, keyed by plugin name.
 #[derive(Debug, Clone)]
@@ -281,6 +291,8 @@ impl Clients {
     ) -> Result<Applied, StatusRejected> {
         let id = || client_id(name, host);
         let client = match self.by_name.get_mut(name) {
+            // A brain is data only: it has no status of its own (§11).
+            Some(_) if kind::split(name).0 == Kind::Brain => return Err(StatusRejected::UnknownClient(id())),
             Some(client) if host == self.host => client,
             _ => return Err(StatusRejected::UnknownClient(id())),
         };
@@ -316,6 +328,30 @@ impl Clients {
             .values()
             .filter_map(|client| liveness::dead_at(client.status, client.heard_at, dead_after))
             .min()
+    }
+
+    /// Adds core component `name` (key `core-<name>`): no package, data
+    /// `{}`, never invalid; `false` if it is there already.
+    pub(crate) fn add_core(&mut self, name: &str, now: Now) -> bool {
+        let key = kind::key(Kind::Core, name);
+        if self.by_name.contains_key(&key) {
+            return false;
+        }
+        let empty = serde_json::value::RawValue::from_string("{}".to_owned());
+        let Ok(data) = empty else { return false };
+        self.upsert_package(&key, Package::Valid { data }, now)
+    }
+
+    /// A process of client `name` that the manager did not start runs as
+    /// `pid` (0: none is seen any more): the listed pid; whether it changed.
+    pub(crate) fn set_found_pid(&mut self, name: &str, pid: u32) -> bool {
+        match self.by_name.get_mut(name) {
+            Some(client) if client.pid != pid => {
+                client.pid = pid;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The manager started plugin `name` as process `pid`: it is

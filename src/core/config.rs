@@ -139,6 +139,29 @@ pub(crate) struct PluginsConfig {
     /// `PYTHONPATH` given to the plugins (Domogik's libraries); `None`: unset.
     pub(crate) pythonpath: Option<PathBuf>,
     pub(crate) policy: crate::core::children::Policy,
+    /// More arguments after `-f` for hosts whose plugins want them
+    /// (`plugin_args`, split on spaces; none by default: 0.5.2's refuse any).
+    pub(crate) extra_args: Vec<String>,
+    /// The core components to start and supervise (`core`, plus the `run`
+    /// flags `-a -d -x -s -b`), dbmgr first, then in 0.5.2's order.
+    pub(crate) core: Vec<String>,
+    /// Domogik's bin dir, where `<name>.py` of each core component is
+    /// (`core_bin_dir`); `None`: asked of the interpreter at start.
+    pub(crate) core_bin_dir: Option<PathBuf>,
+}
+
+/// The core components Domogik 0.5.2's manager starts, in its order (dbmgr
+/// first: the others ask it their configuration).
+pub(crate) const CORE_COMPONENTS: [&str; 5] = ["dbmgr", "xplgw", "admin", "scenario", "butler"];
+
+impl PluginsConfig {
+    /// Adds core components (the `run` flags), keeping 0.5.2's order.
+    pub(crate) fn add_core(&mut self, names: &[&str]) {
+        let mut all: Vec<&str> = self.core.iter().map(String::as_str).chain(names.iter().copied()).collect();
+        all.sort_by_key(|name| CORE_COMPONENTS.iter().position(|known| known == name));
+        all.dedup();
+        self.core = all.into_iter().map(str::to_owned).collect();
+    }
 }
 
 pub(crate) const DEFAULT_PYTHON: &str = "/usr/bin/python";
@@ -198,7 +221,7 @@ pub(crate) fn sanitize_hostname(hostname: &str) -> String {
 const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
 /// Keys of Domogik's other components that may sit in a copied domogik-mq.cfg.
 const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
-const MANAGER_KEYS: [&str; 16] = [
+const MANAGER_KEYS: [&str; 19] = [
     "dead_after",
     "dbmgr_timeout",
     "status_interval",
@@ -215,6 +238,9 @@ const MANAGER_KEYS: [&str; 16] = [
     "pythonpath",
     "kill_delay",
     "restart",
+    "plugin_args",
+    "core",
+    "core_bin_dir",
 ];
 
 /// Parses and validates config text. `path` is used in messages and to
@@ -301,7 +327,16 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
                 read_restart,
             )?,
         },
+        extra_args: sections
+            .value("manager", "plugin_args")
+            .map(|args| args.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        core: Vec::new(),
+        core_bin_dir: sections.value("manager", "core_bin_dir").map(PathBuf::from),
     };
+    let mut plugins = plugins;
+    let core = sections.get("manager", "core", Vec::new(), read_core)?;
+    plugins.add_core(&core.iter().map(String::as_str).collect::<Vec<_>>());
     let dead_after = sections.get(
         "manager",
         "dead_after",
@@ -337,6 +372,23 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
         plugins,
         star_ip: (ip == "*").then_some(star_ip),
     })
+}
+
+/// Core component names separated by spaces or commas, each one of 0.5.2's.
+fn read_core(text: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = text
+        .split([',', ' '])
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match names.iter().find(|name| !CORE_COMPONENTS.contains(&name.as_str())) {
+        Some(bad) => Err(format!(
+            "{:?} is not a core component: expected names among {}",
+            crate::core::wire::truncate(bad, 40),
+            CORE_COMPONENTS.join(" ")
+        )),
+        None => Ok(names),
+    }
 }
 
 fn read_kill_delay(text: &str) -> Result<Duration, String> {

@@ -20,14 +20,16 @@ mod requests;
 #[cfg(test)]
 mod testing;
 
-pub(crate) use plugins::{NoStarter, Starter};
+pub(crate) use plugins::{NoProcesses, ProcessEvent, Processes, SpawnError};
 pub use publications::{Publications, LIST_CATEGORY};
 pub(crate) use publications::{DETAIL_CATEGORY, VIEW_CATEGORIES};
 pub use requests::{Reply, DETAIL_GET, LIST_GET};
 pub(crate) use requests::{DETAIL_RESULT, ERROR_ACTION, LIST_RESULT, START_DO, START_RESULT};
 
 use crate::core::bus::dbmgr::{self, Answer, Questions};
+use crate::core::children::{Children, Policy};
 use crate::core::clients::{Applied, Clients, StatusRejected};
+use crate::core::launch::Launch;
 use crate::core::liveness::{self, Now, OwnStatus};
 use crate::core::packages::PackageChange;
 use crate::core::status::Status;
@@ -80,6 +82,10 @@ pub struct Manager {
     cache: Cache,
     /// What the 0.5 views derive from each package, made again on change.
     v05: v05::Derivations,
+    /// The processes of the clients (the one model of them, §10).
+    children: Children,
+    /// How a client's process is started.
+    launch: Launch,
 }
 
 impl Manager {
@@ -98,7 +104,15 @@ impl Manager {
             statuses: Vec::new(),
             cache: Cache::default(),
             v05: v05::Derivations::default(),
+            children: Children::new(Policy::default()),
+            launch: Launch::default(),
         }
+    }
+
+    /// How clients are started, and the kill delay and restart policy.
+    pub(crate) fn set_processes(&mut self, launch: Launch, policy: Policy) {
+        self.launch = launch;
+        self.children = Children::new(policy);
     }
 
     /// The delays of src/core/liveness.rs (30 s and 15 s unless configured).
@@ -115,7 +129,8 @@ impl Manager {
     /// Asks `dbmgr` for each client's configuration (on a Domogik bus).
     pub(crate) fn enable_dbmgr(&mut self, limits: dbmgr::Limits) {
         let mut questions = Questions::new(self.clients.host(), limits);
-        for (name, _) in self.clients.iter() {
+        // Core components have no configuration in dbmgr (0.5.2 asks none).
+        for (name, _) in self.clients.iter().filter(|(name, _)| crate::core::kind::split(name).0.is_package()) {
             questions.ask(name, self.now.mono);
         }
         self.dbmgr = Some(questions);
@@ -151,7 +166,8 @@ impl Manager {
     pub(crate) fn next_deadline(&self) -> Instant {
         let deaths = self.clients.next_death(self.dead_after);
         let questions = self.dbmgr.as_ref().and_then(Questions::deadline);
-        [deaths, questions]
+        let children = self.children.next_deadline();
+        [deaths, questions, children]
             .into_iter()
             .flatten()
             .fold(self.own.deadline(), Instant::min)
@@ -162,7 +178,8 @@ impl Manager {
     pub(crate) fn run_timers(&mut self) -> Vec<String> {
         let dead = self.clients.expire(self.dead_after, self.now);
         for name in &dead {
-            let frames = wire::encode_status_of("plugin", name, self.clients.host(), Status::Dead, None, self.now.unix);
+            let (kind, bare) = crate::core::kind::split(name);
+            let frames = wire::encode_status_of(kind.as_str(), bare, self.clients.host(), Status::Dead, None, self.now.unix);
             self.statuses.push(frames);
         }
         if !dead.is_empty() {
@@ -227,23 +244,32 @@ impl Manager {
 
     /// Applies one message received on the SUB socket.
     pub fn handle_status_message(&mut self, frames: &[Vec<u8>]) -> StatusOutcome {
-        let update = match wire::decode_status(frames) {
-            Ok(Some(update)) => update,
+        let (kind, update) = match wire::decode_client_status(frames) {
+            Ok(Some(decoded)) => decoded,
             Ok(None) => {
                 self.configuration_updated(frames);
                 return StatusOutcome::NotForUs;
             }
             Err(error) => return StatusOutcome::Malformed(error),
         };
+        let key = crate::core::kind::key(kind, &update.name);
+        if kind == crate::core::kind::Kind::Core && self.clients.get(&key).is_none() {
+            // Our own status heard back, or a core component we do not run.
+            return StatusOutcome::NotForUs;
+        }
         let host = update.host.unwrap_or_else(|| self.clients.host().to_owned());
-        match self
+        let applied = self
             .clients
-            .set_status(&update.name, &host, update.status, update.comment, self.now)
-        {
+            .set_status(&key, &host, update.status, update.comment, self.now);
+        if applied.is_ok() {
+            // The one model of the process hears it at once (§10).
+            self.children.observe(&key, update.status, self.now.mono);
+        }
+        match applied {
             Ok(Applied::Changed) => {
                 self.mark_changed();
                 StatusOutcome::Changed {
-                    id: self.clients.client_id(&update.name),
+                    id: self.clients.client_id(&key),
                     status: update.status,
                 }
             }
@@ -292,6 +318,7 @@ impl Manager {
                 if let Some(questions) = self.dbmgr.as_mut() {
                     questions.forget(&name);
                 }
+                self.children.forget(&name);
                 self.clients.remove_package(&name)
             }
         };

@@ -6,11 +6,13 @@
 
 use crate::core::autostart::AutoStart;
 use crate::core::config::Config;
+use crate::core::launch::Launch;
 use crate::core::log_policy::{Level, RateLimiter, Verdict};
 use crate::core::manager::Manager;
+use crate::core::manager::ProcessEvent;
 use crate::core::packages::{Package, PackageChange};
 use crate::core::wire;
-use crate::daemon::processes::{self, Launch, Plugins};
+use crate::daemon::processes::{self, Plugins};
 use crate::disk::datatypes::DatatypesFile;
 use crate::disk::scanner::Scanner;
 use crate::sys::notify;
@@ -32,8 +34,10 @@ pub(super) struct State {
     datatypes: DatatypesFile,
     /// The last datatypes_file error, so that a lasting problem is logged once.
     datatypes_failure: Option<String>,
-    /// The plugin processes the manager started (PROTOCOL.md §10).
+    /// The executor of the process effects, with the children's pipes (§10).
     pub plugins: Plugins,
+    /// The core components to start at the first turn (taken then).
+    core: Vec<String>,
     /// Which plugins `auto_startup` has started already.
     autostart: AutoStart,
 }
@@ -59,16 +63,25 @@ impl State {
             status_log: RateLimiter::new(20, Duration::from_secs(10)),
             datatypes: DatatypesFile::new(config.datatypes_file.clone()),
             datatypes_failure: None,
-            plugins: Plugins::new(
-                Launch {
-                    python: config.plugins.python.clone(),
-                    pythonpath: config.plugins.pythonpath.clone(),
-                    packages_dir: config.packages_dir.clone(),
-                },
-                config.plugins.policy.clone(),
-            ),
+            plugins: Plugins::new(),
+            core: config.plugins.core.clone(),
             autostart: AutoStart::default(),
         };
+        let core_bin_dir = match (&config.plugins.core_bin_dir, config.plugins.core.is_empty()) {
+            (Some(dir), _) => Some(dir.clone()),
+            (None, true) => None,
+            (None, false) => processes::find_core_bin_dir(&config.plugins.python, config.plugins.pythonpath.as_deref()),
+        };
+        state.manager.set_processes(
+            Launch {
+                python: config.plugins.python.clone(),
+                pythonpath: config.plugins.pythonpath.clone(),
+                packages_dir: config.packages_dir.clone(),
+                core_bin_dir,
+                extra_args: config.plugins.extra_args.clone(),
+            },
+            config.plugins.policy.clone(),
+        );
         // Said at info: a host may run no plugin of ours (and a fresh Debian 12
         // has no /usr/bin/python); each start that fails for it is a warning.
         if !processes::findable(&config.plugins.python) {
@@ -88,8 +101,7 @@ impl State {
     /// The nearest deadline of the state's timers: the next rescan, the
     /// manager's timers, a plugin's kill delay or restart.
     pub(super) fn next_deadline(&self) -> Instant {
-        let deadline = self.next_rescan.min(self.manager.next_deadline());
-        self.plugins.next_deadline().map_or(deadline, |d| d.min(deadline))
+        self.next_rescan.min(self.manager.next_deadline())
     }
 
     /// The signals received: exits reaped, SIGHUP's rescan; SIGTERM or
@@ -137,36 +149,64 @@ impl State {
         reply.frames
     }
 
-    /// SIGCHLD: every exited plugin reaped, its client `stopped` or `dead`.
+    /// SIGCHLD: every exited child reaped and reported to the manager (its
+    /// client `stopped` or `dead`), what is left of its process group
+    /// killed, its end logged with its last lines.
     pub(super) fn reap(&mut self) {
-        for end in self.plugins.reap(Instant::now()) {
-            self.manager.process_ended(&end.name, end.status, end.comment);
+        for (pid, exit) in processes::reap_all() {
+            // Whatever it forked and left behind goes with it (0.5.2's
+            // client is two processes: the one we started waits for the other).
+            let _ = processes::signal_group(pid, libc::SIGKILL);
+            let Some(end) = self.manager.handle_exit(pid, exit) else {
+                warn!("reaped process {pid}, not one of the clients ({exit})");
+                continue;
+            };
+            let output = self.plugins.finish(&end.name, Instant::now());
+            processes::log_end(&end, &output);
         }
     }
 
-    /// The statuses plugins announced this turn start their kill delays;
-    /// the delays and restarts that are due are carried out.
+    /// The core components, at the first turn; the kills and restarts that
+    /// are due; auto_startup, once its value from dbmgr is known (§10).
     pub(super) fn plugins_due(&mut self) {
-        let now = Instant::now();
-        let clients = self.manager.clients();
-        self.plugins.observe(|name| clients.status(name), now);
-        for (name, auto) in self.plugins.due(now) {
-            let host = self.manager.clients().host().to_owned();
-            if let Err(reason) = self.manager.start_plugin(&name, &host, auto, &mut self.plugins) {
-                warn!("plugin {name} not restarted: {reason}");
-            }
+        if !self.core.is_empty() {
+            let core = std::mem::take(&mut self.core);
+            let events = self.manager.start_core(&core, &mut self.plugins);
+            log_events(&events);
         }
-        // auto_startup, once its value from dbmgr is known (§10).
+        let events = self.manager.handle_process_timeouts(&mut self.plugins);
+        log_events(&events);
         let clients = self.manager.clients();
         let values = clients
             .iter()
-            .filter(|(_, client)| client.is_valid())
+            .filter(|(name, client)| client.is_valid() && crate::core::kind::split(name).0.user_started())
             .map(|(name, _)| (name, clients.parameter_is_true(name, "auto_startup")));
-        for name in self.autostart.due(values) {
-            let host = self.manager.clients().host().to_owned();
-            match self.manager.start_plugin(&name, &host, true, &mut self.plugins) {
-                Ok(_) => info!("plugin {name} started: its auto_startup is true"),
-                Err(reason) => warn!("plugin {name} not started by auto_startup: {reason}"),
+        let due = self.autostart.due(values);
+        if !due.is_empty() {
+            let events = self.manager.auto_start(&due, &mut self.plugins);
+            log_events(&events);
+        }
+    }
+
+    /// Looks for processes of our clients that we did not start (by hand,
+    /// a previous manager, one in the background): their pids are listed,
+    /// a stop-request kills them, a start is refused (PROTOCOL.md §10).
+    fn find_running(&mut self) {
+        for (name, script) in self.manager.scripts_to_find() {
+            let pid = processes::running(&script).first().copied();
+            let before = self.manager.clients().get(&name).map_or(0, |client| client.pid);
+            if self.manager.set_found(&name, pid) {
+                let who = crate::core::kind::describe(&name);
+                match pid {
+                    Some(pid) if before != pid => {
+                        info!(
+                            "{who} runs already, not started by this manager: pid {pid} ({})",
+                            script.display()
+                        )
+                    }
+                    None => info!("{who} (pid {before}, not ours) is no longer running"),
+                    _ => {}
+                }
             }
         }
     }
@@ -213,7 +253,6 @@ impl State {
         }
         for change in report.changes {
             if let PackageChange::Removed { name } = &change {
-                self.plugins.forget(name);
                 self.autostart.forget(name);
             }
             // Worded before it is applied ("found" or "changed"), written
@@ -224,6 +263,7 @@ impl State {
                 ::log::log!(level.into(), client_id = client_id.as_str(); "{line}");
             }
         }
+        self.find_running();
     }
 
     /// Re-reads datatypes_file if its `stat` changed; a failure is logged
@@ -247,6 +287,40 @@ impl State {
                 }
                 self.datatypes_failure = Some(message);
                 self.manager.set_datatypes(None);
+            }
+        }
+    }
+}
+
+/// The log lines of what the manager did with the processes.
+fn log_events(events: &[ProcessEvent]) {
+    for event in events {
+        match event {
+            ProcessEvent::Started { name, why, .. } => {
+                info!("{} started: {why}", crate::core::kind::describe(name))
+            }
+            ProcessEvent::NotStarted { name, reason, retry_in } => {
+                let retry = retry_in.map_or(String::new(), |delay| {
+                    format!("; trying again in {} s", delay.as_secs())
+                });
+                warn!("{} not started: {reason}{retry}", crate::core::kind::describe(name));
+            }
+            ProcessEvent::Killed { name, pids, waited } => {
+                let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+                if pids.is_empty() {
+                    info!(
+                        "{} has stopped by itself {:.1} s after stop-request",
+                        crate::core::kind::describe(name),
+                        waited.as_secs_f64()
+                    );
+                } else {
+                    warn!(
+                        "{} still runs {:.1} s after stop-request: SIGKILL to pids {}",
+                        crate::core::kind::describe(name),
+                        waited.as_secs_f64(),
+                        pids.join(", ")
+                    );
+                }
             }
         }
     }

@@ -9,6 +9,7 @@
 //! while dbmgr keeps failing. Nothing here ever waits.
 
 use crate::core::clients::Configuration;
+use crate::core::kind::{self, Kind};
 use crate::core::wire::{self, JsonObjectError};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -235,7 +236,8 @@ impl Questions {
 
     /// `["", "MDPC01", "dbmgr", "config.get", {"type", "name", "host"}]`.
     fn request(&self, name: &str) -> Vec<Vec<u8>> {
-        let body = json!({"type": "plugin", "name": name, "host": self.host});
+        let (kind, bare) = kind::split(name);
+        let body = json!({"type": kind.as_str(), "name": bare, "host": self.host});
         vec![
             Vec::new(),
             wire::MDP_CLIENT_HEADER.to_vec(),
@@ -279,9 +281,14 @@ impl Questions {
             }
         };
         let body = wire::parse_json_object(body).map_err(|e: JsonObjectError| BadAnswer::Body(e.to_string()))?;
+        // The client key: the type the answer names (a plugin's if none).
+        let kind = match body.get("type") {
+            Some(Value::String(kind)) => Kind::parse(kind).unwrap_or(Kind::Plugin),
+            _ => Kind::Plugin,
+        };
         let named = match (body.get("name"), body.get("host")) {
-            (Some(Value::String(name)), Some(Value::String(host))) if *host == self.host => Some(name.clone()),
-            (Some(Value::String(name)), None) => Some(name.clone()),
+            (Some(Value::String(name)), Some(Value::String(host))) if *host == self.host => Some(kind::key(kind, name)),
+            (Some(Value::String(name)), None) => Some(kind::key(kind, name)),
             (Some(_), _) => return Err(BadAnswer::Unexpected("it names another host or no text name".into())),
             (None, _) => None,
         };

@@ -8,6 +8,7 @@
 //! costs a copy of each client's data, not a rebuild of it.
 
 use crate::core::clients::{Client, Clients, HistoryEntry};
+use crate::core::kind::{self, Kind};
 use crate::core::packages::Package;
 use crate::core::packages::PackageFiles;
 use crate::core::pyjson;
@@ -81,14 +82,15 @@ static NOT_DERIVED: Derived = Derived {
     device_types: Vec::new(),
 };
 
-/// The 0.5 client id: `plugin-<name>.<host>`.
+/// The 0.5 client id of client key `name`: `<kind>-<name>.<host>`.
 pub(crate) fn client_id(name: &str, host: &str) -> String {
-    format!("plugin-{name}.{host}")
+    kind::client_id_v05(name, host)
 }
 
-/// The 0.5 package id: `plugin-<name>`.
+/// The 0.5 package id of client key `name`: `<kind>-<name>`.
 pub(crate) fn package_id(name: &str) -> String {
-    format!("plugin-{name}")
+    let (kind, name) = kind::split(name);
+    format!("{kind}-{name}")
 }
 
 /// How the 0.5 dialect spells a status. The one internal status of a
@@ -101,8 +103,9 @@ pub(crate) fn spelling(status: Status) -> &'static str {
     }
 }
 
-/// The detail `data` of plugin `name`: its `info.json` with Domogik 0.5's
-/// additions (PROTOCOL.md §8), and the xpl fields of its list entry.
+/// The detail `data` of client key `name`: its `info.json` with Domogik
+/// 0.5's additions (PROTOCOL.md §9), and the xpl fields of its list entry;
+/// a core component's data is `{}`, as 0.5.2 shows it.
 pub(crate) fn derive(
     name: &str,
     host: &str,
@@ -110,11 +113,20 @@ pub(crate) fn derive(
     files: &PackageFiles,
     values: &BTreeMap<String, Value>,
 ) -> Derived {
+    let (kind, bare) = kind::split(name);
+    let data = if kind == Kind::Core {
+        Derived {
+            data: RawValue::from_string("{}".to_owned()).ok(),
+            ..Derived::default()
+        }
+    } else {
+        derive_data(name, package, files, values)
+    };
     Derived {
         client_id: client_id(name, host),
-        xpl_source: crate::core::wire::xpl_source(name, host),
+        xpl_source: crate::core::wire::xpl_source(bare, host),
         package_id: package_id(name),
-        ..derive_data(name, package, files, values)
+        ..data
     }
 }
 
@@ -139,7 +151,8 @@ fn derive_data(name: &str, package: &Package, files: &PackageFiles, values: &BTr
     };
     let configuration = root.entry("configuration").or_insert_with(|| json!([]));
     if let Value::Array(parameters) = configuration {
-        if !xpl_clients_only {
+        // Plugins and interfaces get it (a brain never runs).
+        if !xpl_clients_only && kind::split(name).0.user_started() {
             // The package's own auto_startup (if any) wins, moved first.
             let position = parameters
                 .iter()
@@ -241,7 +254,7 @@ struct Entry<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     compliant_xpl_clients: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    xpl_clients_only: Option<bool>,
+    xpl_clients_only: Option<XplOnly<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -258,10 +271,16 @@ impl Serialize for Entries<'_> {
                 Some(compliant) => &**compliant,
                 None => super::empty_array()?,
             };
+            let (kind, bare) = kind::split(name);
+            let xpl_only = if kind == Kind::Core {
+                XplOnly::List(super::empty_array()?)
+            } else {
+                XplOnly::Flag(derived.xpl_clients_only)
+            };
             let entry = Entry {
                 host,
-                kind: "plugin",
-                name,
+                kind: kind.as_str(),
+                name: bare,
                 xpl_source: &derived.xpl_source,
                 package_id: &derived.package_id,
                 pid: client.pid,
@@ -269,7 +288,7 @@ impl Serialize for Entries<'_> {
                 status: spelling(client.status()),
                 configured: client.configuration.configured,
                 compliant_xpl_clients: (!self.detail).then_some(compliant),
-                xpl_clients_only: (!self.detail).then_some(derived.xpl_clients_only),
+                xpl_clients_only: (!self.detail).then_some(xpl_only),
                 data: if self.detail { Some(data_of(derived)?) } else { None },
                 comment: if self.detail { client.comment() } else { None },
             };
@@ -277,6 +296,15 @@ impl Serialize for Entries<'_> {
         }
         map.end()
     }
+}
+
+/// A list entry's `xpl_clients_only`: the package's flag, or `[]` for a
+/// core component (0.5.2 takes it from data `{}` and falls back to a list).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum XplOnly<'a> {
+    Flag(bool),
+    List(&'a RawValue),
 }
 
 /// `last_seen`, from the text made when it was set.

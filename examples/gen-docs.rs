@@ -11,6 +11,10 @@
 //!   `completions/fish/dmg_manager.fish`: clap_complete's scripts, installed
 //!   by the .deb where Debian's shells look (debian/domogik-manager.install).
 
+// Tests and tools, not the core: they may do I/O and read the clock
+// (clippy.toml).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use clap_complete::Shell;
 use std::path::{Path, PathBuf};
 

@@ -31,7 +31,7 @@ pub struct DialectFigures {
 pub fn measure(dir: &Path, count: usize, templates: &[Template]) -> Result<DialectFigures, Failure> {
     let names = fixture::write_packages(dir, count, templates)?;
     let mut scanner = Scanner::new(dir.to_path_buf());
-    let mut manager = Manager::new(fixture::HOST, "manager");
+    let mut manager = Manager::new(fixture::HOST, "manager", domogik_manager::sys::clock::now());
     manager.apply_package_changes(scanner.scan().map_err(|e| e.to_string())?.changes);
     manager.take_publications(0.0);
 

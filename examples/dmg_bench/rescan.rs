@@ -31,7 +31,7 @@ pub struct RescanFigures {
 pub fn measure(dir: &Path, count: usize, templates: &[Template]) -> Result<RescanFigures, Failure> {
     let names = fixture::write_packages(dir, count, templates)?;
     let mut scanner = Scanner::new(dir.to_path_buf());
-    let mut manager = Manager::new(fixture::HOST, "manager");
+    let mut manager = Manager::new(fixture::HOST, "manager", domogik_manager::sys::clock::now());
 
     let start = Instant::now();
     let report = scanner.scan().map_err(|e| e.to_string())?;

@@ -37,7 +37,7 @@ pub fn messages(data: &[u8]) -> Vec<Vec<Vec<u8>>> {
 /// A manager on host `box`, service `manager`, with two valid clients
 /// (`a`, `test`) and one invalid (`bad`), as a running daemon could have.
 pub fn fresh_manager() -> Manager {
-    let mut manager = Manager::new("box", "manager");
+    let mut manager = Manager::new("box", "manager", domogik_manager::sys::clock::now());
     let valid = |name: &str| PackageChange::Updated {
         name: name.to_owned(),
         package: Package::Valid {

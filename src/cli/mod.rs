@@ -10,6 +10,10 @@
 //! apart from the few functions that use sockets (`net` and each command's
 //! `run`).
 
+// An edge of the crate: it does I/O and reads the clock for the core
+// (clippy.toml forbids both in src/core/).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod check_config;
 pub(crate) mod clients;
 mod definition;
@@ -58,6 +62,13 @@ fn stdout_failed(error: std::io::Error) -> Option<ToolError> {
 
 /// Runs the program and returns its exit code.
 pub fn main_with_args<I: IntoIterator<Item = String>>(args: I) -> i32 {
+    let args: Vec<String> = args.into_iter().collect();
+    // The daemon's packages scanner, a process it starts (not a command
+    // for users: no --help names it): src/disk/scanner_process.rs.
+    if args.first().map(String::as_str) == Some(crate::disk::scanner_process::ARG) {
+        crate::sys::signals::unblock();
+        return crate::disk::scanner_process::main(args.get(1..).unwrap_or_default());
+    }
     let command = match parse_args(args) {
         Ok(command) => command,
         // --help and --version, on stdout.

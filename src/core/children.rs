@@ -8,7 +8,7 @@
 //! per turn), exits and the clock go in; [`Order`]s (kill everything of a
 //! client, terminate a child, start one) and [`Ended`] reports come out. The
 //! system calls are `src/daemon/processes.rs`'s; the manager asks
-//! [`Children::next_deadline`] for its own (no tick).
+//! [`Children::poll_timeout`] for its own (no tick).
 
 use crate::core::kind::{self, Kind};
 use crate::core::status::Status;
@@ -369,8 +369,8 @@ impl Children {
         }
     }
 
-    /// The nearest time at which [`Children::due`] has something to do.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    /// The nearest time at which [`Children::handle_timeout`] has something to do.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.by_name
             .values()
             .filter_map(|entry| {
@@ -394,7 +394,7 @@ impl Children {
     }
 
     /// What is due at `now`: kills, clients to start again.
-    pub(crate) fn due(&mut self, now: Instant) -> Vec<Order> {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Vec<Order> {
         let kill_delay = self.policy.kill_delay;
         let mut orders = Vec::new();
         for (name, entry) in &mut self.by_name {
@@ -459,7 +459,7 @@ mod tests {
         assert_eq!(ended.restart_in, None, "no restart unless configured");
         assert_eq!(kids.pid("a"), None);
         assert!(kids.exited(42, Exit::Code(3), t0).is_none(), "reaped once");
-        assert_eq!(kids.next_deadline(), None);
+        assert_eq!(kids.poll_timeout(), None);
     }
 
     #[test]
@@ -507,7 +507,7 @@ mod tests {
         kids.exited(1, Exit::Code(0), t0).unwrap();
         kids.spawned("a", 2, false, t0);
         assert_eq!(kids.exited(2, Exit::Code(1), t0).unwrap().status, Status::Dead);
-        assert_eq!(kids.next_deadline(), None, "the first run's kill delay went with it");
+        assert_eq!(kids.poll_timeout(), None, "the first run's kill delay went with it");
     }
 
     #[test]
@@ -516,13 +516,13 @@ mod tests {
         let mut kids = children(RestartSet::Everyone);
         kids.spawned("a", 9, false, t0);
         kids.observe("a", Status::Alive, t0);
-        assert_eq!(kids.next_deadline(), None, "nothing to wait for while it runs");
+        assert_eq!(kids.poll_timeout(), None, "nothing to wait for while it runs");
         kids.observe("a", Status::StopRequest, t0 + secs(10));
         kids.observe("a", Status::StopRequest, t0 + secs(12));
-        assert_eq!(kids.next_deadline(), Some(t0 + secs(25)), "from the first stop-request");
-        assert!(kids.due(t0 + secs(24)).is_empty());
+        assert_eq!(kids.poll_timeout(), Some(t0 + secs(25)), "from the first stop-request");
+        assert!(kids.handle_timeout(t0 + secs(24)).is_empty());
         assert_eq!(
-            kids.due(t0 + secs(25)),
+            kids.handle_timeout(t0 + secs(25)),
             vec![Order::Kill {
                 name: "a".into(),
                 group: Some(9),
@@ -530,10 +530,10 @@ mod tests {
             }]
         );
         assert!(
-            kids.due(t0 + secs(26)).is_empty(),
+            kids.handle_timeout(t0 + secs(26)).is_empty(),
             "SIGKILL once, then wait for the exit"
         );
-        assert_eq!(kids.next_deadline(), None);
+        assert_eq!(kids.poll_timeout(), None);
         let ended = kids.exited(9, Exit::Signal(libc::SIGKILL), t0 + secs(25)).unwrap();
         assert_eq!(ended.status, Status::Stopped);
         assert_eq!(
@@ -553,7 +553,7 @@ mod tests {
         );
         kids.observe("b", Status::StopRequest, t0);
         assert_eq!(
-            kids.due(t0 + secs(15)),
+            kids.handle_timeout(t0 + secs(15)),
             vec![Order::Kill {
                 name: "b".into(),
                 group: None,
@@ -598,17 +598,17 @@ mod tests {
             let ended = kids.exited(pid, Exit::Code(1), now).unwrap();
             let wait = ended.restart_in.unwrap();
             waits.push(wait.as_secs());
-            assert_eq!(kids.next_deadline(), Some(now + wait));
-            assert!(kids.due(now + wait - Duration::from_millis(1)).is_empty());
+            assert_eq!(kids.poll_timeout(), Some(now + wait));
+            assert!(kids.handle_timeout(now + wait - Duration::from_millis(1)).is_empty());
             now += wait;
             assert_eq!(
-                kids.due(now),
+                kids.handle_timeout(now),
                 vec![Order::Start {
                     name: "a".into(),
                     auto: true
                 }]
             );
-            assert!(kids.due(now).is_empty(), "one start per crash");
+            assert!(kids.handle_timeout(now).is_empty(), "one start per crash");
         }
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
         // Once it ran a minute, the next crash is restarted after 1 s again.
@@ -628,11 +628,11 @@ mod tests {
         kids.spawned("a", 1, false, t0);
         kids.exited(1, Exit::Code(1), t0).unwrap();
         kids.spawned("a", 2, false, t0);
-        assert!(kids.due(t0 + secs(10)).is_empty(), "started by hand meanwhile");
+        assert!(kids.handle_timeout(t0 + secs(10)).is_empty(), "started by hand meanwhile");
         kids.exited(2, Exit::Code(1), t0).unwrap();
         kids.forget("a");
-        assert_eq!(kids.next_deadline(), None);
-        assert!(kids.due(t0 + secs(10)).is_empty());
+        assert_eq!(kids.poll_timeout(), None);
+        assert!(kids.handle_timeout(t0 + secs(10)).is_empty());
     }
 
     #[test]
@@ -650,7 +650,7 @@ mod tests {
                 group: 1
             }]
         );
-        assert_eq!(kids.next_deadline(), None, "no restart while stopping");
+        assert_eq!(kids.poll_timeout(), None, "no restart while stopping");
         let ended = kids.exited(1, Exit::Signal(libc::SIGTERM), t0).unwrap();
         assert_eq!(ended.status, Status::Stopped);
         assert_eq!(kids.running().count(), 0);

@@ -311,7 +311,7 @@ impl Clients {
 
     /// Makes `dead` every client silent for more than `dead_after`
     /// (src/core/liveness.rs) and returns their names.
-    pub(crate) fn expire(&mut self, dead_after: Duration, now: Now) -> Vec<String> {
+    pub(crate) fn handle_timeout(&mut self, dead_after: Duration, now: Now) -> Vec<String> {
         let mut dead = Vec::new();
         for (name, client) in &mut self.by_name {
             if liveness::is_dead(client.status, client.heard_at, dead_after, now.mono) {
@@ -323,7 +323,7 @@ impl Clients {
     }
 
     /// When the next client becomes dead if it stays silent; `None` if none can.
-    pub(crate) fn next_death(&self, dead_after: Duration) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self, dead_after: Duration) -> Option<Instant> {
         self.by_name
             .values()
             .filter_map(|client| liveness::dead_at(client.status, client.heard_at, dead_after))
@@ -615,24 +615,24 @@ mod tests {
         ] {
             clients.set_status(name, "h", status, None, now).unwrap();
         }
-        assert_eq!(clients.next_death(dead_after), Some(now.mono + dead_after));
+        assert_eq!(clients.poll_timeout(dead_after), Some(now.mono + dead_after));
         assert!(
-            clients.expire(dead_after, now.later(dead_after)).is_empty(),
+            clients.handle_timeout(dead_after, now.later(dead_after)).is_empty(),
             "exactly 30 s: not yet"
         );
         // "alive" is heard again 10 s in: it dies 10 s after the others.
         clients
             .set_status("alive", "h", Status::Alive, None, now.later(Duration::from_secs(10)))
             .unwrap();
-        let dead = clients.expire(dead_after, now.later(Duration::from_millis(30_001)));
+        let dead = clients.handle_timeout(dead_after, now.later(Duration::from_millis(30_001)));
         assert_eq!(dead, ["starting", "stopping"]);
         assert_eq!(clients.status("starting"), Some(Status::Dead));
         let entry = &clients.history("starting").unwrap()[0];
         assert_eq!(entry.comment.as_deref(), Some("no status received for more than 30 s"));
-        assert_eq!(clients.next_death(dead_after), Some(now.mono + Duration::from_secs(40)));
-        let dead = clients.expire(dead_after, now.later(Duration::from_secs(3600)));
+        assert_eq!(clients.poll_timeout(dead_after), Some(now.mono + Duration::from_secs(40)));
+        let dead = clients.handle_timeout(dead_after, now.later(Duration::from_secs(3600)));
         assert_eq!(dead, ["alive"]);
-        assert_eq!(clients.next_death(dead_after), None, "no one left who can die");
+        assert_eq!(clients.poll_timeout(dead_after), None, "no one left who can die");
         for (name, status) in [
             ("stopped", Status::Stopped),
             ("invalid", Status::Invalid),

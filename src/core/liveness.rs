@@ -12,22 +12,15 @@ pub(crate) const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(15);
 
 /// One moment, as both clocks see it: `mono` for deadlines (immune to the
 /// wall clock being set), `unix` (seconds, a float) for what is shown:
-/// `last_seen`, history timestamps, msg_ids.
+/// `last_seen`, history timestamps, msg_ids. The system's is read by the
+/// edges (`sys::clock::now`); the core is handed it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Now {
+pub struct Now {
     pub mono: Instant,
     pub unix: f64,
 }
 
 impl Now {
-    /// The system's clocks, for the event loop (never called by pure code).
-    pub(crate) fn system() -> Now {
-        Now {
-            mono: Instant::now(),
-            unix: crate::core::wire::unix_seconds(std::time::SystemTime::now()),
-        }
-    }
-
     /// `seconds` later on both clocks (for tests and fake clocks).
     #[cfg(test)]
     pub(crate) fn later(self, by: Duration) -> Now {
@@ -90,14 +83,14 @@ impl OwnStatus {
     }
 
     /// When the next status is due.
-    pub(crate) fn deadline(&self) -> Instant {
+    pub(crate) fn poll_timeout(&self) -> Instant {
         self.next
     }
 
     /// The status to publish now, if one is due: `starting` the first
     /// time, `alive` after. The next one is due an interval after `now`, so
     /// a loop that was held up does not publish a burst to catch up.
-    pub(crate) fn due(&mut self, now: Instant) -> Option<Status> {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Option<Status> {
         if now < self.next {
             return None;
         }
@@ -143,16 +136,16 @@ mod tests {
     fn own_status_is_starting_then_alive_every_interval_without_catching_up() {
         let t0 = Instant::now();
         let mut own = OwnStatus::new(DEFAULT_STATUS_INTERVAL, t0);
-        assert_eq!(own.deadline(), t0);
-        assert_eq!(own.due(t0), Some(Status::Starting));
-        assert_eq!(own.due(t0 + Duration::from_secs(14)), None);
-        assert_eq!(own.deadline(), t0 + DEFAULT_STATUS_INTERVAL);
-        assert_eq!(own.due(t0 + DEFAULT_STATUS_INTERVAL), Some(Status::Alive));
+        assert_eq!(own.poll_timeout(), t0);
+        assert_eq!(own.handle_timeout(t0), Some(Status::Starting));
+        assert_eq!(own.handle_timeout(t0 + Duration::from_secs(14)), None);
+        assert_eq!(own.poll_timeout(), t0 + DEFAULT_STATUS_INTERVAL);
+        assert_eq!(own.handle_timeout(t0 + DEFAULT_STATUS_INTERVAL), Some(Status::Alive));
         // Held up for a minute: one status, then the next a full interval on.
         let late = t0 + Duration::from_secs(75);
-        assert_eq!(own.due(late), Some(Status::Alive));
-        assert_eq!(own.due(late), None);
-        assert_eq!(own.deadline(), late + DEFAULT_STATUS_INTERVAL);
+        assert_eq!(own.handle_timeout(late), Some(Status::Alive));
+        assert_eq!(own.handle_timeout(late), None);
+        assert_eq!(own.poll_timeout(), late + DEFAULT_STATUS_INTERVAL);
     }
 
     #[test]

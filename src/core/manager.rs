@@ -89,8 +89,9 @@ pub struct Manager {
 }
 
 impl Manager {
-    pub fn new(host: impl Into<String>, service: impl Into<String>) -> Manager {
-        let now = Now::system();
+    /// A manager of `host`'s clients registered as MDP `service`, at `now`
+    /// (the edge reads it: `sys::clock::now`).
+    pub fn new(host: impl Into<String>, service: impl Into<String>, now: Now) -> Manager {
         Manager {
             clients: Clients::new(host),
             service: service.into(),
@@ -163,20 +164,20 @@ impl Manager {
 
     /// The nearest deadline of every timer: a client's death, our own
     /// status, a `dbmgr` question. The loop's poll waits at most until then.
-    pub(crate) fn next_deadline(&self) -> Instant {
-        let deaths = self.clients.next_death(self.dead_after);
-        let questions = self.dbmgr.as_ref().and_then(Questions::deadline);
-        let children = self.children.next_deadline();
+    pub(crate) fn poll_timeout(&self) -> Instant {
+        let deaths = self.clients.poll_timeout(self.dead_after);
+        let questions = self.dbmgr.as_ref().and_then(Questions::poll_timeout);
+        let children = self.children.poll_timeout();
         [deaths, questions, children]
             .into_iter()
             .flatten()
-            .fold(self.own.deadline(), Instant::min)
+            .fold(self.own.poll_timeout(), Instant::min)
     }
 
     /// Runs the timers that are due: dead clients (each with a `dead`
     /// `plugin.status` owed) and our own status. Returns the names that died.
-    pub(crate) fn run_timers(&mut self) -> Vec<String> {
-        let dead = self.clients.expire(self.dead_after, self.now);
+    pub(crate) fn handle_timeout(&mut self) -> Vec<String> {
+        let dead = self.clients.handle_timeout(self.dead_after, self.now);
         for name in &dead {
             let (kind, bare) = crate::core::kind::split(name);
             let frames = wire::encode_status_of(kind.as_str(), bare, self.clients.host(), Status::Dead, None, self.now.unix);
@@ -185,7 +186,7 @@ impl Manager {
         if !dead.is_empty() {
             self.mark_changed();
         }
-        if let Some(status) = self.own.due(self.now.mono) {
+        if let Some(status) = self.own.handle_timeout(self.now.mono) {
             self.statuses.push(self.own_status(status));
         }
         dead
@@ -201,7 +202,7 @@ impl Manager {
         let now = self.now.mono;
         self.dbmgr
             .as_mut()
-            .map(|questions| questions.due(now))
+            .map(|questions| questions.handle_timeout(now))
             .unwrap_or_default()
     }
 
@@ -400,7 +401,7 @@ mod tests {
         let t0 = std::time::Instant::now();
         manager.set_now(at(100.0, t0));
         manager.set_timers(Duration::from_secs(30), Duration::from_secs(15));
-        manager.run_timers();
+        manager.handle_timeout();
         let own: Vec<Vec<Vec<u8>>> = manager.take_publications(100.0).unwrap().collect();
         assert_eq!(own[0][0], b"plugin.status.100_0.0_1");
         assert_eq!(
@@ -413,19 +414,19 @@ mod tests {
         ]));
         manager.take_publications(100.0);
         assert_eq!(
-            manager.next_deadline(),
+            manager.poll_timeout(),
             t0 + Duration::from_secs(15),
             "our own status first"
         );
         manager.set_now(at(115.0, t0 + Duration::from_secs(15)));
-        assert!(manager.run_timers().is_empty());
+        assert!(manager.handle_timeout().is_empty());
         let alive: Vec<Vec<Vec<u8>>> = manager.take_publications(115.0).unwrap().collect();
         assert_eq!(alive.len(), 1, "only our own status: nothing else changed");
         assert!(String::from_utf8_lossy(&alive[0][1]).contains("\"event\": \"alive\""));
-        assert_eq!(manager.next_deadline(), t0 + Duration::from_secs(30));
+        assert_eq!(manager.poll_timeout(), t0 + Duration::from_secs(30));
 
         manager.set_now(at(130.5, t0 + Duration::from_millis(30_500)));
-        assert_eq!(manager.run_timers(), ["a"]);
+        assert_eq!(manager.handle_timeout(), ["a"]);
         let published: Vec<Vec<Vec<u8>>> = manager.take_publications(130.5).unwrap().collect();
         assert_eq!(published[0][0], b"plugin.status.130_5.0_1");
         assert_eq!(
@@ -458,7 +459,7 @@ mod tests {
         );
         assert_eq!(body(&published[1][1])["domogik-a.box"]["status"], "dead");
         assert_eq!(body(&published[3][1])["plugin-a.box"]["status"], "dead");
-        assert!(manager.run_timers().is_empty(), "dead once");
+        assert!(manager.handle_timeout().is_empty(), "dead once");
         // Our own dead status, heard back through the forwarder, changes nothing.
         assert_eq!(manager.handle_status_message(&dead_message), StatusOutcome::Unchanged);
         assert_eq!(

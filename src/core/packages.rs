@@ -48,7 +48,7 @@ pub fn is_valid_plugin_name(name: &str) -> bool {
 }
 
 /// A package as the clients map needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Package {
     /// `data` is the parsed `info.json`, re-serialised as Python would.
     Valid { data: Box<RawValue> },
@@ -131,7 +131,7 @@ fn short_json(value: &Value) -> String {
 }
 
 /// A change in the set of installed packages.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum PackageChange {
     /// A new package, or a package whose `info.json` changed on disk.
     Updated {
@@ -151,7 +151,7 @@ pub enum PackageChange {
 
 /// What a package's extra files hold, by file stem (PROTOCOL.md §8; read
 /// by `disk::package_files`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PackageFiles {
     /// `conversion/<stem>.py` text, `__init__.py` left out.
     pub conversions: BTreeMap<String, String>,
@@ -163,7 +163,7 @@ pub struct PackageFiles {
 }
 
 /// What one scan found.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ScanReport {
     pub changes: Vec<PackageChange>,
     /// Folders seen for the first time that are not packages, with the

@@ -3,81 +3,48 @@
 //! subscriptions noted; and the publications owed, sent. Each reads only
 //! what is queued, within one turn's budget, and never waits.
 
-use super::sockets::{self, for_each_queued, Requests, Sockets, MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN};
+use super::sockets::{for_each_queued, Sockets, MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN};
 use super::state::{suppressed_note, State};
 use crate::core::bus::links;
-use crate::core::bus::mdp::Incoming;
+use crate::core::bus::session::Session;
 use crate::core::envelope;
 use crate::core::log_policy::Verdict;
 use crate::core::manager::{StatusOutcome, VIEW_CATEGORIES};
 use crate::core::wire;
-use crate::{debug, info, warn};
+use crate::{debug, info};
 use std::time::{Instant, SystemTime};
 
 /// Answers the queued requests, each before the next is read: on the
-/// bound ROUTER in the envelope each came in (src/core/envelope.rs), or as the
-/// MDP worker through the broker (src/core/bus/mdp.rs). One request path: the
-/// manager answers the frames either way.
-pub(super) fn serve_requests(sockets: &mut Sockets, state: &mut State) {
-    match &mut sockets.requests {
-        Requests::Standalone(watched) => {
-            let rep = &watched.socket;
-            let read = for_each_queued(rep, MAX_REQUESTS_PER_TURN, |message| {
-                let Some((envelope, frames)) = envelope::split(message) else {
-                    // REP drops these too: no REQ or DEALER client sends them.
-                    state.log_bad_input(format_args!("message without a request envelope dropped"));
-                    return;
-                };
-                let reply = state.answer(&frames);
-                // ROUTER never blocks on send: a reply to a vanished client, or to
-                // one that leaves REP_SNDHWM replies unread, is dropped.
-                if let Err(e) = rep.send_multipart(envelope::wrap(envelope, reply), 0) {
-                    state.log_bad_input(format_args!("cannot send a reply: {e}"));
-                }
-            });
-            log_receive_error(state, "request", read);
-        }
-        Requests::Worker { watched, worker } => {
-            let mut reconnect = false;
-            let broker = watched.endpoint.address.clone();
-            let (mut connected_to_itself, mut registered) = (false, false);
-            let read = for_each_queued(&watched.socket, MAX_REQUESTS_PER_TURN, |message| {
-                let now = Instant::now();
-                let first_word = !worker.heard_since_connect();
-                let incoming = worker.receive(message, now);
-                if first_word && worker.heard_since_connect() {
-                    info!(peer = broker.as_str(); "MDP worker: the broker at {broker} answers (service registered)");
-                    registered = true;
-                }
-                match incoming {
-                    Incoming::Request { envelope, body } => {
-                        let reply = state.answer(&body);
-                        sockets::send_or_log(&watched.socket, worker.reply(envelope, reply));
-                    }
-                    Incoming::Nothing => {}
-                    Incoming::Reconnect => reconnect = true,
-                    Incoming::ConnectedToItself => connected_to_itself = true,
-                    Incoming::Malformed(why) => {
-                        state.log_bad_input(format_args!("message from the broker dropped: {why}"))
-                    }
-                }
-            });
-            log_receive_error(state, "request", read);
-            if registered {
-                sockets.open_dbmgr();
+/// bound ROUTER in the envelope each came in (src/core/envelope.rs), or as
+/// the MDP worker through the broker (the session decides what else the
+/// broker's messages ask: src/core/bus/session.rs; its actions are carried
+/// out by the caller). One request path: the manager answers the frames
+/// either way.
+pub(super) fn serve_requests(sockets: &Sockets, session: &mut Session, state: &mut State) {
+    let socket = &sockets.requests.socket;
+    let read = if session.is_worker() {
+        for_each_queued(socket, MAX_REQUESTS_PER_TURN, |message| {
+            if let Some(request) = session.handle_worker_message(message, Instant::now()) {
+                let reply = state.answer(&request.body);
+                session.reply(request.envelope, reply);
             }
-            if connected_to_itself {
-                debug!(
-                    peer = broker.as_str();
-                    "MDP worker: the DEALER got its own READY back (TCP connected it to itself: nothing listens at {broker}); reconnecting"
-                );
-                sockets.reconnect_worker(Instant::now());
-            } else if reconnect {
-                warn!(peer = broker.as_str(); "MDP worker: the broker at {broker} sent DISCONNECT; registering again");
-                sockets.reconnect_worker(Instant::now());
+        })
+    } else {
+        for_each_queued(socket, MAX_REQUESTS_PER_TURN, |message| {
+            let Some((envelope, frames)) = envelope::split(message) else {
+                // REP drops these too: no REQ or DEALER client sends them.
+                state.log_bad_input(format_args!("message without a request envelope dropped"));
+                return;
+            };
+            let reply = state.answer(&frames);
+            // ROUTER never blocks on send: a reply to a vanished client, or to
+            // one that leaves REP_SNDHWM replies unread, is dropped.
+            if let Err(e) = socket.send_multipart(envelope::wrap(envelope, reply), 0) {
+                state.log_bad_input(format_args!("cannot send a reply: {e}"));
             }
-        }
-    }
+        })
+    };
+    log_receive_error(state, "request", read);
 }
 
 /// Subscriptions arriving on the connected XPUB: a subscriber to our

@@ -55,7 +55,7 @@ fn command(spawn: &Spawn) -> Command {
 /// with SIGTERM, SIGINT, SIGHUP and SIGCHLD blocked (src/sys/signals.rs blocks
 /// them in the manager's thread), and no SIGTERM would ever stop it. Rust
 /// ignores SIGPIPE in the manager; that too would be inherited.
-fn reset_signals() -> io::Result<()> {
+pub(crate) fn reset_signals() -> io::Result<()> {
     let mut empty = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the set; sigprocmask reads it;
     // signal only changes this (child) process's disposition of SIGPIPE.
@@ -312,7 +312,7 @@ pub(crate) fn log_end(end: &Ended, output: &Output) {
     }
 }
 
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     let raw = fd.as_raw_fd();
     // SAFETY: fcntl on a descriptor we own; F_GETFL/F_SETFL only read and
     // set its status flags.

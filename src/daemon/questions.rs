@@ -5,12 +5,13 @@
 use super::sockets::{for_each_queued, DBMGR_RCVHWM};
 use super::state::State;
 use crate::core::bus::dbmgr::BadAnswer;
+use crate::core::bus::session::Session;
 use crate::debug;
 
-/// Applies the queued answers (for at most one turn's work). True when
-/// one of our own questions came back: the socket is connected to itself
-/// (nothing listens at the broker's port) and must be reopened.
-pub(super) fn read_answers(socket: &zmq::Socket, state: &mut State) -> bool {
+/// Applies the queued answers (for at most one turn's work). One of our own
+/// questions coming back means the socket is connected to itself (nothing
+/// listens at the broker's port): the session has it reopened.
+pub(super) fn read_answers(socket: &zmq::Socket, state: &mut State, session: &mut Session) {
     let mut own_question = false;
     let read = for_each_queued(socket, DBMGR_RCVHWM as usize, |frames| {
         match state.manager.handle_dbmgr_reply(&frames) {
@@ -23,9 +24,8 @@ pub(super) fn read_answers(socket: &zmq::Socket, state: &mut State) -> bool {
         state.log_bad_input(format_args!("cannot receive a dbmgr answer: {e}"));
     }
     if own_question {
-        debug!("{}: reopening it", BadAnswer::OwnQuestion);
+        session.handle_own_question(&BadAnswer::OwnQuestion.to_string());
     }
-    own_question
 }
 
 /// Sends the questions due now. Without a socket (the broker not

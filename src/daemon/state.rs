@@ -1,39 +1,49 @@
-//! The event loop's state apart from its sockets: the manager, the package
-//! scanner and its rescan timer, datatypes_file, the plugin processes, and
-//! the rate limits of the log. What the loop does with them apart from the
-//! sockets: signals, rescans (reading the disk), timers, plugin starts
+//! The event loop's state apart from its sockets: the manager, the packages
+//! scanner process and its schedule (datatypes_file is read there too), the
+//! plugin processes, and the rate limits of the log. What the loop does with
+//! them apart from the sockets: signals, rescans (asked of the scanner,
+//! `scanner.rs`, whose replies come through a pipe), timers, plugin starts
 //! (forking, through `processes.rs`), the log lines.
 
+use super::scanner::{Outcome, ScannerProcess};
 use crate::core::autostart::AutoStart;
+use crate::core::children::RestartSet;
 use crate::core::config::Config;
-use crate::core::launch::Launch;
+use crate::core::config_warnings;
 use crate::core::log_policy::{Level, RateLimiter, Verdict};
 use crate::core::manager::Manager;
-use crate::core::manager::ProcessEvent;
-use crate::core::packages::{Package, PackageChange};
+use crate::core::packages::{Package, PackageChange, ScanReport};
+use crate::core::scan_schedule::{Due, Schedule};
 use crate::core::wire;
+use crate::core::launch::Launch;
+use crate::core::manager::ProcessEvent;
 use crate::daemon::processes::{self, Plugins};
 use crate::disk::datatypes::DatatypesFile;
-use crate::disk::scanner::Scanner;
-use crate::sys::notify;
+use crate::disk::scanner_process::Reply;
+use crate::sys::{clock, notify};
 use crate::sys::signals::Received;
 use crate::{debug, error, info, trace, warn};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::time::{Duration, Instant};
 
 /// The loop's mutable state, apart from the sockets.
 pub(super) struct State {
     pub manager: Manager,
-    scanner: Scanner,
-    rescan_interval: Duration,
-    next_rescan: Instant,
+    /// The disk reads of a rescan, in their own process (`scanner.rs`).
+    pub scanner: ScannerProcess,
+    schedule: Schedule,
     /// The last rescan error, so that a lasting problem is logged once.
     scan_failure: Option<String>,
     bad_input_log: RateLimiter,
     pub status_log: RateLimiter,
-    datatypes: DatatypesFile,
     /// The last datatypes_file error, so that a lasting problem is logged once.
     datatypes_failure: Option<String>,
+    /// What the ready line says after the count of clients.
+    ready_line: String,
+    /// `restart` names, and those said to match no package (once each).
+    restart: RestartSet,
+    restart_said: BTreeSet<String>,
     /// The executor of the process effects, with the children's pipes (§10).
     pub plugins: Plugins,
     /// The core components to start at the first turn (taken then).
@@ -54,15 +64,21 @@ impl State {
     /// a broker to ask it through.
     pub(super) fn new(config: &Config, dbmgr: bool) -> State {
         let mut state = State {
-            manager: Manager::new(config.host.clone(), config.service.clone()),
-            scanner: Scanner::new(config.packages_dir.clone()),
-            rescan_interval: config.rescan_interval,
-            next_rescan: Instant::now(),
+            manager: Manager::new(config.host.clone(), config.service.clone(), clock::now()),
+            scanner: ScannerProcess::new(config.packages_dir.clone(), config.datatypes_file.clone()),
+            schedule: Schedule::new(config.rescan_interval, Instant::now()),
             scan_failure: None,
             bad_input_log: RateLimiter::new(10, Duration::from_secs(60)),
             status_log: RateLimiter::new(20, Duration::from_secs(10)),
-            datatypes: DatatypesFile::new(config.datatypes_file.clone()),
             datatypes_failure: None,
+            ready_line: format!(
+                "of host {} from {}, service \"{}\"",
+                config.host,
+                config.packages_dir.display(),
+                config.service
+            ),
+            restart: config.plugins.policy.restart.clone(),
+            restart_said: BTreeSet::new(),
             plugins: Plugins::new(),
             core: config.plugins.core.clone(),
             autostart: AutoStart::default(),
@@ -98,10 +114,14 @@ impl State {
         state
     }
 
-    /// The nearest deadline of the state's timers: the next rescan, the
-    /// manager's timers, a plugin's kill delay or restart.
-    pub(super) fn next_deadline(&self) -> Instant {
-        self.next_rescan.min(self.manager.next_deadline())
+    /// The nearest deadline of the state's timers: the next rescan (or
+    /// the time a scan in flight is taken for stuck), the manager's timers,
+    /// a plugin's kill delay or restart.
+    pub(super) fn poll_timeout(&self) -> Instant {
+        self.schedule
+            .deadline()
+            .into_iter()
+            .fold(self.manager.poll_timeout(), Instant::min)
     }
 
     /// The signals received: exits reaped, SIGHUP's rescan; SIGTERM or
@@ -115,21 +135,19 @@ impl State {
             return Flow::Stop;
         }
         if received.rescan {
+            // READY=1 again once the scan is over (or taken for stuck).
             notify::notify(notify::RELOADING);
-            info!("SIGHUP: rescanning {}", self.scanner.dir().display());
-            self.rescan();
-            notify::notify(notify::READY);
+            info!("SIGHUP: rescanning {}", self.scanner.packages_dir().display());
+            self.schedule.rescan_now(Instant::now());
         }
         Flow::Continue
     }
 
-    /// The rescan if due, and the manager's timers; each client that died
-    /// is said once.
-    pub(super) fn run_timers(&mut self, now: Instant) {
-        if now >= self.next_rescan {
-            self.rescan();
-        }
-        for name in self.manager.run_timers() {
+    /// The rescan if due (or the scan in flight said stuck), and the
+    /// manager's timers; each client that died is said once.
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
+        self.scan_if_due(now);
+        for name in self.manager.handle_timeout() {
             let id = self.manager.clients().client_id(&name);
             let why = crate::core::liveness::dead_comment(self.manager.dead_after());
             warn!(client_id = id.as_str(); "{id} is dead: {why}");
@@ -154,13 +172,17 @@ impl State {
     /// killed, its end logged with its last lines.
     pub(super) fn reap(&mut self) {
         for (pid, exit) in processes::reap_all() {
+            let Some(end) = self.manager.handle_exit(pid, exit) else {
+                if self.scanner.reaped(pid) {
+                    debug!("packages scanner (pid {pid}) reaped: {exit}");
+                } else {
+                    warn!("reaped process {pid}, not one of the clients ({exit})");
+                }
+                continue;
+            };
             // Whatever it forked and left behind goes with it (0.5.2's
             // client is two processes: the one we started waits for the other).
             let _ = processes::signal_group(pid, libc::SIGKILL);
-            let Some(end) = self.manager.handle_exit(pid, exit) else {
-                warn!("reaped process {pid}, not one of the clients ({exit})");
-                continue;
-            };
             let output = self.plugins.finish(&end.name, Instant::now());
             processes::log_end(&end, &output);
         }
@@ -218,29 +240,99 @@ impl State {
         }
     }
 
-    /// Rescans packages_dir (and re-reads datatypes_file) and applies what
-    /// changed; the next rescan is due one interval from now.
-    pub(super) fn rescan(&mut self) {
-        self.next_rescan = Instant::now() + self.rescan_interval;
-        self.refresh_datatypes();
-        let report = match self.scanner.scan() {
-            Ok(report) => report,
-            Err(failure) => {
-                let message = failure.to_string();
-                if self.scan_failure.as_ref() != Some(&message) {
-                    error!(
-                        "{message}; keeping the {} known clients, retrying at the next rescan",
-                        self.manager.clients().len()
-                    );
-                } else {
-                    debug!("{message}");
+    /// Asks the scanner for a scan when one is due, or says, once, that
+    /// the scan in flight is stuck.
+    pub(super) fn scan_if_due(&mut self, now: Instant) {
+        match self.schedule.due(now) {
+            Due::Nothing => {}
+            Due::Scan { .. } => {
+                let requested = self.scanner.request();
+                if let Some(warning) = requested.warning {
+                    warn!("{warning}");
                 }
-                self.scan_failure = Some(message);
-                return;
+                if let Some(outcome) = requested.now {
+                    self.scan_ended(outcome, Instant::now());
+                }
             }
+            Due::Stuck { after, reload } => {
+                warn!(
+                    "rescan of {} has not finished after {} s: the disk is slow or stuck (said once; its end is said); \
+                     requests are answered with the {} clients known meanwhile",
+                    self.scanner.packages_dir().display(),
+                    after.as_secs(),
+                    self.manager.clients().len()
+                );
+                if reload {
+                    notify::notify(notify::READY);
+                }
+            }
+        }
+    }
+
+    /// The scanner's pipe polled readable: its reply applied, if complete.
+    pub(super) fn read_scanner(&mut self) {
+        if let Some(outcome) = self.scanner.read_ready() {
+            self.scan_ended(outcome, Instant::now());
+        }
+    }
+
+    fn scan_ended(&mut self, outcome: Outcome, now: Instant) {
+        let Some(ended) = self.schedule.ended(now) else {
+            return;
         };
+        match outcome {
+            Outcome::Reply(Reply { scan, datatypes }) => {
+                if let Some(datatypes) = datatypes {
+                    self.apply_datatypes(datatypes);
+                }
+                match scan {
+                    Ok(report) => self.apply_scan(report),
+                    Err(failure) => self.scan_failed(failure),
+                }
+            }
+            Outcome::Lost(why) => error!("{why}; it is started again at the next rescan"),
+        }
+        if ended.was_stuck {
+            info!(
+                "rescan of {} finished after {:.1} s",
+                self.scanner.packages_dir().display(),
+                ended.took.as_secs_f64()
+            );
+        }
+        if ended.reload_over {
+            notify::notify(notify::READY);
+        }
+    }
+
+    /// Whether the first scan is over: done, or taken for stuck.
+    pub(super) fn first_scan_over(&self) -> bool {
+        self.schedule.first_scan_over()
+    }
+
+    /// The first scan is over and the sockets are open: the manager is ready.
+    pub(super) fn say_ready(&mut self) {
+        info!("ready: {} clients {}", self.manager.clients().len(), self.ready_line);
+        notify::notify(notify::READY);
+    }
+
+    /// packages_dir could not be listed: said once while it lasts.
+    fn scan_failed(&mut self, message: String) {
+        if self.scan_failure.as_ref() != Some(&message) {
+            error!(
+                "{message}{}; keeping the {} known clients, retrying at the next rescan",
+                config_warnings::quotes_hint(self.scanner.packages_dir()),
+                self.manager.clients().len()
+            );
+        } else {
+            debug!("{message}");
+        }
+        self.scan_failure = Some(message);
+    }
+
+    /// Applies what a scan found.
+    fn apply_scan(&mut self, report: ScanReport) {
         if self.scan_failure.take().is_some() {
-            info!("packages_dir {} is readable again", self.scanner.dir().display());
+            info!("packages_dir {} is readable again", self.scanner.packages_dir().display());
         }
         for (folder, bad_name) in &report.new_strays {
             // Anyone who can write to packages_dir names these folders.
@@ -264,20 +356,25 @@ impl State {
             }
         }
         self.find_running();
+        // `restart` names that are no package: a typo, said once each.
+        for (name, line) in config_warnings::unknown_restart_names(&self.restart, self.scanner.known()) {
+            if self.restart_said.insert(name) {
+                warn!("{line}");
+            }
+        }
     }
 
-    /// Re-reads datatypes_file if its `stat` changed; a failure is logged
+    /// datatypes_file changed (read by the scanner): a failure is logged
     /// once while it lasts, and `datatype.get` answers `null`.
-    fn refresh_datatypes(&mut self) {
-        match self.datatypes.refresh() {
-            None => {}
-            Some(Ok(datatypes)) => {
+    fn apply_datatypes(&mut self, datatypes: Result<Box<serde_json::value::RawValue>, String>) {
+        match datatypes {
+            Ok(datatypes) => {
                 if self.datatypes_failure.take().is_some() {
-                    info!("{} is readable again", self.datatypes.path().display());
+                    info!("{} is readable again", self.scanner.datatypes_file().display());
                 }
                 self.manager.set_datatypes(Some(datatypes));
             }
-            Some(Err(message)) => {
+            Err(message) => {
                 if self.datatypes_failure.as_ref() != Some(&message) {
                     if DatatypesFile::is_missing(&message) {
                         info!("{message}");

@@ -4,7 +4,7 @@
 use super::{Opening, Stat};
 use crate::core::datatypes::{parse, MAX_BYTES, MISSING_PREFIX};
 use serde_json::value::RawValue;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The file, and what `stat` said of it at the last read.
 #[derive(Debug)]
@@ -16,10 +16,6 @@ pub(crate) struct DatatypesFile {
 impl DatatypesFile {
     pub(crate) fn new(path: PathBuf) -> DatatypesFile {
         DatatypesFile { path, seen: None }
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
     }
 
     /// `None` when the file is as at the last call; else its new content,
@@ -61,6 +57,7 @@ impl DatatypesFile {
 mod tests {
     use super::*;
     use std::fs;
+    use std::path::Path;
 
     #[test]
     fn the_fixture_is_read_once_until_it_changes() {

@@ -61,8 +61,16 @@ impl Scanner {
         }
     }
 
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
+    /// A scanner started after others (the last one died): the package
+    /// names the manager knows, so that its first scan reports those gone
+    /// meanwhile as removed. Each is read again (its fingerprint is not
+    /// known), and changes the client only if it differs.
+    pub(crate) fn assume_known(&mut self, names: Vec<String>) {
+        for name in names {
+            self.known
+                .entry(name)
+                .or_insert_with(|| Fingerprint::Unreadable("not scanned yet".into()));
+        }
     }
 
     /// Lists the folder and reports what changed since the last scan. On

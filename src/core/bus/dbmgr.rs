@@ -169,9 +169,9 @@ impl Questions {
         self.in_flight.len()
     }
 
-    /// When [`Questions::due`] has something to do: an answer overdue, or a
+    /// When [`Questions::handle_timeout`] has something to do: an answer overdue, or a
     /// question to send while a slot is free.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         if !self.reachable {
             return None;
         }
@@ -194,7 +194,7 @@ impl Questions {
 
     /// Gives up on overdue questions (to be asked again after a back-off),
     /// and returns the requests to send now, as DEALER frames.
-    pub(crate) fn due(&mut self, now: Instant) -> Vec<Vec<Vec<u8>>> {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Vec<Vec<Vec<u8>>> {
         if !self.reachable {
             return Vec::new();
         }
@@ -372,7 +372,7 @@ mod tests {
         let t0 = std::time::Instant::now();
         let mut questions = super::Questions::new("h", super::Limits::default());
         questions.ask("a", t0);
-        let _ = questions.due(t0);
+        let _ = questions.handle_timeout(t0);
         questions.forget("a");
         for name in ["a", "made-up"] {
             let refused = format!(r#"{{"status": false, "reason": "x", "name": "{name}", "host": "h"}}"#);
@@ -388,7 +388,7 @@ mod tests {
                 "{name}"
             );
         }
-        assert_eq!(questions.deadline(), None, "nothing to ask");
+        assert_eq!(questions.poll_timeout(), None, "nothing to ask");
     }
 
     #[test]
@@ -396,7 +396,7 @@ mod tests {
         let start = std::time::Instant::now();
         let mut questions = super::Questions::new("h", super::Limits::default());
         questions.ask("a", start);
-        let asked = questions.due(start);
+        let asked = questions.handle_timeout(start);
         assert_eq!(asked.len(), 1);
         let echoed = asked.into_iter().next().unwrap_or_default();
         assert_eq!(
@@ -439,20 +439,20 @@ mod tests {
         let mut questions = Questions::new("h", limits());
         questions.set_reachable(false, t0);
         questions.ask("a", t0);
-        assert_eq!(questions.deadline(), None, "no wake-up for a socket that is not there");
-        assert!(questions.due(t0 + Duration::from_secs(30)).is_empty());
+        assert_eq!(questions.poll_timeout(), None, "no wake-up for a socket that is not there");
+        assert!(questions.handle_timeout(t0 + Duration::from_secs(30)).is_empty());
         let t1 = t0 + Duration::from_secs(31);
         questions.set_reachable(true, t1);
-        assert!(questions.deadline().is_some_and(|at| at <= t1), "at once");
-        assert_eq!(names(&questions.due(t1)), ["a"]);
+        assert!(questions.poll_timeout().is_some_and(|at| at <= t1), "at once");
+        assert_eq!(names(&questions.handle_timeout(t1)), ["a"]);
         // The link goes and comes back: what was in flight is asked again at once.
         questions.set_reachable(false, t1);
         assert_eq!(questions.in_flight(), 0);
         let t2 = t1 + Duration::from_secs(1);
         questions.set_reachable(true, t2);
-        assert_eq!(names(&questions.due(t2)), ["a"]);
+        assert_eq!(names(&questions.handle_timeout(t2)), ["a"]);
         questions.set_reachable(true, t2);
-        assert!(questions.due(t2).is_empty(), "said twice changes nothing");
+        assert!(questions.handle_timeout(t2).is_empty(), "said twice changes nothing");
     }
 
     #[test]
@@ -462,8 +462,8 @@ mod tests {
         for name in ["a", "b", "c"] {
             questions.ask(name, t0);
         }
-        assert_eq!(questions.deadline(), Some(t0));
-        let sent = questions.due(t0);
+        assert_eq!(questions.poll_timeout(), Some(t0));
+        let sent = questions.handle_timeout(t0);
         assert_eq!(
             sent[0],
             [
@@ -479,7 +479,7 @@ mod tests {
         );
         assert_eq!(names(&sent), ["a", "b"], "two in flight at most");
         assert_eq!(
-            questions.deadline(),
+            questions.poll_timeout(),
             Some(t0 + Duration::from_secs(5)),
             "full: the next deadline is a timeout"
         );
@@ -490,7 +490,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(name, "a");
-        assert_eq!(names(&questions.due(t0)), ["c"]);
+        assert_eq!(names(&questions.handle_timeout(t0)), ["c"]);
     }
 
     #[test]
@@ -498,7 +498,7 @@ mod tests {
         let t0 = Instant::now();
         let mut questions = Questions::new("h", limits());
         questions.ask("a", t0);
-        questions.due(t0);
+        questions.handle_timeout(t0);
         let all = r#"{"status": true, "reason": "", "type": "plugin", "name": "a", "host": "h", "data": {"configured": "True", "interval": "5", "device": "None"}}"#;
         let (_, answer) = questions.handle_reply(&reply(all), t0).unwrap();
         let Answer::All(configuration) = answer else {
@@ -509,7 +509,7 @@ mod tests {
         assert!(!configuration.values.contains_key("device"), "None is unset");
 
         questions.ask("a", t0);
-        questions.due(t0);
+        questions.handle_timeout(t0);
         let never = r#"{"status": true, "reason": "", "name": "a", "host": "h", "data": {}}"#;
         let (_, Answer::All(configuration)) = questions.handle_reply(&reply(never), t0).unwrap() else {
             panic!()
@@ -517,7 +517,7 @@ mod tests {
         assert_eq!(configuration.configured, Some(false), "never configured");
 
         questions.ask("a", t0);
-        questions.due(t0);
+        questions.handle_timeout(t0);
         let one = r#"{"status": true, "reason": "", "name": "a", "host": "h", "key": "interval", "value": "None"}"#;
         assert_eq!(
             questions.handle_reply(&reply(one), t0).unwrap(),
@@ -530,7 +530,7 @@ mod tests {
             )
         );
         questions.ask("a", t0);
-        questions.due(t0);
+        questions.handle_timeout(t0);
         // No name: the oldest question's answer.
         let nameless = r#"{"status": true, "reason": "", "key": "configured", "value": "1"}"#;
         assert_eq!(
@@ -551,13 +551,13 @@ mod tests {
         let t0 = Instant::now();
         let mut questions = Questions::new("h", limits());
         questions.ask("a", t0);
-        questions.due(t0);
+        questions.handle_timeout(t0);
         let refused = r#"{"status": false, "reason": "database down", "name": "a", "host": "h"}"#;
         let error = questions.handle_reply(&reply(refused), t0).unwrap_err();
         assert!(error.to_string().contains("database down"), "{error}");
-        assert_eq!(questions.deadline(), Some(t0 + Duration::from_secs(5)));
-        assert!(questions.due(t0 + Duration::from_secs(4)).is_empty());
-        assert_eq!(names(&questions.due(t0 + Duration::from_secs(5))), ["a"]);
+        assert_eq!(questions.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+        assert!(questions.handle_timeout(t0 + Duration::from_secs(4)).is_empty());
+        assert_eq!(names(&questions.handle_timeout(t0 + Duration::from_secs(5))), ["a"]);
 
         for garbage in [
             reply("not json"),
@@ -591,20 +591,20 @@ mod tests {
         let t0 = Instant::now();
         let mut questions = Questions::new("h", limits());
         questions.ask("a", t0);
-        assert_eq!(names(&questions.due(t0)), ["a"]);
+        assert_eq!(names(&questions.handle_timeout(t0)), ["a"]);
         let mut at = t0;
         // Timeout 5 s, then back-off 5, 10, 20, 20 s.
         for delay in [5, 10, 20, 20] {
             at += Duration::from_secs(5);
-            assert!(questions.due(at).is_empty(), "timed out, not yet asked again");
-            assert_eq!(questions.deadline(), Some(at + Duration::from_secs(delay)));
+            assert!(questions.handle_timeout(at).is_empty(), "timed out, not yet asked again");
+            assert_eq!(questions.poll_timeout(), Some(at + Duration::from_secs(delay)));
             at += Duration::from_secs(delay);
-            assert_eq!(names(&questions.due(at)), ["a"]);
+            assert_eq!(names(&questions.handle_timeout(at)), ["a"]);
         }
         // A late answer still counts, and resets the back-off.
         let late = r#"{"status": true, "reason": "", "name": "a", "host": "h", "data": {"configured": "1"}}"#;
         assert!(questions.handle_reply(&reply(late), at).is_ok());
-        assert_eq!(questions.deadline(), None);
+        assert_eq!(questions.poll_timeout(), None);
     }
 
     #[test]
@@ -612,14 +612,14 @@ mod tests {
         let t0 = Instant::now();
         let mut questions = Questions::new("h", limits());
         questions.ask("a", t0);
-        questions.due(t0);
+        questions.handle_timeout(t0);
         questions.ask("a", t0);
-        assert!(questions.due(t0).is_empty(), "one question per plugin in flight");
+        assert!(questions.handle_timeout(t0).is_empty(), "one question per plugin in flight");
         let answer = r#"{"status": true, "reason": "", "name": "a", "host": "h", "data": {}}"#;
         questions.handle_reply(&reply(answer), t0).unwrap();
-        assert_eq!(names(&questions.due(t0)), ["a"]);
+        assert_eq!(names(&questions.handle_timeout(t0)), ["a"]);
         questions.forget("a");
         assert_eq!(questions.in_flight(), 0);
-        assert_eq!(questions.deadline(), None);
+        assert_eq!(questions.poll_timeout(), None);
     }
 }

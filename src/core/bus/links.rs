@@ -121,7 +121,7 @@ impl Link {
     }
 
     /// Applies one monitor event; the change to log, if any.
-    pub(crate) fn event(&mut self, event: Event, now: Instant) -> Option<Change> {
+    pub(crate) fn handle_event(&mut self, event: Event, now: Instant) -> Option<Change> {
         match (event, self.state) {
             (Event::Up, State::Up) => None,
             (Event::Up, _) => {
@@ -151,7 +151,7 @@ impl Link {
     }
 
     /// When the link must be reopened unless libzmq retries first.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Lost(since) => Some(since + self.reopen_delay()),
             _ => None,
@@ -168,7 +168,7 @@ impl Link {
 
     /// True when the link is lost for good at `now`: reopen it (the state
     /// is then that of a new connection, its first Up logged as "back").
-    pub(crate) fn given_up(&mut self, now: Instant) -> Option<GiveUp> {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Option<GiveUp> {
         match self.state {
             State::Lost(since) if now >= since + self.reopen_delay() => {
                 self.state = State::Connecting;
@@ -243,14 +243,14 @@ mod tests {
     fn each_change_is_reported_once() {
         let now = Instant::now();
         let mut link = Link::new();
-        assert_eq!(link.event(Event::Retrying, now), None, "peer not there yet");
-        assert_eq!(link.event(Event::Up, now), Some(Change::Connected));
-        assert_eq!(link.event(Event::Up, now), None);
-        assert_eq!(link.event(Event::Lost, now), Some(Change::Lost));
-        assert_eq!(link.event(Event::Lost, now), None);
-        assert_eq!(link.event(Event::Retrying, now), None);
-        assert_eq!(link.next_deadline(), None, "libzmq retries: nothing to do");
-        assert_eq!(link.event(Event::Up, now), Some(Change::Back));
+        assert_eq!(link.handle_event(Event::Retrying, now), None, "peer not there yet");
+        assert_eq!(link.handle_event(Event::Up, now), Some(Change::Connected));
+        assert_eq!(link.handle_event(Event::Up, now), None);
+        assert_eq!(link.handle_event(Event::Lost, now), Some(Change::Lost));
+        assert_eq!(link.handle_event(Event::Lost, now), None);
+        assert_eq!(link.handle_event(Event::Retrying, now), None);
+        assert_eq!(link.poll_timeout(), None, "libzmq retries: nothing to do");
+        assert_eq!(link.handle_event(Event::Up, now), Some(Change::Back));
         assert!(link.is_up());
     }
 
@@ -258,14 +258,14 @@ mod tests {
     fn a_link_lost_without_a_retry_is_given_up_after_the_grace() {
         let now = Instant::now();
         let mut link = Link::new();
-        link.event(Event::Up, now);
-        link.event(Event::Lost, now);
-        assert_eq!(link.next_deadline(), Some(now + REOPEN_GRACE));
-        assert_eq!(link.given_up(now + REOPEN_GRACE - Duration::from_millis(1)), None);
-        assert_eq!(link.given_up(now + REOPEN_GRACE), Some(GiveUp::First));
-        assert_eq!(link.next_deadline(), None);
-        assert_eq!(link.given_up(now + REOPEN_GRACE * 2), None, "once");
-        assert_eq!(link.event(Event::Up, now), Some(Change::Back));
+        link.handle_event(Event::Up, now);
+        link.handle_event(Event::Lost, now);
+        assert_eq!(link.poll_timeout(), Some(now + REOPEN_GRACE));
+        assert_eq!(link.handle_timeout(now + REOPEN_GRACE - Duration::from_millis(1)), None);
+        assert_eq!(link.handle_timeout(now + REOPEN_GRACE), Some(GiveUp::First));
+        assert_eq!(link.poll_timeout(), None);
+        assert_eq!(link.handle_timeout(now + REOPEN_GRACE * 2), None, "once");
+        assert_eq!(link.handle_event(Event::Up, now), Some(Change::Back));
     }
 
     #[test]
@@ -277,11 +277,11 @@ mod tests {
         let mut said = 0;
         // A handshake that fails each time (a peer of another socket type).
         for _ in 0..9 {
-            link.event(Event::Lost, now);
-            let deadline = link.next_deadline().unwrap();
+            link.handle_event(Event::Lost, now);
+            let deadline = link.poll_timeout().unwrap();
             delays.push(deadline - now);
             now = deadline;
-            if link.given_up(now) == Some(GiveUp::First) {
+            if link.handle_timeout(now) == Some(GiveUp::First) {
                 said += 1;
             }
         }
@@ -302,10 +302,10 @@ mod tests {
         );
         assert_eq!(said, 1);
         // Up at last: the next loss is said again, after the short grace.
-        link.event(Event::Up, now);
-        link.event(Event::Lost, now);
-        assert_eq!(link.next_deadline(), Some(now + REOPEN_GRACE));
-        assert_eq!(link.given_up(now + REOPEN_GRACE), Some(GiveUp::First));
+        link.handle_event(Event::Up, now);
+        link.handle_event(Event::Lost, now);
+        assert_eq!(link.poll_timeout(), Some(now + REOPEN_GRACE));
+        assert_eq!(link.handle_timeout(now + REOPEN_GRACE), Some(GiveUp::First));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //!
 //! The daemon owns the DEALER socket. It calls [`Worker::connected`] after
 //! opening one (and sends the READY it returns), hands every received
-//! message to [`Worker::receive`], calls [`Worker::tick`] when
-//! [`Worker::next_deadline`] is reached, and sends each reply built by
+//! message to [`Worker::receive`], calls [`Worker::handle_timeout`] when
+//! [`Worker::poll_timeout`] is reached, and sends each reply built by
 //! [`Worker::reply`]. When told to reconnect it drops the socket, opens a
 //! new one and calls `connected` again. On a clean stop it sends the
 //! DISCONNECT of [`Worker::disconnect`] before it exits.
@@ -225,10 +225,10 @@ impl Worker {
         vec![Vec::new(), WORKER_HEADER.to_vec(), vec![DISCONNECT]]
     }
 
-    /// The next time `tick` has something to do of its own accord (it may
+    /// The next time `handle_timeout` has something to do of its own accord (it may
     /// also have something at an earlier turn: see [`Timing`]); `None`
     /// once the worker has left.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         if self.left {
             return None;
         }
@@ -238,7 +238,7 @@ impl Worker {
     /// What is due at `now`, called at every turn of the loop: reconnect if
     /// the broker was silent too long, else a heartbeat if one is owed
     /// ([`Timing`]).
-    pub(crate) fn tick(&mut self, now: Instant) -> Due {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Due {
         if self.left {
             return Due::Nothing;
         }
@@ -375,7 +375,7 @@ mod tests {
         ));
         assert!(!worker.heard_since_connect());
         assert!(matches!(
-            worker.tick(start + Duration::from_millis(3500)),
+            worker.handle_timeout(start + Duration::from_millis(3500)),
             Due::Reconnect(_)
         ));
     }
@@ -418,29 +418,29 @@ mod tests {
         for beat in 1..=3 {
             let at = ms(1000 * beat + 3 * beat);
             assert!(
-                worker.next_deadline() > Some(at),
+                worker.poll_timeout() > Some(at),
                 "beat {beat}: no wake-up of our own before the broker's"
             );
             worker.receive(heartbeat.clone(), at);
-            assert_eq!(worker.tick(at), Due::Send(heartbeat.clone()), "beat {beat}");
-            assert_eq!(worker.tick(at), Due::Nothing, "once per beat");
+            assert_eq!(worker.handle_timeout(at), Due::Send(heartbeat.clone()), "beat {beat}");
+            assert_eq!(worker.handle_timeout(at), Due::Nothing, "once per beat");
         }
         // Heard too soon after our last (at 3009): not answered, nothing owed.
         worker.receive(heartbeat.clone(), ms(3300));
-        assert_eq!(worker.tick(ms(3300)), Due::Nothing);
+        assert_eq!(worker.handle_timeout(ms(3300)), Due::Nothing);
         assert_eq!(
-            worker.tick(ms(3509)),
+            worker.handle_timeout(ms(3509)),
             Due::Send(heartbeat.clone()),
             "half an interval on: answered"
         );
         // The broker goes quiet: one every 1.5 s by our own deadline.
-        assert_eq!(worker.next_deadline(), Some(ms(5009)));
-        assert_eq!(worker.tick(ms(5008)), Due::Nothing);
-        assert_eq!(worker.tick(ms(5009)), Due::Send(heartbeat.clone()));
+        assert_eq!(worker.poll_timeout(), Some(ms(5009)));
+        assert_eq!(worker.handle_timeout(ms(5008)), Due::Nothing);
+        assert_eq!(worker.handle_timeout(ms(5009)), Due::Send(heartbeat.clone()));
         // A reply does not count as a heartbeat (Domogik's broker only
         // counts HEARTBEATs): the next one is due as if it had not been.
         let _ = worker.reply(Vec::new(), Vec::new());
-        assert_eq!(worker.next_deadline(), Some(ms(5009 + 1500)));
+        assert_eq!(worker.poll_timeout(), Some(ms(5009 + 1500)));
     }
 
     #[test]
@@ -452,13 +452,13 @@ mod tests {
         worker.receive(heartbeat.clone(), start + Duration::from_millis(900));
         let leaving = start + Duration::from_secs(1);
         assert_eq!(worker.disconnect(leaving), frames(&[b"", b"MDPW01", b"\x05"]));
-        assert_eq!(worker.next_deadline(), None);
+        assert_eq!(worker.poll_timeout(), None);
         // The broker's heartbeat is not answered, its silence is no reason
         // to reconnect: the worker has left.
         worker.receive(heartbeat.clone(), leaving);
         for later in [1, 2, 60] {
             assert_eq!(
-                worker.tick(leaving + Duration::from_secs(later)),
+                worker.handle_timeout(leaving + Duration::from_secs(later)),
                 Due::Nothing,
                 "{later} s on"
             );
@@ -466,8 +466,11 @@ mod tests {
         // A new socket is a new conversation.
         let again = leaving + Duration::from_secs(61);
         worker.connected(again);
-        assert_eq!(worker.next_deadline(), Some(again + Duration::from_millis(1500)));
-        assert_eq!(worker.tick(again + Duration::from_millis(1500)), Due::Send(heartbeat));
+        assert_eq!(worker.poll_timeout(), Some(again + Duration::from_millis(1500)));
+        assert_eq!(
+            worker.handle_timeout(again + Duration::from_millis(1500)),
+            Due::Send(heartbeat)
+        );
     }
 
     #[test]
@@ -480,7 +483,7 @@ mod tests {
         // Reconnecting every 3.5 s for two minutes, never answered.
         while now < start + Duration::from_secs(120) {
             now += Duration::from_millis(3500);
-            match worker.tick(now) {
+            match worker.handle_timeout(now) {
                 Due::Reconnect(Silence::LongUnanswered(after)) => said.push(after),
                 Due::Reconnect(Silence::Unanswered) => {}
                 other => panic!("{other:?}"),
@@ -492,12 +495,12 @@ mod tests {
         worker.receive(frames(&[b"", b"MDPW01", b"\x04"]), now);
         let heard = now;
         now += Duration::from_millis(3500);
-        assert_eq!(worker.tick(now), Due::Reconnect(Silence::Lost));
+        assert_eq!(worker.handle_timeout(now), Due::Reconnect(Silence::Lost));
         worker.connected(now);
         let mut again = None;
         while again.is_none() {
             now += Duration::from_millis(3500);
-            if let Due::Reconnect(Silence::LongUnanswered(after)) = worker.tick(now) {
+            if let Due::Reconnect(Silence::LongUnanswered(after)) = worker.handle_timeout(now) {
                 again = Some(now - heard);
                 assert_eq!(after, now - heard);
             }
@@ -527,7 +530,7 @@ mod tests {
             let now = ms(t);
             let beat = t % 1000 == 3;
             let asked = t % 400 == 0;
-            let due = worker.next_deadline().is_some_and(|d| d <= now);
+            let due = worker.poll_timeout().is_some_and(|d| d <= now);
             if !(beat || asked || due) {
                 continue;
             }
@@ -541,7 +544,7 @@ mod tests {
                     worker.reply(envelope, body);
                 }
             }
-            if let Due::Send(frames) = worker.tick(now) {
+            if let Due::Send(frames) = worker.handle_timeout(now) {
                 assert_eq!(frames, heartbeat);
                 liveness = 5;
             }
@@ -595,15 +598,15 @@ mod tests {
         // The broker starts 3 s after our socket: its first heartbeat comes
         // a second after our READY, later than 3.5 s after the socket.
         worker.link_up(ms(3000));
-        assert!(!matches!(worker.tick(ms(3500)), Due::Reconnect(_)));
+        assert!(!matches!(worker.handle_timeout(ms(3500)), Due::Reconnect(_)));
         worker.receive(frames(&[b"", b"MDPW01", b"\x04"]), ms(4000));
         assert!(worker.heard_since_connect());
         // Without a word after the link came up: reconnect 3.5 s after it.
         let mut quiet = super::Worker::new("manager", Timing::DOMOGIK, start);
         quiet.connected(start);
         quiet.link_up(ms(3000));
-        assert!(!matches!(quiet.tick(ms(6499)), Due::Reconnect(_)));
-        assert!(matches!(quiet.tick(ms(6500)), Due::Reconnect(_)));
+        assert!(!matches!(quiet.handle_timeout(ms(6499)), Due::Reconnect(_)));
+        assert!(matches!(quiet.handle_timeout(ms(6500)), Due::Reconnect(_)));
     }
 
     #[test]

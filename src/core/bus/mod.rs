@@ -6,7 +6,11 @@
 //! [`links`]: the state of each connection the manager opens, from libzmq's
 //! monitor events, so that none is lost for good.
 //! [`dbmgr`]: the conversations with the broker's other services.
+//! [`session`]: the three together as the daemon sees them: which socket to
+//! open, close or reopen and what to send, as actions, with the next
+//! deadline.
 
 pub(crate) mod dbmgr;
 pub(crate) mod links;
 pub(crate) mod mdp;
+pub(crate) mod session;

@@ -227,7 +227,7 @@ impl Manager {
     /// `processes`.
     pub(crate) fn handle_process_timeouts(&mut self, processes: &mut dyn Processes) -> Vec<ProcessEvent> {
         let mut events = Vec::new();
-        for order in self.children.due(self.now.mono) {
+        for order in self.children.handle_timeout(self.now.mono) {
             match order {
                 Order::Start { name, .. } => {
                     events.push(self.start_on_own(&name, "the restart policy", processes));
@@ -474,7 +474,7 @@ mod tests {
         status(&mut manager, "plugin", "b", "stop-request");
         // No per-turn sync: the status itself set the deadline.
         assert_eq!(
-            manager.children.next_deadline(),
+            manager.children.poll_timeout(),
             Some(t0.mono + Duration::from_secs(15))
         );
         manager.set_now(t0.later(Duration::from_secs(14)));

@@ -11,7 +11,7 @@ pub(super) fn frames(parts: &[&[u8]]) -> Vec<Vec<u8>> {
 }
 
 pub(super) fn manager_with(names: &[&str]) -> Manager {
-    let mut manager = Manager::new("box", "manager");
+    let mut manager = Manager::new("box", "manager", crate::sys::clock::now());
     let changes = names
         .iter()
         .map(|name| PackageChange::Updated {

@@ -281,11 +281,21 @@ fn after_a_stop_request_every_process_of_the_plugin_is_killed_then_it_starts_aga
     );
 
     // Ours too, the same way: stop-request, then both killed, stopped.
+    let before = daemon.log().len();
     announce(&daemon, "plugin", "fived", "stop-request");
     let new_client = pid_of(&again, "client");
     wait_until("both processes of our child killed", || {
         !alive(new_watcher) && !alive(new_client)
     });
+    let line = daemon.wait_for_new_log("plugin fived still runs", before);
+    assert!(
+        line.contains(&format!(
+            "SIGKILL to pids {}, {}",
+            new_watcher.min(new_client),
+            new_watcher.max(new_client)
+        )),
+        "both named: {line}"
+    );
     let entry = v05_entry(
         &daemon,
         "client.detail.get",
@@ -328,7 +338,12 @@ fn core_components_start_as_our_children_dbmgr_first_and_come_back_when_they_die
         first.contains("started core component dbmgr: pid"),
         "dbmgr first: {first}"
     );
-    let mut pids = Vec::new();
+    // Guards first: a failing assertion must leave no fake named dbmgr
+    // running (Domogik's own dbmgr refuses to start next to one).
+    let mut pids: Vec<KillGroup> = ["admin", "dbmgr", "xplgw"]
+        .iter()
+        .map(|name| KillGroup(pid_of(&host.facts(name, None), "watcher")))
+        .collect();
     for name in ["admin", "dbmgr", "xplgw"] {
         let facts = host.facts(name, None);
         assert_eq!(
@@ -337,7 +352,6 @@ fn core_components_start_as_our_children_dbmgr_first_and_come_back_when_they_die
         );
         let pid = pid_of(&facts, "watcher");
         assert_eq!(stat(pid).map(|(parent, _, _)| parent), Some(daemon.pid()));
-        pids.push(KillGroup(pid));
         let id = format!("core-{name}.testhost");
         let entry = v05_entry(&daemon, "client.list.get", &id, "listed", |entry| entry["pid"] == pid);
         assert_eq!(entry["type"], "core");

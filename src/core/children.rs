@@ -299,8 +299,11 @@ impl Children {
             let how = if run.kill_sent {
                 let waited = kill_delay.as_secs_f64();
                 format!("did not exit within {waited} s of stop-request: {exit}")
-            } else {
+            } else if run.stop_requested {
                 format!("exited after stop-request: {exit}")
+            } else {
+                // A plugin that leaves on its own (diskfree with no device).
+                format!("exited after announcing stopped: {exit}")
             };
             (Status::Stopped, how)
         } else if run.last == Some(Status::Stopped) {
@@ -628,7 +631,10 @@ mod tests {
         kids.spawned("a", 1, false, t0);
         kids.exited(1, Exit::Code(1), t0).unwrap();
         kids.spawned("a", 2, false, t0);
-        assert!(kids.handle_timeout(t0 + secs(10)).is_empty(), "started by hand meanwhile");
+        assert!(
+            kids.handle_timeout(t0 + secs(10)).is_empty(),
+            "started by hand meanwhile"
+        );
         kids.exited(2, Exit::Code(1), t0).unwrap();
         kids.forget("a");
         assert_eq!(kids.poll_timeout(), None);

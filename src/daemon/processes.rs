@@ -188,8 +188,11 @@ impl Processes for Plugins {
     fn kill(&mut self, _name: &str, group: Option<u32>, script: Option<&Path>) -> Vec<u32> {
         let mut killed = Vec::new();
         if let Some(group) = group {
+            // Named before the kill: once killed they are zombies, gone from view.
+            let members = group_members(group);
             if signal_group(group, libc::SIGKILL).is_ok() {
                 killed.push(group);
+                killed.extend(members);
             }
         }
         for pid in script.map(running).unwrap_or_default() {
@@ -203,6 +206,7 @@ impl Processes for Plugins {
             }
         }
         killed.sort_unstable();
+        killed.dedup();
         killed
     }
 }
@@ -244,11 +248,32 @@ fn runs_script(pid: u32, script: &Path) -> bool {
         })
 }
 
+/// The live processes of process group `group`, from /proc.
+fn group_members(group: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| stat_fields(pid).is_some_and(|(state, _, pgrp)| pgrp == group && state != 'Z'))
+        .collect()
+}
+
+/// `(state, parent, process group)` of `pid`, from /proc/PID/stat (its
+/// command name may hold spaces and parentheses: read after the last `)`).
+fn stat_fields(pid: u32) -> Option<(char, u32, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = text.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    let group = fields.next()?.parse().ok()?;
+    Some((state, parent, group))
+}
+
 /// The parent of `pid`, from /proc/PID/stat.
 fn parent_of(pid: u32) -> Option<u32> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = text.rsplit_once(')')?.1;
-    after.split_whitespace().nth(1)?.parse().ok()
+    stat_fields(pid).map(|(_, parent, _)| parent)
 }
 
 /// Reads what `pipe` holds now, up to the per-turn limit, and logs its

@@ -32,6 +32,10 @@ pub(crate) struct Derived {
     package_id: String,
     /// The detail `data`; `None` for `{}` (an invalid package).
     data: Option<Box<RawValue>>,
+    /// The package's own JSON as `package.detail` and `device_types`
+    /// show it (0.5.2's `PackageJson`): `data` without the configured
+    /// values and the udev rules, which 0.5.2 adds to the client only.
+    package: Option<Box<RawValue>>,
     /// `identity.compliant_xpl_clients`; `None` for `[]`.
     compliant_xpl_clients: Option<Box<RawValue>>,
     xpl_clients_only: bool,
@@ -77,6 +81,7 @@ static NOT_DERIVED: Derived = Derived {
     xpl_source: String::new(),
     package_id: String::new(),
     data: None,
+    package: None,
     compliant_xpl_clients: None,
     xpl_clients_only: false,
     device_types: Vec::new(),
@@ -163,6 +168,9 @@ fn derive_data(name: &str, package: &Package, files: &PackageFiles, values: &BTr
             };
             parameters.insert(0, auto_startup);
         }
+    }
+    let package = RawValue::from_string(pyjson::to_string(&root)).ok();
+    if let Some(Value::Array(parameters)) = root.get_mut("configuration") {
         for parameter in parameters.iter_mut() {
             let Value::Object(parameter) = parameter else { continue };
             let value = parameter
@@ -189,6 +197,7 @@ fn derive_data(name: &str, package: &Package, files: &PackageFiles, values: &BTr
         xpl_source: String::new(),
         package_id: String::new(),
         data: RawValue::from_string(pyjson::to_string(&root)).ok(),
+        package,
         compliant_xpl_clients: RawValue::from_string(pyjson::to_string(&compliant)).ok(),
         xpl_clients_only,
         device_types,
@@ -343,7 +352,7 @@ pub(crate) fn package_detail_json(clients: &Clients, derived: &Derivations) -> S
             let mut map = serializer.serialize_map(None)?;
             for (name, _) in self.0.iter() {
                 let derived = self.1.of(name);
-                if let Some(data) = &derived.data {
+                if let Some(data) = &derived.package {
                     map.serialize_entry(&derived.package_id, &**data)?;
                 }
             }
@@ -364,7 +373,7 @@ pub(crate) fn device_types_json(clients: &Clients, derived: &Derivations, wanted
             let mut owners: BTreeMap<&str, &RawValue> = BTreeMap::new();
             for (name, _) in self.0.iter() {
                 let derived = self.1.of(name);
-                let Some(data) = &derived.data else { continue };
+                let Some(data) = &derived.package else { continue };
                 for device_type in &derived.device_types {
                     if self.2.is_none_or(|wanted| wanted == device_type) {
                         owners.entry(device_type).or_insert(data);
@@ -592,7 +601,12 @@ mod tests {
             ["plugin-demo", "plugin-gate"]
         );
         let detail = parse(&detail_json(&clients, &derived(&clients)));
-        assert_eq!(packages["plugin-demo"], detail["plugin-demo.darkstar"]["data"]);
+        // The package's JSON as 0.5.2's PackageJson: the client's data
+        // without the udev rules (nor values from dbmgr), which only the
+        // client shows.
+        let mut data = detail["plugin-demo.darkstar"]["data"].clone();
+        assert!(data.as_object_mut().unwrap().remove("udev_rules").is_some());
+        assert_eq!(packages["plugin-demo"], data);
 
         let all = parse(&device_types_json(&clients, &derived(&clients), None));
         assert_eq!(

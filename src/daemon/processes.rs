@@ -11,7 +11,7 @@ use crate::core::kind;
 use crate::core::launch::{Spawn, NOTICE};
 use crate::core::manager::{Processes, SpawnError};
 use crate::{debug, info, warn};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -97,6 +97,8 @@ struct Pipe {
 pub(crate) struct Plugins {
     pipes: Vec<Pipe>,
     outputs: BTreeMap<String, Output>,
+    /// The packages whose program the last rescan found (`bin/<name>.py`).
+    scripts: BTreeSet<String>,
 }
 
 impl Plugins {
@@ -104,7 +106,13 @@ impl Plugins {
         Plugins {
             pipes: Vec::new(),
             outputs: BTreeMap::new(),
+            scripts: BTreeSet::new(),
         }
+    }
+
+    /// The packages whose program the last rescan found (`bin/<name>.py`).
+    pub(crate) fn set_scripts(&mut self, scripts: BTreeSet<String>) {
+        self.scripts = scripts;
     }
 
     /// The pipes to poll for reading, in the order [`Plugins::read_ready`] expects.
@@ -147,8 +155,21 @@ impl Plugins {
 impl Processes for Plugins {
     fn spawn(&mut self, spawn: &Spawn) -> Result<u32, SpawnError> {
         let name = spawn.name.as_str();
-        if !spawn.script.is_file() {
-            return Err(SpawnError::Failed(format!("{} is missing", spawn.script.display())));
+        // A package's program as the last rescan saw it: a stat of
+        // packages_dir here could stall the loop. Domogik's bin dir (a
+        // core component's) is no folder of packages: looked at now.
+        let present = if kind::split(name).0.is_package() {
+            self.scripts.contains(name)
+        } else {
+            spawn.script.is_file()
+        };
+        if !present {
+            let when = if kind::split(name).0.is_package() {
+                " (at the last rescan; SIGHUP rescans now)"
+            } else {
+                ""
+            };
+            return Err(SpawnError::Failed(format!("{} is missing{when}", spawn.script.display())));
         }
         if let Some(pid) = running(&spawn.script).first() {
             return Err(SpawnError::AlreadyRunning(*pid));

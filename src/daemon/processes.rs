@@ -169,7 +169,10 @@ impl Processes for Plugins {
             } else {
                 ""
             };
-            return Err(SpawnError::Failed(format!("{} is missing{when}", spawn.script.display())));
+            return Err(SpawnError::Failed(format!(
+                "{} is missing{when}",
+                spawn.script.display()
+            )));
         }
         if let Some(pid) = running(&spawn.script).first() {
             return Err(SpawnError::AlreadyRunning(*pid));
@@ -236,28 +239,55 @@ impl Processes for Plugins {
 /// their arguments after the program, as an absolute path, is it), oldest
 /// parent first: as 0.5.2 finds a client with `ps`, without the words.
 pub(crate) fn running(script: &Path) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mine = std::process::id();
-    let mut found: Vec<(u32, u32)> = entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != mine && runs_script(pid, script))
-        .map(|pid| (parent_of(pid).unwrap_or(0), pid))
-        .collect();
-    // The process whose parent is not one of them first (0.5.2's watcher).
-    let pids: Vec<u32> = found.iter().map(|(_, pid)| *pid).collect();
-    found.sort_by_key(|(parent, pid)| (pids.contains(parent), *pid));
-    found.into_iter().map(|(_, pid)| pid).collect()
+    running_each(std::slice::from_ref(&script))
+        .into_iter()
+        .next()
+        .unwrap_or_default()
 }
 
-/// Whether process `pid` runs `script`: an argument after its program is
-/// that path (`//` and `/./` folded), and it is no zombie.
-fn runs_script(pid: u32, script: &Path) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
+/// [`running`] for several scripts at once, in one pass over /proc (each
+/// command line read once): the pids of each, in the order given.
+pub(crate) fn running_each<P: AsRef<Path>>(scripts: &[P]) -> Vec<Vec<u32>> {
+    let mut found: Vec<Vec<(u32, u32)>> = vec![Vec::new(); scripts.len()];
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![Vec::new(); scripts.len()];
     };
+    let mine = std::process::id();
+    for pid in entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != mine)
+    {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        for (script, pids) in scripts.iter().zip(found.iter_mut()) {
+            if names_script(&cmdline, script.as_ref()) {
+                pids.push((parent_of(pid).unwrap_or(0), pid));
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|mut pids| {
+            // The process whose parent is not one of them first (0.5.2's watcher).
+            let all: Vec<u32> = pids.iter().map(|(_, pid)| *pid).collect();
+            pids.sort_by_key(|(parent, pid)| (all.contains(parent), *pid));
+            pids.into_iter().map(|(_, pid)| pid).collect()
+        })
+        .collect()
+}
+
+/// Whether process `pid` runs `script` (see [`names_script`]); a zombie's
+/// command line is empty.
+fn runs_script(pid: u32, script: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| names_script(&cmdline, script))
+}
+
+/// Whether a command line (`/proc/PID/cmdline`: arguments ended by NUL)
+/// runs `script`: an argument after its program is that absolute path
+/// (`//` and `/./` folded).
+fn names_script(cmdline: &[u8], script: &Path) -> bool {
     cmdline
         .split(|byte| *byte == 0)
         .skip(1)
@@ -512,6 +542,31 @@ mod tests {
             envs.get(std::ffi::OsStr::new("PYTHONPATH")).copied().flatten(),
             Some(std::ffi::OsStr::new("/opt/dmg/domogik"))
         );
+    }
+
+    #[test]
+    fn a_command_line_runs_a_script_by_its_whole_path() {
+        let script = Path::new("/var/lib/domogik/domogik_packages/plugin_diskfree/bin/diskfree.py");
+        let runs = |line: &str| names_script(line.replace(' ', "\0").as_bytes(), script);
+        assert!(runs(
+            "/usr/bin/python /var/lib/domogik/domogik_packages/plugin_diskfree/bin/diskfree.py -f"
+        ));
+        assert!(
+            runs("python /var/lib/domogik//domogik_packages/./plugin_diskfree/bin/diskfree.py"),
+            "0.5.2's //"
+        );
+        assert!(
+            !runs("/var/lib/domogik/domogik_packages/plugin_diskfree/bin/diskfree.py"),
+            "the program itself is not an argument"
+        );
+        assert!(!runs(
+            "vi /var/lib/domogik/domogik_packages/plugin_diskfree/bin/diskfree.py.swp"
+        ));
+        assert!(
+            !runs("grep diskfree /var/log/domogik/xplplugin_diskfree.log"),
+            "naming it is not running it"
+        );
+        assert!(!runs("python bin/diskfree.py"), "relative: not this path");
     }
 
     #[test]

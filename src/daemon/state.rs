@@ -10,13 +10,13 @@ use crate::core::autostart::AutoStart;
 use crate::core::children::RestartSet;
 use crate::core::config::Config;
 use crate::core::config_warnings;
+use crate::core::launch::Launch;
 use crate::core::log_policy::{Level, RateLimiter, Verdict};
 use crate::core::manager::Manager;
+use crate::core::manager::ProcessEvent;
 use crate::core::packages::{Package, PackageChange, ScanReport};
 use crate::core::scan_schedule::{Due, Schedule};
 use crate::core::wire;
-use crate::core::launch::Launch;
-use crate::core::manager::ProcessEvent;
 use crate::daemon::processes::{self, Plugins};
 use crate::disk::datatypes::DatatypesFailure;
 use crate::disk::scanner_process::Reply;
@@ -214,11 +214,13 @@ impl State {
     /// a previous manager, one in the background): their pids are listed,
     /// a stop-request kills them, a start is refused (PROTOCOL.md §10).
     fn find_running(&mut self) {
-        for (name, script) in self.manager.scripts_to_find() {
-            let pid = processes::running(&script).first().copied();
-            let before = self.manager.clients().get(&name).map_or(0, |client| client.pid);
-            if self.manager.set_found(&name, pid) {
-                let who = crate::core::kind::describe(&name);
+        let wanted = self.manager.scripts_to_find();
+        let scripts: Vec<&std::path::Path> = wanted.iter().map(|(_, script)| script.as_path()).collect();
+        for ((name, script), pids) in wanted.iter().zip(processes::running_each(&scripts)) {
+            let pid = pids.first().copied();
+            let before = self.manager.clients().get(name).map_or(0, |client| client.pid);
+            if self.manager.set_found(name, pid) {
+                let who = crate::core::kind::describe(name);
                 match pid {
                     Some(pid) if before != pid => {
                         info!(
@@ -333,7 +335,10 @@ impl State {
     fn apply_scan(&mut self, mut report: ScanReport) {
         self.plugins.set_scripts(std::mem::take(&mut report.scripts));
         if self.scan_failure.take().is_some() {
-            info!("packages_dir {} is readable again", self.scanner.packages_dir().display());
+            info!(
+                "packages_dir {} is readable again",
+                self.scanner.packages_dir().display()
+            );
         }
         for (folder, bad_name) in &report.new_strays {
             // Anyone who can write to packages_dir names these folders.

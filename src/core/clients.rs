@@ -13,6 +13,7 @@ use crate::core::packages::Package;
 use crate::core::packages::PackageFiles;
 use crate::core::status::Status;
 use crate::core::wire;
+use crate::core::xpl::devices::{Devices, DEFAULT_MAX_DEVICES};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -164,13 +165,15 @@ fn client_id(key: &str, host: &str) -> String {
     }
 }
 
-/// Every plugin client of this host, keyed by plugin name.
+/// Every plugin client of this host, keyed by plugin name, and the xPL
+/// devices of the house (src/core/xpl/devices.rs).
 #[derive(Debug, Clone)]
 pub(crate) struct Clients {
     host: String,
     by_name: BTreeMap<String, Client>,
     /// The last [`Client::revision`] given.
     revisions: u64,
+    devices: Devices,
 }
 
 impl Clients {
@@ -179,11 +182,21 @@ impl Clients {
             host: host.into(),
             by_name: BTreeMap::new(),
             revisions: 0,
+            devices: Devices::new(DEFAULT_MAX_DEVICES, Duration::from_secs(60)),
         }
     }
 
     fn next_revision(&mut self) -> u64 {
         next_revision(&mut self.revisions)
+    }
+
+    /// The xPL devices (docs/PROTOCOL.md §11).
+    pub(crate) fn devices(&self) -> &Devices {
+        &self.devices
+    }
+
+    pub(crate) fn devices_mut(&mut self) -> &mut Devices {
+        &mut self.devices
     }
 
     pub(crate) fn host(&self) -> &str {
@@ -291,7 +304,7 @@ impl Clients {
     ) -> Result<Applied, StatusRejected> {
         let id = || client_id(name, host);
         let client = match self.by_name.get_mut(name) {
-            // A brain is data only: it has no status of its own (§11).
+            // A brain is data only: it has no status of its own (§12).
             Some(_) if kind::split(name).0 == Kind::Brain => return Err(StatusRejected::UnknownClient(id())),
             Some(client) if host == self.host => client,
             _ => return Err(StatusRejected::UnknownClient(id())),

@@ -1,4 +1,4 @@
-//! The kinds of client a Domogik 0.5.2 host has (PROTOCOL.md §11): plugins,
+//! The kinds of client a Domogik 0.5.2 host has (PROTOCOL.md §12): plugins,
 //! interfaces and brains (packages, folders `<kind>_<name>`), and core
 //! components (admin, dbmgr, xplgw, scenario, butler: Domogik's own
 //! programs). One map holds them all, keyed by a *client key*: a plugin's

@@ -3,7 +3,7 @@
 //! daemon (`src/daemon/processes.rs`) runs it; nothing here forks.
 //!
 //! Domogik 0.5.2's clients put themselves in the background unless given
-//! `-f` (§11): the manager runs them with `-f`, so that the process it
+//! `-f` (§12): the manager runs them with `-f`, so that the process it
 //! starts is the client (its watcher) and stays its child.
 
 use crate::core::kind::{self, Kind};

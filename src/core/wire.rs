@@ -100,7 +100,7 @@ pub(crate) fn decode_status(frames: &[Vec<u8>]) -> Result<Option<StatusUpdate>, 
 }
 
 /// [`decode_status`] for every kind of client that announces a status
-/// (plugin, interface, core; PROTOCOL.md §11): the kind with the update;
+/// (plugin, interface, core; PROTOCOL.md §12): the kind with the update;
 /// `None` for another type (a brain has none) or category.
 pub(crate) fn decode_client_status(frames: &[Vec<u8>]) -> Result<Option<(Kind, StatusUpdate)>, BadStatusMessage> {
     let [msg_id, body] = frames else {

@@ -107,6 +107,7 @@ impl State {
             );
         }
         state.manager.set_timers(config.dead_after, config.status_interval);
+        state.manager.set_xpl_limits(config.xpl.max_clients, super::xpl::minute());
         if dbmgr {
             let limits = crate::core::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
             state.manager.enable_dbmgr(limits);
@@ -151,6 +152,10 @@ impl State {
             let id = self.manager.clients().client_id(&name);
             let why = crate::core::liveness::dead_comment(self.manager.dead_after());
             warn!(client_id = id.as_str(); "{id} is dead: {why}");
+        }
+        for source in self.manager.handle_xpl_timeout() {
+            let why = self.manager.clients().devices().dead_comment(&source).unwrap_or_default();
+            info!(client_id = source.as_str(); "xPL: {source} is dead: {why}");
         }
     }
 

@@ -133,7 +133,7 @@ impl Manager {
         }
     }
 
-    /// `-T <test_option>` when dbmgr says `test_mode` is true (§11).
+    /// `-T <test_option>` when dbmgr says `test_mode` is true (§12).
     fn test_option(&self, name: &str) -> Option<String> {
         if self.clients.parameter_is_true(name, "test_mode") != Some(true) {
             return None;

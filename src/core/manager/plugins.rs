@@ -116,7 +116,10 @@ impl Manager {
             }
         }
         let test_option = self.test_option(name);
-        let spawn = self.launch.spawn(name, test_option.as_deref())?;
+        let spawn = match self.launch.spawn(name, test_option.as_deref()) {
+            Ok(spawn) => spawn,
+            Err(reason) => return Err(self.not_started(name, reason)),
+        };
         match processes.spawn(&spawn) {
             Ok(pid) => {
                 self.children.spawned(name, pid, auto, self.now.mono);
@@ -129,8 +132,16 @@ impl Manager {
                 self.set_found(name, Some(pid));
                 Err(format!("{shown} is already running (pid {pid})"))
             }
-            Err(SpawnError::Failed(reason)) => Err(reason),
+            Err(SpawnError::Failed(reason)) => Err(self.not_started(name, reason)),
         }
+    }
+
+    /// Client `name` could not be started (its file missing, its
+    /// interpreter not found): its status says so, `dead` with the reason
+    /// in `comment`, whoever asked. Returns the reason.
+    fn not_started(&mut self, name: &str, reason: String) -> String {
+        self.process_ended(name, Status::Dead, format!("not started: {reason}"));
+        reason
     }
 
     /// `-T <test_option>` when dbmgr says `test_mode` is true (§12).
@@ -171,10 +182,10 @@ impl Manager {
                 why,
             },
             Err(reason) => {
-                let retry_in = if kind::split(name).0 == Kind::Core && self.children.pid(name).is_none() {
-                    if self.clients.process_ended(name, Status::Dead, reason.clone(), self.now) {
-                        self.mark_changed();
-                    }
+                // A core component that could not be started (not one found
+                // running already) is tried again.
+                let failed = self.children.pid(name).is_none() && self.clients.status(name) == Some(Status::Dead);
+                let retry_in = if kind::split(name).0 == Kind::Core && failed {
                     self.children.spawn_failed(name, true, self.now.mono)
                 } else {
                     None
@@ -438,6 +449,12 @@ mod tests {
         assert_eq!(
             (result["status"].clone(), result["reason"].clone()),
             (Value::Bool(false), "bin/a.py is missing".into())
+        );
+        let history = manager.clients().history("a").unwrap();
+        assert_eq!(
+            (history[0].status, history[0].comment.as_deref()),
+            (Status::Dead, Some("not started: bin/a.py is missing")),
+            "the status says why"
         );
         // One found running: its pid listed, the start refused with it.
         processes.refusal = Some(SpawnError::AlreadyRunning(4242));

@@ -401,17 +401,38 @@ pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Every child that has exited, reaped now (`waitpid(-1, WNOHANG)` until
-/// none is left): no zombie stays behind.
+/// Every child that has exited, reaped now (until none is left): no
+/// zombie stays behind. Before each is reaped, while its zombie still
+/// holds its pid (so that no new process can take that number as its
+/// process group), what is left of its process group gets SIGKILL: a
+/// client's forked processes (0.5.2's watcher's child) go with it, and the
+/// kill can never reach a group that a reused pid started meanwhile.
 pub(crate) fn reap_all() -> Vec<(u32, Exit)> {
     let mut reaped = Vec::new();
     loop {
+        // SAFETY: siginfo_t is plain data; waitid fills it in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid writes only into `info`; WNOWAIT leaves the child
+        // a zombie, to be reaped below.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: si_pid is set by waitid for a child that changed state
+        // (0 when none did: WNOHANG with children still running).
+        let pid = unsafe { info.si_pid() };
+        if rc != 0 || pid <= 0 {
+            // ECHILD (none), EINTR, or none exited: the next SIGCHLD brings us back.
+            return reaped;
+        }
+        let _ = signal_group(pid.unsigned_abs(), libc::SIGKILL);
         let mut status: libc::c_int = 0;
         // SAFETY: waitpid writes the status into the int we give it.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            // 0: children left, none exited; -1: ECHILD (none) or EINTR,
-            // and the next SIGCHLD brings us back.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } != pid {
             return reaped;
         }
         let exit = if libc::WIFSIGNALED(status) {

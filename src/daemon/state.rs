@@ -185,9 +185,9 @@ impl State {
                 }
                 continue;
             };
-            // Whatever it forked and left behind goes with it (0.5.2's
-            // client is two processes: the one we started waits for the other).
-            let _ = processes::signal_group(pid, libc::SIGKILL);
+            // What it forked and left behind went with it (reap_all:
+            // 0.5.2's client is two processes, the one we started waits
+            // for the other).
             let output = self.plugins.finish(&end.name, Instant::now());
             processes::log_end(&end, &output);
         }

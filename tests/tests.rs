@@ -20,6 +20,7 @@ mod interop;
 mod layers;
 mod layouts;
 mod netns;
+mod oldbus;
 mod packages;
 mod requests;
 mod sandbox;

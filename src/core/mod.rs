@@ -21,5 +21,6 @@ pub(crate) mod pyjson;
 pub(crate) mod scan_schedule;
 pub mod status;
 pub(crate) mod views;
+pub(crate) mod watchdog;
 pub mod xpl;
 pub mod wire;

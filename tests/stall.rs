@@ -239,7 +239,10 @@ fn a_stalled_packages_dir_leaves_requests_answered_and_sigterm_immediate() {
     let start = r#"{"type": "plugin", "name": "rfxcom", "host": "testhost"}"#;
     let refusal = ask_within(&daemon, "plugin.start.do", start, Duration::from_secs(1)).unwrap();
     assert_eq!(refusal["status"], false, "{refusal}");
-    assert!(refusal["reason"].as_str().unwrap().contains("bin/rfxcom.py is missing"), "{refusal}");
+    assert!(
+        refusal["reason"].as_str().unwrap().contains("bin/rfxcom.py is missing"),
+        "{refusal}"
+    );
 
     // A package installed meanwhile is found once the disk answers again.
     let new = backing.join("plugin_late");

@@ -308,4 +308,3 @@ fn die_with_the_manager() -> io::Result<()> {
     }
     Ok(())
 }
-

@@ -296,3 +296,45 @@ fn a_manager_started_on_a_stalled_packages_dir_serves_and_stops_at_once() {
     daemon.signal("TERM");
     assert!(daemon.wait_exit(Duration::from_secs(1)).success());
 }
+
+/// The manager's packages scanner, from /proc: its pid.
+fn scanner_of(manager: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").unwrap().flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let scanner = cmdline.split(|&b| b == 0).nth(1) == Some(b"--packages-scanner");
+        (ppid == manager && scanner).then_some(pid)
+    })
+}
+
+#[test]
+fn a_scanner_that_dies_is_started_again_and_misses_no_removal() {
+    let dir = TempDir::new("scanner-dies");
+    let packages = copy_fixtures(&dir);
+    let mut daemon = Daemon::start(&dir, &standalone_config(&packages, "rescan_interval = 3600\n"));
+    let first = scanner_of(daemon.pid()).expect("a packages scanner runs");
+    send_signal(first, "KILL");
+    // The package goes while no scanner runs; the next one must say so.
+    std::fs::remove_dir_all(packages.join("plugin_ebusd")).unwrap();
+    let before = daemon.log().len();
+    daemon.signal("HUP");
+    daemon.wait_for_new_log("package removed: domogik-ebusd.testhost", before);
+    let second = scanner_of(daemon.pid()).expect("a new packages scanner runs");
+    assert_ne!(first, second);
+    assert_eq!(daemon.clients("clients.list.get").as_object().unwrap().len(), 3);
+    // Its end was seen (said at error, or found dead when asked), and
+    // never taken for a stranger's.
+    let log = daemon.log();
+    assert!(
+        log.iter()
+            .any(|line| line.contains("packages scanner") && line.contains("started again")),
+        "{log:#?}"
+    );
+    assert!(
+        !log.iter().any(|line| line.contains("not one of the plugins")),
+        "{log:#?}"
+    );
+    assert_eq!(daemon.stop().code(), Some(0));
+}

@@ -28,3 +28,4 @@ mod systemd;
 mod tools;
 mod v05;
 mod watch;
+mod xpl;

@@ -33,6 +33,7 @@ use crate::core::packages::PackageChange;
 use crate::core::status::Status;
 use crate::core::views::v05;
 use crate::core::wire::{self, BadStatusMessage};
+use crate::core::xpl::devices::Heard;
 use publications::Cache;
 use serde_json::value::RawValue;
 use std::time::{Duration, Instant};
@@ -142,7 +143,8 @@ impl Manager {
     pub(crate) fn poll_timeout(&self) -> Instant {
         let deaths = self.clients.poll_timeout(self.dead_after);
         let questions = self.dbmgr.as_ref().and_then(Questions::poll_timeout);
-        [deaths, questions]
+        let xpl_deaths = self.clients.devices().poll_timeout();
+        [deaths, questions, xpl_deaths]
             .into_iter()
             .flatten()
             .fold(self.own.poll_timeout(), Instant::min)
@@ -161,6 +163,34 @@ impl Manager {
         }
         if let Some(status) = self.own.handle_timeout(self.now.mono) {
             self.statuses.push(self.own_status(status));
+        }
+        dead
+    }
+
+    /// The xPL devices' limits (docs/PROTOCOL.md §11): at most `max`, and
+    /// the length of an xPL minute (60 s but in tests).
+    pub(crate) fn set_xpl_limits(&mut self, max: usize, minute: Duration) {
+        *self.clients.devices_mut() = crate::core::xpl::devices::Devices::new(max, minute);
+    }
+
+    /// Applies one xPL message (docs/PROTOCOL.md §11): a device added,
+    /// changed or forgotten is published; a repeated heartbeat only moves
+    /// its `last_seen`.
+    pub(crate) fn handle_xpl_message(&mut self, message: &crate::core::xpl::message::Message) -> Heard {
+        let heard = self.clients.devices_mut().handle_message(message, self.now);
+        match &heard {
+            Heard::Added { .. } | Heard::Changed { .. } => self.mark_changed(),
+            Heard::Seen => self.cache.forget_v05(),
+            Heard::Ignored => {}
+        }
+        heard
+    }
+
+    /// The xPL devices silent for too long become dead; their sources.
+    pub(crate) fn handle_xpl_timeout(&mut self) -> Vec<String> {
+        let dead = self.clients.devices_mut().handle_timeout(self.now.mono);
+        if !dead.is_empty() {
+            self.mark_changed();
         }
         dead
     }

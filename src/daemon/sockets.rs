@@ -22,7 +22,7 @@ pub const MAX_STATUSES_PER_TURN: usize = 1024;
 /// And at most this long on one socket's messages per turn: a count alone
 /// let 1024 large status messages (a JSON parse each) hold a turn for
 /// seconds, delaying every reply and SIGTERM behind them.
-const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
+pub(super) const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
 
 /// Socket limits: see docs/PROTOCOL.md, "Limits". (Public for the
 /// benchmark's floor server, which must use the same: src/daemon.rs
@@ -67,12 +67,6 @@ impl fmt::Display for StartError {
 }
 
 impl std::error::Error for StartError {}
-
-impl From<StartError> for String {
-    fn from(error: StartError) -> String {
-        error.0
-    }
-}
 
 /// Hands each queued message of `socket` to `handle`, at most `limit` of
 /// them and for at most `MAX_WORK_PER_TURN`, without waiting for more; a
@@ -130,6 +124,8 @@ pub(super) struct Sockets {
     /// READY, an idle dbmgr DEALER could not.
     pub dbmgr: Option<Watched>,
     rep_endpoint: Endpoint,
+    /// The xPL socket, when `[xpl]` is on (docs/PROTOCOL.md §11).
+    pub(super) xpl: Option<super::xpl::XplSocket>,
 }
 
 impl Sockets {
@@ -147,6 +143,10 @@ impl Sockets {
             publisher: Watched::open(&context, Role::Pub, &config.pub_endpoint, heartbeat)?,
             dbmgr: None,
             rep_endpoint: config.rep_endpoint.clone(),
+            xpl: match config.xpl.enabled {
+                true => Some(super::xpl::XplSocket::open(&config.xpl, &config.host, Instant::now())?),
+                false => None,
+            },
             context,
             heartbeat,
         };
@@ -181,7 +181,7 @@ impl Sockets {
 
     /// Opens the socket of `role` (the dbmgr DEALER, once the broker
     /// answers; if not open yet).
-    pub(super) fn open_role(&mut self, role: Role) -> Result<(), String> {
+    pub(super) fn open_role(&mut self, role: Role) -> Result<(), StartError> {
         if role != Role::Dbmgr || self.dbmgr.is_some() {
             return Ok(());
         }
@@ -199,10 +199,10 @@ impl Sockets {
     }
 
     /// Replaces the socket of `role` by a new one on the same endpoint.
-    pub(super) fn reopen(&mut self, role: Role) -> Result<(), String> {
+    pub(super) fn reopen(&mut self, role: Role) -> Result<(), StartError> {
         let (context, heartbeat) = (self.context.clone(), self.heartbeat);
         match self.get_mut(role) {
-            Some(watched) => Ok(watched.reopen(&context, heartbeat)?),
+            Some(watched) => watched.reopen(&context, heartbeat),
             None => Ok(()),
         }
     }

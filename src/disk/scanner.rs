@@ -8,7 +8,7 @@
 use super::package_files::{self, FilesFingerprint};
 use super::{read_capped, Opening, Stat};
 use crate::core::packages::{
-    classify_folder, invalid, parse_info_json, too_large, FolderKind, Package, PackageChange, ScanReport,
+    classify_folder, invalid, parse_info_json, FolderKind, InfoJsonError, Package, PackageChange, ScanReport,
     MAX_INFO_JSON_BYTES, PLUGIN_PREFIX,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -193,14 +193,14 @@ fn read_package(name: &str, path: &Path, fingerprint: Fingerprint) -> (Package, 
     let read = match &fingerprint {
         Fingerprint::Unreadable(why) => return (invalid(name, why), fingerprint),
         Fingerprint::File(Stat { size, .. }) if *size > MAX_INFO_JSON_BYTES => {
-            return (invalid(name, &too_large(*size)), fingerprint)
+            return (invalid(name, InfoJsonError::TooLarge(*size)), fingerprint)
         }
         Fingerprint::File(_) => read_capped(path, MAX_INFO_JSON_BYTES, Opening::RegularFileOnly),
     };
     match read {
         Ok(bytes) => (parse_info_json(name, &bytes), fingerprint),
         Err(error) => (
-            invalid(name, &describe_io_error(&error)),
+            invalid(name, describe_io_error(&error)),
             remembered_after(&error, fingerprint),
         ),
     }

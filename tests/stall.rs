@@ -103,6 +103,26 @@ impl StallFs {
     }
 }
 
+impl StallFs {
+    /// Stalls, then runs `start` (which touches the folder, or starts what
+    /// will) and returns what it gave once an operation waits.
+    fn stall_and_wait_for_a_victim_of<T>(&mut self, start: impl FnOnce() -> T) -> T {
+        let from = self.said.all().len();
+        self.order("stall");
+        let started = start();
+        match self
+            .said
+            .find_from(from, Instant::now() + DEADLINE, |line| line.starts_with("blocked "))
+        {
+            Some(_) => started,
+            None => panic!(
+                "nothing touched the stalled folder within {DEADLINE:?}: {:?}",
+                self.said.all()
+            ),
+        }
+    }
+}
+
 impl Drop for StallFs {
     fn drop(&mut self) {
         // quit (releasing what waits) and a lazy unmount, whatever happens.
@@ -337,4 +357,32 @@ fn a_scanner_that_dies_is_started_again_and_misses_no_removal() {
         "{log:#?}"
     );
     assert_eq!(daemon.stop().code(), Some(0));
+}
+
+#[test]
+fn sigterm_while_the_first_scan_is_stuck_exits_at_once() {
+    let dir = TempDir::new("stall-first");
+    let backing = copy_fixtures(&dir);
+    let mountpoint = dir.join("mnt");
+    let Some(mut fs) = StallFs::mount(
+        "sigterm_while_the_first_scan_is_stuck_exits_at_once",
+        &backing,
+        &mountpoint,
+    ) else {
+        return;
+    };
+    let mut daemon = fs.stall_and_wait_for_a_victim_of(|| {
+        let path = dir.join("manager.cfg");
+        std::fs::write(&path, config_on(&mountpoint)).unwrap();
+        Daemon::spawn(&path)
+    });
+    // Before ready: the first scan is stuck in the kernel.
+    assert!(
+        !daemon.log().iter().any(|line| line.contains("ready:")),
+        "{:#?}",
+        daemon.log()
+    );
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(1));
+    assert!(status.success(), "{status:?}: {:#?}", daemon.log());
 }

@@ -7,8 +7,10 @@
 //! sockets and the signal pipe; the poll's timeout is the time left until
 //! the nearest deadline (the next rescan, one of the manager's timers: a
 //! client's death, its own status, a `dbmgr` question; the MDP heartbeat
-//! and broker silence; a link to reopen; a plugin's kill delay or restart),
-//! so an idle manager sleeps in the kernel. The output pipes of the plugins
+//! and broker silence; a link to reopen; the forwarder's echo; a plugin's
+//! kill delay or restart; under systemd's watchdog, the next `WATCHDOG=1`,
+//! sent at the end of a turn and nowhere else), so an idle manager sleeps
+//! in the kernel. The output pipes of the plugins
 //! it started are polled too, and the pipe of the packages scanner, the
 //! process that does the disk reads of a rescan (`scanner.rs`): the loop
 //! never waits for the disk.
@@ -43,8 +45,9 @@ mod xpl;
 use crate::core::bus::session::Session;
 use crate::core::config::Config;
 use crate::core::status::Status;
-use crate::sys::{clock, notify};
+use crate::core::watchdog::Watchdog;
 use crate::sys::signals::SignalPipe;
+use crate::sys::{clock, notify};
 use crate::{debug, error, info, warn};
 use sockets::Sockets;
 pub(crate) use sockets::StartError;
@@ -69,12 +72,13 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
         leave(config, sockets, session, &mut state, &mut signals);
         return Ok(());
     }
-    handlers::publish(&sockets, &mut state);
+    handlers::publish(&sockets, &mut session, &mut state);
     state.say_ready();
+    let mut watchdog = notify::watchdog_interval().and_then(|interval| Watchdog::new(interval, Instant::now()));
 
     loop {
         let xpl = sockets.xpl.as_ref().map(xpl::XplSocket::poll_timeout);
-        let deadline = [session.poll_timeout(), xpl]
+        let deadline = [session.poll_timeout(), xpl, watchdog.as_ref().map(Watchdog::poll_timeout)]
             .into_iter()
             .flatten()
             .fold(state.poll_timeout(), Instant::min);
@@ -99,10 +103,10 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
             handlers::serve_requests(&sockets, &mut session, &mut state);
         }
         if ready.sub {
-            handlers::absorb_statuses(&sockets.sub.socket, &mut state);
+            handlers::absorb_statuses(&sockets.sub.socket, &mut session, &mut state);
         }
         if ready.publisher {
-            handlers::read_subscriptions(&sockets.publisher.socket, &mut state);
+            handlers::read_subscriptions(&sockets.publisher.socket, &mut session, &mut state);
         }
         if let (true, Some(xpl)) = (ready.xpl, &mut sockets.xpl) {
             handlers::absorb_xpl(xpl, &mut state);
@@ -112,14 +116,18 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
         }
         let now = Instant::now();
         session.handle_timeout(now);
-        executor::execute(&mut session, &mut sockets, &mut state);
         state.handle_timeout(now);
         if let Some(xpl) = &mut sockets.xpl {
             xpl.send_due(now);
         }
-        questions::send_due(sockets.dbmgr.as_ref().map(|dbmgr| &dbmgr.socket), &mut state);
+        questions::ask_due(&mut session, &mut state);
+        executor::execute(&mut session, &mut sockets, &mut state);
         state.plugins_due();
-        handlers::publish(&sockets, &mut state);
+        handlers::publish(&sockets, &mut session, &mut state);
+        // Last: a ping proves a whole turn (src/core/watchdog.rs).
+        if watchdog.as_mut().is_some_and(|watchdog| watchdog.handle_timeout(Instant::now())) {
+            notify::notify(notify::WATCHDOG);
+        }
     }
     leave(config, sockets, session, &mut state, &mut signals);
     Ok(())
@@ -147,7 +155,11 @@ fn first_scan(state: &mut State, signals: &mut SignalPipe) -> Flow {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        let ready = |slot: usize| items.get(slot).is_some_and(|item| item.is_readable() || item.is_error());
+        let ready = |slot: usize| {
+            items
+                .get(slot)
+                .is_some_and(|item| item.is_readable() || item.is_error())
+        };
         if ready(0) && state.on_signals(signals.take()) == Flow::Stop {
             return Flow::Stop;
         }
@@ -175,7 +187,7 @@ fn leave(config: &Config, mut sockets: Sockets, mut session: Session, state: &mu
         xpl.leave();
     }
     stop_plugins(state, signals);
-    handlers::publish(&sockets, state);
+    handlers::publish(&sockets, &mut session, state);
     state.manager.set_now(clock::now());
     let stopped = state.manager.own_status(Status::Stopped);
     let published = match sockets.publisher.socket.send_multipart(stopped, zmq::DONTWAIT) {

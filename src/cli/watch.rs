@@ -15,7 +15,7 @@
 use super::clients;
 use super::endpoints::{self, Peer, Target};
 use super::render::{changes, colour};
-use super::{net, stdout_failed, ToolError};
+use super::{net, stdout_failed, ToolError, Unexpected};
 use crate::core::config::Config;
 use crate::core::manager::DETAIL_CATEGORY;
 use crate::core::wire;
@@ -37,7 +37,7 @@ const SLOT_SIGNALS: usize = 1;
 
 /// Runs `watch` until a signal, or until stdout is closed.
 pub(crate) fn run(config: &Config, options: &WatchOptions) -> Result<(), ToolError> {
-    let target = endpoints::target(Peer::Publications, config).map_err(ToolError)?;
+    let target = endpoints::target(Peer::Publications, config)?;
     let context = zmq::Context::new();
     let sub = net::connect(&context, zmq::SUB, &target)?;
     sub.set_subscribe(format!("{DETAIL_CATEGORY}.").as_bytes())
@@ -146,15 +146,15 @@ fn print_line(line: &str) -> std::io::Result<()> {
 }
 
 /// The clients map of a `clients.detail` publication.
-fn decode_publication(frames: &[Vec<u8>]) -> Result<Map<String, Value>, String> {
+fn decode_publication(frames: &[Vec<u8>]) -> Result<Map<String, Value>, Unexpected> {
     let [msg_id, body] = frames else {
-        return Err(format!("expected 2 frames (msg_id, body), got {}", frames.len()));
+        return Err(Unexpected::FrameCount(frames.len()));
     };
-    let msg_id = std::str::from_utf8(msg_id).map_err(|_| "the msg_id is not UTF-8 text".to_owned())?;
+    let msg_id = std::str::from_utf8(msg_id).map_err(|_| Unexpected::MsgIdNotUtf8)?;
     if wire::category_of(msg_id) != Some(DETAIL_CATEGORY) {
-        return Err(format!("unexpected msg_id \"{}\"", wire::truncate(msg_id, 60)));
+        return Err(Unexpected::MsgId(wire::truncate(msg_id, 60)));
     }
-    wire::parse_json_object(body).map_err(|why| format!("the body {why}"))
+    wire::parse_json_object(body).map_err(|why| Unexpected::Body(why.to_string()))
 }
 
 #[cfg(test)]
@@ -170,11 +170,23 @@ mod tests {
     #[test]
     fn other_publications_are_refused_with_a_reason() {
         let list = wire::encode_publication("clients.list", 1.5, "{}".into());
-        assert!(decode_publication(&list).unwrap_err().contains("clients.list.1_5.0_1"));
+        assert!(decode_publication(&list)
+            .unwrap_err()
+            .to_string()
+            .contains("clients.list.1_5.0_1"));
         let not_json = vec![b"clients.detail.1_0.0_1".to_vec(), b"{".to_vec()];
-        assert!(decode_publication(&not_json).unwrap_err().contains("not JSON"));
+        assert!(decode_publication(&not_json)
+            .unwrap_err()
+            .to_string()
+            .contains("not JSON"));
         let array = vec![b"clients.detail.1_0.0_1".to_vec(), b"[]".to_vec()];
-        assert!(decode_publication(&array).unwrap_err().contains("not a JSON object"));
-        assert!(decode_publication(&[b"x".to_vec()]).unwrap_err().contains("got 1"));
+        assert!(decode_publication(&array)
+            .unwrap_err()
+            .to_string()
+            .contains("not a JSON object"));
+        assert!(decode_publication(&[b"x".to_vec()])
+            .unwrap_err()
+            .to_string()
+            .contains("got 1"));
     }
 }

@@ -5,6 +5,7 @@
 //! [`parse`] is pure (text, path and the machine's hostname and address
 //! in); `disk::load_config` reads the file and the machine.
 
+pub use crate::core::expected::Expected;
 use crate::core::log_policy::Level;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -265,28 +266,6 @@ impl fmt::Display for ConfigProblem {
     }
 }
 
-/// What a config value should have been (`expected a port number from 1
-/// to 65535`), as the error line says it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected(String);
-
-impl fmt::Display for Expected {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<String> for Expected {
-    fn from(text: String) -> Expected {
-        Expected(text)
-    }
-}
-
-impl From<&str> for Expected {
-    fn from(text: &str) -> Expected {
-        Expected(text.to_owned())
-    }
-}
 
 impl std::error::Error for ConfigError {}
 

@@ -36,6 +36,8 @@ fn command(spawn: &Spawn) -> Command {
     command
         .env("NOTICE", NOTICE)
         .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -28,15 +28,17 @@ pub(super) fn read_answers(socket: &zmq::Socket, state: &mut State, session: &mu
     }
 }
 
-/// Sends the questions due now. Without a socket (the broker not
-/// answering yet) none is due: they wait for it and go out in the turn it
-/// opens. One that cannot be queued is asked again when it times out.
-pub(super) fn send_due(socket: Option<&zmq::Socket>, state: &mut State) {
-    state.manager.set_dbmgr_reachable(socket.is_some());
-    let Some(socket) = socket else { return };
+/// Hands the questions due now to the session, which has them sent on
+/// the dbmgr DEALER. With no DEALER (the broker not answering yet) none is
+/// due: they wait for it and go out in the turn it opens, rather than
+/// being spent on no socket and asked again when they time out.
+pub(super) fn ask_due(session: &mut Session, state: &mut State) {
+    let reachable = session.dbmgr_reachable();
+    state.manager.set_dbmgr_reachable(reachable);
+    if !reachable {
+        return;
+    }
     for frames in state.manager.take_dbmgr_requests() {
-        if let Err(e) = socket.send_multipart(frames, zmq::DONTWAIT) {
-            debug!("dbmgr question not sent ({e}): asked again later");
-        }
+        session.ask_dbmgr(frames);
     }
 }

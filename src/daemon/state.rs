@@ -284,10 +284,11 @@ impl State {
     }
 
     fn scan_ended(&mut self, outcome: Outcome, now: Instant) {
-        let Some(ended) = self.schedule.ended(now) else {
-            return;
-        };
+        // A scanner lost between two scans is said too (and started again).
+        let ended = self.schedule.ended(now);
         match outcome {
+            Outcome::Lost(why) => error!("{why}; it is started again at the next rescan"),
+            Outcome::Reply(_) if ended.is_none() => debug!("a reply of the packages scanner nobody asked for: dropped"),
             Outcome::Reply(Reply { scan, datatypes }) => {
                 if let Some(datatypes) = datatypes {
                     self.apply_datatypes(datatypes);
@@ -297,8 +298,10 @@ impl State {
                     Err(failure) => self.scan_failed(failure),
                 }
             }
-            Outcome::Lost(why) => error!("{why}; it is started again at the next rescan"),
         }
+        let Some(ended) = ended else {
+            return;
+        };
         if ended.was_stuck {
             info!(
                 "rescan of {} finished after {:.1} s",

@@ -114,7 +114,7 @@ pub fn manager_command(config: &Path) -> Command {
     command
 }
 
-/// Sends signal `name` (`TERM`, `HUP`, `INT`, `KILL`, `USR1`) to process `pid`,
+/// Sends signal `name` (`TERM`, `HUP`, `INT`, `KILL`, `USR1`, `STOP`, `CONT`) to process `pid`,
 /// through `kill(2)`: no `kill` command needed (procps may be missing).
 pub fn send_signal(pid: u32, name: &str) {
     let signal = match name {
@@ -123,6 +123,8 @@ pub fn send_signal(pid: u32, name: &str) {
         "INT" => libc::SIGINT,
         "KILL" => libc::SIGKILL,
         "USR1" => libc::SIGUSR1,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
         other => panic!("send_signal: unknown signal {other:?}"),
     };
     let pid = libc::pid_t::try_from(pid).unwrap();

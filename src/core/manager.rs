@@ -299,6 +299,12 @@ impl Manager {
         match applied {
             Ok(Applied::Changed) => {
                 self.mark_changed();
+                if key == "core-dbmgr" && update.status == Status::Alive {
+                    // The dbmgr we run is up: what it could not answer is asked now.
+                    if let Some(questions) = self.dbmgr.as_mut() {
+                        questions.dbmgr_came(self.now.mono);
+                    }
+                }
                 StatusOutcome::Changed {
                     id: self.clients.client_id(&key),
                     status: update.status,

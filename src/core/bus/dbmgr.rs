@@ -148,6 +148,19 @@ impl Questions {
         }
     }
 
+    /// dbmgr has just come up (its own `plugin.status` says `alive`): every
+    /// question not answered yet is asked again now, rather than after
+    /// the timeout and back-off of those it could not answer while down.
+    pub(crate) fn dbmgr_came(&mut self, now: Instant) {
+        for (name, _) in std::mem::take(&mut self.in_flight) {
+            self.wanted.insert(name, now);
+        }
+        for at in self.wanted.values_mut() {
+            *at = (*at).min(now);
+        }
+        self.failures.clear();
+    }
+
     /// Asks about plugin `name` as soon as a slot is free. Asked again
     /// while a question is in flight, it is asked once more after the
     /// answer: the first answer may predate the change.
@@ -439,7 +452,11 @@ mod tests {
         let mut questions = Questions::new("h", limits());
         questions.set_reachable(false, t0);
         questions.ask("a", t0);
-        assert_eq!(questions.poll_timeout(), None, "no wake-up for a socket that is not there");
+        assert_eq!(
+            questions.poll_timeout(),
+            None,
+            "no wake-up for a socket that is not there"
+        );
         assert!(questions.handle_timeout(t0 + Duration::from_secs(30)).is_empty());
         let t1 = t0 + Duration::from_secs(31);
         questions.set_reachable(true, t1);
@@ -453,6 +470,18 @@ mod tests {
         assert_eq!(names(&questions.handle_timeout(t2)), ["a"]);
         questions.set_reachable(true, t2);
         assert!(questions.handle_timeout(t2).is_empty(), "said twice changes nothing");
+    }
+
+    #[test]
+    fn dbmgr_coming_up_has_every_unanswered_question_asked_at_once() {
+        let t0 = Instant::now();
+        let mut questions = Questions::new("h", limits());
+        questions.ask("a", t0);
+        assert_eq!(names(&questions.handle_timeout(t0)), ["a"]);
+        let t1 = t0 + Duration::from_secs(6);
+        assert!(questions.handle_timeout(t1).is_empty(), "timed out: backing off");
+        questions.dbmgr_came(t1);
+        assert_eq!(names(&questions.handle_timeout(t1)), ["a"], "asked again at once");
     }
 
     #[test]
@@ -596,7 +625,10 @@ mod tests {
         // Timeout 5 s, then back-off 5, 10, 20, 20 s.
         for delay in [5, 10, 20, 20] {
             at += Duration::from_secs(5);
-            assert!(questions.handle_timeout(at).is_empty(), "timed out, not yet asked again");
+            assert!(
+                questions.handle_timeout(at).is_empty(),
+                "timed out, not yet asked again"
+            );
             assert_eq!(questions.poll_timeout(), Some(at + Duration::from_secs(delay)));
             at += Duration::from_secs(delay);
             assert_eq!(names(&questions.handle_timeout(at)), ["a"]);
@@ -614,7 +646,10 @@ mod tests {
         questions.ask("a", t0);
         questions.handle_timeout(t0);
         questions.ask("a", t0);
-        assert!(questions.handle_timeout(t0).is_empty(), "one question per plugin in flight");
+        assert!(
+            questions.handle_timeout(t0).is_empty(),
+            "one question per plugin in flight"
+        );
         let answer = r#"{"status": true, "reason": "", "name": "a", "host": "h", "data": {}}"#;
         questions.handle_reply(&reply(answer), t0).unwrap();
         assert_eq!(names(&questions.handle_timeout(t0)), ["a"]);

@@ -490,10 +490,7 @@ mod tests {
         status(&mut manager, "plugin", "a", "stop-request");
         status(&mut manager, "plugin", "b", "stop-request");
         // No per-turn sync: the status itself set the deadline.
-        assert_eq!(
-            manager.children.poll_timeout(),
-            Some(t0.mono + Duration::from_secs(15))
-        );
+        assert_eq!(manager.children.poll_timeout(), Some(t0.mono + Duration::from_secs(15)));
         manager.set_now(t0.later(Duration::from_secs(14)));
         assert!(manager.handle_process_timeouts(&mut processes).is_empty());
         manager.set_now(t0.later(Duration::from_secs(15)));
@@ -521,6 +518,26 @@ mod tests {
             Ok(101),
             "starts again"
         );
+    }
+
+    #[test]
+    fn the_dbmgr_we_run_coming_up_has_its_unanswered_questions_asked_at_once() {
+        let mut manager = with_launch(&["p"]);
+        manager.enable_dbmgr(crate::core::bus::dbmgr::Limits::default());
+        let mut processes = fake();
+        manager.start_core(&["dbmgr".into()], &mut processes);
+        assert_eq!(
+            manager.take_dbmgr_requests().len(),
+            1,
+            "asked at once, dbmgr not up yet"
+        );
+        let t0 = manager.now;
+        manager.set_now(t0.later(Duration::from_secs(6)));
+        assert!(manager.take_dbmgr_requests().is_empty(), "no answer: backing off");
+        status(&mut manager, "core", "dbmgr", "starting");
+        assert!(manager.take_dbmgr_requests().is_empty());
+        status(&mut manager, "core", "dbmgr", "alive");
+        assert_eq!(manager.take_dbmgr_requests().len(), 1, "asked again as dbmgr comes up");
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub struct OwnHeartbeat {
     hub: Hub,
     /// An `hbeat.request` is owed (registered just now).
     request_owed: bool,
+    /// No hub after this long (an xPL minute) is worth a warning, once: a
+    /// booting host may start its hub a little after the manager.
+    no_hub_after: Duration,
+    no_hub_said: bool,
 }
 
 impl OwnHeartbeat {
@@ -65,6 +69,8 @@ impl OwnHeartbeat {
             next: now,
             hub: Hub::Searching,
             request_owed: false,
+            no_hub_after: minute,
+            no_hub_said: false,
         }
     }
 
@@ -76,12 +82,26 @@ impl OwnHeartbeat {
         self.hub
     }
 
-    /// When something is next due.
+    /// When something is next due: a message, or the no-hub warning.
     pub fn poll_timeout(&self) -> Instant {
-        match self.request_owed {
-            true => self.started, // in the past: due now
+        if self.request_owed {
+            return self.started; // in the past: due now
+        }
+        match self.hub == Hub::Searching && !self.no_hub_said {
+            true => self.next.min(self.started + self.no_hub_after),
             false => self.next,
         }
+    }
+
+    /// How long no hub has answered, once, when that is a minute or more:
+    /// worth a warning. `None` before, after, and once a hub has answered.
+    pub fn poll_no_hub(&mut self, now: Instant) -> Option<Duration> {
+        let searching = self.searching_for(now)?;
+        if self.no_hub_said || searching < self.no_hub_after {
+            return None;
+        }
+        self.no_hub_said = true;
+        Some(searching)
     }
 
     /// A message of ours came back through the hub. Returns true the first
@@ -199,6 +219,8 @@ mod tests {
         assert_eq!(own.searching_for(t0 + Duration::from_secs(2)), Some(Duration::from_secs(2)));
         let late = t0 + Duration::from_secs(61);
         assert!(own.poll_transmit(late).is_some());
+        assert_eq!(own.poll_timeout(), t0 + MINUTE, "the no-hub warning is due");
+        assert!(own.poll_no_hub(late).is_some());
         assert_eq!(own.poll_timeout(), late + Duration::from_secs(30));
         // The hub relays our heartbeat back: registered, one hbeat.request
         // at once, then the 5 min interval.
@@ -219,6 +241,20 @@ mod tests {
         assert_eq!(own.poll_timeout(), found + MINUTE * 5);
         assert!(own.poll_transmit(found + MINUTE * 5).is_some());
         assert_eq!(own.poll_timeout(), found + MINUTE * 10);
+    }
+
+    #[test]
+    fn no_hub_after_a_minute_is_said_once_and_never_once_a_hub_answered() {
+        let t0 = Instant::now();
+        let mut own = own(t0);
+        own.poll_transmit(t0);
+        assert_eq!(own.poll_no_hub(t0 + Duration::from_secs(59)), None);
+        assert!(own.poll_timeout() <= t0 + MINUTE);
+        assert_eq!(own.poll_no_hub(t0 + Duration::from_secs(61)), Some(Duration::from_secs(61)));
+        assert_eq!(own.poll_no_hub(t0 + Duration::from_secs(3600)), None, "once");
+        let mut found = super::OwnHeartbeat::new(own.source.clone(), Ipv4Addr::LOCALHOST, 1, MINUTE, t0);
+        found.handle_echo(&found.heartbeat("hbeat.app"), t0 + Duration::from_secs(1));
+        assert_eq!(found.poll_no_hub(t0 + Duration::from_secs(3600)), None);
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct OwnHeartbeat {
     /// booting host may start its hub a little after the manager.
     no_hub_after: Duration,
     no_hub_said: bool,
+    /// When our last heartbeat went out: an `hbeat.request` is answered
+    /// at most once per [`DISCOVERY_FAST`], so a flood of them makes no
+    /// flood of ours.
+    last_sent: Option<Instant>,
 }
 
 impl OwnHeartbeat {
@@ -71,6 +75,7 @@ impl OwnHeartbeat {
             request_owed: false,
             no_hub_after: minute,
             no_hub_said: false,
+            last_sent: None,
         }
     }
 
@@ -123,8 +128,9 @@ impl OwnHeartbeat {
     }
 
     /// Someone asked every application to heartbeat (`hbeat.request`,
-    /// to everyone or to us): ours is due now. Our own request, relayed
-    /// back by the hub, is not one.
+    /// to everyone or to us): ours is due now, or 3 s after the last one
+    /// if that was sooner. Our own request, relayed back by the hub, is
+    /// not one.
     pub fn handle_request(&mut self, message: &Message, now: Instant) {
         let for_us = match &message.target {
             Target::Everyone => true,
@@ -132,7 +138,8 @@ impl OwnHeartbeat {
         };
         let from_us = message.source == self.source;
         if message.schema.as_str() == "hbeat.request" && message.kind == Kind::Command && for_us && !from_us {
-            self.next = self.next.min(now);
+            let earliest = self.last_sent.map_or(now, |sent| now.max(sent + DISCOVERY_FAST));
+            self.next = self.next.min(earliest);
         }
     }
 
@@ -147,6 +154,7 @@ impl OwnHeartbeat {
         if now < self.next {
             return None;
         }
+        self.last_sent = Some(now);
         self.next = now
             + match self.hub {
                 Hub::Found => self.interval,
@@ -216,7 +224,10 @@ mod tests {
         assert!(own.poll_transmit(t0).is_none(), "once per deadline");
         assert_eq!(own.poll_timeout(), t0 + Duration::from_secs(3));
         assert!(own.poll_transmit(t0 + Duration::from_secs(2)).is_none());
-        assert_eq!(own.searching_for(t0 + Duration::from_secs(2)), Some(Duration::from_secs(2)));
+        assert_eq!(
+            own.searching_for(t0 + Duration::from_secs(2)),
+            Some(Duration::from_secs(2))
+        );
         let late = t0 + Duration::from_secs(61);
         assert!(own.poll_transmit(late).is_some());
         assert_eq!(own.poll_timeout(), t0 + MINUTE, "the no-hub warning is due");
@@ -250,7 +261,10 @@ mod tests {
         own.poll_transmit(t0);
         assert_eq!(own.poll_no_hub(t0 + Duration::from_secs(59)), None);
         assert!(own.poll_timeout() <= t0 + MINUTE);
-        assert_eq!(own.poll_no_hub(t0 + Duration::from_secs(61)), Some(Duration::from_secs(61)));
+        assert_eq!(
+            own.poll_no_hub(t0 + Duration::from_secs(61)),
+            Some(Duration::from_secs(61))
+        );
         assert_eq!(own.poll_no_hub(t0 + Duration::from_secs(3600)), None, "once");
         let mut found = super::OwnHeartbeat::new(own.source.clone(), Ipv4Addr::LOCALHOST, 1, MINUTE, t0);
         found.handle_echo(&found.heartbeat("hbeat.app"), t0 + Duration::from_secs(1));
@@ -265,7 +279,12 @@ mod tests {
         let other = decode(b"xpl-stat\n{\nhop=1\nsource=acme-a.b\ntarget=*\n}\nhbeat.app\n{\ninterval=5\n}\n").unwrap();
         assert!(!own.handle_echo(&other, t0));
         assert_eq!(own.hub(), Hub::Searching);
-        let at = t0 + Duration::from_secs(1);
+        // Registered: the next heartbeat is 5 min away.
+        let echo = own.heartbeat("hbeat.app");
+        own.handle_echo(&echo, t0);
+        own.poll_transmit(t0); // the hbeat.request owed once registered
+        let at = t0 + Duration::from_secs(10);
+        assert!(own.poll_transmit(at).is_none());
         for (text, answered) in [
             (
                 "xpl-cmnd\n{\nhop=1\nsource=acme-a.b\ntarget=*\n}\nhbeat.request\n{\ncommand=request\n}\n",
@@ -283,10 +302,23 @@ mod tests {
                 "xpl-stat\n{\nhop=1\nsource=acme-a.b\ntarget=*\n}\nhbeat.request\n{\n}\n",
                 false,
             ),
+            // Our own, relayed back by the hub.
+            (
+                "xpl-cmnd\n{\nhop=1\nsource=domogik-manager.box\ntarget=*\n}\nhbeat.request\n{\n}\n",
+                false,
+            ),
         ] {
             let mut own = own.clone();
             own.handle_request(&decode(text.as_bytes()).unwrap(), at);
             assert_eq!(own.poll_transmit(at).is_some(), answered, "{text}");
         }
+        // A flood of requests: one heartbeat per 3 s.
+        let request = decode(b"xpl-cmnd\n{\nhop=1\nsource=acme-a.b\ntarget=*\n}\nhbeat.request\n{\n}\n").unwrap();
+        own.handle_request(&request, at);
+        assert!(own.poll_transmit(at).is_some());
+        let soon = at + Duration::from_secs(1);
+        own.handle_request(&request, soon);
+        assert!(own.poll_transmit(soon).is_none());
+        assert_eq!(own.poll_timeout(), at + Duration::from_secs(3));
     }
 }

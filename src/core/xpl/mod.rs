@@ -5,8 +5,8 @@
 
 pub mod devices;
 pub mod heartbeat;
-pub mod view;
 pub mod message;
+pub mod view;
 
 use std::net::Ipv4Addr;
 

@@ -97,7 +97,8 @@ pub fn standalone_config(packages: &Path, extra_manager_keys: &str) -> String {
 
 /// `dmg_manager --config CONFIG`, stdin closed, and none of what the
 /// environment running the tests may set that changes its output: the
-/// journal's (log format), systemd's notify socket, `NO_COLOR`.
+/// journal's (log format), systemd's notify socket, `NO_COLOR`; no real
+/// xPL hub reached.
 pub fn manager_command(config: &Path) -> Command {
     let mut command = Command::new(BIN);
     command
@@ -106,6 +107,10 @@ pub fn manager_command(config: &Path) -> Command {
         .env_remove("JOURNAL_STREAM")
         .env_remove("NOTIFY_SOCKET")
         .env_remove("NO_COLOR")
+        // A manager on a test bus has xPL on ([xpl] enabled = auto): its
+        // heartbeats go to a port no hub listens on, never to a real hub
+        // this machine may run on 3865 (tests/xpl.rs names its own hub).
+        .env("DMG_MANAGER_TEST_XPL_PORT", "9")
         .stdin(Stdio::null());
     command
 }

@@ -22,7 +22,7 @@ mod testing;
 
 pub(crate) use plugins::{NoStarter, Starter};
 pub use publications::{Publications, LIST_CATEGORY};
-pub(crate) use publications::{DETAIL_CATEGORY, VIEW_CATEGORIES};
+pub(crate) use publications::{DETAIL_CATEGORY, V05_LIST_CATEGORY, VIEW_CATEGORIES};
 pub use requests::{Reply, DETAIL_GET, LIST_GET};
 pub(crate) use requests::{DETAIL_RESULT, ERROR_ACTION, LIST_RESULT, START_DO, START_RESULT};
 

@@ -320,7 +320,9 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
         publisher: ready(PUBLISHER),
         signals: ready(SIGNALS),
         dbmgr: sockets.dbmgr.is_some() && ready(DBMGR),
-        xpl: sockets.xpl.is_some() && ready(xpl_slot),
+        // An error pending on the UDP socket polls as POLLERR, not
+        // POLLIN: reading it is what clears it (else the poll never sleeps).
+        xpl: sockets.xpl.is_some() && pipe_ready(xpl_slot),
         monitors: (first_monitor..items.len()).any(ready),
         pipes: (first_pipe..first_pipe + pipes.len()).map(pipe_ready).collect(),
     }

@@ -332,6 +332,58 @@ mod tests {
     use serde_json::value::RawValue;
 
     #[test]
+    fn an_xpl_device_is_published_when_added_or_dead_and_its_heartbeats_only_move_last_seen() {
+        let mut manager = manager_with(&["a"]);
+        manager.set_xpl_limits(8, Duration::from_secs(60));
+        let t0 = manager.now;
+        manager.take_publications(1.0);
+        let hbeat = crate::core::xpl::message::decode(
+            b"xpl-stat\n{\nhop=1\nsource=acme-sensor.kitchen\ntarget=*\n}\nhbeat.app\n{\ninterval=1\n}\n",
+        )
+        .unwrap();
+        assert!(matches!(manager.handle_xpl_message(&hbeat), Heard::Added { .. }));
+        let published: Vec<Vec<Vec<u8>>> = manager.take_publications(2.0).unwrap().collect();
+        let list = published
+            .iter()
+            .find(|frames| frames[0].starts_with(b"client.list."))
+            .unwrap();
+        assert_eq!(body(&list[1])["acme-sensor.kitchen"]["status"], "alive");
+        let conversion = published
+            .iter()
+            .find(|frames| frames[0].starts_with(b"client.conversion."))
+            .unwrap();
+        assert_eq!(body(&conversion[1])["acme-sensor.kitchen"], serde_json::Value::Null);
+        // A heartbeat again: last_seen in the replies, nothing published.
+        manager.set_now(Now {
+            mono: t0.mono + Duration::from_secs(30),
+            unix: t0.unix + 30.0,
+        });
+        assert_eq!(manager.handle_xpl_message(&hbeat), Heard::Seen);
+        assert!(manager.take_publications(3.0).is_none());
+        let (_, list) = ask(&mut manager, "client.list.get", "{}");
+        assert_eq!(list["acme-sensor.kitchen"]["last_seen"], t0.unix + 30.0);
+        // Dead at 2 × 1 min + 1 min of silence: the poll's timeout says when.
+        let death = t0.mono + Duration::from_secs(210);
+        assert_eq!(manager.clients.devices().poll_timeout(), Some(death));
+        assert!(manager.poll_timeout() <= death);
+        manager.set_now(Now {
+            mono: t0.mono + Duration::from_secs(211),
+            unix: t0.unix + 211.0,
+        });
+        assert_eq!(manager.handle_xpl_timeout(), ["acme-sensor.kitchen"]);
+        let published: Vec<Vec<Vec<u8>>> = manager.take_publications(4.0).unwrap().collect();
+        let list = published
+            .iter()
+            .find(|frames| frames[0].starts_with(b"client.list."))
+            .unwrap();
+        assert_eq!(body(&list[1])["acme-sensor.kitchen"]["status"], "dead");
+        assert!(
+            !published.iter().any(|frames| frames[0].starts_with(b"plugin.status")),
+            "no plugin.status for a device"
+        );
+    }
+
+    #[test]
     fn a_package_change_that_changes_no_client_says_so_and_publishes_nothing() {
         let mut manager = manager_with(&["a"]);
         assert!(manager.take_publications(1.0).is_some(), "package added");

@@ -47,7 +47,7 @@ impl Enabled {
 
 /// Reads `[xpl] enabled`: `auto`, or configparser's booleans (`yes`/`no`,
 /// `true`/`false`, `on`/`off`, `1`/`0`, any case).
-pub fn read_enabled(text: &str) -> Result<Enabled, String> {
+pub fn read_enabled(text: &str) -> Result<Enabled, crate::core::config::Expected> {
     match text.to_ascii_lowercase().as_str() {
         "auto" => Ok(Enabled::Auto),
         "yes" | "true" | "on" | "1" => Ok(Enabled::Yes),
@@ -58,7 +58,7 @@ pub fn read_enabled(text: &str) -> Result<Enabled, String> {
 
 /// Reads `[xpl] bind_interface`: an interface name (`lo`, `eth0`) or `*`.
 /// Whether it exists is known only when the socket is opened.
-pub fn read_bind_interface(text: &str) -> Result<String, String> {
+pub fn read_bind_interface(text: &str) -> Result<String, crate::core::config::Expected> {
     let name_like = text.len() < 16 && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
     match text == "*" || name_like {
         true => Ok(text.to_owned()),
@@ -67,13 +67,13 @@ pub fn read_bind_interface(text: &str) -> Result<String, String> {
 }
 
 /// Reads `[xpl] broadcast`: an IPv4 address.
-pub fn read_broadcast(text: &str) -> Result<Ipv4Addr, String> {
+pub fn read_broadcast(text: &str) -> Result<Ipv4Addr, crate::core::config::Expected> {
     text.parse()
         .map_err(|_| "expected an IPv4 address (255.255.255.255, 127.255.255.255...)".into())
 }
 
 /// Reads `[xpl] max_clients`: 1 to 65536.
-pub fn read_max_clients(text: &str) -> Result<usize, String> {
+pub fn read_max_clients(text: &str) -> Result<usize, crate::core::config::Expected> {
     match text.parse::<usize>() {
         Ok(count) if (1..=65_536).contains(&count) => Ok(count),
         _ => Err("expected a number of xPL devices from 1 to 65536".into()),

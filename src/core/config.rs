@@ -430,22 +430,16 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
             .value("manager", "datatypes_file")
             .unwrap_or(DEFAULT_DATATYPES_FILE),
     );
-    let enabled = sections.get("xpl", "enabled", crate::core::xpl::Enabled::Auto, |text| {
-        crate::core::xpl::read_enabled(text).map_err(Expected::from)
-    })?;
+    let enabled = sections.get("xpl", "enabled", crate::core::xpl::Enabled::Auto, crate::core::xpl::read_enabled)?;
     let xpl = crate::core::xpl::XplConfig {
         enabled: enabled.resolve(rep_endpoint.direction == Direction::Connect),
-        bind_interface: sections.get("xpl", "bind_interface", "lo".to_owned(), |text| {
-            crate::core::xpl::read_bind_interface(text).map_err(Expected::from)
-        })?,
-        broadcast: sections.get("xpl", "broadcast", None, |text| {
-            crate::core::xpl::read_broadcast(text).map(Some).map_err(Expected::from)
-        })?,
+        bind_interface: sections.get("xpl", "bind_interface", "lo".to_owned(), crate::core::xpl::read_bind_interface)?,
+        broadcast: sections.get("xpl", "broadcast", None, |text| crate::core::xpl::read_broadcast(text).map(Some))?,
         max_clients: sections.get(
             "xpl",
             "max_clients",
             crate::core::xpl::devices::DEFAULT_MAX_DEVICES,
-            |text| crate::core::xpl::read_max_clients(text).map_err(Expected::from),
+            crate::core::xpl::read_max_clients,
         )?,
     };
     Ok(Config {

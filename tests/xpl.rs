@@ -295,3 +295,38 @@ fn watch_shows_a_device_added_and_its_changes() {
     watch.signal("TERM");
     assert_eq!(watch.wait_exit(Duration::from_secs(2)).code(), Some(0));
 }
+
+/// A config written before xPL existed, on a Domogik bus (a broker): xPL is
+/// on, with the shipped defaults, and the devices come through the broker.
+#[test]
+fn on_a_domogik_bus_an_existing_config_lists_the_xpl_devices() {
+    let hub = Hub::start(MINUTE);
+    let broker = crate::util::TestBroker::start(None);
+    let forwarder = crate::util::Forwarder::start(None);
+    let dir = TempDir::new("xpl-bus");
+    let packages = copy_fixtures(&dir);
+    let config = crate::util::bus_config(&broker, &forwarder, &packages);
+    assert!(!config.contains("[xpl]"), "{config}");
+    let mut daemon = Daemon::start_with(&dir, &config, xpl_command(&hub));
+    daemon.wait_for_log("xPL: listening on 127.0.0.1:");
+    hub.await_line("registered domogik-manager.testhost ");
+    Device::new("acme-sensor.kitchen", &hub).heartbeat("hbeat.app", 5);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let reply = crate::util::broker_request(
+            daemon.context(),
+            &broker.endpoint,
+            "manager",
+            Some("None"),
+            "client.list.get",
+            DEADLINE,
+        );
+        if let Some(reply) = reply {
+            if body_of(&reply[3])["acme-sensor.kitchen"]["status"] == "alive" {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the device never listed through the broker");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

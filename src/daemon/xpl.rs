@@ -10,7 +10,7 @@ use crate::core::liveness::Now;
 use crate::core::log_policy::RateLimiter;
 use crate::core::xpl::heartbeat::{Hub, OwnHeartbeat};
 use crate::core::xpl::message::{self, Address, MAX_DATAGRAM};
-use crate::core::xpl::XplConfig;
+use crate::core::config::XplConfig;
 use crate::{debug, info, warn};
 use std::net::{SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};

@@ -74,6 +74,9 @@ pub struct Manager {
     datatypes: Option<Box<RawValue>>,
     /// The maps changed since the last publication.
     dirty: bool,
+    /// Only the 0.5 maps changed (an xPL device, which the seed's maps do
+    /// not show): they alone are owed.
+    v05_dirty: bool,
     /// A package was added or changed since the last publication.
     packages_dirty: bool,
     /// `plugin.status` messages owed (dead clients, our own status).
@@ -96,6 +99,7 @@ impl Manager {
             dbmgr: None,
             datatypes: None,
             dirty: false,
+            v05_dirty: false,
             packages_dirty: false,
             statuses: Vec::new(),
             cache: Cache::default(),
@@ -179,7 +183,7 @@ impl Manager {
     pub(crate) fn handle_xpl_message(&mut self, message: &crate::core::xpl::message::Message) -> Heard {
         let heard = self.clients.devices_mut().handle_message(message, self.now);
         match &heard {
-            Heard::Added { .. } | Heard::Changed { .. } => self.mark_changed(),
+            Heard::Added { .. } | Heard::Changed { .. } => self.mark_v05_changed(),
             Heard::Seen => self.cache.forget_v05(),
             Heard::Ignored => {}
         }
@@ -190,7 +194,7 @@ impl Manager {
     pub(crate) fn handle_xpl_timeout(&mut self) -> Vec<String> {
         let dead = self.clients.devices_mut().handle_timeout(self.now.mono);
         if !dead.is_empty() {
-            self.mark_changed();
+            self.mark_v05_changed();
         }
         dead
     }
@@ -343,6 +347,15 @@ mod tests {
         .unwrap();
         assert!(matches!(manager.handle_xpl_message(&hbeat), Heard::Added { .. }));
         let published: Vec<Vec<Vec<u8>>> = manager.take_publications(2.0).unwrap().collect();
+        let ids: Vec<String> = published
+            .iter()
+            .map(|frames| String::from_utf8_lossy(&frames[0]).into_owned())
+            .collect();
+        assert!(
+            ids.iter().all(|id| id.starts_with("client.")),
+            "the 0.5 maps only (the seed's show no device): {ids:?}"
+        );
+        assert_eq!(published.len(), 3);
         let list = published
             .iter()
             .find(|frames| frames[0].starts_with(b"client.list."))

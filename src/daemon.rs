@@ -4,13 +4,14 @@
 //! One thread, one `zmq_poll` over the SUB, the request socket (a bound
 //! ROUTER, or the MDP worker's DEALER), the PUB (read only when it is an
 //! XPUB at a forwarder: subscriptions), the monitors of the connecting
-//! sockets and the signal pipe; the poll's timeout is the time left until
-//! the nearest deadline (the next rescan, one of the manager's timers: a
-//! client's death, its own status, a `dbmgr` question; the MDP heartbeat
-//! and broker silence; a link to reopen; the forwarder's echo; a plugin's
-//! kill delay or restart; under systemd's watchdog, the next `WATCHDOG=1`,
-//! sent at the end of a turn and nowhere else), so an idle manager sleeps
-//! in the kernel. The output pipes of the plugins
+//! sockets, the xPL socket (UDP, when `[xpl]` is on) and the signal pipe;
+//! the poll's timeout is the time left until the nearest deadline (the
+//! next rescan, one of the manager's timers: a client's or an xPL device's
+//! death, its own status, a `dbmgr` question; the MDP heartbeat and broker
+//! silence; a link to reopen; the forwarder's echo; our xPL heartbeat; a
+//! plugin's kill delay or restart; under systemd's watchdog, the next
+//! `WATCHDOG=1`, sent at the end of a turn and nowhere else), so an idle
+//! manager sleeps in the kernel. The output pipes of the plugins
 //! it started are polled too, and the pipe of the packages scanner, the
 //! process that does the disk reads of a rescan (`scanner.rs`): the loop
 //! never waits for the disk.
@@ -26,8 +27,8 @@
 //! `dbmgr` socket, `state.rs` is the loop's state apart from the sockets
 //! (signals, rescans through `scanner.rs`, timers, plugin starts through
 //! `processes.rs`, rate-limited log lines), `processes.rs` forks, execs,
-//! reads and reaps the plugins, and `scanner.rs` starts the packages
-//! scanner process and reads its replies.
+//! reads and reaps the plugins, `scanner.rs` starts the packages
+//! scanner process and reads its replies, and `xpl.rs` is the xPL socket.
 
 // An edge of the crate: it does I/O and reads the clock for the core
 // (clippy.toml forbids both in src/core/).
@@ -340,7 +341,9 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
         publisher: ready(PUBLISHER),
         signals: ready(SIGNALS),
         dbmgr: sockets.dbmgr.is_some() && ready(DBMGR),
-        xpl: sockets.xpl.is_some() && ready(xpl_slot),
+        // An error pending on the UDP socket polls as POLLERR, not
+        // POLLIN: reading it is what clears it (else the poll never sleeps).
+        xpl: sockets.xpl.is_some() && pipe_ready(xpl_slot),
         monitors: (first_monitor..items.len()).any(ready),
         pipes: (first_pipe..first_pipe + pipes.len()).map(pipe_ready).collect(),
     }

@@ -27,6 +27,7 @@ pub use requests::{Reply, DETAIL_GET, LIST_GET};
 pub(crate) use requests::{DETAIL_RESULT, ERROR_ACTION, LIST_RESULT, START_DO, START_RESULT};
 
 use crate::core::bus::dbmgr::{self, Answer, Questions};
+use crate::core::autostart::AutoStart;
 use crate::core::children::{Children, Policy};
 use crate::core::clients::{Applied, Clients, StatusRejected};
 use crate::core::launch::Launch;
@@ -90,6 +91,10 @@ pub struct Manager {
     children: Children,
     /// How a client's process is started.
     launch: Launch,
+    /// Which clients `auto_startup` has decided already.
+    autostart: AutoStart,
+    /// The core components still to start (at the first turn).
+    core_pending: Vec<String>,
 }
 
 impl Manager {
@@ -112,6 +117,8 @@ impl Manager {
             v05: v05::Derivations::default(),
             children: Children::new(Policy::default()),
             launch: Launch::default(),
+            autostart: AutoStart::default(),
+            core_pending: Vec::new(),
         }
     }
 
@@ -360,6 +367,7 @@ impl Manager {
                     questions.forget(&name);
                 }
                 self.children.forget(&name);
+                self.autostart.forget(&name);
                 self.clients.remove_package(&name)
             }
         };

@@ -6,7 +6,6 @@
 //! (forking, through `processes.rs`), the log lines.
 
 use super::scanner::{Outcome, ScannerProcess};
-use crate::core::autostart::AutoStart;
 use crate::core::children::RestartSet;
 use crate::core::config::Config;
 use crate::core::config_warnings;
@@ -46,10 +45,6 @@ pub(super) struct State {
     restart_said: BTreeSet<String>,
     /// The executor of the process effects, with the children's pipes (§10).
     pub plugins: Plugins,
-    /// The core components to start at the first turn (taken then).
-    core: Vec<String>,
-    /// Which plugins `auto_startup` has started already.
-    autostart: AutoStart,
 }
 
 /// Whether the loop goes on after the signals of a turn.
@@ -80,8 +75,6 @@ impl State {
             restart: config.plugins.policy.restart.clone(),
             restart_said: BTreeSet::new(),
             plugins: Plugins::new(),
-            core: config.plugins.core.clone(),
-            autostart: AutoStart::default(),
         };
         let core_bin_dir = match (&config.plugins.core_bin_dir, config.plugins.core.is_empty()) {
             (Some(dir), _) => Some(dir.clone()),
@@ -98,6 +91,7 @@ impl State {
             },
             config.plugins.policy.clone(),
         );
+        state.manager.set_core(config.plugins.core.clone());
         // Said at info: a host may run no plugin of ours (and a fresh Debian 12
         // has no /usr/bin/python); each start that fails for it is a warning.
         if !processes::findable(&config.plugins.python) {
@@ -107,7 +101,9 @@ impl State {
             );
         }
         state.manager.set_timers(config.dead_after, config.status_interval);
-        state.manager.set_xpl_limits(config.xpl.max_clients, super::xpl::minute());
+        state
+            .manager
+            .set_xpl_limits(config.xpl.max_clients, super::xpl::minute());
         if dbmgr {
             let limits = crate::core::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
             state.manager.enable_dbmgr(limits);
@@ -154,7 +150,12 @@ impl State {
             warn!(client_id = id.as_str(); "{id} is dead: {why}");
         }
         for source in self.manager.handle_xpl_timeout() {
-            let why = self.manager.clients().devices().dead_comment(&source).unwrap_or_default();
+            let why = self
+                .manager
+                .clients()
+                .devices()
+                .dead_comment(&source)
+                .unwrap_or_default();
             info!(client_id = source.as_str(); "xPL: {source} is dead: {why}");
         }
     }
@@ -193,26 +194,12 @@ impl State {
         }
     }
 
-    /// The core components, at the first turn; the kills and restarts that
-    /// are due; auto_startup, once its value from dbmgr is known (§10).
+    /// What the manager decides of the processes this turn (the core
+    /// components at the first, kills and restarts that are due,
+    /// auto_startup), carried out by the executor and logged.
     pub(super) fn plugins_due(&mut self) {
-        if !self.core.is_empty() {
-            let core = std::mem::take(&mut self.core);
-            let events = self.manager.start_core(&core, &mut self.plugins);
-            log_events(&events);
-        }
         let events = self.manager.handle_process_timeouts(&mut self.plugins);
         log_events(&events);
-        let clients = self.manager.clients();
-        let values = clients
-            .iter()
-            .filter(|(name, client)| client.is_valid() && crate::core::kind::split(name).0.user_started())
-            .map(|(name, _)| (name, clients.parameter_is_true(name, "auto_startup")));
-        let due = self.autostart.due(values);
-        if !due.is_empty() {
-            let events = self.manager.auto_start(&due, &mut self.plugins);
-            log_events(&events);
-        }
     }
 
     /// Looks for processes of our clients that we did not start (by hand,
@@ -358,9 +345,6 @@ impl State {
             }
         }
         for change in report.changes {
-            if let PackageChange::Removed { name } = &change {
-                self.autostart.forget(name);
-            }
             // Worded before it is applied ("found" or "changed"), written
             // only if it changed a client: a file re-read to the same
             // content (or failing the same way again) says nothing.

@@ -199,11 +199,22 @@ impl Manager {
         }
     }
 
-    /// Starts each client auto_startup says to start (names from
-    /// `AutoStart`).
-    pub(crate) fn auto_start(&mut self, names: &[String], processes: &mut dyn Processes) -> Vec<ProcessEvent> {
-        names
+    /// The core components to start at the next turn (`run -a -d -x -s
+    /// -b`, `[manager] core`), in order.
+    pub(crate) fn set_core(&mut self, names: Vec<String>) {
+        self.core_pending = names;
+    }
+
+    /// Starts each plugin or interface whose `auto_startup` from dbmgr is
+    /// known for the first time and true (`core::autostart`).
+    fn auto_start(&mut self, processes: &mut dyn Processes) -> Vec<ProcessEvent> {
+        let clients = &self.clients;
+        let values = clients
             .iter()
+            .filter(|(name, client)| client.is_valid() && kind::split(name).0.user_started())
+            .map(|(name, _)| (name, clients.parameter_is_true(name, "auto_startup")));
+        let due = self.autostart.due(values);
+        due.iter()
             .map(|name| self.start_on_own(name, "its auto_startup is true", processes))
             .collect()
     }
@@ -234,10 +245,15 @@ impl Manager {
         changed
     }
 
-    /// The kills and restarts that are due now, carried out through
-    /// `processes`.
+    /// What is to be done with the processes now, carried out through
+    /// `processes`: the core components at the first call, the kills and
+    /// restarts that are due, and `auto_startup`'s starts.
     pub(crate) fn handle_process_timeouts(&mut self, processes: &mut dyn Processes) -> Vec<ProcessEvent> {
         let mut events = Vec::new();
+        if !self.core_pending.is_empty() {
+            let core = std::mem::take(&mut self.core_pending);
+            events.extend(self.start_core(&core, processes));
+        }
         for order in self.children.handle_timeout(self.now.mono) {
             match order {
                 Order::Start { name, .. } => {
@@ -262,6 +278,7 @@ impl Manager {
                 Order::Terminate { .. } => {}
             }
         }
+        events.extend(self.auto_start(processes));
         events
     }
 
@@ -518,6 +535,33 @@ mod tests {
             Ok(101),
             "starts again"
         );
+    }
+
+    #[test]
+    fn auto_startup_starts_each_plugin_once_when_dbmgr_says_y() {
+        let mut manager = with_launch(&["p", "q"]);
+        manager.enable_dbmgr(crate::core::bus::dbmgr::Limits::default());
+        manager.take_dbmgr_requests();
+        let mut processes = fake();
+        assert!(
+            manager.handle_process_timeouts(&mut processes).is_empty(),
+            "not known yet"
+        );
+        for (name, value) in [("p", "Y"), ("q", "N")] {
+            let answer = format!(
+                r#"{{"status": true, "reason": "", "type": "plugin", "name": "{name}", "host": "box", "data": {{"auto_startup": "{value}"}}}}"#
+            );
+            let reply = frames(&[b"", b"MDPC01", b"dbmgr", b"config.result", answer.as_bytes()]);
+            assert_eq!(manager.handle_dbmgr_reply(&reply), Ok(name.to_owned()));
+        }
+        let events = manager.handle_process_timeouts(&mut processes);
+        assert!(
+            matches!(&events[..], [ProcessEvent::Started { pid: 100, .. }]),
+            "{events:?}"
+        );
+        assert_eq!(processes.spawned[0].script, PathBuf::from("/p/plugin_p/bin/p.py"));
+        assert_eq!(processes.spawned[0].args, ["-f"], "no -m");
+        assert!(manager.handle_process_timeouts(&mut processes).is_empty(), "once");
     }
 
     #[test]

@@ -4,13 +4,14 @@
 //! One thread, one `zmq_poll` over the SUB, the request socket (a bound
 //! ROUTER, or the MDP worker's DEALER), the PUB (read only when it is an
 //! XPUB at a forwarder: subscriptions), the monitors of the connecting
-//! sockets and the signal pipe; the poll's timeout is the time left until
-//! the nearest deadline (the next rescan, one of the manager's timers: a
-//! client's death, its own status, a `dbmgr` question; the MDP heartbeat
-//! and broker silence; a link to reopen; the forwarder's echo; a plugin's
-//! kill delay or restart; under systemd's watchdog, the next `WATCHDOG=1`,
-//! sent at the end of a turn and nowhere else), so an idle manager sleeps
-//! in the kernel. The output pipes of the plugins
+//! sockets, the xPL socket (UDP, when `[xpl]` is on) and the signal pipe;
+//! the poll's timeout is the time left until the nearest deadline (the
+//! next rescan, one of the manager's timers: a client's or an xPL device's
+//! death, its own status, a `dbmgr` question; the MDP heartbeat and broker
+//! silence; a link to reopen; the forwarder's echo; our xPL heartbeat; a
+//! plugin's kill delay or restart; under systemd's watchdog, the next
+//! `WATCHDOG=1`, sent at the end of a turn and nowhere else), so an idle
+//! manager sleeps in the kernel. The output pipes of the plugins
 //! it started are polled too, and the pipe of the packages scanner, the
 //! process that does the disk reads of a rescan (`scanner.rs`): the loop
 //! never waits for the disk.
@@ -26,8 +27,8 @@
 //! `dbmgr` socket, `state.rs` is the loop's state apart from the sockets
 //! (signals, rescans through `scanner.rs`, timers, plugin starts through
 //! `processes.rs`, rate-limited log lines), `processes.rs` forks, execs,
-//! reads and reaps the plugins, and `scanner.rs` starts the packages
-//! scanner process and reads its replies.
+//! reads and reaps the plugins, `scanner.rs` starts the packages
+//! scanner process and reads its replies, and `xpl.rs` is the xPL socket.
 
 // An edge of the crate: it does I/O and reads the clock for the core
 // (clippy.toml forbids both in src/core/).
@@ -48,7 +49,7 @@ use crate::core::status::Status;
 use crate::core::watchdog::Watchdog;
 use crate::sys::signals::SignalPipe;
 use crate::sys::{clock, notify};
-use crate::{debug, error};
+use crate::{debug, error, info, warn};
 use sockets::Sockets;
 pub(crate) use sockets::StartError;
 pub use sockets::{
@@ -232,21 +233,31 @@ fn leave_broker(sockets: &Sockets, session: &mut Session) -> bool {
 /// exits reaped for up to the kill grace, then SIGKILL to what is left
 /// (docs/PROTOCOL.md §10). Only the signal pipe is polled meanwhile.
 fn stop_plugins(state: &mut State, signals: &mut SignalPipe) {
-    if state.plugins.children().is_empty() {
+    if state.manager.running_children().is_empty() {
         return;
     }
-    state.plugins.stop_all();
-    let grace = state.plugins.children().term_grace();
+    for (name, group) in state.manager.stop_children() {
+        let who = crate::core::kind::describe(&name);
+        info!("stopping {who} (pid {group}): SIGTERM to its process group");
+        if let Err(e) = processes::signal_group(group, libc::SIGTERM) {
+            error!("cannot send SIGTERM to {who}'s process group {group}: {e}");
+        }
+    }
+    let grace = state.manager.term_grace();
     for (wait, last) in [(grace, false), (Duration::from_millis(500), true)] {
         let deadline = Instant::now() + wait;
-        while !state.plugins.children().is_empty() && Instant::now() < deadline {
+        while !state.manager.running_children().is_empty() && Instant::now() < deadline {
             let mut items = [zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN)];
             let _ = signals.while_waiting(|| zmq::poll(&mut items, poll_timeout(deadline, Instant::now())));
             signals.take();
             state.reap();
         }
         if !last {
-            state.plugins.kill_all();
+            for (name, pid) in state.manager.running_children() {
+                let who = crate::core::kind::describe(&name);
+                warn!("{who} (pid {pid}) did not stop with the manager: SIGKILL to its process group");
+                let _ = processes::signal_group(pid, libc::SIGKILL);
+            }
         }
     }
 }
@@ -330,7 +341,9 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
         publisher: ready(PUBLISHER),
         signals: ready(SIGNALS),
         dbmgr: sockets.dbmgr.is_some() && ready(DBMGR),
-        xpl: sockets.xpl.is_some() && ready(xpl_slot),
+        // An error pending on the UDP socket polls as POLLERR, not
+        // POLLIN: reading it is what clears it (else the poll never sleeps).
+        xpl: sockets.xpl.is_some() && pipe_ready(xpl_slot),
         monitors: (first_monitor..items.len()).any(ready),
         pipes: (first_pipe..first_pipe + pipes.len()).map(pipe_ready).collect(),
     }

@@ -76,7 +76,7 @@ pub(crate) fn fetch(
 
 /// The 0.5 list, `{plugin-NAME.HOST: ENTRY, ...}`; `None` if the manager
 /// does not answer it.
-fn fetch_v05_list(context: &zmq::Context, config: &Config, timeout: Duration) -> Option<Map<String, Value>> {
+pub(crate) fn fetch_v05_list(context: &zmq::Context, config: &Config, timeout: Duration) -> Option<Map<String, Value>> {
     let target = endpoints::target(Peer::Requests, config).ok()?;
     let reply = net::request(context, &target, &config.service, "client.list.get", timeout).ok()?;
     match serde_json::from_str(&reply.body) {

@@ -15,7 +15,7 @@ pub(crate) const DEFAULT_PATH: &str = "/etc/domogik/manager.cfg";
 pub(crate) const DEFAULT_PACKAGES_DIR: &str = "/var/lib/domogik/domogik_packages";
 /// Where Domogik 0.5 keeps its data types: its resources folder, under
 /// its libraries path (`/var/lib/domogik`, which also holds the packages).
-pub(crate) const DEFAULT_DATATYPES_FILE: &str = "/var/lib/domogik/domogik/resources/datatypes.json";
+pub(crate) const DEFAULT_DATATYPES_FILE: &str = "/var/lib/domogik/resources/datatypes.json";
 /// Domogik refuses longer host names; so do we.
 pub const MAX_HOST_LEN: usize = 16;
 const MAX_RESCAN_INTERVAL: u64 = 24 * 60 * 60;
@@ -131,7 +131,7 @@ pub struct Config {
     /// Domogik's `datatypes.json` (`datatype.get`).
     pub datatypes_file: PathBuf,
     /// The `[xpl]` section (docs/PROTOCOL.md §11).
-    pub xpl: crate::core::xpl::XplConfig,
+    pub xpl: XplConfig,
 }
 
 /// The keys about plugin processes: `python`, `pythonpath`, `kill_delay`, `restart`.
@@ -142,6 +142,29 @@ pub(crate) struct PluginsConfig {
     /// `PYTHONPATH` given to the plugins (Domogik's libraries); `None`: unset.
     pub(crate) pythonpath: Option<PathBuf>,
     pub(crate) policy: crate::core::children::Policy,
+    /// More arguments after `-f` for hosts whose plugins want them
+    /// (`plugin_args`, split on spaces; none by default: 0.5.2's refuse any).
+    pub(crate) extra_args: Vec<String>,
+    /// The core components to start and supervise (`core`, plus the `run`
+    /// flags `-a -d -x -s -b`), dbmgr first, then in 0.5.2's order.
+    pub(crate) core: Vec<String>,
+    /// Domogik's bin dir, where `<name>.py` of each core component is
+    /// (`core_bin_dir`); `None`: asked of the interpreter at start.
+    pub(crate) core_bin_dir: Option<PathBuf>,
+}
+
+/// The core components Domogik 0.5.2's manager starts, in its order (dbmgr
+/// first: the others ask it their configuration).
+pub(crate) const CORE_COMPONENTS: [&str; 5] = ["dbmgr", "xplgw", "admin", "scenario", "butler"];
+
+impl PluginsConfig {
+    /// Adds core components (the `run` flags), keeping 0.5.2's order.
+    pub(crate) fn add_core(&mut self, names: &[&str]) {
+        let mut all: Vec<&str> = self.core.iter().map(String::as_str).chain(names.iter().copied()).collect();
+        all.sort_by_key(|name| CORE_COMPONENTS.iter().position(|known| known == name));
+        all.dedup();
+        self.core = all.into_iter().map(str::to_owned).collect();
+    }
 }
 
 pub(crate) const DEFAULT_PYTHON: &str = "/usr/bin/python";
@@ -287,7 +310,7 @@ const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
 const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
 /// The `[xpl]` keys (docs/PROTOCOL.md §11).
 const XPL_KEYS: [&str; 4] = ["enabled", "bind_interface", "broadcast", "max_clients"];
-const MANAGER_KEYS: [&str; 16] = [
+const MANAGER_KEYS: [&str; 19] = [
     "dead_after",
     "dbmgr_timeout",
     "status_interval",
@@ -304,6 +327,9 @@ const MANAGER_KEYS: [&str; 16] = [
     "pythonpath",
     "kill_delay",
     "restart",
+    "plugin_args",
+    "core",
+    "core_bin_dir",
 ];
 
 /// Parses and validates config text. `path` is used in messages and to
@@ -390,7 +416,16 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
                 read_restart,
             )?,
         },
+        extra_args: sections
+            .value("manager", "plugin_args")
+            .map(|args| args.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        core: Vec::new(),
+        core_bin_dir: sections.value("manager", "core_bin_dir").map(PathBuf::from),
     };
+    let mut plugins = plugins;
+    let core = sections.get("manager", "core", Vec::new(), read_core)?;
+    plugins.add_core(&core.iter().map(String::as_str).collect::<Vec<_>>());
     let dead_after = sections.get(
         "manager",
         "dead_after",
@@ -409,16 +444,16 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
             .value("manager", "datatypes_file")
             .unwrap_or(DEFAULT_DATATYPES_FILE),
     );
-    let enabled = sections.get("xpl", "enabled", crate::core::xpl::Enabled::Auto, crate::core::xpl::read_enabled)?;
-    let xpl = crate::core::xpl::XplConfig {
+    let enabled = sections.get("xpl", "enabled", Enabled::Auto, read_enabled)?;
+    let xpl = XplConfig {
         enabled: enabled.resolve(rep_endpoint.direction == Direction::Connect),
-        bind_interface: sections.get("xpl", "bind_interface", "lo".to_owned(), crate::core::xpl::read_bind_interface)?,
-        broadcast: sections.get("xpl", "broadcast", None, |text| crate::core::xpl::read_broadcast(text).map(Some))?,
+        bind_interface: sections.get("xpl", "bind_interface", "lo".to_owned(), read_bind_interface)?,
+        broadcast: sections.get("xpl", "broadcast", None, |text| read_broadcast(text).map(Some))?,
         max_clients: sections.get(
             "xpl",
             "max_clients",
             crate::core::xpl::devices::DEFAULT_MAX_DEVICES,
-            crate::core::xpl::read_max_clients,
+            read_max_clients,
         )?,
     };
     Ok(Config {
@@ -439,6 +474,24 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
         plugins,
         star_ip: (ip == "*").then_some(star_ip),
     })
+}
+
+/// Core component names separated by spaces or commas, each one of 0.5.2's.
+fn read_core(text: &str) -> Result<Vec<String>, Expected> {
+    let names: Vec<String> = text
+        .split([',', ' '])
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match names.iter().find(|name| !CORE_COMPONENTS.contains(&name.as_str())) {
+        Some(bad) => Err(format!(
+            "{:?} is not a core component: expected names among {}",
+            crate::core::wire::truncate(bad, 40),
+            CORE_COMPONENTS.join(" ")
+        )
+        .into()),
+        None => Ok(names),
+    }
 }
 
 fn read_kill_delay(text: &str) -> Result<Duration, Expected> {
@@ -637,6 +690,78 @@ fn strip_comment(value: &str) -> &str {
     }
 }
 
+// The [xpl] section (docs/PROTOCOL.md §11).
+
+/// The `[xpl]` section of the config (docs/PROTOCOL.md §11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XplConfig {
+    /// Whether the manager joins the xPL network at all.
+    pub enabled: bool,
+    /// The interface to bind (Domogik's `[domogik] bind_interface`): a
+    /// name, or `*` (the first interface that is not the loopback one).
+    pub bind_interface: String,
+    /// Where the hub is reached (Domogik's `[domogik] broadcast`); `None`:
+    /// the interface's own broadcast address (127.255.255.255 on `lo`).
+    pub broadcast: Option<std::net::Ipv4Addr>,
+    /// At most this many xPL devices are kept.
+    pub max_clients: usize,
+}
+
+/// `[xpl] enabled`: `auto` (the default) is on for a Domogik host (the
+/// manager is the MDP worker of a broker), off standalone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enabled {
+    Auto,
+    Yes,
+    No,
+}
+
+impl Enabled {
+    /// Whether xPL is on, `on_a_bus` being whether `rep_endpoint` connects.
+    pub fn resolve(self, on_a_bus: bool) -> bool {
+        match self {
+            Enabled::Auto => on_a_bus,
+            Enabled::Yes => true,
+            Enabled::No => false,
+        }
+    }
+}
+
+/// Reads `[xpl] enabled`: `auto`, or configparser's booleans (`yes`/`no`,
+/// `true`/`false`, `on`/`off`, `1`/`0`, any case).
+pub fn read_enabled(text: &str) -> Result<Enabled, Expected> {
+    match text.to_ascii_lowercase().as_str() {
+        "auto" => Ok(Enabled::Auto),
+        "yes" | "true" | "on" | "1" => Ok(Enabled::Yes),
+        "no" | "false" | "off" | "0" => Ok(Enabled::No),
+        _ => Err("expected auto, yes or no".into()),
+    }
+}
+
+/// Reads `[xpl] bind_interface`: an interface name (`lo`, `eth0`) or `*`.
+/// Whether it exists is known only when the socket is opened.
+pub fn read_bind_interface(text: &str) -> Result<String, Expected> {
+    let name_like = text.len() < 16 && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
+    match text == "*" || name_like {
+        true => Ok(text.to_owned()),
+        false => Err("expected an interface name (lo, eth0...) or *".into()),
+    }
+}
+
+/// Reads `[xpl] broadcast`: an IPv4 address.
+pub fn read_broadcast(text: &str) -> Result<std::net::Ipv4Addr, Expected> {
+    text.parse()
+        .map_err(|_| "expected an IPv4 address (255.255.255.255, 127.255.255.255...)".into())
+}
+
+/// Reads `[xpl] max_clients`: 1 to 65536.
+pub fn read_max_clients(text: &str) -> Result<usize, Expected> {
+    match text.parse::<usize>() {
+        Ok(count) if (1..=65_536).contains(&count) => Ok(count),
+        _ => Err("expected a number of xPL devices from 1 to 65536".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,7 +778,7 @@ mod tests {
 
     #[test]
     fn xpl_is_on_by_default_on_a_domogik_bus_and_off_standalone() {
-        let expected = crate::core::xpl::XplConfig {
+        let expected = XplConfig {
             enabled: true,
             bind_interface: "lo".into(),
             broadcast: None,
@@ -935,5 +1060,32 @@ mod tests {
             Endpoint::parse("@tcp://127.0.0.1:*"),
             Ok(Endpoint::bind("tcp://127.0.0.1:*"))
         );
+    }
+
+    #[test]
+    fn xpl_values() {
+        assert_eq!(read_enabled("AUTO"), Ok(Enabled::Auto));
+        for yes in ["yes", "True", "on", "1"] {
+            assert_eq!(read_enabled(yes), Ok(Enabled::Yes), "{yes}");
+        }
+        for no in ["no", "FALSE", "off", "0"] {
+            assert_eq!(read_enabled(no), Ok(Enabled::No), "{no}");
+        }
+        assert!(read_enabled("maybe").is_err());
+        assert!(Enabled::Auto.resolve(true) && !Enabled::Auto.resolve(false));
+        assert!(Enabled::Yes.resolve(false) && !Enabled::No.resolve(true));
+        assert_eq!(read_bind_interface("eth0"), Ok("eth0".into()));
+        assert_eq!(read_bind_interface("*"), Ok("*".into()));
+        assert!(read_bind_interface("eth0 eth1").is_err());
+        assert!(read_bind_interface("a-very-long-interface-name").is_err());
+        assert_eq!(
+            read_broadcast("127.255.255.255"),
+            Ok(std::net::Ipv4Addr::new(127, 255, 255, 255))
+        );
+        assert!(read_broadcast("::1").is_err());
+        assert_eq!(read_max_clients("256"), Ok(256));
+        for bad in ["0", "65537", "-1", "x"] {
+            assert!(read_max_clients(bad).is_err(), "{bad}");
+        }
     }
 }

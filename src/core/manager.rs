@@ -20,14 +20,17 @@ mod requests;
 #[cfg(test)]
 mod testing;
 
-pub(crate) use plugins::{NoStarter, Starter};
+pub(crate) use plugins::{NoProcesses, ProcessEvent, Processes, SpawnError};
 pub use publications::{Publications, LIST_CATEGORY};
-pub(crate) use publications::{DETAIL_CATEGORY, VIEW_CATEGORIES};
+pub(crate) use publications::{DETAIL_CATEGORY, V05_LIST_CATEGORY, VIEW_CATEGORIES};
 pub use requests::{Reply, DETAIL_GET, LIST_GET};
 pub(crate) use requests::{DETAIL_RESULT, ERROR_ACTION, LIST_RESULT, START_DO, START_RESULT};
 
 use crate::core::bus::dbmgr::{self, Answer, Questions};
+use crate::core::autostart::AutoStart;
+use crate::core::children::{Children, Policy};
 use crate::core::clients::{Applied, Clients, StatusRejected};
+use crate::core::launch::Launch;
 use crate::core::liveness::{self, Now, OwnStatus};
 use crate::core::packages::PackageChange;
 use crate::core::status::Status;
@@ -74,6 +77,9 @@ pub struct Manager {
     datatypes: Option<Box<RawValue>>,
     /// The maps changed since the last publication.
     dirty: bool,
+    /// Only the 0.5 maps changed (an xPL device, which the seed's maps do
+    /// not show): they alone are owed.
+    v05_dirty: bool,
     /// A package was added or changed since the last publication.
     packages_dirty: bool,
     /// `plugin.status` messages owed (dead clients, our own status).
@@ -81,6 +87,14 @@ pub struct Manager {
     cache: Cache,
     /// What the 0.5 views derive from each package, made again on change.
     v05: v05::Derivations,
+    /// The processes of the clients (the one model of them, §10).
+    children: Children,
+    /// How a client's process is started.
+    launch: Launch,
+    /// Which clients `auto_startup` has decided already.
+    autostart: AutoStart,
+    /// The core components still to start (at the first turn).
+    core_pending: Vec<String>,
 }
 
 impl Manager {
@@ -96,11 +110,22 @@ impl Manager {
             dbmgr: None,
             datatypes: None,
             dirty: false,
+            v05_dirty: false,
             packages_dirty: false,
             statuses: Vec::new(),
             cache: Cache::default(),
             v05: v05::Derivations::default(),
+            children: Children::new(Policy::default()),
+            launch: Launch::default(),
+            autostart: AutoStart::default(),
+            core_pending: Vec::new(),
         }
+    }
+
+    /// How clients are started, and the kill delay and restart policy.
+    pub(crate) fn set_processes(&mut self, launch: Launch, policy: Policy) {
+        self.launch = launch;
+        self.children = Children::new(policy);
     }
 
     /// The delays of src/core/liveness.rs (30 s and 15 s unless configured).
@@ -117,10 +142,21 @@ impl Manager {
     /// Asks `dbmgr` for each client's configuration (on a Domogik bus).
     pub(crate) fn enable_dbmgr(&mut self, limits: dbmgr::Limits) {
         let mut questions = Questions::new(self.clients.host(), limits);
-        for (name, _) in self.clients.iter() {
+        // Core components have no configuration in dbmgr (0.5.2 asks none).
+        for (name, _) in self.clients.iter().filter(|(name, _)| crate::core::kind::split(name).0.is_package()) {
             questions.ask(name, self.now.mono);
         }
         self.dbmgr = Some(questions);
+    }
+
+    /// Whether the socket that carries the `dbmgr` questions is open (the
+    /// broker answers): questions wait for it rather than time out, and
+    /// go out at once when it opens.
+    pub(crate) fn set_dbmgr_reachable(&mut self, reachable: bool) {
+        let now = self.now.mono;
+        if let Some(questions) = self.dbmgr.as_mut() {
+            questions.set_reachable(reachable, now);
+        }
     }
 
     /// The time of this turn of the loop.
@@ -143,8 +179,9 @@ impl Manager {
     pub(crate) fn poll_timeout(&self) -> Instant {
         let deaths = self.clients.poll_timeout(self.dead_after);
         let questions = self.dbmgr.as_ref().and_then(Questions::poll_timeout);
+        let children = self.children.poll_timeout();
         let xpl_deaths = self.clients.devices().poll_timeout();
-        [deaths, questions, xpl_deaths]
+        [deaths, questions, children, xpl_deaths]
             .into_iter()
             .flatten()
             .fold(self.own.poll_timeout(), Instant::min)
@@ -155,7 +192,8 @@ impl Manager {
     pub(crate) fn handle_timeout(&mut self) -> Vec<String> {
         let dead = self.clients.handle_timeout(self.dead_after, self.now);
         for name in &dead {
-            let frames = wire::encode_status_of("plugin", name, self.clients.host(), Status::Dead, None, self.now.unix);
+            let (kind, bare) = crate::core::kind::split(name);
+            let frames = wire::encode_status_of(kind.as_str(), bare, self.clients.host(), Status::Dead, None, self.now.unix);
             self.statuses.push(frames);
         }
         if !dead.is_empty() {
@@ -179,7 +217,7 @@ impl Manager {
     pub(crate) fn handle_xpl_message(&mut self, message: &crate::core::xpl::message::Message) -> Heard {
         let heard = self.clients.devices_mut().handle_message(message, self.now);
         match &heard {
-            Heard::Added { .. } | Heard::Changed { .. } => self.mark_changed(),
+            Heard::Added { .. } | Heard::Changed { .. } => self.mark_v05_changed(),
             Heard::Seen => self.cache.forget_v05(),
             Heard::Ignored => {}
         }
@@ -190,7 +228,7 @@ impl Manager {
     pub(crate) fn handle_xpl_timeout(&mut self) -> Vec<String> {
         let dead = self.clients.devices_mut().handle_timeout(self.now.mono);
         if !dead.is_empty() {
-            self.mark_changed();
+            self.mark_v05_changed();
         }
         dead
     }
@@ -248,23 +286,38 @@ impl Manager {
 
     /// Applies one message received on the SUB socket.
     pub fn handle_status_message(&mut self, frames: &[Vec<u8>]) -> StatusOutcome {
-        let update = match wire::decode_status(frames) {
-            Ok(Some(update)) => update,
+        let (kind, update) = match wire::decode_client_status(frames) {
+            Ok(Some(decoded)) => decoded,
             Ok(None) => {
                 self.configuration_updated(frames);
                 return StatusOutcome::NotForUs;
             }
             Err(error) => return StatusOutcome::Malformed(error),
         };
+        let key = crate::core::kind::key(kind, &update.name);
+        if kind == crate::core::kind::Kind::Core && self.clients.get(&key).is_none() {
+            // Our own status heard back, or a core component we do not run.
+            return StatusOutcome::NotForUs;
+        }
         let host = update.host.unwrap_or_else(|| self.clients.host().to_owned());
-        match self
+        let applied = self
             .clients
-            .set_status(&update.name, &host, update.status, update.comment, self.now)
-        {
+            .set_status(&key, &host, update.status, update.comment, self.now);
+        if applied.is_ok() {
+            // The one model of the process hears it at once (§10).
+            self.children.observe(&key, update.status, self.now.mono);
+        }
+        match applied {
             Ok(Applied::Changed) => {
                 self.mark_changed();
+                if key == "core-dbmgr" && update.status == Status::Alive {
+                    // The dbmgr we run is up: what it could not answer is asked now.
+                    if let Some(questions) = self.dbmgr.as_mut() {
+                        questions.dbmgr_came(self.now.mono);
+                    }
+                }
                 StatusOutcome::Changed {
-                    id: self.clients.client_id(&update.name),
+                    id: self.clients.client_id(&key),
                     status: update.status,
                 }
             }
@@ -313,6 +366,8 @@ impl Manager {
                 if let Some(questions) = self.dbmgr.as_mut() {
                     questions.forget(&name);
                 }
+                self.children.forget(&name);
+                self.autostart.forget(&name);
                 self.clients.remove_package(&name)
             }
         };
@@ -330,6 +385,67 @@ mod tests {
     use super::*;
     use crate::core::packages::Package;
     use serde_json::value::RawValue;
+
+    #[test]
+    fn an_xpl_device_is_published_when_added_or_dead_and_its_heartbeats_only_move_last_seen() {
+        let mut manager = manager_with(&["a"]);
+        manager.set_xpl_limits(8, Duration::from_secs(60));
+        let t0 = manager.now;
+        manager.take_publications(1.0);
+        let hbeat = crate::core::xpl::message::decode(
+            b"xpl-stat\n{\nhop=1\nsource=acme-sensor.kitchen\ntarget=*\n}\nhbeat.app\n{\ninterval=1\n}\n",
+        )
+        .unwrap();
+        assert!(matches!(manager.handle_xpl_message(&hbeat), Heard::Added { .. }));
+        let published: Vec<Vec<Vec<u8>>> = manager.take_publications(2.0).unwrap().collect();
+        let ids: Vec<String> = published
+            .iter()
+            .map(|frames| String::from_utf8_lossy(&frames[0]).into_owned())
+            .collect();
+        assert!(
+            ids.iter().all(|id| id.starts_with("client.")),
+            "the 0.5 maps only (the seed's show no device): {ids:?}"
+        );
+        assert_eq!(published.len(), 3);
+        let list = published
+            .iter()
+            .find(|frames| frames[0].starts_with(b"client.list."))
+            .unwrap();
+        assert_eq!(body(&list[1])["acme-sensor.kitchen"]["status"], "alive");
+        let conversion = published
+            .iter()
+            .find(|frames| frames[0].starts_with(b"client.conversion."))
+            .unwrap();
+        assert_eq!(body(&conversion[1])["acme-sensor.kitchen"], serde_json::Value::Null);
+        // A heartbeat again: last_seen in the replies, nothing published.
+        manager.set_now(Now {
+            mono: t0.mono + Duration::from_secs(30),
+            unix: t0.unix + 30.0,
+        });
+        assert_eq!(manager.handle_xpl_message(&hbeat), Heard::Seen);
+        assert!(manager.take_publications(3.0).is_none());
+        let (_, list) = ask(&mut manager, "client.list.get", "{}");
+        assert_eq!(list["acme-sensor.kitchen"]["last_seen"], t0.unix + 30.0);
+        // Dead at 2 × 1 min + 1 min of silence: the poll's timeout says when.
+        let death = t0.mono + Duration::from_secs(210);
+        assert_eq!(manager.clients.devices().poll_timeout(), Some(death));
+        assert!(manager.poll_timeout() <= death);
+        manager.set_now(Now {
+            mono: t0.mono + Duration::from_secs(211),
+            unix: t0.unix + 211.0,
+        });
+        assert_eq!(manager.handle_xpl_timeout(), ["acme-sensor.kitchen"]);
+        let published: Vec<Vec<Vec<u8>>> = manager.take_publications(4.0).unwrap().collect();
+        let list = published
+            .iter()
+            .find(|frames| frames[0].starts_with(b"client.list."))
+            .unwrap();
+        assert_eq!(body(&list[1])["acme-sensor.kitchen"]["status"], "dead");
+        assert!(
+            !published.iter().any(|frames| frames[0].starts_with(b"plugin.status")),
+            "no plugin.status for a device"
+        );
+    }
 
     #[test]
     fn a_package_change_that_changes_no_client_says_so_and_publishes_nothing() {

@@ -100,7 +100,7 @@ pub fn standalone_config(packages: &Path, extra_manager_keys: &str) -> String {
 /// journal's (log format), systemd's notify socket, `NO_COLOR`. Its
 /// runtime directory (where its one-manager lock goes, src/sys/instance.rs)
 /// is the config's folder, the test's own: parallel tests never meet, and
-/// nothing is left in /run or /tmp.
+/// nothing is left in /run or /tmp. No real xPL hub is reached.
 pub fn manager_command(config: &Path) -> Command {
     let mut command = Command::new(BIN);
     command
@@ -110,6 +110,10 @@ pub fn manager_command(config: &Path) -> Command {
         .env_remove("JOURNAL_STREAM")
         .env_remove("NOTIFY_SOCKET")
         .env_remove("NO_COLOR")
+        // A manager on a test bus has xPL on ([xpl] enabled = auto): its
+        // heartbeats go to a port no hub listens on, never to a real hub
+        // this machine may run on 3865 (tests/xpl.rs names its own hub).
+        .env("DMG_MANAGER_TEST_XPL_PORT", "9")
         .stdin(Stdio::null());
     command
 }

@@ -11,6 +11,10 @@
 //!   `completions/fish/dmg_manager.fish`: clap_complete's scripts, installed
 //!   by the .deb where Debian's shells look (debian/domogik-manager.install).
 
+// Tests and tools, not the core: they may do I/O and read the clock
+// (clippy.toml).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use clap_complete::Shell;
 use std::path::{Path, PathBuf};
 
@@ -45,7 +49,7 @@ pub fn man_page(template: &str) -> String {
     for line in template.lines() {
         match line {
             "@GENERATED@" => page.push_str(
-                ".\\\" Generated from src/cli.rs and man/dmg_manager.8.in by\n\
+                ".\\\" Generated from src/cli/definition.rs and man/dmg_manager.8.in by\n\
                  .\\\" `cargo run --example gen-docs`: edit those, not this file.\n",
             ),
             "@NAME@" => {

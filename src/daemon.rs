@@ -1,4 +1,5 @@
-//! The event loop: the only code that touches sockets.
+//! The daemon: the event loop and the I/O it does for the core (sockets,
+//! plugin processes); the decisions are the core's (`crate::core`).
 //!
 //! One thread, one `zmq_poll` over the SUB, the request socket (a bound
 //! ROUTER, or the MDP worker's DEALER), the PUB (read only when it is an
@@ -8,110 +9,91 @@
 //! client's death, its own status, a `dbmgr` question; the MDP heartbeat
 //! and broker silence; a link to reopen; a plugin's kill delay or restart),
 //! so an idle manager sleeps in the kernel. The output pipes of the plugins
-//! it started are polled too.
-//! Each turn: plugin output, signals (exits reaped), requests, status
-//! messages, rescan if due, timers, then the publications owed, once.
+//! it started are polled too, and the pipe of the packages scanner, the
+//! process that does the disk reads of a rescan (`scanner.rs`): the loop
+//! never waits for the disk.
+//! Each turn: plugin output, the scanner's reply, signals (exits reaped),
+//! requests, status messages, a rescan asked for if due, timers, then the
+//! publications owed, once.
 //!
 //! This file is the loop and its poll; the rest of the event loop is in
 //! `src/daemon/`, by concern: `sockets.rs` opens, watches and reopens the
 //! sockets (the MDP worker's timers too), `handlers.rs` reads the ready
 //! ones and sends the replies and publications, `questions.rs` is the
-//! `dbmgr` socket, and `state.rs` is everything that touches no socket
-//! (signals, rescans, timers, plugin starts, rate-limited log lines).
+//! `dbmgr` socket, `state.rs` is the loop's state apart from the sockets
+//! (signals, rescans through `scanner.rs`, timers, plugin starts through
+//! `processes.rs`, rate-limited log lines), `processes.rs` forks, execs,
+//! reads and reaps the plugins, and `scanner.rs` starts the packages
+//! scanner process and reads its replies.
 
+// An edge of the crate: it does I/O and reads the clock for the core
+// (clippy.toml forbids both in src/core/).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod executor;
 mod handlers;
+pub(crate) mod processes;
 mod questions;
+mod scanner;
 mod sockets;
 mod state;
 
-use crate::config::Config;
-use crate::liveness::Now;
-use crate::notify;
-use crate::signals::SignalPipe;
-use crate::status::Status;
-use crate::{debug, error, info};
+use crate::core::bus::session::Session;
+use crate::core::config::Config;
+use crate::core::status::Status;
+use crate::sys::{clock, notify};
+use crate::sys::signals::SignalPipe;
+use crate::{debug, error};
 use sockets::Sockets;
+pub(crate) use sockets::StartError;
+pub use sockets::{
+    MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM,
+    SUB_MAX_MSG_BYTES, SUB_RCVHWM,
+};
 use state::{Flow, State};
-use std::fmt;
 use std::time::{Duration, Instant};
-
-pub use sockets::TEST_HEARTBEAT_ENV;
-
-/// At most this many messages of one socket per turn, so that a flood on
-/// one socket cannot starve the other or delay a SIGTERM...
-pub const MAX_REQUESTS_PER_TURN: usize = 64;
-pub const MAX_STATUSES_PER_TURN: usize = 1024;
-/// And at most this long on one socket's messages per turn: a count alone
-/// let 1024 large status messages (a JSON parse each) hold a turn for
-/// seconds, delaying every reply and SIGTERM behind them.
-const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
-
-/// Socket limits: see docs/PROTOCOL.md, "Limits". (Public for the
-/// benchmark's floor server, which must use the same.)
-/// A request above this size makes libzmq drop the connection unread;
-/// below it, requests over `wire::MAX_REQUEST_BYTES` get an `error` reply.
-pub const REP_MAX_MSG_BYTES: i64 = 8 * 1024 * 1024;
-pub const SUB_MAX_MSG_BYTES: i64 = 1024 * 1024;
-pub const REP_RCVHWM: i32 = 100;
-/// Replies queued for one client that does not read them (a REQ client has
-/// at most one): past this, its replies are dropped, so a client that
-/// pipelines requests and never reads holds at most this many in memory.
-pub const REP_SNDHWM: i32 = 100;
-/// Status messages queued before libzmq stops reading the publisher (whose
-/// own queue then drops). The memory this can hold is SUB_RCVHWM times
-/// SUB_MAX_MSG_BYTES: a peer sending large valid statuses faster than they
-/// are parsed filled 10 000 of them (1.9 GB); 100 holds at most 100 MiB.
-pub const SUB_RCVHWM: i32 = 100;
-/// Publications queued for one slow subscriber before newer ones are dropped.
-pub const PUB_SNDHWM: i32 = 64;
 
 /// How long the last words (the `stopped` status, the MDP worker's
 /// DISCONNECT) get to leave before the process exits.
 const LAST_WORD_DELAY: Duration = Duration::from_millis(100);
 
-/// A failure before the loop could start: a socket that cannot be opened,
-/// bound or connected, or signals that cannot be handled.
-#[derive(Debug)]
-pub struct StartError(pub(crate) String);
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StartError {}
-
 /// Runs the manager until SIGTERM or SIGINT.
-pub fn run(config: &Config) -> Result<(), StartError> {
-    let mut sockets = Sockets::open(config)?;
+pub(crate) fn run(config: &Config) -> Result<(), StartError> {
+    let (mut sockets, mut session) = Sockets::open(config)?;
     let mut signals = SignalPipe::install().map_err(|e| StartError(format!("cannot handle signals: {e}")))?;
-    let mut state = State::new(config, sockets.dbmgr_wanted());
-    state.rescan();
+    let mut state = State::new(config, session.dbmgr_wanted());
+    executor::execute(&mut session, &mut sockets, &mut state);
+    if first_scan(&mut state, &mut signals) == Flow::Stop {
+        leave(config, sockets, session, &mut state, &mut signals);
+        return Ok(());
+    }
     handlers::publish(&sockets, &mut state);
-    info!(
-        "ready: {} clients of host {} from {}, service \"{}\"",
-        state.manager.clients().len(),
-        config.host,
-        config.packages_dir.display(),
-        config.service
-    );
-    notify::notify(notify::READY);
+    state.say_ready();
 
     loop {
-        let deadline = sockets.next_deadline().into_iter().fold(state.next_deadline(), Instant::min);
-        let pipes = state.plugins.poll_fds();
-        let ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
-        state.manager.set_now(Now::system());
+        let deadline = session
+            .poll_timeout()
+            .into_iter()
+            .fold(state.poll_timeout(), Instant::min);
+        let mut pipes = state.plugins.poll_fds();
+        // The scanner's replies, polled last among the pipes.
+        let scanner_fd = state.scanner.poll_fd();
+        pipes.extend(scanner_fd);
+        let mut ready = wait(&sockets, &mut signals, &pipes, poll_timeout(deadline, Instant::now()));
+        let scanner_ready = scanner_fd.is_some() && ready.pipes.pop().unwrap_or(false);
+        state.manager.set_now(clock::now());
         state.plugins.read_ready(&ready.pipes, Instant::now());
+        if scanner_ready {
+            state.read_scanner();
+        }
         if ready.signals && state.on_signals(signals.take()) == Flow::Stop {
             break;
         }
         if ready.monitors {
-            sockets.read_monitors(Instant::now());
+            sockets.read_monitors(&mut session, Instant::now());
         }
         if ready.requests {
-            handlers::serve_requests(&mut sockets, &mut state);
+            handlers::serve_requests(&sockets, &mut session, &mut state);
         }
         if ready.sub {
             handlers::absorb_statuses(&sockets.sub.socket, &mut state);
@@ -120,19 +102,50 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             handlers::read_subscriptions(&sockets.publisher.socket, &mut state);
         }
         if let (true, Some(dbmgr)) = (ready.dbmgr, &sockets.dbmgr) {
-            if questions::read_answers(&dbmgr.socket, &mut state) {
-                sockets.reopen_dbmgr();
-            }
+            questions::read_answers(&dbmgr.socket, &mut state, &mut session);
         }
         let now = Instant::now();
-        sockets.run_timers(now);
-        state.run_timers(now);
+        session.handle_timeout(now);
+        executor::execute(&mut session, &mut sockets, &mut state);
+        state.handle_timeout(now);
         questions::send_due(sockets.dbmgr.as_ref().map(|dbmgr| &dbmgr.socket), &mut state);
         state.plugins_due();
         handlers::publish(&sockets, &mut state);
     }
-    leave(config, sockets, &mut state, &mut signals);
+    leave(config, sockets, session, &mut state, &mut signals);
     Ok(())
+}
+
+/// The first scan, before the first request is read, so that the first
+/// reply and the first publication have the packages (requests wait in
+/// the sockets meanwhile): over when done, or when taken for stuck
+/// (`crate::core::scan_schedule`: 5 s; the manager then serves what it
+/// knows, nothing, until the scan ends). Only the scanner's pipe and the
+/// signal pipe are polled meanwhile: SIGTERM ends it at once.
+fn first_scan(state: &mut State, signals: &mut SignalPipe) -> Flow {
+    loop {
+        state.scan_if_due(Instant::now());
+        if state.first_scan_over() {
+            return Flow::Continue;
+        }
+        let scanner = state.scanner.poll_fd();
+        let mut items = vec![zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN)];
+        items.extend(scanner.map(|fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
+        let timeout = poll_timeout(state.poll_timeout(), Instant::now());
+        if let Err(e) = signals.while_waiting(|| zmq::poll(&mut items, timeout)) {
+            if e != zmq::Error::EINTR {
+                error!("poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let ready = |slot: usize| items.get(slot).is_some_and(|item| item.is_readable() || item.is_error());
+        if ready(0) && state.on_signals(signals.take()) == Flow::Stop {
+            return Flow::Stop;
+        }
+        if ready(1) {
+            state.read_scanner();
+        }
+    }
 }
 
 /// After SIGTERM or SIGINT: the requests already queued answered, the
@@ -140,15 +153,18 @@ pub fn run(config: &Config) -> Result<(), StartError> {
 /// (first: stopping the plugins can take their kill grace), the plugins
 /// stopped, the last publications and our `stopped` status sent, then
 /// ZeroMQ left without closing anything.
-fn leave(config: &Config, mut sockets: Sockets, state: &mut State, signals: &mut SignalPipe) {
+fn leave(config: &Config, mut sockets: Sockets, mut session: Session, state: &mut State, signals: &mut SignalPipe) {
     notify::notify(notify::STOPPING);
+    // Not waited for: stuck on a slow disk, it dies when the disk answers.
+    state.scanner.kill();
     // Requests already queued when the signal came are answered first
     // (one turn's worth): each request gets its reply, also at the end.
-    handlers::serve_requests(&mut sockets, state);
-    let disconnected = sockets.leave_broker();
+    handlers::serve_requests(&sockets, &mut session, state);
+    executor::execute(&mut session, &mut sockets, state);
+    let disconnected = leave_broker(&sockets, &mut session);
     stop_plugins(state, signals);
     handlers::publish(&sockets, state);
-    state.manager.set_now(Now::system());
+    state.manager.set_now(clock::now());
     let stopped = state.manager.own_status(Status::Stopped);
     let published = match sockets.publisher.socket.send_multipart(stopped, zmq::DONTWAIT) {
         Ok(()) => true,
@@ -164,6 +180,28 @@ fn leave(config: &Config, mut sockets: Sockets, state: &mut State, signals: &mut
         std::thread::sleep(LAST_WORD_DELAY);
     }
     sockets.leave_without_closing(config);
+}
+
+/// The MDP worker leaves the broker (a clean stop, PROTOCOL.md §7): its
+/// DISCONNECT queued on the DEALER, so that the broker drops it at once
+/// instead of after its heartbeat expiry, and holds a request that comes
+/// meanwhile for the next worker. Whether one was queued (standalone there
+/// is no broker to tell).
+fn leave_broker(sockets: &Sockets, session: &mut Session) -> bool {
+    let Some(disconnect) = session.leave(Instant::now()) else {
+        return false;
+    };
+    let broker = sockets.requests.endpoint.address.as_str();
+    match sockets.requests.socket.send_multipart(disconnect, zmq::DONTWAIT) {
+        Ok(()) => {
+            debug!(peer = broker; "MDP worker: DISCONNECT sent to the broker at {broker}");
+            true
+        }
+        Err(e) => {
+            debug!(peer = broker; "MDP worker: cannot send DISCONNECT to the broker at {broker}: {e}");
+            false
+        }
+    }
 }
 
 /// The manager stops: SIGTERM to every plugin's process group, their
@@ -189,6 +227,14 @@ fn stop_plugins(state: &mut State, signals: &mut SignalPipe) {
     }
 }
 
+/// The poll items always there, by name (mio's `Token`s): the rest follow
+/// them, the dbmgr DEALER if open, the plugins' pipes, then the monitors.
+const SUB: usize = 0;
+const REQUESTS: usize = 1;
+const PUBLISHER: usize = 2;
+const SIGNALS: usize = 3;
+const DBMGR: usize = 4;
+
 /// Which poll items were readable.
 struct Ready {
     sub: bool,
@@ -211,15 +257,13 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     } else {
         zmq::PollEvents::empty()
     };
-    let mut items = vec![
-        sockets.sub.socket.as_poll_item(zmq::POLLIN),
-        sockets.requests.socket().as_poll_item(zmq::POLLIN),
-        sockets.publisher.socket.as_poll_item(publisher_events),
-        zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN),
-    ];
-    let dbmgr_slot = items.len();
+    let mut items = Vec::with_capacity(DBMGR + 1 + pipes.len() + 4);
+    items.insert(SUB, sockets.sub.socket.as_poll_item(zmq::POLLIN));
+    items.insert(REQUESTS, sockets.requests.socket.as_poll_item(zmq::POLLIN));
+    items.insert(PUBLISHER, sockets.publisher.socket.as_poll_item(publisher_events));
+    items.insert(SIGNALS, zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN));
     if let Some(dbmgr) = &sockets.dbmgr {
-        items.push(dbmgr.socket.as_poll_item(zmq::POLLIN));
+        items.insert(DBMGR, dbmgr.socket.as_poll_item(zmq::POLLIN));
     }
     let first_pipe = items.len();
     items.extend(pipes.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
@@ -227,7 +271,7 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     let first_monitor = items.len();
     let dbmgr_monitor = sockets.dbmgr.as_ref().and_then(|dbmgr| dbmgr.monitor.as_ref());
     let monitors = [
-        sockets.requests.monitor(),
+        sockets.requests.monitor.as_ref(),
         sockets.sub.monitor.as_ref(),
         sockets.publisher.monitor.as_ref(),
         dbmgr_monitor,
@@ -246,13 +290,17 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     let ready = |slot: usize| items.get(slot).is_some_and(zmq::PollItem::is_readable);
     // A pipe whose writers are all gone polls as an error (POLLHUP), not
     // as readable: reading it is how its end is learned.
-    let pipe_ready = |slot: usize| items.get(slot).is_some_and(|item| item.is_readable() || item.is_error());
+    let pipe_ready = |slot: usize| {
+        items
+            .get(slot)
+            .is_some_and(|item| item.is_readable() || item.is_error())
+    };
     Ready {
-        sub: ready(0),
-        requests: ready(1),
-        publisher: ready(2),
-        signals: ready(3),
-        dbmgr: sockets.dbmgr.is_some() && ready(dbmgr_slot),
+        sub: ready(SUB),
+        requests: ready(REQUESTS),
+        publisher: ready(PUBLISHER),
+        signals: ready(SIGNALS),
+        dbmgr: sockets.dbmgr.is_some() && ready(DBMGR),
         monitors: (first_monitor..items.len()).any(ready),
         pipes: (first_pipe..first_pipe + pipes.len()).map(pipe_ready).collect(),
     }

@@ -146,6 +146,6 @@ fn the_readme_command_block_is_the_definitions_synopsis() {
     assert_eq!(
         block.trim_end(),
         synopsis,
-        "README.md's \"Running it\" block drifted from src/cli.rs: paste the synopsis above"
+        "README.md's \"Running it\" block drifted from src/cli/definition.rs: paste the synopsis above"
     );
 }

@@ -1,6 +1,6 @@
 //! What is generated from the command line's definition (the man page, the
 //! shell completions) is what is committed, and says every command and
-//! option: a change to src/cli.rs or man/dmg_manager.8.in without
+//! option: a change to src/cli/definition.rs or man/dmg_manager.8.in without
 //! `cargo run --example gen-docs` fails here.
 
 #[allow(dead_code)]
@@ -17,7 +17,7 @@ fn the_committed_man_page_and_completions_are_generated_from_the_definition() {
         let committed = std::fs::read(Path::new(ROOT).join(&path)).unwrap_or_default();
         assert!(
             committed == expected,
-            "{} differs from what src/cli.rs makes: run `cargo run --example gen-docs` and commit it",
+            "{} differs from what src/cli/definition.rs makes: run `cargo run --example gen-docs` and commit it",
             path.display()
         );
     }

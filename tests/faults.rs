@@ -370,7 +370,7 @@ fn sighup_storm_is_survived() {
     assert!((1..=2001).contains(&rescans), "{rescans} rescans");
     eprintln!("2000 SIGHUPs: {rescans} rescans, {answered} requests answered meanwhile");
     // A signal must never interrupt a socket call: that is how replies
-    // were lost (src/signals.rs), mostly without a timeout to show it.
+    // were lost (src/sys/signals.rs), mostly without a timeout to show it.
     let interrupted: Vec<_> = daemon.log().into_iter().filter(|l| l.contains("Interrupted")).collect();
     assert!(interrupted.is_empty(), "{interrupted:?}");
     assert_eq!(daemon.stop().code(), Some(0));

@@ -167,7 +167,8 @@ fn under_the_journal_lines_carry_the_client_id_and_the_peer_as_fields() {
             );
         };
         let fields = journal_fields(&datagram);
-        if fields.get("CLIENT_ID").map(String::as_str) == Some("domogik-diskfree.testhost") {
+        // The first line about it (the files read follow, at debug).
+        if client_line.is_none() && fields.get("CLIENT_ID").map(String::as_str) == Some("domogik-diskfree.testhost") {
             client_line = Some(fields.clone());
         }
         if fields.contains_key("PEER") {

@@ -64,7 +64,7 @@ fn watch_without_a_manager_says_so_keeps_watching_and_stops_on_ctrl_c() {
     assert_eq!(watch.wait_exit(Duration::from_secs(2)).code(), Some(0));
 }
 
-/// Signals reach `watch` only while it polls (src/signals.rs): one that
+/// Signals reach `watch` only while it polls (src/sys/signals.rs): one that
 /// drained its whole queue before polling again never stopped as long as
 /// publications kept coming faster than it read them.
 #[test]

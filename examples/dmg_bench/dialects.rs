@@ -8,10 +8,10 @@
 use super::fixture::{self, Template};
 use super::stats::{summarize, Summary};
 use super::Failure;
-use domogik_manager::manager::Manager;
-use domogik_manager::packages::Scanner;
-use domogik_manager::status::Status;
-use domogik_manager::wire::{self, StatusUpdate};
+use domogik_manager::core::manager::Manager;
+use domogik_manager::disk::scanner::Scanner;
+use domogik_manager::core::status::Status;
+use domogik_manager::core::wire::{self, StatusUpdate};
 use std::path::Path;
 use std::time::Instant;
 
@@ -31,7 +31,7 @@ pub struct DialectFigures {
 pub fn measure(dir: &Path, count: usize, templates: &[Template]) -> Result<DialectFigures, Failure> {
     let names = fixture::write_packages(dir, count, templates)?;
     let mut scanner = Scanner::new(dir.to_path_buf());
-    let mut manager = Manager::new(fixture::HOST, "manager");
+    let mut manager = Manager::new(fixture::HOST, "manager", domogik_manager::sys::clock::now());
     manager.apply_package_changes(scanner.scan().map_err(|e| e.to_string())?.changes);
     manager.take_publications(0.0);
 

@@ -14,7 +14,7 @@ use domogik_manager::daemon::{
     MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN, PUB_SNDHWM, REP_MAX_MSG_BYTES, REP_RCVHWM, REP_SNDHWM,
     SUB_MAX_MSG_BYTES, SUB_RCVHWM,
 };
-use domogik_manager::manager::STATUS_SUBSCRIPTION;
+use domogik_manager::core::manager::STATUS_SUBSCRIPTION;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

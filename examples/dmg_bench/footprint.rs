@@ -9,7 +9,7 @@ use super::procfs::{self, Memory};
 use super::run::{build_daemon, start_daemon, target_dir, SETTLE};
 use super::stats::kib;
 use super::Failure;
-use domogik_manager::manager::{DETAIL_GET, LIST_GET};
+use domogik_manager::core::manager::{DETAIL_GET, LIST_GET};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

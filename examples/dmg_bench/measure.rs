@@ -6,9 +6,9 @@ use super::fixture::client_id;
 use super::floor;
 use super::stats::{summarize, Summary};
 use super::Failure;
-use domogik_manager::manager::LIST_CATEGORY;
-use domogik_manager::status::Status;
-use domogik_manager::wire::{self, StatusUpdate};
+use domogik_manager::core::manager::LIST_CATEGORY;
+use domogik_manager::core::status::Status;
+use domogik_manager::core::wire::{self, StatusUpdate};
 use std::time::{Duration, Instant};
 
 /// No reply or publication within this is a failed run.

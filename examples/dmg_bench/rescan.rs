@@ -6,8 +6,8 @@
 use super::fixture::{self, Template};
 use super::stats::{summarize, Summary};
 use super::Failure;
-use domogik_manager::manager::Manager;
-use domogik_manager::packages::Scanner;
+use domogik_manager::core::manager::Manager;
+use domogik_manager::disk::scanner::Scanner;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ pub struct RescanFigures {
 pub fn measure(dir: &Path, count: usize, templates: &[Template]) -> Result<RescanFigures, Failure> {
     let names = fixture::write_packages(dir, count, templates)?;
     let mut scanner = Scanner::new(dir.to_path_buf());
-    let mut manager = Manager::new(fixture::HOST, "manager");
+    let mut manager = Manager::new(fixture::HOST, "manager", domogik_manager::sys::clock::now());
 
     let start = Instant::now();
     let report = scanner.scan().map_err(|e| e.to_string())?;

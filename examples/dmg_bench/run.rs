@@ -15,7 +15,7 @@ use super::stats::Summary;
 use super::strace;
 use super::table;
 use super::Failure;
-use domogik_manager::manager::{DETAIL_GET, LIST_GET};
+use domogik_manager::core::manager::{DETAIL_GET, LIST_GET};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,11 +6,11 @@
 //! separated by the byte 0x1E (record separator), the frames of a message
 //! by 0x00. An empty message has no frame at all.
 
-use domogik_manager::config;
-use domogik_manager::envelope;
-use domogik_manager::manager::{Manager, StatusOutcome};
-use domogik_manager::packages::{self, Package, PackageChange};
-use domogik_manager::wire::{self, Framing};
+use domogik_manager::core::config;
+use domogik_manager::core::envelope;
+use domogik_manager::core::manager::{Manager, StatusOutcome};
+use domogik_manager::core::packages::{self, Package, PackageChange};
+use domogik_manager::core::wire::{self, Framing};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::path::Path;
@@ -37,7 +37,7 @@ pub fn messages(data: &[u8]) -> Vec<Vec<Vec<u8>>> {
 /// A manager on host `box`, service `manager`, with two valid clients
 /// (`a`, `test`) and one invalid (`bad`), as a running daemon could have.
 pub fn fresh_manager() -> Manager {
-    let mut manager = Manager::new("box", "manager");
+    let mut manager = Manager::new("box", "manager", domogik_manager::sys::clock::now());
     let valid = |name: &str| PackageChange::Updated {
         name: name.to_owned(),
         package: Package::Valid {

@@ -3,109 +3,54 @@
 //! subscriptions noted; and the publications owed, sent. Each reads only
 //! what is queued, within one turn's budget, and never waits.
 
-use super::sockets::{self, Requests, Sockets};
+use super::sockets::{for_each_queued, Sockets, MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN};
 use super::state::{suppressed_note, State};
-use super::{MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN, MAX_WORK_PER_TURN};
-use crate::bus::links;
-use crate::bus::mdp::Incoming;
-use crate::envelope;
-use crate::log::Verdict;
-use crate::manager::{StatusOutcome, VIEW_CATEGORIES};
-use crate::wire;
-use crate::{debug, info, warn};
+use crate::core::bus::links;
+use crate::core::bus::session::Session;
+use crate::core::envelope;
+use crate::core::log_policy::Verdict;
+use crate::core::manager::{StatusOutcome, VIEW_CATEGORIES};
+use crate::core::wire;
+use crate::{debug, info};
 use std::time::{Instant, SystemTime};
 
-/// Hands each queued message of `socket` to `handle`, at most `limit` of
-/// them and for at most `MAX_WORK_PER_TURN`, without waiting for more.
-pub(super) fn for_each_queued(
-    socket: &zmq::Socket,
-    limit: usize,
-    state: &mut State,
-    what: &str,
-    mut handle: impl FnMut(&mut State, Vec<Vec<u8>>),
-) {
-    let started = Instant::now();
-    for _ in 0..limit {
-        if started.elapsed() >= MAX_WORK_PER_TURN {
-            return;
-        }
-        match socket.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => handle(state, frames),
-            Err(zmq::Error::EAGAIN) => return,
-            Err(e) => {
-                state.log_bad_input(format_args!("cannot receive a {what}: {e}"));
-                return;
-            }
-        }
-    }
-}
-
 /// Answers the queued requests, each before the next is read: on the
-/// bound ROUTER in the envelope each came in (src/envelope.rs), or as the
-/// MDP worker through the broker (src/bus/mdp.rs). One request path: the
-/// manager answers the frames either way.
-pub fn serve_requests(sockets: &mut Sockets, state: &mut State) {
-    match &mut sockets.requests {
-        Requests::Standalone(watched) => {
-            let rep = &watched.socket;
-            for_each_queued(rep, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
-                let Some((envelope, frames)) = envelope::split(message) else {
-                    // REP drops these too: no REQ or DEALER client sends them.
-                    state.log_bad_input(format_args!("message without a request envelope dropped"));
-                    return;
-                };
-                let reply = state.answer(&frames);
-                // ROUTER never blocks on send: a reply to a vanished client, or to
-                // one that leaves REP_SNDHWM replies unread, is dropped.
-                if let Err(e) = rep.send_multipart(envelope::wrap(envelope, reply), 0) {
-                    state.log_bad_input(format_args!("cannot send a reply: {e}"));
-                }
-            });
-        }
-        Requests::Worker { watched, worker } => {
-            let mut reconnect = false;
-            let broker = watched.endpoint.address.clone();
-            let (mut connected_to_itself, mut registered) = (false, false);
-            for_each_queued(&watched.socket, MAX_REQUESTS_PER_TURN, state, "request", |state, message| {
-                let now = Instant::now();
-                let first_word = !worker.heard_since_connect();
-                let incoming = worker.receive(message, now);
-                if first_word && worker.heard_since_connect() {
-                    info!(peer = broker.as_str(); "MDP worker: the broker at {broker} answers (service registered)");
-                    registered = true;
-                }
-                match incoming {
-                    Incoming::Request { envelope, body } => {
-                        let reply = state.answer(&body);
-                        sockets::send_or_log(&watched.socket, worker.reply(envelope, reply));
-                    }
-                    Incoming::Nothing => {}
-                    Incoming::Reconnect => reconnect = true,
-                    Incoming::ConnectedToItself => connected_to_itself = true,
-                    Incoming::Malformed(why) => state.log_bad_input(format_args!("message from the broker dropped: {why}")),
-                }
-            });
-            if registered {
-                sockets.open_dbmgr();
+/// bound ROUTER in the envelope each came in (src/core/envelope.rs), or as
+/// the MDP worker through the broker (the session decides what else the
+/// broker's messages ask: src/core/bus/session.rs; its actions are carried
+/// out by the caller). One request path: the manager answers the frames
+/// either way.
+pub(super) fn serve_requests(sockets: &Sockets, session: &mut Session, state: &mut State) {
+    let socket = &sockets.requests.socket;
+    let read = if session.is_worker() {
+        for_each_queued(socket, MAX_REQUESTS_PER_TURN, |message| {
+            if let Some(request) = session.handle_worker_message(message, Instant::now()) {
+                let reply = state.answer(&request.body);
+                session.reply(request.envelope, reply);
             }
-            if connected_to_itself {
-                debug!(
-                    peer = broker.as_str();
-                    "MDP worker: the DEALER got its own READY back (TCP connected it to itself: nothing listens at {broker}); reconnecting"
-                );
-                sockets.reconnect_worker(Instant::now());
-            } else if reconnect {
-                warn!(peer = broker.as_str(); "MDP worker: the broker at {broker} sent DISCONNECT; registering again");
-                sockets.reconnect_worker(Instant::now());
+        })
+    } else {
+        for_each_queued(socket, MAX_REQUESTS_PER_TURN, |message| {
+            let Some((envelope, frames)) = envelope::split(message) else {
+                // REP drops these too: no REQ or DEALER client sends them.
+                state.log_bad_input(format_args!("message without a request envelope dropped"));
+                return;
+            };
+            let reply = state.answer(&frames);
+            // ROUTER never blocks on send: a reply to a vanished client, or to
+            // one that leaves REP_SNDHWM replies unread, is dropped.
+            if let Err(e) = socket.send_multipart(envelope::wrap(envelope, reply), 0) {
+                state.log_bad_input(format_args!("cannot send a reply: {e}"));
             }
-        }
-    }
+        })
+    };
+    log_receive_error(state, "request", read);
 }
 
 /// Subscriptions arriving on the connected XPUB: a subscriber to our
 /// publications is (back) at the forwarder, so the current state is owed.
-pub fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
-    for_each_queued(publisher, MAX_REQUESTS_PER_TURN, state, "subscription", |state, frames| {
+pub(super) fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
+    let read = for_each_queued(publisher, MAX_REQUESTS_PER_TURN, |frames| {
         if frames
             .first()
             .is_some_and(|message| links::subscribes_to_ours(message, &VIEW_CATEGORIES))
@@ -113,17 +58,14 @@ pub fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
             state.manager.republish();
         }
     });
+    log_receive_error(state, "subscription", read);
 }
 
 /// Applies the queued status messages; each change is logged (within the
 /// rate limit), each bad message warned about.
-pub fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
-    for_each_queued(
-        sub,
-        MAX_STATUSES_PER_TURN,
-        state,
-        "status message",
-        |state, frames| match state.manager.handle_status_message(&frames) {
+pub(super) fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
+    let read = for_each_queued(sub, MAX_STATUSES_PER_TURN, |frames| {
+        match state.manager.handle_status_message(&frames) {
             StatusOutcome::Changed { id, status } => {
                 if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
                     info!(client_id = id.as_str(); "{id} is {status}{}", suppressed_note(suppressed));
@@ -132,12 +74,20 @@ pub fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
             StatusOutcome::Unchanged | StatusOutcome::NotForUs => {}
             StatusOutcome::Malformed(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
             StatusOutcome::Rejected(why) => state.log_bad_input(format_args!("status message dropped: {why}")),
-        },
-    );
+        }
+    });
+    log_receive_error(state, "status message", read);
+}
+
+/// A receive error that ended a socket's reading (`what`: the message kind).
+fn log_receive_error(state: &mut State, what: &str, read: Result<(), zmq::Error>) {
+    if let Err(e) = read {
+        state.log_bad_input(format_args!("cannot receive a {what}: {e}"));
+    }
 }
 
 /// Sends the publications owed, once, however many changes led to them.
-pub fn publish(sockets: &Sockets, state: &mut State) {
+pub(super) fn publish(sockets: &Sockets, state: &mut State) {
     let Some(publications) = state.manager.take_publications(wire::unix_seconds(SystemTime::now())) else {
         return;
     };

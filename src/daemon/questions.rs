@@ -1,54 +1,37 @@
 //! The socket of the questions to `dbmgr` (PROTOCOL.md §8; the state
-//! machine is src/bus/dbmgr.rs): a DEALER connected to the broker as an
+//! machine is src/core/bus/dbmgr.rs): a DEALER connected to the broker as an
 //! MDP client, on a Domogik bus only (standalone, nothing is asked).
 
-use super::handlers::for_each_queued;
-use super::State;
-use crate::bus::dbmgr::BadAnswer;
-use crate::config::{Config, Direction};
+use super::sockets::{for_each_queued, DBMGR_RCVHWM};
+use super::state::State;
+use crate::core::bus::dbmgr::BadAnswer;
+use crate::core::bus::session::Session;
 use crate::debug;
 
-/// Answers queued for us at most (dbmgr sends one per question).
-pub const RCVHWM: i32 = 100;
-/// Questions queued while the broker is away; past this they are dropped,
-/// and asked again when they time out.
-pub const SNDHWM: i32 = 100;
-/// The largest answer read: a plugin's configuration is a few hundred
-/// bytes; a larger message (a broken or hostile worker registered as
-/// `dbmgr`) is refused by libzmq before it is allocated, the connection
-/// with it, and the socket reopened (its monitor sees the loss).
-pub const MAX_ANSWER_BYTES: i64 = 1024 * 1024;
-
-/// Whether questions are asked at all: only when `rep_endpoint` connects
-/// (a broker); standalone, nothing is asked. The DEALER itself is a
-/// `sockets::Watched` of role `Dbmgr` (ZMTP heartbeats, monitor, reopened when
-/// libzmq gives the connection up), opened by `Sockets::open_dbmgr`.
-pub fn wanted(config: &Config) -> bool {
-    config.rep_endpoint.direction == Direction::Connect
-}
-
-/// Applies the queued answers (for at most one turn's work). True when
-/// one of our own questions came back: the socket is connected to itself
-/// (nothing listens at the broker's port) and must be reopened.
-pub fn read_answers(socket: &zmq::Socket, state: &mut State) -> bool {
+/// Applies the queued answers (for at most one turn's work). One of our own
+/// questions coming back means the socket is connected to itself (nothing
+/// listens at the broker's port): the session has it reopened.
+pub(super) fn read_answers(socket: &zmq::Socket, state: &mut State, session: &mut Session) {
     let mut own_question = false;
-    for_each_queued(socket, RCVHWM as usize, state, "dbmgr answer", |state, frames| {
+    let read = for_each_queued(socket, DBMGR_RCVHWM as usize, |frames| {
         match state.manager.handle_dbmgr_reply(&frames) {
             Ok(name) => debug!("dbmgr answered for plugin {name}"),
             Err(BadAnswer::OwnQuestion) => own_question = true,
             Err(why) => state.log_bad_input(format_args!("{why}")),
         }
     });
-    if own_question {
-        debug!("{}: reopening it", BadAnswer::OwnQuestion);
+    if let Err(e) = read {
+        state.log_bad_input(format_args!("cannot receive a dbmgr answer: {e}"));
     }
-    own_question
+    if own_question {
+        session.handle_own_question(&BadAnswer::OwnQuestion.to_string());
+    }
 }
 
 /// Sends the questions due now; one that cannot be queued, or that has no
 /// socket (the broker not answering yet), is asked again when it times
 /// out (taken all the same, so that its deadline moves on).
-pub fn send_due(socket: Option<&zmq::Socket>, state: &mut State) {
+pub(super) fn send_due(socket: Option<&zmq::Socket>, state: &mut State) {
     for frames in state.manager.take_dbmgr_requests() {
         let Some(socket) = socket else {
             debug!("dbmgr question not sent (no broker yet): asked again later");

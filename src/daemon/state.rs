@@ -1,46 +1,56 @@
-//! The event loop's state apart from its sockets: the manager, the package
-//! scanner and its rescan timer, datatypes_file, the plugin processes, and
-//! the rate limits of the log. What the loop does with them that touches
-//! no socket: signals, rescans, timers, plugin starts, the log lines.
+//! The event loop's state apart from its sockets: the manager, the packages
+//! scanner process and its schedule (datatypes_file is read there too), the
+//! plugin processes, and the rate limits of the log. What the loop does with
+//! them apart from the sockets: signals, rescans (asked of the scanner,
+//! `scanner.rs`, whose replies come through a pipe), timers, plugin starts
+//! (forking, through `processes.rs`), the log lines.
 
-use crate::autostart::AutoStart;
-use crate::config::Config;
-use crate::datatypes::DatatypesFile;
-use crate::log::{Level, RateLimiter, Verdict};
-use crate::manager::Manager;
-use crate::notify;
-use crate::packages::{Package, PackageChange, Scanner};
-use crate::processes::{self, Launch, Plugins};
-use crate::signals::Received;
-use crate::wire;
+use super::scanner::{Outcome, ScannerProcess};
+use crate::core::autostart::AutoStart;
+use crate::core::children::RestartSet;
+use crate::core::config::Config;
+use crate::core::config_warnings;
+use crate::core::log_policy::{Level, RateLimiter, Verdict};
+use crate::core::manager::Manager;
+use crate::core::packages::{Package, PackageChange, ScanReport};
+use crate::core::scan_schedule::{Due, Schedule};
+use crate::core::wire;
+use crate::daemon::processes::{self, Launch, Plugins};
+use crate::disk::datatypes::DatatypesFile;
+use crate::disk::scanner_process::Reply;
+use crate::sys::{clock, notify};
+use crate::sys::signals::Received;
 use crate::{debug, error, info, trace, warn};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::time::{Duration, Instant};
 
 /// The loop's mutable state, apart from the sockets.
-pub struct State {
+pub(super) struct State {
     pub manager: Manager,
-    scanner: Scanner,
-    rescan_interval: Duration,
-    next_rescan: Instant,
+    /// The disk reads of a rescan, in their own process (`scanner.rs`).
+    pub scanner: ScannerProcess,
+    schedule: Schedule,
     /// The last rescan error, so that a lasting problem is logged once.
     scan_failure: Option<String>,
     bad_input_log: RateLimiter,
     pub status_log: RateLimiter,
-    datatypes: DatatypesFile,
     /// The last datatypes_file error, so that a lasting problem is logged once.
     datatypes_failure: Option<String>,
+    /// What the ready line says after the count of clients.
+    ready_line: String,
+    /// `restart` names, and those said to match no package (once each).
+    restart: RestartSet,
+    restart_said: BTreeSet<String>,
     /// The plugin processes the manager started (PROTOCOL.md §10).
     pub plugins: Plugins,
     /// Which plugins `auto_startup` has started already.
     autostart: AutoStart,
-    /// After this long without a word a client is dead (for its log line).
-    dead_after: Duration,
 }
 
 /// Whether the loop goes on after the signals of a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
+pub(super) enum Flow {
     Continue,
     Stop,
 }
@@ -48,17 +58,23 @@ pub enum Flow {
 impl State {
     /// The state at start, before the first rescan; `dbmgr` when there is
     /// a broker to ask it through.
-    pub fn new(config: &Config, dbmgr: bool) -> State {
+    pub(super) fn new(config: &Config, dbmgr: bool) -> State {
         let mut state = State {
-            manager: Manager::new(config.host.clone(), config.service.clone()),
-            scanner: Scanner::new(config.packages_dir.clone()),
-            rescan_interval: config.rescan_interval,
-            next_rescan: Instant::now(),
+            manager: Manager::new(config.host.clone(), config.service.clone(), clock::now()),
+            scanner: ScannerProcess::new(config.packages_dir.clone(), config.datatypes_file.clone()),
+            schedule: Schedule::new(config.rescan_interval, Instant::now()),
             scan_failure: None,
             bad_input_log: RateLimiter::new(10, Duration::from_secs(60)),
             status_log: RateLimiter::new(20, Duration::from_secs(10)),
-            datatypes: DatatypesFile::new(config.datatypes_file.clone()),
             datatypes_failure: None,
+            ready_line: format!(
+                "of host {} from {}, service \"{}\"",
+                config.host,
+                config.packages_dir.display(),
+                config.service
+            ),
+            restart: config.plugins.policy.restart.clone(),
+            restart_said: BTreeSet::new(),
             plugins: Plugins::new(
                 Launch {
                     python: config.plugins.python.clone(),
@@ -68,7 +84,6 @@ impl State {
                 config.plugins.policy.clone(),
             ),
             autostart: AutoStart::default(),
-            dead_after: config.dead_after,
         };
         // Said at info: a host may run no plugin of ours (and a fresh Debian 12
         // has no /usr/bin/python); each start that fails for it is a warning.
@@ -80,22 +95,25 @@ impl State {
         }
         state.manager.set_timers(config.dead_after, config.status_interval);
         if dbmgr {
-            let limits = crate::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
+            let limits = crate::core::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
             state.manager.enable_dbmgr(limits);
         }
         state
     }
 
-    /// The nearest deadline of the state's timers: the next rescan, the
-    /// manager's timers, a plugin's kill delay or restart.
-    pub fn next_deadline(&self) -> Instant {
-        let deadline = self.next_rescan.min(self.manager.next_deadline());
-        self.plugins.next_deadline().map_or(deadline, |d| d.min(deadline))
+    /// The nearest deadline of the state's timers: the next rescan (or
+    /// the time a scan in flight is taken for stuck), the manager's timers,
+    /// a plugin's kill delay or restart.
+    pub(super) fn poll_timeout(&self) -> Instant {
+        [self.schedule.deadline(), self.plugins.next_deadline()]
+            .into_iter()
+            .flatten()
+            .fold(self.manager.poll_timeout(), Instant::min)
     }
 
     /// The signals received: exits reaped, SIGHUP's rescan; SIGTERM or
     /// SIGINT stops the loop.
-    pub fn on_signals(&mut self, received: Received) -> Flow {
+    pub(super) fn on_signals(&mut self, received: Received) -> Flow {
         if received.child_exited {
             self.reap();
         }
@@ -104,29 +122,27 @@ impl State {
             return Flow::Stop;
         }
         if received.rescan {
+            // READY=1 again once the scan is over (or taken for stuck).
             notify::notify(notify::RELOADING);
-            info!("SIGHUP: rescanning {}", self.scanner.dir().display());
-            self.rescan();
-            notify::notify(notify::READY);
+            info!("SIGHUP: rescanning {}", self.scanner.packages_dir().display());
+            self.schedule.rescan_now(Instant::now());
         }
         Flow::Continue
     }
 
-    /// The rescan if due, and the manager's timers; each client that died
-    /// is said once.
-    pub fn run_timers(&mut self, now: Instant) {
-        if now >= self.next_rescan {
-            self.rescan();
-        }
-        for name in self.manager.run_timers() {
+    /// The rescan if due (or the scan in flight said stuck), and the
+    /// manager's timers; each client that died is said once.
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
+        self.scan_if_due(now);
+        for name in self.manager.handle_timeout() {
             let id = self.manager.clients().client_id(&name);
-            let why = crate::liveness::dead_comment(self.dead_after);
+            let why = crate::core::liveness::dead_comment(self.manager.dead_after());
             warn!(client_id = id.as_str(); "{id} is dead: {why}");
         }
     }
 
     /// The reply frames to one request's frames, its problem logged.
-    pub fn answer(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    pub(super) fn answer(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
         let reply = self.manager.handle_request_with(frames, &mut self.plugins);
         match &reply.error {
             Some(reason) => self.log_bad_input(format_args!("request answered with error: {reason}")),
@@ -138,16 +154,25 @@ impl State {
         reply.frames
     }
 
-    /// SIGCHLD: every exited plugin reaped, its client `stopped` or `dead`.
-    pub fn reap(&mut self) {
-        for end in self.plugins.reap(Instant::now()) {
+    /// SIGCHLD: every exited plugin reaped, its client `stopped` or `dead`
+    /// (and the packages scanner, if it was the one).
+    pub(super) fn reap(&mut self) {
+        let (ended, others) = self.plugins.reap(Instant::now());
+        for end in ended {
             self.manager.process_ended(&end.name, end.status, end.comment);
+        }
+        for (pid, exit) in others {
+            if self.scanner.reaped(pid) {
+                debug!("packages scanner (pid {pid}) reaped: {exit}");
+            } else {
+                warn!("reaped process {pid}, not one of the plugins ({exit})");
+            }
         }
     }
 
     /// The statuses plugins announced this turn start their kill delays;
     /// the delays and restarts that are due are carried out.
-    pub fn plugins_due(&mut self) {
+    pub(super) fn plugins_due(&mut self) {
         let now = Instant::now();
         let clients = self.manager.clients();
         self.plugins.observe(|name| clients.status(name), now);
@@ -173,35 +198,105 @@ impl State {
     }
 
     /// A warning about what a peer sent, within the rate limit.
-    pub fn log_bad_input(&mut self, message: fmt::Arguments<'_>) {
+    pub(super) fn log_bad_input(&mut self, message: fmt::Arguments<'_>) {
         if let Verdict::Write { suppressed } = self.bad_input_log.check(Instant::now()) {
             warn!("{message}{}", suppressed_note(suppressed));
         }
     }
 
-    /// Rescans packages_dir (and re-reads datatypes_file) and applies what
-    /// changed; the next rescan is due one interval from now.
-    pub fn rescan(&mut self) {
-        self.next_rescan = Instant::now() + self.rescan_interval;
-        self.refresh_datatypes();
-        let report = match self.scanner.scan() {
-            Ok(report) => report,
-            Err(failure) => {
-                let message = failure.to_string();
-                if self.scan_failure.as_ref() != Some(&message) {
-                    error!(
-                        "{message}; keeping the {} known clients, retrying at the next rescan",
-                        self.manager.clients().len()
-                    );
-                } else {
-                    debug!("{message}");
+    /// Asks the scanner for a scan when one is due, or says, once, that
+    /// the scan in flight is stuck.
+    pub(super) fn scan_if_due(&mut self, now: Instant) {
+        match self.schedule.due(now) {
+            Due::Nothing => {}
+            Due::Scan { .. } => {
+                let requested = self.scanner.request();
+                if let Some(warning) = requested.warning {
+                    warn!("{warning}");
                 }
-                self.scan_failure = Some(message);
-                return;
+                if let Some(outcome) = requested.now {
+                    self.scan_ended(outcome, Instant::now());
+                }
             }
+            Due::Stuck { after, reload } => {
+                warn!(
+                    "rescan of {} has not finished after {} s: the disk is slow or stuck (said once; its end is said); \
+                     requests are answered with the {} clients known meanwhile",
+                    self.scanner.packages_dir().display(),
+                    after.as_secs(),
+                    self.manager.clients().len()
+                );
+                if reload {
+                    notify::notify(notify::READY);
+                }
+            }
+        }
+    }
+
+    /// The scanner's pipe polled readable: its reply applied, if complete.
+    pub(super) fn read_scanner(&mut self) {
+        if let Some(outcome) = self.scanner.read_ready() {
+            self.scan_ended(outcome, Instant::now());
+        }
+    }
+
+    fn scan_ended(&mut self, outcome: Outcome, now: Instant) {
+        let Some(ended) = self.schedule.ended(now) else {
+            return;
         };
+        match outcome {
+            Outcome::Reply(Reply { scan, datatypes }) => {
+                if let Some(datatypes) = datatypes {
+                    self.apply_datatypes(datatypes);
+                }
+                match scan {
+                    Ok(report) => self.apply_scan(report),
+                    Err(failure) => self.scan_failed(failure),
+                }
+            }
+            Outcome::Lost(why) => error!("{why}; it is started again at the next rescan"),
+        }
+        if ended.was_stuck {
+            info!(
+                "rescan of {} finished after {:.1} s",
+                self.scanner.packages_dir().display(),
+                ended.took.as_secs_f64()
+            );
+        }
+        if ended.reload_over {
+            notify::notify(notify::READY);
+        }
+    }
+
+    /// Whether the first scan is over: done, or taken for stuck.
+    pub(super) fn first_scan_over(&self) -> bool {
+        self.schedule.first_scan_over()
+    }
+
+    /// The first scan is over and the sockets are open: the manager is ready.
+    pub(super) fn say_ready(&mut self) {
+        info!("ready: {} clients {}", self.manager.clients().len(), self.ready_line);
+        notify::notify(notify::READY);
+    }
+
+    /// packages_dir could not be listed: said once while it lasts.
+    fn scan_failed(&mut self, message: String) {
+        if self.scan_failure.as_ref() != Some(&message) {
+            error!(
+                "{message}{}; keeping the {} known clients, retrying at the next rescan",
+                config_warnings::quotes_hint(self.scanner.packages_dir()),
+                self.manager.clients().len()
+            );
+        } else {
+            debug!("{message}");
+        }
+        self.scan_failure = Some(message);
+    }
+
+    /// Applies what a scan found.
+    fn apply_scan(&mut self, report: ScanReport) {
         if self.scan_failure.take().is_some() {
-            info!("packages_dir {} is readable again", self.scanner.dir().display());
+            info!("packages_dir {} is readable again", self.scanner.packages_dir().display());
         }
         for (folder, bad_name) in &report.new_strays {
             // Anyone who can write to packages_dir names these folders.
@@ -225,20 +320,25 @@ impl State {
                 ::log::log!(level.into(), client_id = client_id.as_str(); "{line}");
             }
         }
+        // `restart` names that are no package: a typo, said once each.
+        for (name, line) in config_warnings::unknown_restart_names(&self.restart, self.scanner.known()) {
+            if self.restart_said.insert(name) {
+                warn!("{line}");
+            }
+        }
     }
 
-    /// Re-reads datatypes_file if its `stat` changed; a failure is logged
+    /// datatypes_file changed (read by the scanner): a failure is logged
     /// once while it lasts, and `datatype.get` answers `null`.
-    fn refresh_datatypes(&mut self) {
-        match self.datatypes.refresh() {
-            None => {}
-            Some(Ok(datatypes)) => {
+    fn apply_datatypes(&mut self, datatypes: Result<Box<serde_json::value::RawValue>, String>) {
+        match datatypes {
+            Ok(datatypes) => {
                 if self.datatypes_failure.take().is_some() {
-                    info!("{} is readable again", self.datatypes.path().display());
+                    info!("{} is readable again", self.scanner.datatypes_file().display());
                 }
                 self.manager.set_datatypes(Some(datatypes));
             }
-            Some(Err(message)) => {
+            Err(message) => {
                 if self.datatypes_failure.as_ref() != Some(&message) {
                     if DatatypesFile::is_missing(&message) {
                         info!("{message}");
@@ -281,7 +381,7 @@ fn package_change_line(manager: &Manager, change: &PackageChange) -> (Level, Str
 }
 
 /// What ends a rate-limited line: how many like it were not written.
-pub fn suppressed_note(suppressed: u64) -> String {
+pub(super) fn suppressed_note(suppressed: u64) -> String {
     if suppressed == 0 {
         String::new()
     } else {

@@ -1,0 +1,60 @@
+//! Terminal colours for statuses: on only when stdout is a terminal and
+//! `NO_COLOR` is unset (<https://no-color.org>), so pipes and scripts get
+//! plain text.
+
+use std::ffi::OsStr;
+use std::io::IsTerminal;
+
+/// Whether to colour, given what stdout is and the value of `NO_COLOR`.
+/// An empty `NO_COLOR` counts as unset, as the convention says.
+pub(crate) fn enabled(stdout_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    stdout_is_terminal && no_color.is_none_or(OsStr::is_empty)
+}
+
+/// [`enabled`] for this process.
+pub(crate) fn enabled_for_stdout() -> bool {
+    enabled(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref())
+}
+
+/// The SGR code of a status: green when running, yellow on the way, red
+/// when broken. Statuses this build does not know stay plain.
+fn status_code(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "alive" => "32",
+        "starting" | "stop-request" => "33",
+        "dead" => "31",
+        "invalid" => "1;31",
+        "not-configured" => "35",
+        "stopped" => "34",
+        "unknown" => "2",
+        _ => return None,
+    })
+}
+
+/// `status`, coloured when `on`.
+pub(crate) fn status(status: &str, on: bool) -> String {
+    match status_code(status) {
+        Some(code) if on => format!("\x1b[{code}m{status}\x1b[0m"),
+        _ => status.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_on_a_terminal_without_no_color() {
+        assert!(enabled(true, None));
+        assert!(enabled(true, Some(OsStr::new(""))));
+        assert!(!enabled(true, Some(OsStr::new("1"))));
+        assert!(!enabled(false, None));
+    }
+
+    #[test]
+    fn statuses_are_wrapped_in_one_code_and_reset() {
+        assert_eq!(status("alive", true), "\x1b[32malive\x1b[0m");
+        assert_eq!(status("alive", false), "alive");
+        assert_eq!(status("sleepy", true), "sleepy");
+    }
+}

@@ -3,15 +3,15 @@
 //! subscriptions noted; and the publications owed, sent. Each reads only
 //! what is queued, within one turn's budget, and never waits.
 
-use super::sockets::{for_each_queued, Sockets, MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN};
+use super::sockets::{for_each_queued, Sockets, MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN, MAX_WORK_PER_TURN};
 use super::state::{suppressed_note, State};
-use crate::core::bus::links;
+use crate::core::bus::{echo, links};
 use crate::core::bus::session::Session;
 use crate::core::envelope;
 use crate::core::log_policy::Verdict;
 use crate::core::manager::{StatusOutcome, VIEW_CATEGORIES};
 use crate::core::wire;
-use crate::{debug, info};
+use crate::{debug, info, warn};
 use std::time::{Instant, SystemTime};
 
 /// Answers the queued requests, each before the next is read: on the
@@ -49,12 +49,12 @@ pub(super) fn serve_requests(sockets: &Sockets, session: &mut Session, state: &m
 
 /// Subscriptions arriving on the connected XPUB: a subscriber to our
 /// publications is (back) at the forwarder, so the current state is owed.
-pub(super) fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
+/// Each is also the session's, for the forwarder's echo (src/core/bus/echo.rs).
+pub(super) fn read_subscriptions(publisher: &zmq::Socket, session: &mut Session, state: &mut State) {
     let read = for_each_queued(publisher, MAX_REQUESTS_PER_TURN, |frames| {
-        if frames
-            .first()
-            .is_some_and(|message| links::subscribes_to_ours(message, &VIEW_CATEGORIES))
-        {
+        let Some(message) = frames.first() else { return };
+        session.handle_subscription(message);
+        if links::subscribes_to_ours(message, &VIEW_CATEGORIES) {
             state.manager.republish();
         }
     });
@@ -62,9 +62,11 @@ pub(super) fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
 }
 
 /// Applies the queued status messages; each change is logged (within the
-/// rate limit), each bad message warned about.
-pub(super) fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
+/// rate limit), each bad message warned about. One of our own coming back
+/// through the forwarder is the echo that proves its links (the session's).
+pub(super) fn absorb_statuses(sub: &zmq::Socket, session: &mut Session, state: &mut State) {
     let read = for_each_queued(sub, MAX_STATUSES_PER_TURN, |frames| {
+        session.handle_status(&frames);
         match state.manager.handle_status_message(&frames) {
             StatusOutcome::Changed { id, status } => {
                 if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
@@ -86,8 +88,33 @@ fn log_receive_error(state: &mut State, what: &str, read: Result<(), zmq::Error>
     }
 }
 
+/// Applies the xPL datagrams waiting (docs/PROTOCOL.md §11); each device
+/// added, forgotten or changed is logged (within the status rate limit).
+pub(super) fn absorb_xpl(xpl: &mut super::xpl::XplSocket, state: &mut State) {
+    use crate::core::xpl::devices::Heard;
+    let now = crate::sys::clock::now();
+    for message in xpl.read(now, MAX_WORK_PER_TURN) {
+        let (source, what) = match state.manager.handle_xpl_message(&message) {
+            Heard::Added { source, forgotten } => {
+                if let Some(forgotten) = forgotten {
+                    warn!(
+                        client_id = forgotten.as_str();
+                        "xPL: forgot {forgotten}, silent the longest, to make room for {source} ([xpl] max_clients)"
+                    );
+                }
+                (source, "a new xPL client, alive".to_owned())
+            }
+            Heard::Changed { source, status } => (source, status.to_string()),
+            Heard::Seen | Heard::Ignored => continue,
+        };
+        if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
+            info!(client_id = source.as_str(); "xPL: {source} is {what}{}", suppressed_note(suppressed));
+        }
+    }
+}
+
 /// Sends the publications owed, once, however many changes led to them.
-pub(super) fn publish(sockets: &Sockets, state: &mut State) {
+pub(super) fn publish(sockets: &Sockets, session: &mut Session, state: &mut State) {
     let Some(publications) = state.manager.take_publications(wire::unix_seconds(SystemTime::now())) else {
         return;
     };
@@ -95,9 +122,18 @@ pub(super) fn publish(sockets: &Sockets, state: &mut State) {
     // Sent as built: the list goes out before the detail is serialised.
     // PUB never blocks: a subscriber past its high-water mark misses one.
     let mut failure = None;
+    let now = Instant::now();
     for frames in publications {
-        if let Err(e) = sockets.publisher.socket.send_multipart(frames, zmq::DONTWAIT) {
-            failure = Some(e);
+        // A status sent through the forwarder is awaited back (src/core/bus/echo.rs).
+        let probe = (session.watches_echo() && frames.first().is_some_and(|msg_id| msg_id.starts_with(echo::CATEGORY)))
+            .then(|| frames.clone());
+        match sockets.publisher.socket.send_multipart(frames, zmq::DONTWAIT) {
+            Ok(()) => {
+                if let Some(probe) = probe {
+                    session.handle_published(&probe, now);
+                }
+            }
+            Err(e) => failure = Some(e),
         }
     }
     if let Some(e) = failure {

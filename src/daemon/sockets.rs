@@ -22,7 +22,7 @@ pub const MAX_STATUSES_PER_TURN: usize = 1024;
 /// And at most this long on one socket's messages per turn: a count alone
 /// let 1024 large status messages (a JSON parse each) hold a turn for
 /// seconds, delaying every reply and SIGTERM behind them.
-const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
+pub(super) const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
 
 /// Socket limits: see docs/PROTOCOL.md, "Limits". (Public for the
 /// benchmark's floor server, which must use the same: src/daemon.rs
@@ -68,12 +68,6 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-impl From<StartError> for String {
-    fn from(error: StartError) -> String {
-        error.0
-    }
-}
-
 /// Hands each queued message of `socket` to `handle`, at most `limit` of
 /// them and for at most `MAX_WORK_PER_TURN`, without waiting for more; a
 /// receive error ends the turn's reading and is returned (the caller logs it).
@@ -97,8 +91,8 @@ pub(super) fn for_each_queued(
 }
 
 /// The environment variable that shortens every heartbeat timing, for
-/// tests only (docs/RELIABILITY.md): the MDP heartbeat and the ZMTP
-/// heartbeats, in milliseconds (Domogik's 1000 by default).
+/// tests only (docs/RELIABILITY.md): the MDP heartbeat and the forwarder's
+/// echo, in milliseconds (Domogik's 1000 by default).
 pub(crate) const TEST_HEARTBEAT_ENV: &str = "DMG_MANAGER_TEST_HEARTBEAT_MS";
 
 /// The heartbeat interval: 1 s, or the test knob's.
@@ -130,6 +124,8 @@ pub(super) struct Sockets {
     /// READY, an idle dbmgr DEALER could not.
     pub dbmgr: Option<Watched>,
     rep_endpoint: Endpoint,
+    /// The xPL socket, when `[xpl]` is on (docs/PROTOCOL.md §11).
+    pub(super) xpl: Option<super::xpl::XplSocket>,
 }
 
 impl Sockets {
@@ -147,6 +143,10 @@ impl Sockets {
             publisher: Watched::open(&context, Role::Pub, &config.pub_endpoint, heartbeat)?,
             dbmgr: None,
             rep_endpoint: config.rep_endpoint.clone(),
+            xpl: match config.xpl.enabled {
+                true => Some(super::xpl::XplSocket::open(&config.xpl, &config.host, Instant::now())?),
+                false => None,
+            },
             context,
             heartbeat,
         };
@@ -174,14 +174,21 @@ impl Sockets {
     /// Sends on the socket of `role`, never waiting (a DEALER to a broker
     /// that is not there queues, or drops past its high-water mark).
     pub(super) fn send(&self, role: Role, frames: Frames) {
-        if let Some(watched) = self.get(role) {
-            send_or_log(&watched.socket, frames);
+        match (self.get(role), role) {
+            (Some(watched), Role::Dbmgr) => {
+                if let Err(e) = watched.socket.send_multipart(frames, zmq::DONTWAIT) {
+                    debug!("dbmgr question not sent ({e}): asked again later");
+                }
+            }
+            (Some(watched), _) => send_or_log(&watched.socket, frames),
+            // Its opening failed just before (said then).
+            (None, _) => debug!("{} socket not open: message not sent", role.name()),
         }
     }
 
     /// Opens the socket of `role` (the dbmgr DEALER, once the broker
     /// answers; if not open yet).
-    pub(super) fn open_role(&mut self, role: Role) -> Result<(), String> {
+    pub(super) fn open_role(&mut self, role: Role) -> Result<(), StartError> {
         if role != Role::Dbmgr || self.dbmgr.is_some() {
             return Ok(());
         }
@@ -199,10 +206,10 @@ impl Sockets {
     }
 
     /// Replaces the socket of `role` by a new one on the same endpoint.
-    pub(super) fn reopen(&mut self, role: Role) -> Result<(), String> {
+    pub(super) fn reopen(&mut self, role: Role) -> Result<(), StartError> {
         let (context, heartbeat) = (self.context.clone(), self.heartbeat);
         match self.get_mut(role) {
-            Some(watched) => Ok(watched.reopen(&context, heartbeat)?),
+            Some(watched) => watched.reopen(&context, heartbeat),
             None => Ok(()),
         }
     }
@@ -365,17 +372,17 @@ fn new_socket(
         }
     }
     let millis = i32::try_from(heartbeat.as_millis()).unwrap_or(i32::MAX);
-    if connecting && role != Role::Requests {
-        // ZMTP heartbeats: a peer gone without a FIN (power cut, cable) is
-        // noticed within three intervals, and libzmq reconnects. Not on the
-        // MDP worker's DEALER: the MDP heartbeat already notices a silent
-        // broker (and a second ping-pong a second would wake the I/O thread
-        // for nothing, docs/BENCHMARKS.md item 9).
-        setup(socket.set_heartbeat_ivl(millis))?;
-        setup(socket.set_heartbeat_timeout(millis.saturating_mul(3)))?;
-        setup(socket.set_heartbeat_ttl(millis.saturating_mul(3)))?;
-    }
     if connecting {
+        // No ZMTP heartbeats (ZMQ_HEARTBEAT_IVL): libzmq sends its PING to
+        // a ZMTP 3.0 peer too (libzmq 4.0/4.1, Domogik's MQ on pyzmq 16),
+        // which hands it to Domogik's code as a message it cannot parse
+        // and never answers. Liveness comes from the protocol above: the
+        // MDP heartbeat for the broker (the dbmgr DEALER follows the
+        // worker), our own statuses echoed by the forwarder for the SUB
+        // and the PUB (src/core/bus/echo.rs says why and how). Not TCP
+        // keepalive either: the libzmq the zmq crate builds is compiled
+        // without it (zeromq-src defines no ZMQ_HAVE_TCP_KEEPIDLE, so
+        // ZMQ_TCP_KEEPALIVE* are accepted and ignored).
         // A connect that gets no answer is retried instead of waiting for
         // the kernel's SYN back-off (minutes).
         setup(socket.set_connect_timeout(millis.saturating_mul(2)))?;

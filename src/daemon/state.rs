@@ -16,10 +16,10 @@ use crate::core::packages::{Package, PackageChange, ScanReport};
 use crate::core::scan_schedule::{Due, Schedule};
 use crate::core::wire;
 use crate::daemon::processes::{self, Launch, Plugins};
-use crate::disk::datatypes::DatatypesFile;
+use crate::disk::datatypes::DatatypesFailure;
 use crate::disk::scanner_process::Reply;
-use crate::sys::{clock, notify};
 use crate::sys::signals::Received;
+use crate::sys::{clock, notify};
 use crate::{debug, error, info, trace, warn};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -94,6 +94,7 @@ impl State {
             );
         }
         state.manager.set_timers(config.dead_after, config.status_interval);
+        state.manager.set_xpl_limits(config.xpl.max_clients, super::xpl::minute());
         if dbmgr {
             let limits = crate::core::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
             state.manager.enable_dbmgr(limits);
@@ -138,6 +139,10 @@ impl State {
             let id = self.manager.clients().client_id(&name);
             let why = crate::core::liveness::dead_comment(self.manager.dead_after());
             warn!(client_id = id.as_str(); "{id} is dead: {why}");
+        }
+        for source in self.manager.handle_xpl_timeout() {
+            let why = self.manager.clients().devices().dead_comment(&source).unwrap_or_default();
+            info!(client_id = source.as_str(); "xPL: {source} is dead: {why}");
         }
     }
 
@@ -241,10 +246,11 @@ impl State {
     }
 
     fn scan_ended(&mut self, outcome: Outcome, now: Instant) {
-        let Some(ended) = self.schedule.ended(now) else {
-            return;
-        };
+        // A scanner lost between two scans is said too (and started again).
+        let ended = self.schedule.ended(now);
         match outcome {
+            Outcome::Lost(why) => error!("{why}; it is started again at the next rescan"),
+            Outcome::Reply(_) if ended.is_none() => debug!("a reply of the packages scanner nobody asked for: dropped"),
             Outcome::Reply(Reply { scan, datatypes }) => {
                 if let Some(datatypes) = datatypes {
                     self.apply_datatypes(datatypes);
@@ -254,8 +260,10 @@ impl State {
                     Err(failure) => self.scan_failed(failure),
                 }
             }
-            Outcome::Lost(why) => error!("{why}; it is started again at the next rescan"),
         }
+        let Some(ended) = ended else {
+            return;
+        };
         if ended.was_stuck {
             info!(
                 "rescan of {} finished after {:.1} s",
@@ -294,9 +302,13 @@ impl State {
     }
 
     /// Applies what a scan found.
-    fn apply_scan(&mut self, report: ScanReport) {
+    fn apply_scan(&mut self, mut report: ScanReport) {
+        self.plugins.set_scripts(std::mem::take(&mut report.scripts));
         if self.scan_failure.take().is_some() {
-            info!("packages_dir {} is readable again", self.scanner.packages_dir().display());
+            info!(
+                "packages_dir {} is readable again",
+                self.scanner.packages_dir().display()
+            );
         }
         for (folder, bad_name) in &report.new_strays {
             // Anyone who can write to packages_dir names these folders.
@@ -330,7 +342,7 @@ impl State {
 
     /// datatypes_file changed (read by the scanner): a failure is logged
     /// once while it lasts, and `datatype.get` answers `null`.
-    fn apply_datatypes(&mut self, datatypes: Result<Box<serde_json::value::RawValue>, String>) {
+    fn apply_datatypes(&mut self, datatypes: Result<Box<serde_json::value::RawValue>, DatatypesFailure>) {
         match datatypes {
             Ok(datatypes) => {
                 if self.datatypes_failure.take().is_some() {
@@ -338,9 +350,9 @@ impl State {
                 }
                 self.manager.set_datatypes(Some(datatypes));
             }
-            Err(message) => {
+            Err(DatatypesFailure { missing, message }) => {
                 if self.datatypes_failure.as_ref() != Some(&message) {
-                    if DatatypesFile::is_missing(&message) {
+                    if missing {
                         info!("{message}");
                     } else {
                         error!("{message}; datatype.get answers null until it is fixed");

@@ -13,8 +13,12 @@
 //! `$RUNTIME_DIRECTORY` (systemd's `RuntimeDirectory=`, the service's
 //! `/run/domogik-manager`; the tests give each manager its own), else
 //! `/run/domogik-manager` when it exists (so that a manager started by
-//! hand meets the service's lock), else `$XDG_RUNTIME_DIR`, else the
-//! temporary directory.
+//! hand meets the service's lock; the unit keeps the folder between runs,
+//! `RuntimeDirectoryPreserve=yes`, so that it is there once the service
+//! ran since boot, and a stop never removes a lock that a manager started
+//! by hand holds), else `$XDG_RUNTIME_DIR`, else the temporary directory.
+//! It is never made here: a manager run by hand on a machine without the
+//! service leaves nothing in /run.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

@@ -251,7 +251,7 @@ struct Entry<'a> {
 impl Serialize for Entries<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let host = self.clients.host();
-        let mut map = serializer.serialize_map(Some(self.clients.len()))?;
+        let mut map = serializer.serialize_map(Some(self.clients.len() + self.clients.devices().len()))?;
         for (name, client) in self.clients.iter() {
             let derived = self.derived.of(name);
             let compliant = match &derived.compliant_xpl_clients {
@@ -275,6 +275,7 @@ impl Serialize for Entries<'_> {
             };
             map.serialize_entry(&derived.client_id, &entry)?;
         }
+        crate::core::xpl::view::add_entries(self.clients.devices(), self.detail, &mut map)?;
         map.end()
     }
 }
@@ -297,10 +298,11 @@ pub(crate) fn conversion_json(clients: &Clients, derived: &Derivations) -> Strin
     struct Conversions<'a>(&'a Clients, &'a Derivations);
     impl Serialize for Conversions<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            let mut map = serializer.serialize_map(Some(self.0.len()))?;
+            let mut map = serializer.serialize_map(Some(self.0.len() + self.0.devices().len()))?;
             for (name, client) in self.0.iter() {
                 map.serialize_entry(&self.1.of(name).client_id, &client.files.conversions)?;
             }
+            crate::core::xpl::view::add_conversions(self.0.devices(), &mut map)?;
             map.end()
         }
     }
@@ -361,12 +363,7 @@ pub(crate) fn device_types_json(clients: &Clients, derived: &Derivations, wanted
 /// `client.history.result` for the client named in the request (`type`,
 /// `name`, `host` as received): `status` false with a `reason` when there
 /// is no such client here.
-pub(crate) fn history_json(
-    kind: &str,
-    name: &str,
-    host: &str,
-    history: Result<&VecDeque<HistoryEntry>, String>,
-) -> String {
+pub(crate) fn history_json(kind: &str, name: &str, host: &str, history: Option<&VecDeque<HistoryEntry>>) -> String {
     #[derive(serde::Serialize)]
     struct Reply<'a> {
         #[serde(rename = "type")]
@@ -392,10 +389,14 @@ pub(crate) fn history_json(
             seq.end()
         }
     }
-    let (status, reason, history) = match history {
-        Ok(history) => (true, None, Some(history)),
-        Err(reason) => (false, Some(reason), None),
-    };
+    // Not ours: the id asked for, shortened (anyone may ask).
+    let reason = history.is_none().then(|| {
+        format!(
+            "no client {}",
+            crate::core::wire::truncate(&format!("{kind}-{name}.{host}"), 80)
+        )
+    });
+    let status = history.is_some();
     pyjson::to_string(&Reply {
         kind,
         name,
@@ -454,6 +455,47 @@ mod tests {
         let clients = fixture_clients();
         let expected = r#"{"plugin-demo.darkstar": {"host": "darkstar", "type": "plugin", "name": "demo", "xpl_source": "domogik-demo.darkstar", "package_id": "plugin-demo", "pid": 0, "last_seen": 1371071554.25, "status": "stopped", "configured": null, "compliant_xpl_clients": [], "xpl_clients_only": false}, "plugin-gate.darkstar": {"host": "darkstar", "type": "plugin", "name": "gate", "xpl_source": "domogik-gate.darkstar", "package_id": "plugin-gate", "pid": 0, "last_seen": 1371071554.25, "status": "stopped", "configured": null, "compliant_xpl_clients": ["domogik-gate.other"], "xpl_clients_only": true}}"#;
         assert_eq!(list_json(&clients, &derived(&clients)), expected);
+    }
+
+    #[test]
+    fn derived_data_follows_its_client_and_only_what_moved_is_derived_again() {
+        let mut clients = fixture_clients();
+        let mut derived = derived(&clients);
+        let before = derived.of("demo").clone();
+        assert_eq!(before.client_id, "plugin-demo.darkstar");
+        // A status is no reason to derive again.
+        let revision = clients.get("demo").unwrap().revision;
+        clients
+            .set_status("demo", "darkstar", Status::Alive, None, now())
+            .unwrap();
+        assert_eq!(
+            clients.get("demo").unwrap().revision,
+            revision,
+            "a status moves no revision"
+        );
+        assert_eq!(derived.by_name["demo"].0, revision);
+        // A configuration is: its value shows in the data.
+        let mut values = BTreeMap::new();
+        values.insert("interval".to_owned(), json!("15"));
+        let configuration = Configuration {
+            configured: Some(true),
+            values,
+        };
+        assert!(clients.set_configuration("demo", configuration));
+        assert_ne!(
+            derived.by_name["demo"].0,
+            clients.get("demo").unwrap().revision,
+            "stale"
+        );
+        derived.sync(&clients);
+        let data = derived.of("demo").data.as_ref().unwrap().get();
+        assert!(data.contains(r#""value": "15""#), "{data}");
+        assert!(!before.data.as_ref().unwrap().get().contains(r#""value": "15""#));
+        // A package gone is forgotten, and one back under that name is new.
+        assert!(clients.remove_package("demo"));
+        derived.sync(&clients);
+        assert!(!derived.by_name.contains_key("demo"));
+        assert_eq!(derived.of("demo").client_id, "", "never derived");
     }
 
     #[test]
@@ -596,12 +638,12 @@ mod tests {
                 t.later(Duration::from_secs(1)),
             )
             .unwrap();
-        let text = history_json("plugin", "demo", "darkstar", Ok(clients.history("demo").unwrap()));
+        let text = history_json("plugin", "demo", "darkstar", Some(clients.history("demo").unwrap()));
         assert_eq!(
             text,
             r#"{"type": "plugin", "name": "demo", "host": "darkstar", "status": true, "reason": null, "history": [{"comment": "", "status": "stopped", "timestamp": 1371071555.25}, {"comment": "up", "status": "alive", "timestamp": 1371071554.25}]}"#
         );
-        let text = history_json("plugin", "zz", "darkstar", Err("no client plugin-zz.darkstar".into()));
+        let text = history_json("plugin", "zz", "darkstar", None);
         assert_eq!(
             text,
             r#"{"type": "plugin", "name": "zz", "host": "darkstar", "status": false, "reason": "no client plugin-zz.darkstar", "history": []}"#

@@ -10,6 +10,13 @@
 //! - `completions/bash/dmg_manager`, `completions/zsh/_dmg_manager`,
 //!   `completions/fish/dmg_manager.fish`: clap_complete's scripts, installed
 //!   by the .deb where Debian's shells look (debian/domogik-manager.install).
+//!   clap_complete knows no value of NAME (bash offered a literal `<NAME>`)
+//!   nor, in fish, of EVENT: bash and fish complete NAME (of `status`,
+//!   `start` and `clients --history`) with the plugins installed, the
+//!   `plugin_NAME` folders of the config's `packages_dir` (the config of
+//!   `-c`/`--config` on the line, else /etc/domogik/manager.cfg; relative to
+//!   the config's folder, as the manager reads it), and fish EVENT with the
+//!   statuses.
 
 // Tests and tools, not the core: they may do I/O and read the clock
 // (clippy.toml).
@@ -36,9 +43,157 @@ pub fn render_all(root: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
             "dmg_manager",
             &mut script,
         );
-        files.push((PathBuf::from(path), script));
+        let script = String::from_utf8(script).expect("clap_complete writes UTF-8");
+        let script = match shell {
+            Shell::Bash => bash_names(&script),
+            Shell::Fish => fish_names_and_events(&script),
+            _ => script,
+        };
+        files.push((PathBuf::from(path), script.into_bytes()));
     }
     Ok(files)
+}
+
+/// The plugin names, for bash: a function that lists them, called where
+/// clap_complete put `<NAME>` (the first positional of `status` and
+/// `start`) and for the value of `--history`.
+fn bash_names(script: &str) -> String {
+    let mut out = String::new();
+    let mut block = "";
+    let mut skipping = false;
+    for line in script.lines() {
+        let trimmed = line.trim_start();
+        if skipping {
+            // clap_complete's own body for --history (file names), replaced.
+            skipping = trimmed != ";;";
+            continue;
+        }
+        if let Some(name) = trimmed.strip_suffix(')').filter(|name| name.starts_with("dmg_manager__")) {
+            block = match name {
+                "dmg_manager__status" => "status",
+                "dmg_manager__start" => "start",
+                "dmg_manager__clients" => "clients",
+                _ => "",
+            };
+        }
+        let indent = &line[..line.len() - trimmed.len()];
+        if trimmed.starts_with("opts=") {
+            out.push_str(&line.replace(" <NAME>", ""));
+        } else if (block == "status" || block == "start") && trimmed.starts_with("if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]]") {
+            // The NAME position, right after the command (global options
+            // such as -c FILE may come before it): the installed plugins.
+            out.push_str(&format!("{indent}if [[ ${{cur}} != -* && ${{prev}} == \"{block}\" ]] ; then\n"));
+            out.push_str(&format!("{indent}    COMPREPLY=( $(compgen -W \"$(_dmg_manager_plugins)\" -- \"${{cur}}\") )\n"));
+            out.push_str(&format!("{indent}    return 0\n{indent}fi\n"));
+            out.push_str(line);
+        } else if block == "clients" && trimmed == "--history)" {
+            out.push_str(line);
+            out.push('\n');
+            out.push_str(&format!("{indent}    COMPREPLY=( $(compgen -W \"$(_dmg_manager_plugins)\" -- \"${{cur}}\") )\n"));
+            out.push_str(&format!("{indent}    return 0\n{indent}    ;;"));
+            skipping = true;
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    let helper = r#"# The plugins installed: the plugin_NAME folders of the config's
+# packages_dir (the -c/--config file on the line, else the default config).
+_dmg_manager_plugins() {
+    local config=/etc/domogik/manager.cfg i dir
+    for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
+        case "${COMP_WORDS[i]}" in
+            -c|--config) config="${COMP_WORDS[i+1]}" ;;
+            --config=*) config="${COMP_WORDS[i]#--config=}" ;;
+        esac
+    done
+    config="${config/#\~/$HOME}"
+    dir=$(sed -n '/^[[:space:]]*\[manager\]/,/^[[:space:]]*\[/ s/^[[:space:]]*packages_dir[[:space:]]*=[[:space:]]*\([^;#]*\).*/\1/p' "$config" 2>/dev/null | tail -n 1)
+    dir="${dir%"${dir##*[![:space:]]}"}"
+    [ -n "$dir" ] || dir=/var/lib/domogik/domogik_packages
+    case "$dir" in /*) ;; *) dir="$(dirname -- "$config")/$dir" ;; esac
+    local folder
+    for folder in "$dir"/plugin_*/; do
+        [ -d "$folder" ] || continue
+        folder="${folder%/}"
+        printf '%s\n' "${folder##*/plugin_}"
+    done
+}
+
+"#;
+    format!("{helper}{out}")
+}
+
+/// Fish: NAME (the installed plugins, as for bash) and EVENT (the statuses
+/// of `status`), which clap_complete leaves without values.
+fn fish_names_and_events(script: &str) -> String {
+    let mut command = domogik_manager::cli::definition();
+    command.build();
+    let events: Vec<String> = command
+        .find_subcommand("status")
+        .and_then(|status| status.get_arguments().find(|arg| arg.get_id() == "event"))
+        .map(|arg| arg.get_possible_values().iter().map(|value| value.get_name().to_owned()).collect())
+        .unwrap_or_default();
+    assert!(!events.is_empty(), "status EVENT has possible values");
+    let mut out = script.to_owned();
+    out.push_str(r#"
+# The plugins installed: the plugin_NAME folders of the config's
+# packages_dir (the -c/--config file on the line, else the default config).
+function __fish_dmg_manager_plugins
+    set -l words (commandline -opc)
+    set -l config /etc/domogik/manager.cfg
+    for i in (seq (count $words))
+        switch $words[$i]
+            case -c --config
+                set -q words[(math $i + 1)]; and set config $words[(math $i + 1)]
+            case '--config=*'
+                set config (string replace -- '--config=' '' $words[$i])
+        end
+    end
+    set -l dir (sed -n '/^[[:space:]]*\[manager\]/,/^[[:space:]]*\[/ s/^[[:space:]]*packages_dir[[:space:]]*=[[:space:]]*\([^;#]*\).*/\1/p' $config 2>/dev/null | tail -n 1 | string trim)
+    test -n "$dir"; or set dir /var/lib/domogik/domogik_packages
+    string match -q '/*' -- $dir; or set dir (dirname -- $config)/$dir
+    for folder in $dir/plugin_*/
+        string replace -r '.*/plugin_([^/]*)/$' '$1' -- $folder
+    end
+end
+
+# How many positional words follow the command (the values of the options
+# that take one are not).
+function __fish_dmg_manager_positionals
+    set -l words (commandline -opc)
+    set -l n 0
+    set -l skip 0
+    set -l seen 0
+    for word in $words[2..-1]
+        if test $skip = 1
+            set skip 0
+            continue
+        end
+        switch $word
+            case -c --config --comment --timeout --history
+                set skip 1
+            case '-*'
+            case '*'
+                if test $seen = 0
+                    set seen 1
+                else
+                    set n (math $n + 1)
+                end
+        end
+    end
+    echo $n
+end
+
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status; and test (__fish_dmg_manager_positionals) = 0" -f -a "(__fish_dmg_manager_plugins)" -d 'installed plugin'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand start; and test (__fish_dmg_manager_positionals) = 0" -f -a "(__fish_dmg_manager_plugins)" -d 'installed plugin'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l history -f -r -a "(__fish_dmg_manager_plugins)"
+"#);
+    out.push_str(&format!(
+        "complete -c dmg_manager -n \"__fish_dmg_manager_using_subcommand status; and test (__fish_dmg_manager_positionals) = 1\" -f -a \"{}\" -d 'status'\n",
+        events.join(" ")
+    ));
+    out
 }
 
 /// The template with its placeholder lines filled.

@@ -74,3 +74,78 @@ fn the_man_page_is_valid_roff() {
     assert!(output.status.success());
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
+
+/// What bash's completion offers for `COMP_WORDS` (the last word being
+/// completed), from the committed script.
+fn bash_completes(words: &[&str]) -> Vec<String> {
+    let script = Path::new(ROOT).join("completions/bash/dmg_manager");
+    let quoted: Vec<String> = words.iter().map(|word| format!("'{word}'")).collect();
+    let program = format!(
+        "source '{}'; COMP_WORDS=({}); COMP_CWORD={}; _dmg_manager dmg_manager '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        quoted.join(" "),
+        words.len() - 1,
+        words[words.len() - 1],
+        words[words.len() - 2],
+    );
+    let output = std::process::Command::new("bash")
+        .args(["--norc", "-c", &program])
+        .current_dir(ROOT)
+        .output()
+        .expect("bash runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn bash_completes_the_installed_plugin_names() {
+    // etc/manager-dev.cfg's packages_dir, relative to its folder, holds the
+    // four sample plugins (plugin_diskfree, plugin_ebusd...).
+    let all = ["diskfree", "ebusd", "rfxcom", "test"];
+    assert_eq!(bash_completes(&["dmg_manager", "-c", "etc/manager-dev.cfg", "status", ""]), all);
+    assert_eq!(bash_completes(&["dmg_manager", "--config=etc/manager-dev.cfg", "start", "e"]), ["ebusd"]);
+    assert_eq!(
+        bash_completes(&["dmg_manager", "-c", "etc/manager-dev.cfg", "clients", "--history", "r"]),
+        ["rfxcom"]
+    );
+    // The EVENT after NAME: the statuses, not the plugins; no literal <NAME>.
+    let events = bash_completes(&["dmg_manager", "-c", "etc/manager-dev.cfg", "status", "diskfree", ""]);
+    assert!(events.contains(&"stop-request".to_owned()) && !events.contains(&"diskfree".to_owned()), "{events:?}");
+    assert!(!events.iter().any(|word| word.contains('<')), "{events:?}");
+}
+
+/// What fish's completion offers for the command line `line`, from the
+/// committed script; None when fish is not installed (.ci/run installs it).
+fn fish_completes(line: &str) -> Option<Vec<String>> {
+    let script = Path::new(ROOT).join("completions/fish/dmg_manager.fish");
+    let program = format!("source '{}'; complete -C '{line}'", script.display());
+    let output = match std::process::Command::new("fish")
+        .args(["--no-config", "-c", &program])
+        .current_dir(ROOT)
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("fish: {e}"),
+    };
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    Some(text.lines().map(|line| line.split('\t').next().unwrap().to_owned()).collect())
+}
+
+#[test]
+fn fish_completes_plugin_names_and_events() {
+    let Some(names) = fish_completes("dmg_manager -c etc/manager-dev.cfg status ") else {
+        eprintln!("fish is not installed: the fish completion is not checked (apt-get install fish)");
+        return;
+    };
+    assert_eq!(names, ["diskfree", "ebusd", "rfxcom", "test"]);
+    let events = fish_completes("dmg_manager -c etc/manager-dev.cfg status diskfree ").unwrap();
+    assert!(events.contains(&"stop-request".to_owned()) && events.contains(&"alive".to_owned()), "{events:?}");
+    assert!(!events.contains(&"diskfree".to_owned()), "{events:?}");
+    assert_eq!(fish_completes("dmg_manager --config=etc/manager-dev.cfg start e").unwrap(), ["ebusd"]);
+    assert_eq!(
+        fish_completes("dmg_manager -c etc/manager-dev.cfg clients --history r").unwrap(),
+        ["rfxcom"]
+    );
+}

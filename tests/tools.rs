@@ -77,7 +77,13 @@ fn clients_history_prints_each_change_newest_first() {
             }
         }
     }
-    let output = run_command(&config, &["clients", "--history", "ebusd"]);
+    // In the machine's time zone (here TZ, POSIX's "2 h east of UTC"), as
+    // journalctl shows the log; --utc in UTC.
+    let output = manager_command(&config)
+        .args(["clients", "--history", "ebusd"])
+        .env("TZ", "XYZ-2")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     let stdout = stdout_of(&output);
     let statuses: Vec<&str> = stdout
@@ -85,10 +91,10 @@ fn clients_history_prints_each_change_newest_first() {
         .map(|line| line.split_whitespace().nth(1).unwrap())
         .collect();
     assert_eq!(statuses, ["alive", "starting"], "{stdout}");
-    assert!(
-        stdout.lines().all(|line| line.ends_with('Z') || line.contains("Z  ")),
-        "{stdout}"
-    );
+    assert!(stdout.lines().all(|line| line.contains(".") && line.contains("+02:00  ")), "{stdout}");
+    let output = run_command(&config, &["clients", "--history", "ebusd", "--utc"]);
+    let utc = stdout_of(&output);
+    assert!(utc.lines().count() == 2 && utc.lines().all(|line| line.contains("Z  ")), "{utc}");
 
     let output = run_command(&config, &["clients", "--history", "nosuch"]);
     assert_eq!(output.status.code(), Some(1));

@@ -25,7 +25,13 @@ fn watch_prints_status_changes_and_package_changes() {
     plugin.send_multipart(seed_status("diskfree", "alive"), 0).unwrap();
     let line = watch.line("about diskfree", |line| line.contains("domogik-diskfree"));
     let (time, change) = line.split_once(' ').unwrap();
-    assert!(time.len() == 24 && time.ends_with('Z') && time.contains('T'), "{line}");
+    // Local time with its offset, as journalctl shows the log:
+    // 2026-12-06T04:01:02.293+01:00 (the test machine's zone, whatever it is).
+    let offset = time.get(23..).unwrap_or_default();
+    assert!(
+        time.len() == 29 && time.contains('T') && (offset.starts_with('+') || offset.starts_with('-')) && &offset[3..4] == ":",
+        "{line}"
+    );
     assert_eq!(change, "domogik-diskfree.testhost unknown → alive");
 
     fs::remove_dir_all(packages.join("plugin_ebusd")).unwrap();

@@ -51,9 +51,11 @@ complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l time
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l detail -d 'Add version, author and description (for an invalid package, what is wrong with it)'
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l json -d 'Print the manager\'s reply body unchanged'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l utc -d 'With --history: times in UTC, not in this machine\'s time zone'
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -s h -l help -d 'Print help'
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand watch" -l timeout -d 'How long to wait for the manager, in seconds (fractions allowed)' -r
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand watch" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand watch" -l utc -d 'Times in UTC, not in this machine\'s time zone'
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand watch" -s h -l help -d 'Print help'
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status" -l comment -d 'A comment sent with the status' -r
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status" -l timeout -d 'How long to wait for the manager, in seconds (fractions allowed)' -r
@@ -62,3 +64,56 @@ complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status" -s h -l 
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand start" -l timeout -d 'How long to wait for the manager, in seconds (fractions allowed)' -r
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand start" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand start" -s h -l help -d 'Print help'
+
+# The plugins installed: the plugin_NAME folders of the config's
+# packages_dir (the -c/--config file on the line, else the default config).
+function __fish_dmg_manager_plugins
+    set -l words (commandline -opc)
+    set -l config /etc/domogik/manager.cfg
+    for i in (seq (count $words))
+        switch $words[$i]
+            case -c --config
+                set -q words[(math $i + 1)]; and set config $words[(math $i + 1)]
+            case '--config=*'
+                set config (string replace -- '--config=' '' $words[$i])
+        end
+    end
+    set -l dir (sed -n '/^[[:space:]]*\[manager\]/,/^[[:space:]]*\[/ s/^[[:space:]]*packages_dir[[:space:]]*=[[:space:]]*\([^;#]*\).*/\1/p' $config 2>/dev/null | tail -n 1 | string trim)
+    test -n "$dir"; or set dir /var/lib/domogik/domogik_packages
+    string match -q '/*' -- $dir; or set dir (dirname -- $config)/$dir
+    for folder in $dir/plugin_*/
+        string replace -r '.*/plugin_([^/]*)/$' '$1' -- $folder
+    end
+end
+
+# How many positional words follow the command (the values of the options
+# that take one are not).
+function __fish_dmg_manager_positionals
+    set -l words (commandline -opc)
+    set -l n 0
+    set -l skip 0
+    set -l seen 0
+    for word in $words[2..-1]
+        if test $skip = 1
+            set skip 0
+            continue
+        end
+        switch $word
+            case -c --config --comment --timeout --history
+                set skip 1
+            case '-*'
+            case '*'
+                if test $seen = 0
+                    set seen 1
+                else
+                    set n (math $n + 1)
+                end
+        end
+    end
+    echo $n
+end
+
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status; and test (__fish_dmg_manager_positionals) = 0" -f -a "(__fish_dmg_manager_plugins)" -d 'installed plugin'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand start; and test (__fish_dmg_manager_positionals) = 0" -f -a "(__fish_dmg_manager_plugins)" -d 'installed plugin'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l history -f -r -a "(__fish_dmg_manager_plugins)"
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand status; and test (__fish_dmg_manager_positionals) = 1" -f -a "unknown starting alive stop-request stopped dead invalid not-configured" -d 'status'

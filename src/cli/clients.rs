@@ -8,6 +8,7 @@ use super::{net, stdout_failed, ToolError, Unexpected};
 use crate::core::config::Config;
 use crate::core::manager::{DETAIL_GET, DETAIL_RESULT, ERROR_ACTION, LIST_GET, LIST_RESULT};
 use crate::core::wire::{self, ReceivedReply};
+use crate::sys::log::Zone;
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::time::Duration;
@@ -21,6 +22,8 @@ pub(crate) struct ClientsOptions {
     pub json: bool,
     /// Print this plugin's history (`client.history.get`) instead.
     pub history: Option<String>,
+    /// The history's times in local time or UTC (`--utc`).
+    pub zone: Zone,
     pub timeout: Duration,
 }
 
@@ -98,11 +101,11 @@ fn history(context: &zmq::Context, config: &Config, name: &str, options: &Client
         &body,
         options.timeout,
     )?;
-    history_text(&reply, options.json).map_err(|why| ToolError(format!("{why} (from {})", target.address)))
+    history_text(&reply, options.json, options.zone).map_err(|why| ToolError(format!("{why} (from {})", target.address)))
 }
 
 /// The text `--history` prints for a `client.history.result` reply.
-fn history_text(reply: &ReceivedReply, json: bool) -> Result<String, Unexpected> {
+fn history_text(reply: &ReceivedReply, json: bool, zone: Zone) -> Result<String, Unexpected> {
     let body: Value = serde_json::from_str(&reply.body).map_err(|e| Unexpected::NotJson(e.to_string()))?;
     let reason = || match body.get("reason") {
         Some(Value::String(reason)) => table::clean(reason),
@@ -132,7 +135,7 @@ fn history_text(reply: &ReceivedReply, json: bool) -> Result<String, Unexpected>
             // From the reply: a value no time can hold is shown as `-`.
             .and_then(|t| Duration::try_from_secs_f64(t).ok())
             .and_then(|since| std::time::UNIX_EPOCH.checked_add(since))
-            .map_or("-".into(), crate::sys::log::utc_timestamp);
+            .map_or("-".into(), |time| crate::sys::log::timestamp(time, zone));
         let text = |field: &str| {
             entry
                 .get(field)
@@ -189,22 +192,22 @@ mod tests {
     #[test]
     fn history_lines_newest_first_and_refusals() {
         let body = r#"{"type": "plugin", "name": "a", "host": "h", "status": true, "reason": null, "history": [{"status": "dead", "comment": "no status\nreceived", "timestamp": 1371071554.25}, {"status": "alive", "comment": "", "timestamp": 1371071500.0}]}"#;
-        let text = history_text(&reply("client.history.result", body), false).unwrap();
+        let text = history_text(&reply("client.history.result", body), false, Zone::Utc).unwrap();
         assert_eq!(
             text,
             "2013-06-12T21:12:34.250Z  dead          no status received\n2013-06-12T21:11:40.000Z  alive\n"
         );
         assert_eq!(
-            history_text(&reply("client.history.result", body), true).unwrap(),
+            history_text(&reply("client.history.result", body), true, Zone::Utc).unwrap(),
             format!("{body}\n")
         );
         let empty = r#"{"status": true, "history": []}"#;
-        assert!(history_text(&reply("client.history.result", empty), false)
+        assert!(history_text(&reply("client.history.result", empty), false, Zone::Utc)
             .unwrap()
             .starts_with("no change"));
         let refused = r#"{"status": false, "reason": "no client plugin-zz.h", "history": []}"#;
         assert_eq!(
-            history_text(&reply("client.history.result", refused), false)
+            history_text(&reply("client.history.result", refused), false, Zone::Utc)
                 .unwrap_err()
                 .to_string(),
             "the manager has no such client: no client plugin-zz.h"
@@ -212,6 +215,7 @@ mod tests {
         let old = history_text(
             &reply("error", r#"{"status": false, "reason": "unknown action"}"#),
             false,
+            Zone::Utc,
         );
         assert_eq!(
             old.unwrap_err().to_string(),
@@ -225,7 +229,7 @@ mod tests {
             let body = format!(
                 r#"{{"status": true, "history": [{{"status": "dead", "comment": "", "timestamp": {timestamp}}}]}}"#
             );
-            let text = history_text(&reply("client.history.result", &body), false).unwrap();
+            let text = history_text(&reply("client.history.result", &body), false, Zone::Utc).unwrap();
             assert!(
                 text.starts_with('-') || text.starts_with("1970-01-01T00:00:00.000Z"),
                 "{timestamp}: {text}"

@@ -5,6 +5,7 @@ use crate::cli::{clients::ClientsOptions, start::StartOptions, status::StatusOpt
 use crate::core::config;
 use crate::core::packages;
 use crate::core::status::Status;
+use crate::sys::log::Zone;
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -136,12 +137,18 @@ pub(super) struct ClientsArgs {
     /// Print the status history of plugin NAME instead, newest first
     #[arg(long, value_name = "NAME", value_parser = parse_name, conflicts_with = "detail")]
     pub history: Option<String>,
+    /// With --history: times in UTC, not in this machine's time zone
+    #[arg(long, requires = "history")]
+    pub utc: bool,
     #[command(flatten)]
     pub timeout: TimeoutArg,
 }
 
 #[derive(Debug, Clone, Args)]
 pub(super) struct WatchArgs {
+    /// Times in UTC, not in this machine's time zone
+    #[arg(long)]
+    pub utc: bool,
     #[command(flatten)]
     pub timeout: TimeoutArg,
 }
@@ -195,6 +202,7 @@ impl From<Cli> for Command {
                     detail: args.detail,
                     json: args.json,
                     history: args.history,
+                    zone: zone(args.utc),
                     timeout: args.timeout.timeout,
                 },
             },
@@ -202,6 +210,7 @@ impl From<Cli> for Command {
                 config,
                 options: WatchOptions {
                     timeout: args.timeout.timeout,
+                    zone: zone(args.utc),
                 },
             },
             Some(Subcommand::Status(args)) => Command::Status {
@@ -221,6 +230,15 @@ impl From<Cli> for Command {
                 },
             },
         }
+    }
+}
+
+/// `--utc` or not.
+fn zone(utc: bool) -> Zone {
+    if utc {
+        Zone::Utc
+    } else {
+        Zone::Local
     }
 }
 
@@ -265,7 +283,7 @@ pub fn definition() -> clap::Command {
 ///
 /// ```text
 /// dmg_manager [-c FILE] [run] [--check-config] [-a] [-d] [-x] [-s] [-b]
-/// dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--timeout SECS]
+/// dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--utc] [--timeout SECS]
 /// ```
 pub fn synopsis(command: &clap::Command) -> String {
     let name = command.get_name();
@@ -481,6 +499,7 @@ mod tests {
                 detail: true,
                 json: false,
                 history: None,
+                zone: Zone::Local,
                 timeout: Duration::from_millis(500),
             },
         };
@@ -500,6 +519,7 @@ mod tests {
                     detail: false,
                     json: true,
                     history: None,
+                    zone: Zone::Local,
                     timeout: Duration::from_secs(3)
                 },
             }
@@ -513,10 +533,26 @@ mod tests {
             Command::Watch {
                 config: config(),
                 options: WatchOptions {
-                    timeout: crate::cli::DEFAULT_TIMEOUT
+                    timeout: crate::cli::DEFAULT_TIMEOUT,
+                    zone: Zone::Local,
                 }
             }
         );
+        assert_eq!(
+            parse(&["watch", "--utc"]).unwrap(),
+            Command::Watch {
+                config: config(),
+                options: WatchOptions {
+                    timeout: crate::cli::DEFAULT_TIMEOUT,
+                    zone: Zone::Utc,
+                }
+            }
+        );
+        match parse(&["clients", "--history", "diskfree", "--utc"]).unwrap() {
+            Command::Clients { options, .. } => assert_eq!(options.zone, Zone::Utc),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["clients", "--utc"]).is_err(), "--utc is for --history");
         assert_eq!(
             parse(&["status", "diskfree", "stop-request", "--comment", "-- bye --"]).unwrap(),
             Command::Status {
@@ -592,8 +628,8 @@ mod tests {
         assert_eq!(
             synopsis(&definition()),
             "dmg_manager [-c FILE] [run] [--check-config] [-a] [-d] [-x] [-s] [-b]\n\
-             dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--timeout SECS]\n\
-             dmg_manager [-c FILE] watch [--timeout SECS]\n\
+             dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--utc] [--timeout SECS]\n\
+             dmg_manager [-c FILE] watch [--utc] [--timeout SECS]\n\
              dmg_manager [-c FILE] status NAME EVENT [--comment TEXT] [--timeout SECS]\n\
              dmg_manager [-c FILE] start NAME [--timeout SECS]\n\
              dmg_manager --version | --help"

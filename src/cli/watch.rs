@@ -21,6 +21,7 @@ use super::{net, stdout_failed, ToolError, Unexpected};
 use crate::core::config::Config;
 use crate::core::manager::{DETAIL_CATEGORY, V05_LIST_CATEGORY};
 use crate::core::wire;
+use crate::sys::log::Zone;
 use crate::sys::signals::SignalPipe;
 use serde_json::{Map, Value};
 use std::io::Write;
@@ -31,6 +32,8 @@ use std::time::{Duration, SystemTime};
 pub(crate) struct WatchOptions {
     /// How long the first fetch waits for the manager's reply.
     pub timeout: Duration,
+    /// The lines' times in local time or UTC (`--utc`).
+    pub zone: Zone,
 }
 
 /// Poll slots, by name.
@@ -67,7 +70,7 @@ pub(crate) fn run(config: &Config, options: &WatchOptions) -> Result<(), ToolErr
                 return Ok(());
             }
         }
-        if sub_ready && !follow(&sub, &mut known, colour)? {
+        if sub_ready && !follow(&sub, &mut known, colour, options.zone)? {
             return Ok(());
         }
     }
@@ -128,7 +131,7 @@ fn devices_of(list: &Map<String, Value>) -> Map<String, Value> {
 /// One, not all that are queued: signals are only delivered while the loop
 /// polls ([`SignalPipe::while_waiting`]), so draining a queue that a busy
 /// manager keeps filling would leave Ctrl-C pending for as long as it does.
-fn follow(sub: &zmq::Socket, known: &mut Known, colour: bool) -> Result<bool, ToolError> {
+fn follow(sub: &zmq::Socket, known: &mut Known, colour: bool, zone: Zone) -> Result<bool, ToolError> {
     let frames = match sub.recv_multipart(zmq::DONTWAIT) {
         Ok(frames) => frames,
         Err(zmq::Error::EAGAIN) => return Ok(true),
@@ -164,7 +167,7 @@ fn follow(sub: &zmq::Socket, known: &mut Known, colour: bool) -> Result<bool, To
         known.clients = Some(map);
         changes
     };
-    let time = crate::sys::log::utc_timestamp(SystemTime::now());
+    let time = crate::sys::log::timestamp(SystemTime::now(), zone);
     for (id, change) in changes {
         if let Err(error) = print_line(&changes::line(&time, &id, &change, colour)) {
             return stdout_failed(error).map_or(Ok(false), Err);

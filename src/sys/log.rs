@@ -23,7 +23,7 @@
 
 use crate::core::log_policy::Level;
 use std::io::Write;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use systemd_journal_logger::JournalLog;
 
 /// Where records go: the journal, or text lines on stderr.
@@ -125,10 +125,77 @@ pub(crate) fn utc_timestamp(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
+/// How `watch` and `clients --history` write a time: in this machine's
+/// time zone, as `journalctl` shows the log (the default), or in UTC
+/// (`--utc`, as the log's own timestamps and journalctl's `--utc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Zone {
+    #[default]
+    Local,
+    Utc,
+}
+
+/// `time` in `zone`: `2026-11-24T17:05:01.123+01:00` in local time (the
+/// offset of the system's zone at that instant: `TZ`, else
+/// `/etc/localtime`, read by the C library's `localtime_r`),
+/// `2026-11-24T16:05:01.123Z` in UTC.
+pub(crate) fn timestamp(time: SystemTime, zone: Zone) -> String {
+    match zone {
+        Zone::Utc => utc_timestamp(time),
+        Zone::Local => with_offset(time, local_offset(time)),
+    }
+}
+
+/// `time` written with an offset east of UTC of `offset` seconds (whole
+/// minutes, as RFC 3339 writes it): the local date and time, then `+01:00`
+/// (`+00:00` for a local zone at UTC: `Z` is kept for UTC proper). A time
+/// the offset would move before 1970 is written in UTC.
+pub(crate) fn with_offset(time: SystemTime, offset: i32) -> String {
+    let shift = Duration::from_secs(u64::from(offset.unsigned_abs()));
+    let local = if offset >= 0 { time.checked_add(shift) } else { time.checked_sub(shift) };
+    let Some(local) = local.filter(|local| *local >= UNIX_EPOCH) else {
+        return utc_timestamp(time);
+    };
+    let fields = utc_timestamp(local);
+    let minutes = offset.unsigned_abs() / 60;
+    let sign = if offset < 0 { '-' } else { '+' };
+    format!("{}{sign}{:02}:{:02}", fields.trim_end_matches('Z'), minutes / 60, minutes % 60)
+}
+
+/// The system time zone's offset east of UTC at `time`, in seconds (0 when
+/// the C library cannot tell).
+fn local_offset(time: SystemTime) -> i32 {
+    let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    let seconds = libc::time_t::try_from(seconds).unwrap_or(libc::time_t::MAX);
+    // SAFETY: localtime_r only writes into `tm`, a plain C struct for which
+    // all zeroes is a valid value, and reads the zone (TZ, /etc/localtime).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let converted = unsafe { !libc::localtime_r(&seconds, &mut tm).is_null() };
+    if converted {
+        i32::try_from(tm.tm_gmtoff).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn local_times_carry_their_offset() {
+        let time = UNIX_EPOCH + Duration::from_millis(1_371_071_554_160); // 2013-06-12T21:12:34.160Z
+        assert_eq!(with_offset(time, 3600), "2013-06-12T22:12:34.160+01:00");
+        assert_eq!(with_offset(time, 7200), "2013-06-12T23:12:34.160+02:00");
+        // Across midnight, and a zone west of UTC with half hours.
+        assert_eq!(with_offset(time, 5 * 3600), "2013-06-13T02:12:34.160+05:00");
+        assert_eq!(with_offset(time, -(3 * 3600 + 1800)), "2013-06-12T17:42:34.160-03:30");
+        assert_eq!(with_offset(time, 0), "2013-06-12T21:12:34.160+00:00");
+        // Before 1970 once shifted: UTC instead of a panic.
+        assert_eq!(with_offset(UNIX_EPOCH, -3600), "1970-01-01T00:00:00.000Z");
+        assert_eq!(timestamp(time, Zone::Utc), "2013-06-12T21:12:34.160Z");
+    }
 
     #[test]
     fn timestamps_are_utc_rfc3339_with_milliseconds() {

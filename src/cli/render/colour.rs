@@ -1,19 +1,25 @@
-//! Terminal colours for statuses: on only when stdout is a terminal and
-//! `NO_COLOR` is unset (<https://no-color.org>), so pipes and scripts get
-//! plain text.
+//! Terminal colours for statuses: on only when stdout is a terminal,
+//! `NO_COLOR` is unset (<https://no-color.org>) and `TERM` is not `dumb`
+//! (a terminal that says it understands no escape sequence: Emacs' shell,
+//! some serial consoles), so pipes and scripts get plain text.
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
 
-/// Whether to colour, given what stdout is and the value of `NO_COLOR`.
-/// An empty `NO_COLOR` counts as unset, as the convention says.
-pub(crate) fn enabled(stdout_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
-    stdout_is_terminal && no_color.is_none_or(OsStr::is_empty)
+/// Whether to colour, given what stdout is and the values of `NO_COLOR`
+/// and `TERM`. An empty `NO_COLOR` counts as unset, as the convention
+/// says; `TERM=dumb` means no colour.
+pub(crate) fn enabled(stdout_is_terminal: bool, no_color: Option<&OsStr>, term: Option<&OsStr>) -> bool {
+    stdout_is_terminal && no_color.is_none_or(OsStr::is_empty) && term != Some(OsStr::new("dumb"))
 }
 
 /// [`enabled`] for this process.
 pub(crate) fn enabled_for_stdout() -> bool {
-    enabled(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref())
+    enabled(
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::env::var_os("TERM").as_deref(),
+    )
 }
 
 /// The SGR code of a status: green when running, yellow on the way, red
@@ -45,10 +51,17 @@ mod tests {
 
     #[test]
     fn only_on_a_terminal_without_no_color() {
-        assert!(enabled(true, None));
-        assert!(enabled(true, Some(OsStr::new(""))));
-        assert!(!enabled(true, Some(OsStr::new("1"))));
-        assert!(!enabled(false, None));
+        assert!(enabled(true, None, None));
+        assert!(enabled(true, Some(OsStr::new("")), None));
+        assert!(!enabled(true, Some(OsStr::new("1")), None));
+        assert!(!enabled(false, None, None));
+    }
+
+    #[test]
+    fn term_dumb_is_no_colour() {
+        assert!(!enabled(true, None, Some(OsStr::new("dumb"))));
+        assert!(enabled(true, None, Some(OsStr::new("xterm-256color"))));
+        assert!(enabled(true, None, Some(OsStr::new("linux"))));
     }
 
     #[test]

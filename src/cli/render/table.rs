@@ -3,6 +3,9 @@
 
 use super::colour;
 use serde_json::{Map, Value};
+// Columns by the terminal's display width, not by character count: a CJK
+// character or an emoji takes two columns, a combining accent none.
+use unicode_width::UnicodeWidthStr;
 
 const COLUMNS: [&str; 8] = [
     "CLIENT",
@@ -166,8 +169,9 @@ pub(crate) fn clean(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
-/// The table: a header line, then one line per row, columns aligned, the
-/// status coloured when `colour`. Every line ends with a newline.
+/// The table: a header line, then one line per row, columns aligned by
+/// display width (`unicode-width`: what a terminal gives each character),
+/// the status coloured when `colour`. Every line ends with a newline.
 pub(crate) fn render(rows: &[Row], detail: bool, colour: bool) -> String {
     let mut header: Vec<&str> = COLUMNS.to_vec();
     if detail {
@@ -177,7 +181,7 @@ pub(crate) fn render(rows: &[Row], detail: bool, colour: bool) -> String {
     let mut widths = vec![0; lines.first().map_or(0, Vec::len)];
     for line in &lines {
         for (width, cell) in widths.iter_mut().zip(line) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(cell.width());
         }
     }
     let mut out = String::new();
@@ -188,7 +192,7 @@ pub(crate) fn render(rows: &[Row], detail: bool, colour: bool) -> String {
             if column > 0 {
                 text.push_str(GAP);
             }
-            let padding = " ".repeat(width.saturating_sub(cell.chars().count()));
+            let padding = " ".repeat(width.saturating_sub(cell.width()));
             if column == STATUS_COLUMN && !is_header {
                 text.push_str(&colour::status(cell, colour));
             } else {
@@ -309,5 +313,32 @@ mod tests {
     #[test]
     fn no_clients_is_a_header_alone() {
         assert_eq!(render(&[], false, false).lines().count(), 1);
+    }
+
+    #[test]
+    fn columns_align_by_display_width() {
+        // A CJK author (2 columns a character), an emoji (2), an accent
+        // made of a letter and a combining mark (1 column, 2 chars).
+        let clients = map(json!({
+            "domogik-a.box": {"status": "alive", "host": "box", "type": "plugin", "id": "a", "configured": true,
+                "data": {"identity": {"version": "1", "author": "山田太郎", "description": "x"}}},
+            "domogik-b.box": {"status": "alive", "host": "box", "type": "plugin", "id": "b", "configured": true,
+                "data": {"identity": {"version": "1", "author": "Ze\u{301}phyr 🚀", "description": "y"}}},
+            "domogik-c.box": {"status": "alive", "host": "box", "type": "plugin", "id": "c", "configured": true,
+                "data": {"identity": {"version": "1", "author": "Bob", "description": "z"}}},
+        }));
+        let text = render(&rows(&clients, true, &Map::new(), 0.0), true, false);
+        // The DESCRIPTION column starts at the same display column on every line.
+        let starts: Vec<usize> = text
+            .lines()
+            .map(|line| {
+                let at = line.rfind(' ').unwrap() + 1;
+                line[..at].width()
+            })
+            .collect();
+        assert_eq!(starts.len(), 4);
+        assert!(starts.iter().all(|&start| start == starts[0]), "{starts:?}\n{text}");
+        // The widest author sets the column: 山田太郎 is 8 columns, not 4.
+        assert!(text.lines().nth(1).unwrap().contains("山田太郎  "), "{text}");
     }
 }

@@ -10,6 +10,7 @@ pub(crate) mod clients;
 pub mod config;
 pub(crate) mod config_warnings;
 pub(crate) mod datatypes;
+pub mod hosts;
 pub mod envelope;
 pub(crate) mod instance;
 pub(crate) mod liveness;

@@ -92,6 +92,9 @@ pub(super) struct ClientsArgs {
     /// Print the status history of plugin NAME instead, newest first
     #[arg(long, value_name = "NAME", value_parser = parse_name, conflicts_with = "detail")]
     pub history: Option<String>,
+    /// Show only the clients of host NAME (every manager on a bus answers for every host)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["history", "json"])]
+    pub host: Option<String>,
     #[command(flatten)]
     pub timeout: TimeoutArg,
 }
@@ -155,6 +158,7 @@ impl From<Cli> for Command {
                     detail: args.detail,
                     json: args.json,
                     history: args.history,
+                    host: args.host,
                     timeout: args.timeout.timeout,
                 },
             },
@@ -222,7 +226,7 @@ pub fn definition() -> clap::Command {
 ///
 /// ```text
 /// dmg_manager [-c FILE] [run] [--check-config]
-/// dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--timeout SECS]
+/// dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--host NAME] [--timeout SECS]
 /// ```
 pub fn synopsis(command: &clap::Command) -> String {
     let name = command.get_name();
@@ -415,6 +419,7 @@ mod tests {
                 detail: true,
                 json: false,
                 history: None,
+                host: None,
                 timeout: Duration::from_millis(500),
             },
         };
@@ -434,6 +439,7 @@ mod tests {
                     detail: false,
                     json: true,
                     history: None,
+                    host: None,
                     timeout: Duration::from_secs(3)
                 },
             }
@@ -526,7 +532,7 @@ mod tests {
         assert_eq!(
             synopsis(&definition()),
             "dmg_manager [-c FILE] [run] [--check-config]\n\
-             dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--timeout SECS]\n\
+             dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--host NAME] [--timeout SECS]\n\
              dmg_manager [-c FILE] watch [--timeout SECS]\n\
              dmg_manager [-c FILE] status NAME EVENT [--comment TEXT] [--timeout SECS]\n\
              dmg_manager [-c FILE] start NAME [--timeout SECS]\n\

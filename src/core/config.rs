@@ -129,6 +129,9 @@ pub struct Config {
     pub dbmgr_timeout: Duration,
     /// Domogik's `datatypes.json` (`datatype.get`).
     pub datatypes_file: PathBuf,
+    /// The other hosts held on a bus (PROTOCOL.md §11): `max_hosts`,
+    /// `max_host_clients`, `forget_host_after`; silent after `dead_after`.
+    pub hosts: crate::core::hosts::Limits,
 }
 
 /// The keys about plugin processes: `python`, `pythonpath`, `kill_delay`, `restart`.
@@ -198,7 +201,10 @@ pub(crate) fn sanitize_hostname(hostname: &str) -> String {
 const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
 /// Keys of Domogik's other components that may sit in a copied domogik-mq.cfg.
 const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
-const MANAGER_KEYS: [&str; 16] = [
+const MANAGER_KEYS: [&str; 19] = [
+    "max_hosts",
+    "max_host_clients",
+    "forget_host_after",
     "dead_after",
     "dbmgr_timeout",
     "status_interval",
@@ -320,7 +326,19 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
             .value("manager", "datatypes_file")
             .unwrap_or(DEFAULT_DATATYPES_FILE),
     );
+    let defaults = crate::core::hosts::Limits::default();
+    let hosts = crate::core::hosts::Limits {
+        max_hosts: sections.get("manager", "max_hosts", defaults.max_hosts, |text| {
+            read_count(text, 1024)
+        })?,
+        max_clients: sections.get("manager", "max_host_clients", defaults.max_clients, |text| {
+            read_count(text, 100_000)
+        })?,
+        silent_after: dead_after,
+        forget_after: sections.get("manager", "forget_host_after", defaults.forget_after, read_delay)?,
+    };
     Ok(Config {
+        hosts,
         dead_after,
         dbmgr_timeout,
         status_interval,
@@ -389,6 +407,14 @@ fn read_seconds(text: &str) -> Result<Duration, String> {
         _ => Err(format!(
             "expected a whole number of seconds from 1 to {MAX_RESCAN_INTERVAL}"
         )),
+    }
+}
+
+/// A whole number from 1 to `max`.
+fn read_count(text: &str, max: usize) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(count) if (1..=max).contains(&count) => Ok(count),
+        _ => Err(format!("expected a whole number from 1 to {max}")),
     }
 }
 
@@ -596,6 +622,7 @@ mod tests {
         assert_eq!(config.dead_after, Duration::from_secs(30));
         assert_eq!(config.dbmgr_timeout, Duration::from_secs(5));
         assert_eq!(config.status_interval, Duration::from_secs(15));
+        assert_eq!(config.hosts, crate::core::hosts::Limits::default());
         assert_eq!(config.datatypes_file, PathBuf::from(DEFAULT_DATATYPES_FILE));
         let config = parse_ok("[manager]\ndead_after = 0.5\nstatus_interval = 0.25\ndatatypes_file = /x/d.json\n");
         assert_eq!(config.dead_after, Duration::from_millis(500));

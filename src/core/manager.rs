@@ -28,6 +28,7 @@ pub(crate) use requests::{DETAIL_RESULT, ERROR_ACTION, LIST_RESULT, START_DO, ST
 
 use crate::core::bus::dbmgr::{self, Answer, Questions};
 use crate::core::clients::{Applied, Clients, StatusRejected};
+use crate::core::hosts::{self, Handled, Hosts};
 use crate::core::liveness::{self, Now, OwnStatus};
 use crate::core::packages::PackageChange;
 use crate::core::status::Status;
@@ -80,6 +81,8 @@ pub struct Manager {
     cache: Cache,
     /// What the 0.5 views derive from each package, made again on change.
     v05: v05::Derivations,
+    /// The other managers' clients (PROTOCOL.md §11); `None` off a bus.
+    hosts: Option<Hosts>,
 }
 
 impl Manager {
@@ -99,7 +102,19 @@ impl Manager {
             statuses: Vec::new(),
             cache: Cache::default(),
             v05: v05::Derivations::default(),
+            hosts: None,
         }
+    }
+
+    /// Shows the other managers' clients and publishes ours for them, as
+    /// `instance` (on a bus: PROTOCOL.md §11).
+    pub(crate) fn enable_hosts(&mut self, instance: &str, limits: hosts::Limits) {
+        self.hosts = Some(Hosts::new(self.clients.host(), instance, limits));
+    }
+
+    /// What happened to the other hosts since the last call, for the log.
+    pub(crate) fn take_host_events(&mut self) -> Vec<hosts::Event> {
+        self.hosts.as_mut().map(Hosts::take_events).unwrap_or_default()
     }
 
     /// The delays of src/core/liveness.rs (30 s and 15 s unless configured).
@@ -142,7 +157,8 @@ impl Manager {
     pub(crate) fn poll_timeout(&self) -> Instant {
         let deaths = self.clients.poll_timeout(self.dead_after);
         let questions = self.dbmgr.as_ref().and_then(Questions::poll_timeout);
-        [deaths, questions]
+        let hosts = self.hosts.as_ref().and_then(Hosts::poll_timeout);
+        [deaths, questions, hosts]
             .into_iter()
             .flatten()
             .fold(self.own.poll_timeout(), Instant::min)
@@ -158,6 +174,9 @@ impl Manager {
         }
         if !dead.is_empty() {
             self.mark_changed();
+        }
+        if let Some(hosts) = self.hosts.as_mut() {
+            hosts.handle_timeout(self.now.mono);
         }
         if let Some(status) = self.own.handle_timeout(self.now.mono) {
             self.statuses.push(self.own_status(status));
@@ -218,6 +237,11 @@ impl Manager {
 
     /// Applies one message received on the SUB socket.
     pub fn handle_status_message(&mut self, frames: &[Vec<u8>]) -> StatusOutcome {
+        if let Some(hosts) = self.hosts.as_mut() {
+            if hosts.handle_message(frames, self.now.mono) == Handled::Taken {
+                return StatusOutcome::NotForUs;
+            }
+        }
         let update = match wire::decode_status(frames) {
             Ok(Some(update)) => update,
             Ok(None) => {
@@ -227,6 +251,10 @@ impl Manager {
             Err(error) => return StatusOutcome::Malformed(error),
         };
         let host = update.host.unwrap_or_else(|| self.clients.host().to_owned());
+        if host != self.clients.host() {
+            // Another host's plugin: its own manager's business (§11).
+            return StatusOutcome::NotForUs;
+        }
         match self
             .clients
             .set_status(&update.name, &host, update.status, update.comment, self.now)
@@ -342,6 +370,10 @@ mod tests {
             ])),
             manager.handle_status_message(&frames(&[
                 b"plugin.status.1_2.0_1",
+                br#"{"type": "plugin", "name": "zz", "host": "box", "event": "alive"}"#,
+            ])),
+            manager.handle_status_message(&frames(&[
+                b"plugin.status.1_2.0_1",
                 br#"{"type": "plugin", "name": "a", "host": "elsewhere", "event": "alive"}"#,
             ])),
         ];
@@ -350,6 +382,7 @@ mod tests {
         assert!(matches!(outcomes[2], StatusOutcome::Rejected(_)));
         assert!(matches!(outcomes[3], StatusOutcome::Malformed(_)));
         assert!(matches!(outcomes[4], StatusOutcome::Rejected(_)));
+        assert_eq!(outcomes[5], StatusOutcome::NotForUs, "another host's plugin: its manager's");
         assert!(manager.take_publications(1.0).is_none());
         assert_eq!(manager.clients().status("a"), Some(Status::Unknown));
     }

@@ -53,7 +53,10 @@ pub(super) fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
     let read = for_each_queued(publisher, MAX_REQUESTS_PER_TURN, |frames| {
         if frames
             .first()
-            .is_some_and(|message| links::subscribes_to_ours(message, &VIEW_CATEGORIES))
+            .is_some_and(|message| {
+                links::subscribes_to_ours(message, &VIEW_CATEGORIES)
+                    || links::subscribes_to_ours(message, &crate::core::hosts::CATEGORIES)
+            })
         {
             state.manager.republish();
         }

@@ -341,6 +341,8 @@ fn new_socket(
             setup(socket.set_maxmsgsize(SUB_MAX_MSG_BYTES))?;
             setup(socket.set_rcvhwm(SUB_RCVHWM))?;
             setup(socket.set_subscribe(STATUS_SUBSCRIPTION.as_bytes()))?;
+            // The other managers' clients (PROTOCOL.md §11).
+            setup(socket.set_subscribe(crate::core::hosts::SUBSCRIPTION.as_bytes()))?;
         }
         Role::Pub => {
             setup(socket.set_sndhwm(PUB_SNDHWM))?;

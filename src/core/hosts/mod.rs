@@ -232,6 +232,7 @@ impl Hosts {
     }
 
     /// The hosts held, by name, and whether each is silent.
+    #[cfg(test)]
     pub(crate) fn hosts(&self) -> impl Iterator<Item = (&str, bool)> {
         self.hosts.iter().map(|(name, host)| (name.as_str(), host.silent.is_some()))
     }

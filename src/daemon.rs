@@ -18,8 +18,9 @@
 //!
 //! This file is the loop and its poll; the rest of the event loop is in
 //! `src/daemon/`, by concern: `sockets.rs` opens, watches and reopens the
-//! sockets (the MDP worker's timers too), `handlers.rs` reads the ready
-//! ones and sends the replies and publications, `questions.rs` is the
+//! sockets as the bus session (`core::bus::session`) decides, and
+//! `executor.rs` carries out its actions; `handlers.rs` reads the ready
+//! sockets and sends the replies and publications, `questions.rs` is the
 //! `dbmgr` socket, `state.rs` is the loop's state apart from the sockets
 //! (signals, rescans through `scanner.rs`, timers, plugin starts through
 //! `processes.rs`, rate-limited log lines), `processes.rs` forks, execs,

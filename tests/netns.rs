@@ -74,6 +74,7 @@ impl Namespace {
                 .args(["netns", "exec", &name, BIN, "--config"])
                 .arg(path)
                 .env("DMG_MANAGER_TEST_HEARTBEAT_MS", TEST_HEARTBEAT_MS.to_string())
+                .env("RUNTIME_DIRECTORY", path.parent().unwrap_or(std::path::Path::new(".")))
                 .env_remove("JOURNAL_STREAM")
                 .env_remove("NOTIFY_SOCKET")
                 .stdin(std::process::Stdio::null());

@@ -184,18 +184,24 @@ fn config_on(packages: &Path) -> String {
     standalone_config(packages, "rescan_interval = 1\n")
 }
 
-/// One request on a fresh socket that must be answered within `within`.
-fn list_within(daemon: &Daemon, within: Duration) -> Result<serde_json::Value, String> {
+/// One request on a fresh socket that must be answered within `within`:
+/// the reply's body.
+fn ask_within(daemon: &Daemon, action: &str, body: &str, within: Duration) -> Result<serde_json::Value, String> {
     let socket = daemon.context().socket(zmq::REQ).unwrap();
     socket.set_linger(0).unwrap();
     socket.set_rcvtimeo(within.as_millis() as i32).unwrap();
     socket.connect(&daemon.rep).unwrap();
-    socket.send_multipart([&b"clients.list.get"[..], b"{}"], 0).unwrap();
+    socket.send_multipart([action.as_bytes(), body.as_bytes()], 0).unwrap();
     match socket.recv_multipart(0) {
-        Ok(frames) if frames.len() == 2 => Ok(body_of(&frames[1])["clients"].clone()),
+        Ok(frames) if frames.len() == 2 => Ok(body_of(&frames[1])),
         Ok(frames) => Err(format!("unexpected reply {frames:?}")),
-        Err(e) => Err(format!("no reply within {within:?}: {e}")),
+        Err(e) => Err(format!("no reply to {action} within {within:?}: {e}")),
     }
+}
+
+/// `clients.list.get`, answered within `within`: the clients.
+fn list_within(daemon: &Daemon, within: Duration) -> Result<serde_json::Value, String> {
+    ask_within(daemon, "clients.list.get", "{}", within).map(|body| body["clients"].clone())
 }
 
 #[test]
@@ -228,6 +234,12 @@ fn a_stalled_packages_dir_leaves_requests_answered_and_sigterm_immediate() {
     }
     // The stuck scan is said, once.
     daemon.wait_for_log(STUCK);
+    // A start request is judged from the last scan too (the fixture has
+    // no bin/rfxcom.py), not from a stat that would wait for the disk.
+    let start = r#"{"type": "plugin", "name": "rfxcom", "host": "testhost"}"#;
+    let refusal = ask_within(&daemon, "plugin.start.do", start, Duration::from_secs(1)).unwrap();
+    assert_eq!(refusal["status"], false, "{refusal}");
+    assert!(refusal["reason"].as_str().unwrap().contains("bin/rfxcom.py is missing"), "{refusal}");
 
     // A package installed meanwhile is found once the disk answers again.
     let new = backing.join("plugin_late");

@@ -53,12 +53,12 @@ impl Endpoint {
     }
 
     /// Parses the CZMQ-style `@address` / `>address` notation.
-    pub fn parse(text: &str) -> Result<Endpoint, String> {
+    pub fn parse(text: &str) -> Result<Endpoint, Expected> {
         const EXPECTED: &str = "'@' (bind) or '>' (connect) then tcp://HOST:PORT or ipc://PATH";
         let (direction, address) = match (text.strip_prefix('@'), text.strip_prefix('>')) {
             (Some(address), _) => (Direction::Bind, address),
             (_, Some(address)) => (Direction::Connect, address),
-            _ => return Err(format!("expected {EXPECTED}")),
+            _ => return Err(format!("expected {EXPECTED}").into()),
         };
         if let Some(rest) = address.strip_prefix("tcp://") {
             let valid_port = |port: &str| port.parse::<u16>().map(|p| p > 0).unwrap_or(false);
@@ -66,17 +66,17 @@ impl Endpoint {
                 Some((host, port))
                     if !host.is_empty() && (valid_port(port) || (port == "*" && direction == Direction::Bind)) => {}
                 _ => {
-                    return Err(format!(
-                        "expected {EXPECTED} (a port from 1 to 65535, or * to bind any free port)"
-                    ))
+                    return Err(
+                        format!("expected {EXPECTED} (a port from 1 to 65535, or * to bind any free port)").into(),
+                    )
                 }
             }
         } else if let Some(path) = address.strip_prefix("ipc://") {
             if path.is_empty() {
-                return Err(format!("expected {EXPECTED}: the ipc path is empty"));
+                return Err(format!("expected {EXPECTED}: the ipc path is empty").into());
             }
         } else {
-            return Err(format!("expected {EXPECTED}"));
+            return Err(format!("expected {EXPECTED}").into());
         }
         Ok(Endpoint {
             direction,
@@ -147,16 +147,122 @@ pub(crate) struct PluginsConfig {
 pub(crate) const DEFAULT_PYTHON: &str = "/usr/bin/python";
 const MAX_KILL_DELAY: u64 = 3600;
 
-/// A configuration that cannot be used, with the file it came from.
+/// A configuration that cannot be used, with the file it came from;
+/// displayed as one line, `FILE: PROBLEM`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub path: PathBuf,
-    pub message: String,
+    pub problem: ConfigProblem,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.message)
+        write!(f, "{}: {}", self.path.display(), self.problem)
+    }
+}
+
+/// What is wrong with a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigProblem {
+    /// The file could not be read (the system's reason).
+    Unreadable(String),
+    TooLarge,
+    NotUtf8,
+    /// Not INI text: the line (from 1) and the parser's reason.
+    NotIni {
+        line: usize,
+        reason: String,
+    },
+    KeyOutsideSection(String),
+    UnknownSection(String),
+    UnknownKey {
+        key: String,
+        section: String,
+        known: &'static [&'static str],
+    },
+    DuplicateKey {
+        key: String,
+        section: String,
+    },
+    /// `[section] key = "value"`, and what was expected instead.
+    BadValue {
+        section: String,
+        key: String,
+        value: String,
+        expected: Expected,
+    },
+    /// The host part of client ids cannot be used: where it came from
+    /// (`[manager] host` or the hostname), the value (`None`: empty), and why.
+    BadHost {
+        origin: &'static str,
+        host: Option<String>,
+        why: &'static str,
+    },
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigProblem::Unreadable(why) => write!(f, "cannot read the config file: {why}"),
+            ConfigProblem::TooLarge => write!(f, "the config file is larger than {MAX_CONFIG_BYTES} bytes"),
+            ConfigProblem::NotUtf8 => f.write_str("the config file is not UTF-8 text"),
+            ConfigProblem::NotIni { line, reason } => {
+                write!(
+                    f,
+                    "line {line}: {reason} (expected INI: [section] then key = value lines)"
+                )
+            }
+            ConfigProblem::KeyOutsideSection(key) => {
+                write!(f, "key {key:?} is outside any section: put it under [mq] or [manager]")
+            }
+            ConfigProblem::UnknownSection(section) => {
+                write!(f, "unknown section [{section}]: expected [mq] and [manager]")
+            }
+            ConfigProblem::UnknownKey { key, section, known } => {
+                write!(
+                    f,
+                    "unknown key {key:?} in [{section}]: expected one of {}",
+                    known.join(", ")
+                )
+            }
+            ConfigProblem::DuplicateKey { key, section } => write!(f, "key {key:?} appears twice in [{section}]"),
+            ConfigProblem::BadValue {
+                section,
+                key,
+                value,
+                expected,
+            } => write!(f, "[{section}] {key} = {value:?}: {expected}"),
+            ConfigProblem::BadHost { origin, host, why } => {
+                let how = "set [manager] host to a name of 1 to 16 letters, digits or '-'";
+                match host {
+                    None => write!(f, "{origin} is empty: {how}"),
+                    Some(host) => write!(f, "{origin} {host:?} {why}: {how}"),
+                }
+            }
+        }
+    }
+}
+
+/// What a config value should have been (`expected a port number from 1
+/// to 65535`), as the error line says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected(String);
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for Expected {
+    fn from(text: String) -> Expected {
+        Expected(text)
+    }
+}
+
+impl From<&str> for Expected {
+    fn from(text: &str) -> Expected {
+        Expected(text.to_owned())
     }
 }
 
@@ -235,13 +341,13 @@ pub fn parse(text: &str, path: &Path, hostname: &str) -> Result<Config, ConfigEr
 
 /// [`parse`] with every fact about the machine given.
 pub(crate) fn parse_on(text: &str, path: &Path, machine: &Machine) -> Result<Config, ConfigError> {
-    validate(text, path, machine).map_err(|message| ConfigError {
+    validate(text, path, machine).map_err(|problem| ConfigError {
         path: path.to_owned(),
-        message,
+        problem,
     })
 }
 
-fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String> {
+fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, ConfigProblem> {
     let hostname = machine.hostname.as_str();
     let sections = read_sections(text)?;
     let ip = sections.get("mq", "ip", "127.0.0.1".to_owned(), read_ip)?;
@@ -357,15 +463,15 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, String
     })
 }
 
-fn read_kill_delay(text: &str) -> Result<Duration, String> {
+fn read_kill_delay(text: &str) -> Result<Duration, Expected> {
     match text.parse::<u64>() {
         Ok(secs) if (1..=MAX_KILL_DELAY).contains(&secs) => Ok(Duration::from_secs(secs)),
-        _ => Err(format!("expected a whole number of seconds from 1 to {MAX_KILL_DELAY}")),
+        _ => Err(format!("expected a whole number of seconds from 1 to {MAX_KILL_DELAY}").into()),
     }
 }
 
 /// `*` (every plugin) or plugin names separated by spaces or commas.
-fn read_restart(text: &str) -> Result<crate::core::children::RestartSet, String> {
+fn read_restart(text: &str) -> Result<crate::core::children::RestartSet, Expected> {
     use crate::core::children::RestartSet;
     if text == "*" {
         return Ok(RestartSet::Everyone);
@@ -379,14 +485,14 @@ fn read_restart(text: &str) -> Result<crate::core::children::RestartSet, String>
         .iter()
         .find(|name| !crate::core::packages::is_valid_plugin_name(name))
     {
-        Some(bad) => Err(format!(
-            "{bad:?} is not a plugin name: expected * or names in lower-case letters and digits"
-        )),
+        Some(bad) => {
+            Err(format!("{bad:?} is not a plugin name: expected * or names in lower-case letters and digits").into())
+        }
         None => Ok(RestartSet::Only(names)),
     }
 }
 
-fn read_ip(ip: &str) -> Result<String, String> {
+fn read_ip(ip: &str) -> Result<String, Expected> {
     if ip.contains(['/', ' ']) {
         Err("expected an IP address, a host name or *".into())
     } else {
@@ -394,19 +500,17 @@ fn read_ip(ip: &str) -> Result<String, String> {
     }
 }
 
-fn read_port(text: &str) -> Result<u16, String> {
+fn read_port(text: &str) -> Result<u16, Expected> {
     match text.parse::<u16>() {
         Ok(port) if port > 0 => Ok(port),
         _ => Err("expected a port number from 1 to 65535".into()),
     }
 }
 
-fn read_seconds(text: &str) -> Result<Duration, String> {
+fn read_seconds(text: &str) -> Result<Duration, Expected> {
     match text.parse::<u64>() {
         Ok(secs) if (1..=MAX_RESCAN_INTERVAL).contains(&secs) => Ok(Duration::from_secs(secs)),
-        _ => Err(format!(
-            "expected a whole number of seconds from 1 to {MAX_RESCAN_INTERVAL}"
-        )),
+        _ => Err(format!("expected a whole number of seconds from 1 to {MAX_RESCAN_INTERVAL}").into()),
     }
 }
 
@@ -419,14 +523,14 @@ fn read_count(text: &str, max: usize) -> Result<usize, String> {
 }
 
 /// Seconds, fractions allowed (tests use 0.5 s), from 0.05 to a day.
-fn read_delay(text: &str) -> Result<Duration, String> {
+fn read_delay(text: &str) -> Result<Duration, Expected> {
     match text.parse::<f64>() {
         Ok(secs) if (0.05..=86_400.0).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
         _ => Err("expected a number of seconds from 0.05 to 86400".into()),
     }
 }
 
-fn read_service(name: &str) -> Result<String, String> {
+fn read_service(name: &str) -> Result<String, Expected> {
     if name.chars().all(|c| c.is_ascii_graphic()) {
         Ok(name.to_owned())
     } else {
@@ -434,30 +538,33 @@ fn read_service(name: &str) -> Result<String, String> {
     }
 }
 
-fn read_level(text: &str) -> Result<Level, String> {
+fn read_level(text: &str) -> Result<Level, Expected> {
     Level::parse(text).ok_or_else(|| "expected error, warn, info, debug or trace".into())
 }
 
-fn resolve_host(configured: Option<&str>, hostname: &str) -> Result<String, String> {
+fn resolve_host(configured: Option<&str>, hostname: &str) -> Result<String, ConfigProblem> {
     let (host, origin) = match configured {
         Some(host) => (host.to_lowercase(), "[manager] host"),
         None => (sanitize_hostname(hostname), "this machine's hostname"),
     };
-    let how = "set [manager] host to a name of 1 to 16 letters, digits or '-'";
-    if host.is_empty() {
-        return Err(format!("{origin} is empty: {how}"));
-    }
-    if host.chars().count() > MAX_HOST_LEN {
-        return Err(format!(
-            "{origin} {host:?} is longer than {MAX_HOST_LEN} characters (Domogik refuses it): {how}"
-        ));
-    }
-    if !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(format!(
-            "{origin} {host:?} has characters other than letters, digits and '-': {how}"
-        ));
-    }
-    Ok(host)
+    let why = if host.is_empty() {
+        return Err(ConfigProblem::BadHost {
+            origin,
+            host: None,
+            why: "is empty",
+        });
+    } else if host.chars().count() > MAX_HOST_LEN {
+        "is longer than 16 characters (Domogik refuses it)"
+    } else if !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        "has characters other than letters, digits and '-'"
+    } else {
+        return Ok(host);
+    };
+    Err(ConfigProblem::BadHost {
+        origin,
+        host: Some(host),
+        why,
+    })
 }
 
 /// The `[mq]` and `[manager]` sections, with empty values taken as absent.
@@ -482,11 +589,16 @@ impl Sections {
         section: &str,
         key: &str,
         default: T,
-        read: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Result<T, String> {
+        read: impl FnOnce(&str) -> Result<T, Expected>,
+    ) -> Result<T, ConfigProblem> {
         match self.value(section, key) {
             None => Ok(default),
-            Some(text) => read(text).map_err(|why| format!("[{section}] {key} = {text:?}: {why}")),
+            Some(text) => read(text).map_err(|expected| ConfigProblem::BadValue {
+                section: section.to_owned(),
+                key: key.to_owned(),
+                value: text.to_owned(),
+                expected,
+            }),
         }
     }
 }
@@ -494,38 +606,28 @@ impl Sections {
 /// INI text to `(section, key, value)` triples, refusing what Python's
 /// configparser refuses (keys outside a section, duplicates) and what we
 /// do not know (a typo must not be silently ignored).
-fn read_sections(text: &str) -> Result<Sections, String> {
+fn read_sections(text: &str) -> Result<Sections, ConfigProblem> {
     let options = ini::ParseOption {
         enabled_quote: false,
         enabled_escape: false,
         ..Default::default()
     };
-    let ini = ini::Ini::load_from_str_opt(text, options).map_err(|e| {
-        format!(
-            "line {}: {} (expected INI: [section] then key = value lines)",
-            e.line + 1,
-            e.msg
-        )
+    let ini = ini::Ini::load_from_str_opt(text, options).map_err(|e| ConfigProblem::NotIni {
+        line: e.line + 1,
+        reason: e.msg.to_string(),
     })?;
     let mut entries = Vec::new();
     for (section, properties) in ini.iter() {
         let Some(section) = section else {
             if let Some((key, _)) = properties.iter().next() {
-                return Err(format!(
-                    "key {key:?} is outside any section: put it under [mq] or [manager]"
-                ));
+                return Err(ConfigProblem::KeyOutsideSection(key.to_owned()));
             }
             continue;
         };
         let known: &[&str] = match section {
             "mq" => &MQ_KEYS,
             "manager" => &MANAGER_KEYS,
-            other => {
-                return Err(format!(
-                    "unknown section [{other}]: expected [mq] and [manager]",
-                    other = crate::core::wire::truncate(other, 40)
-                ))
-            }
+            other => return Err(ConfigProblem::UnknownSection(crate::core::wire::truncate(other, 40))),
         };
         for (key, value) in properties.iter() {
             // configparser folds key case; so do we.
@@ -534,14 +636,18 @@ fn read_sections(text: &str) -> Result<Sections, String> {
                 continue;
             }
             if !known.contains(&key.as_str()) {
-                return Err(format!(
-                    "unknown key {key:?} in [{section}]: expected one of {}",
-                    known.join(", ")
-                ));
+                return Err(ConfigProblem::UnknownKey {
+                    key,
+                    section: section.to_owned(),
+                    known,
+                });
             }
             // Only known keys get here: a dozen at most, so a scan is cheap.
             if entries.iter().any(|(s, k, _)| s == section && *k == key) {
-                return Err(format!("key {key:?} appears twice in [{section}]"));
+                return Err(ConfigProblem::DuplicateKey {
+                    key,
+                    section: section.to_owned(),
+                });
             }
             entries.push((section.to_owned(), key, strip_comment(value).to_owned()));
         }

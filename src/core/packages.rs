@@ -8,6 +8,7 @@ use crate::core::pyjson;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Larger `info.json` files are refused unread (real ones are under 50 KB).
 pub(crate) const MAX_INFO_JSON_BYTES: u64 = 1024 * 1024;
@@ -62,57 +63,83 @@ impl PartialEq for Package {
 pub fn parse_info_json(name: &str, bytes: &[u8]) -> Package {
     match validate_info_json(name, bytes) {
         Ok(data) => Package::Valid { data },
-        Err(problem) => invalid(name, &problem),
+        Err(problem) => invalid(name, problem),
     }
 }
 
 /// An invalid package; every reason names the file: `plugin_x/info.json ...`.
-pub(crate) fn invalid(name: &str, problem: &str) -> Package {
+pub(crate) fn invalid(name: &str, problem: impl fmt::Display) -> Package {
     Package::Invalid {
         reason: format!("plugin_{name}/info.json {problem}"),
     }
 }
 
-fn validate_info_json(name: &str, bytes: &[u8]) -> Result<Box<RawValue>, String> {
+/// What is wrong with an `info.json`; displayed after the file's name
+/// (`plugin_x/info.json is not a JSON object`).
+#[derive(Debug)]
+pub(crate) enum InfoJsonError {
+    /// Over [`MAX_INFO_JSON_BYTES`], with its size in bytes.
+    TooLarge(u64),
+    Json(serde_json::Error),
+    NotAnObject,
+    NoIdentity,
+    NoType,
+    /// `identity.type` is not `"plugin"`: the value found, shortened.
+    NotAPlugin(String),
+    NoName,
+    /// `identity.name` is not the folder's: the value found, shortened,
+    /// and the folder's name.
+    OtherName(String, String),
+    /// The re-serialised text could not be kept (cannot happen with valid JSON).
+    NotStored(serde_json::Error),
+}
+
+impl fmt::Display for InfoJsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InfoJsonError::TooLarge(size) => write!(f, "is too large: {size} bytes, at most {MAX_INFO_JSON_BYTES}"),
+            InfoJsonError::Json(error) => write!(f, "has a JSON error: {error}"),
+            InfoJsonError::NotAnObject => f.write_str("is not a JSON object"),
+            InfoJsonError::NoIdentity => f.write_str("has no \"identity\" object"),
+            InfoJsonError::NoType => f.write_str("has no identity.type"),
+            InfoJsonError::NotAPlugin(found) => write!(f, "says identity.type is {found}, expected \"plugin\""),
+            InfoJsonError::NoName => f.write_str("has no identity.name"),
+            InfoJsonError::OtherName(found, folder) => {
+                write!(f, "says identity.name is {found}, but the folder is plugin_{folder}")
+            }
+            InfoJsonError::NotStored(error) => write!(f, "cannot be stored: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for InfoJsonError {}
+
+fn validate_info_json(name: &str, bytes: &[u8]) -> Result<Box<RawValue>, InfoJsonError> {
     if bytes.len() as u64 > MAX_INFO_JSON_BYTES {
-        return Err(too_large(bytes.len() as u64));
+        return Err(InfoJsonError::TooLarge(bytes.len() as u64));
     }
     let bytes = pyjson::without_bom(bytes);
     // Parsing into a `Value` keeps the last of duplicate keys, as Python does.
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("has a JSON error: {e}"))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(InfoJsonError::Json)?;
     let Value::Object(root) = &value else {
-        return Err("is not a JSON object".into());
+        return Err(InfoJsonError::NotAnObject);
     };
     let Some(Value::Object(identity)) = root.get("identity") else {
-        return Err("has no \"identity\" object".into());
+        return Err(InfoJsonError::NoIdentity);
     };
     match identity.get("type") {
         Some(Value::String(kind)) if kind == "plugin" => {}
-        Some(other) => {
-            return Err(format!(
-                "says identity.type is {}, expected \"plugin\"",
-                short_json(other)
-            ))
-        }
-        None => return Err("has no identity.type".into()),
+        Some(other) => return Err(InfoJsonError::NotAPlugin(short_json(other))),
+        None => return Err(InfoJsonError::NoType),
     }
     // The oldest files say "id" where later ones say "name".
     let declared = identity.get("name").or_else(|| identity.get("id"));
     match declared {
         Some(Value::String(declared)) if declared == name => {}
-        Some(other) => {
-            return Err(format!(
-                "says identity.name is {}, but the folder is plugin_{name}",
-                short_json(other)
-            ))
-        }
-        None => return Err("has no identity.name".into()),
+        Some(other) => return Err(InfoJsonError::OtherName(short_json(other), name.to_owned())),
+        None => return Err(InfoJsonError::NoName),
     }
-    RawValue::from_string(pyjson::to_string(&value)).map_err(|e| format!("cannot be stored: {e}"))
-}
-
-pub(crate) fn too_large(size: u64) -> String {
-    format!("is too large: {size} bytes, at most {MAX_INFO_JSON_BYTES}")
+    RawValue::from_string(pyjson::to_string(&value)).map_err(InfoJsonError::NotStored)
 }
 
 fn short_json(value: &Value) -> String {
@@ -158,6 +185,10 @@ pub struct ScanReport {
     /// Folders seen for the first time that are not packages, with the
     /// reason: `(folder, is_bad_plugin_name)`. Logged once, not every scan.
     pub new_strays: Vec<(String, bool)>,
+    /// The packages whose program, `bin/<name>.py`, is a file: what a
+    /// start request is checked against, so that a start never `stat`s a
+    /// packages_dir that may stall (every scan, all of them).
+    pub scripts: std::collections::BTreeSet<String>,
 }
 
 #[cfg(test)]

@@ -261,7 +261,9 @@ pub(crate) fn decode_request(frames: &[Vec<u8>]) -> Result<Request, BadRequest> 
         }
         (Framing::Mdp { .. }, [_, _, action, body]) => (action, body),
         (Framing::Mdp { .. }, [_, _, timeout, action, body]) => {
-            check_mdp_timeout(timeout).map_err(bad)?;
+            if !is_mdp_timeout(timeout) {
+                return Err(bad("timeout frame is not a number of seconds or None".into()));
+            }
             (action, body)
         }
         (Framing::Mdp { .. }, _) => {
@@ -280,16 +282,12 @@ pub(crate) fn decode_request(frames: &[Vec<u8>]) -> Result<Request, BadRequest> 
     })
 }
 
-/// The optional MDP timeout frame: a decimal number of seconds or `None`.
-fn check_mdp_timeout(frame: &[u8]) -> Result<(), String> {
-    let valid = std::str::from_utf8(frame)
+/// Whether the optional MDP timeout frame is valid: a decimal number of
+/// seconds or `None`.
+fn is_mdp_timeout(frame: &[u8]) -> bool {
+    std::str::from_utf8(frame)
         .map(|text| text == "None" || text.parse::<f64>().map(|t| t.is_finite() && t >= 0.0).unwrap_or(false))
-        .unwrap_or(false);
-    if valid {
-        Ok(())
-    } else {
-        Err("timeout frame is not a number of seconds or None".into())
-    }
+        .unwrap_or(false)
 }
 
 /// Encodes a reply in the request's framing, which it consumes: the
@@ -332,9 +330,31 @@ pub struct ReceivedReply {
     pub body: String,
 }
 
+/// Why frames received on a REQ socket are no reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadReply {
+    /// Neither 2 nor 4 frames: how many there were.
+    FrameCount(usize),
+    /// The action or the body (named) is not UTF-8 text.
+    NotUtf8(&'static str),
+}
+
+impl fmt::Display for BadReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadReply::FrameCount(count) => {
+                write!(f, "expected 2 or 4 frames (MDPC01, service, action, body), got {count}")
+            }
+            BadReply::NotUtf8(what) => write!(f, "the {what} is not UTF-8 text"),
+        }
+    }
+}
+
+impl std::error::Error for BadReply {}
+
 /// Decodes a reply received on a REQ socket: `[action, body]` or
 /// `["MDPC01", service, action, body]`.
-pub fn decode_reply(frames: &[Vec<u8>]) -> Result<ReceivedReply, String> {
+pub fn decode_reply(frames: &[Vec<u8>]) -> Result<ReceivedReply, BadReply> {
     let (framing, action, body) = match frames {
         [header, service, action, body] if header.as_slice() == MDP_CLIENT_HEADER => (
             Framing::Mdp {
@@ -344,16 +364,9 @@ pub fn decode_reply(frames: &[Vec<u8>]) -> Result<ReceivedReply, String> {
             body,
         ),
         [action, body] => (Framing::Plain, action, body),
-        _ => {
-            return Err(format!(
-                "expected 2 or 4 frames (MDPC01, service, action, body), got {}",
-                frames.len()
-            ))
-        }
+        _ => return Err(BadReply::FrameCount(frames.len())),
     };
-    let text = |frame: &[u8], what: &str| {
-        String::from_utf8(frame.to_vec()).map_err(|_| format!("the {what} is not UTF-8 text"))
-    };
+    let text = |frame: &[u8], what: &'static str| String::from_utf8(frame.to_vec()).map_err(|_| BadReply::NotUtf8(what));
     Ok(ReceivedReply {
         framing,
         action: text(action, "action")?,
@@ -735,10 +748,11 @@ mod tests {
         );
         let plain = decode_reply(&frames(&[b"error", b"{\"status\": false}"])).unwrap();
         assert_eq!((plain.framing, plain.action.as_str()), (Framing::Plain, "error"));
-        assert!(decode_reply(&frames(&[b"x"])).unwrap_err().contains("got 1"));
+        assert!(decode_reply(&frames(&[b"x"])).unwrap_err().to_string().contains("got 1"));
         assert!(decode_reply(&frames(&[b"a", b"b", b"c"])).is_err());
         assert!(decode_reply(&frames(&[b"x", b"\xff"]))
             .unwrap_err()
+            .to_string()
             .contains("body is not UTF-8"));
     }
 

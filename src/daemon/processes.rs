@@ -9,7 +9,7 @@ use crate::core::child_output::{Line, Output, Stream};
 use crate::core::children::{Children, Ended, Exit, Kill, Order, Policy};
 use crate::core::manager::Starter;
 use crate::{debug, error, info, warn};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -115,6 +115,8 @@ pub(crate) struct Plugins {
     children: Children,
     pipes: Vec<Pipe>,
     outputs: BTreeMap<String, Output>,
+    /// The packages whose `bin/<name>.py` the last rescan found.
+    scripts: BTreeSet<String>,
 }
 
 impl Plugins {
@@ -124,6 +126,7 @@ impl Plugins {
             children: Children::new(policy),
             pipes: Vec::new(),
             outputs: BTreeMap::new(),
+            scripts: BTreeSet::new(),
         }
     }
 
@@ -223,6 +226,11 @@ impl Plugins {
         starts
     }
 
+    /// The packages whose program the last rescan found (`bin/<name>.py`).
+    pub(crate) fn set_scripts(&mut self, scripts: BTreeSet<String>) {
+        self.scripts = scripts;
+    }
+
     /// Package `name` is gone: no restart of it.
     pub(crate) fn forget(&mut self, name: &str) {
         self.children.forget(name);
@@ -254,9 +262,13 @@ impl Starter for Plugins {
         if let Some(pid) = self.children.pid(name) {
             return Err(format!("already running (pid {pid})"));
         }
+        // As the last rescan saw it: a stat here could stall the loop.
         let script = self.launch.script(name);
-        if !script.is_file() {
-            return Err(format!("{} is missing", script.display()));
+        if !self.scripts.contains(name) {
+            return Err(format!(
+                "{} is missing (at the last rescan; SIGHUP rescans now)",
+                script.display()
+            ));
         }
         let mut child = self
             .launch

@@ -68,12 +68,6 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-impl From<StartError> for String {
-    fn from(error: StartError) -> String {
-        error.0
-    }
-}
-
 /// Hands each queued message of `socket` to `handle`, at most `limit` of
 /// them and for at most `MAX_WORK_PER_TURN`, without waiting for more; a
 /// receive error ends the turn's reading and is returned (the caller logs it).
@@ -181,7 +175,7 @@ impl Sockets {
 
     /// Opens the socket of `role` (the dbmgr DEALER, once the broker
     /// answers; if not open yet).
-    pub(super) fn open_role(&mut self, role: Role) -> Result<(), String> {
+    pub(super) fn open_role(&mut self, role: Role) -> Result<(), StartError> {
         if role != Role::Dbmgr || self.dbmgr.is_some() {
             return Ok(());
         }
@@ -199,10 +193,10 @@ impl Sockets {
     }
 
     /// Replaces the socket of `role` by a new one on the same endpoint.
-    pub(super) fn reopen(&mut self, role: Role) -> Result<(), String> {
+    pub(super) fn reopen(&mut self, role: Role) -> Result<(), StartError> {
         let (context, heartbeat) = (self.context.clone(), self.heartbeat);
         match self.get_mut(role) {
-            Some(watched) => Ok(watched.reopen(&context, heartbeat)?),
+            Some(watched) => watched.reopen(&context, heartbeat),
             None => Ok(()),
         }
     }

@@ -16,10 +16,10 @@ use crate::core::packages::{Package, PackageChange, ScanReport};
 use crate::core::scan_schedule::{Due, Schedule};
 use crate::core::wire;
 use crate::daemon::processes::{self, Launch, Plugins};
-use crate::disk::datatypes::DatatypesFile;
+use crate::disk::datatypes::DatatypesFailure;
 use crate::disk::scanner_process::Reply;
-use crate::sys::{clock, notify};
 use crate::sys::signals::Received;
+use crate::sys::{clock, notify};
 use crate::{debug, error, info, trace, warn};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -314,7 +314,8 @@ impl State {
     }
 
     /// Applies what a scan found.
-    fn apply_scan(&mut self, report: ScanReport) {
+    fn apply_scan(&mut self, mut report: ScanReport) {
+        self.plugins.set_scripts(std::mem::take(&mut report.scripts));
         if self.scan_failure.take().is_some() {
             info!("packages_dir {} is readable again", self.scanner.packages_dir().display());
         }
@@ -350,7 +351,7 @@ impl State {
 
     /// datatypes_file changed (read by the scanner): a failure is logged
     /// once while it lasts, and `datatype.get` answers `null`.
-    fn apply_datatypes(&mut self, datatypes: Result<Box<serde_json::value::RawValue>, String>) {
+    fn apply_datatypes(&mut self, datatypes: Result<Box<serde_json::value::RawValue>, DatatypesFailure>) {
         match datatypes {
             Ok(datatypes) => {
                 if self.datatypes_failure.take().is_some() {
@@ -358,9 +359,9 @@ impl State {
                 }
                 self.manager.set_datatypes(Some(datatypes));
             }
-            Err(message) => {
+            Err(DatatypesFailure { missing, message }) => {
                 if self.datatypes_failure.as_ref() != Some(&message) {
-                    if DatatypesFile::is_missing(&message) {
+                    if missing {
                         info!("{message}");
                     } else {
                         error!("{message}; datatype.get answers null until it is fixed");

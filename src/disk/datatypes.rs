@@ -2,9 +2,66 @@
 //! when its `stat` changed; what the bytes mean is `core::datatypes`.
 
 use super::{Opening, Stat};
-use crate::core::datatypes::{parse, MAX_BYTES, MISSING_PREFIX};
+use crate::core::datatypes::{parse, DatatypesError, MAX_BYTES};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::fmt;
+use std::io;
 use std::path::PathBuf;
+
+/// Why the file cannot be used; displayed as one line naming the path.
+#[derive(Debug)]
+pub(crate) enum DatatypesFileError {
+    /// No file at all: Domogik's resources are not installed on this host
+    /// (a standalone one), which is no fault (docs/PROTOCOL.md §9).
+    Missing(PathBuf),
+    Unreadable(PathBuf, io::Error),
+    Invalid(PathBuf, DatatypesError),
+}
+
+impl DatatypesFileError {
+    /// Whether it is only "no such file", which a host without Domogik's
+    /// resources has (said at info, not as an error).
+    pub(crate) fn is_missing(&self) -> bool {
+        matches!(self, DatatypesFileError::Missing(_))
+    }
+}
+
+impl fmt::Display for DatatypesFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatatypesFileError::Missing(path) => write!(
+                f,
+                "no datatypes_file {}: datatype.get answers null (set [manager] datatypes_file to Domogik's datatypes.json)",
+                path.display()
+            ),
+            DatatypesFileError::Unreadable(path, error) => {
+                write!(f, "cannot read datatypes_file {}: {error}", path.display())
+            }
+            DatatypesFileError::Invalid(path, why) => write!(f, "datatypes_file {} {why}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for DatatypesFileError {}
+
+/// A [`DatatypesFileError`] as it crosses the scanner process's pipe
+/// (src/disk/scanner_process.rs): whether the file is only missing, and
+/// the line that says why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DatatypesFailure {
+    pub(crate) missing: bool,
+    pub(crate) message: String,
+}
+
+impl From<DatatypesFileError> for DatatypesFailure {
+    fn from(error: DatatypesFileError) -> DatatypesFailure {
+        DatatypesFailure {
+            missing: error.is_missing(),
+            message: error.to_string(),
+        }
+    }
+}
 
 /// The file, and what `stat` said of it at the last read.
 #[derive(Debug)]
@@ -19,35 +76,25 @@ impl DatatypesFile {
     }
 
     /// `None` when the file is as at the last call; else its new content,
-    /// or why it cannot be used (one line naming the path).
-    /// Whether a failure from [`DatatypesFile::refresh`] is only "no such
-    /// file", which a host without Domogik's resources has.
-    pub(crate) fn is_missing(failure: &str) -> bool {
-        failure.starts_with(MISSING_PREFIX)
-    }
-
-    pub(crate) fn refresh(&mut self) -> Option<Result<Box<RawValue>, String>> {
+    /// or why it cannot be used.
+    pub(crate) fn refresh(&mut self) -> Option<Result<Box<RawValue>, DatatypesFileError>> {
         let stat = super::stat(&self.path);
         if self.seen == Some(stat) {
             return None;
         }
         self.seen = Some(stat);
-        let shown = self.path.display();
+        let path = || self.path.clone();
         // Non-blocking and regular files only: a FIFO put there must not
         // block the loop at every rescan.
         let read = super::read_capped(&self.path, MAX_BYTES, Opening::RegularFileOnly);
         Some(match read {
-            Ok(bytes) => parse(&bytes).map_err(|why| format!("datatypes_file {shown} {why}")),
-            // No file at all: Domogik's resources are not installed on this
-            // host (a standalone one), which is no fault (the caller tells
-            // it apart by this wording; docs/PROTOCOL.md §9).
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(format!(
-                "{MISSING_PREFIX} {shown}: datatype.get answers null (set [manager] datatypes_file to Domogik's datatypes.json)"
-            )),
+            Ok(bytes) => parse(&bytes).map_err(|why| DatatypesFileError::Invalid(path(), why)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Err(DatatypesFileError::Missing(path())),
             Err(error) => {
                 // Read again at the next rescan: the reason may not show in stat.
+                let failure = DatatypesFileError::Unreadable(path(), error);
                 self.seen = None;
-                Err(format!("cannot read datatypes_file {shown}: {error}"))
+                Err(failure)
             }
         })
     }
@@ -81,19 +128,22 @@ mod tests {
             return; // no mkfifo: nothing to show
         }
         let mut fifo = DatatypesFile::new(path.clone());
-        let error = fifo.refresh().unwrap().unwrap_err();
+        let error = fifo.refresh().unwrap().unwrap_err().to_string();
         let _ = fs::remove_file(&path);
         assert!(error.contains("not a regular file"), "{error}");
     }
 
     #[test]
     fn unusable_files_say_why() {
-        assert!(parse(b"[1]").unwrap_err().contains("not a JSON object"));
-        assert!(parse(b"{").unwrap_err().contains("JSON error"));
+        assert!(parse(b"[1]").unwrap_err().to_string().contains("not a JSON object"));
+        assert!(parse(b"{").unwrap_err().to_string().contains("JSON error"));
         let mut missing = DatatypesFile::new(PathBuf::from("/nonexistent/datatypes.json"));
         let error = missing.refresh().unwrap().unwrap_err();
         assert!(
-            error.starts_with("no datatypes_file /nonexistent/datatypes.json: ") && DatatypesFile::is_missing(&error),
+            error
+                .to_string()
+                .starts_with("no datatypes_file /nonexistent/datatypes.json: ")
+                && error.is_missing(),
             "{error}"
         );
         assert!(missing.refresh().is_none(), "still missing: nothing new to say");
@@ -101,7 +151,7 @@ mod tests {
         let mut folder = DatatypesFile::new(std::env::temp_dir());
         let error = folder.refresh().unwrap().unwrap_err();
         assert!(
-            error.starts_with("cannot read datatypes_file ") && !DatatypesFile::is_missing(&error),
+            error.to_string().starts_with("cannot read datatypes_file ") && !error.is_missing(),
             "{error}"
         );
         assert!(folder.refresh().is_some(), "tried again");

@@ -1,7 +1,8 @@
 //! The edge to the disk: one capped read ([`read_capped`]), one `stat`
 //! fingerprint ([`Stat`]), the package scanner ([`scanner`]) and the
-//! files it reads, `datatypes.json` ([`datatypes`]), and the config file
-//! ([`load_config`]). What the bytes mean is judged by the pure core.
+//! files it reads, `datatypes.json` ([`datatypes`]), the process those
+//! reads run in, away from the loop ([`scanner_process`]), and the config
+//! file ([`load_config`]). What the bytes mean is judged by the pure core.
 
 // An edge of the crate: it does I/O and reads the clock for the core
 // (clippy.toml forbids both in src/core/).
@@ -12,7 +13,9 @@ pub(crate) mod package_files;
 pub mod scanner;
 pub(crate) mod scanner_process;
 
-use crate::core::config::{first_non_loopback_ipv4, parse_on, Config, ConfigError, Machine, MAX_CONFIG_BYTES};
+use crate::core::config::{
+    first_non_loopback_ipv4, parse_on, Config, ConfigError, ConfigProblem, Machine, MAX_CONFIG_BYTES,
+};
 use crate::sys::host;
 use std::fs;
 use std::io::{self, Read};
@@ -52,9 +55,9 @@ pub(crate) fn stat(path: &Path) -> Option<Stat> {
 /// How [`read_capped`] opens its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Opening {
-    /// The loop's reads (`info.json`, a package's files, `datatypes.json`):
+    /// A rescan's reads (`info.json`, a package's files, `datatypes.json`):
     /// opened with `O_NONBLOCK`, so that a FIFO put in a file's place cannot
-    /// make the open wait for a writer (and stop the whole daemon), and
+    /// make the open wait for a writer (and every rescan after it), and
     /// refused unless what was opened is a regular file (it may have been
     /// swapped since `stat` said it was one).
     RegularFileOnly,
@@ -88,18 +91,16 @@ pub(crate) fn read_capped(path: &Path, limit: u64, opening: Opening) -> io::Resu
 /// [`MAX_CONFIG_BYTES`] read, whatever it is: `--config /dev/zero` is
 /// refused, not read for ever).
 pub(crate) fn load_config(path: &Path) -> Result<Config, ConfigError> {
-    let error = |message: String| ConfigError {
+    let error = |problem: ConfigProblem| ConfigError {
         path: path.to_owned(),
-        message,
+        problem,
     };
     let bytes = read_capped(path, MAX_CONFIG_BYTES, Opening::AnyFile)
-        .map_err(|e| error(format!("cannot read the config file: {e}")))?;
+        .map_err(|e| error(ConfigProblem::Unreadable(e.to_string())))?;
     if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(error(format!(
-            "the config file is larger than {MAX_CONFIG_BYTES} bytes"
-        )));
+        return Err(error(ConfigProblem::TooLarge));
     }
-    let text = String::from_utf8(bytes).map_err(|_| error("the config file is not UTF-8 text".into()))?;
+    let text = String::from_utf8(bytes).map_err(|_| error(ConfigProblem::NotUtf8))?;
     let machine = Machine {
         hostname: host::system_hostname(),
         ipv4: first_non_loopback_ipv4(&host::interface_ipv4s()),

@@ -8,7 +8,7 @@
 use super::package_files::{self, FilesFingerprint};
 use super::{read_capped, Opening, Stat};
 use crate::core::packages::{
-    classify_folder, invalid, parse_info_json, too_large, FolderKind, Package, PackageChange, ScanReport,
+    classify_folder, invalid, parse_info_json, FolderKind, InfoJsonError, Package, PackageChange, ScanReport,
     MAX_INFO_JSON_BYTES, PLUGIN_PREFIX,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,6 +116,11 @@ impl Scanner {
             report.changes.push(PackageChange::Updated { name, package });
         }
         self.scan_files(&now, &mut report);
+        report.scripts = now
+            .keys()
+            .filter(|name| fs::metadata(self.script(name)).is_ok_and(|metadata| metadata.is_file()))
+            .cloned()
+            .collect();
         self.known = now;
         Ok(report)
     }
@@ -136,6 +141,14 @@ impl Scanner {
             now.insert(name.clone(), fingerprint);
         }
         self.known_files = now;
+    }
+
+    /// `plugin_<name>/bin/<name>.py`, the program a start runs.
+    fn script(&self, name: &str) -> PathBuf {
+        self.dir
+            .join(format!("{PLUGIN_PREFIX}{name}"))
+            .join("bin")
+            .join(format!("{name}.py"))
     }
 
     fn info_json(&self, name: &str) -> PathBuf {
@@ -180,14 +193,14 @@ fn read_package(name: &str, path: &Path, fingerprint: Fingerprint) -> (Package, 
     let read = match &fingerprint {
         Fingerprint::Unreadable(why) => return (invalid(name, why), fingerprint),
         Fingerprint::File(Stat { size, .. }) if *size > MAX_INFO_JSON_BYTES => {
-            return (invalid(name, &too_large(*size)), fingerprint)
+            return (invalid(name, InfoJsonError::TooLarge(*size)), fingerprint)
         }
         Fingerprint::File(_) => read_capped(path, MAX_INFO_JSON_BYTES, Opening::RegularFileOnly),
     };
     match read {
         Ok(bytes) => (parse_info_json(name, &bytes), fingerprint),
         Err(error) => (
-            invalid(name, &describe_io_error(&error)),
+            invalid(name, describe_io_error(&error)),
             remembered_after(&error, fingerprint),
         ),
     }
@@ -368,6 +381,22 @@ mod tests {
 
     fn identity(name: &str, version: u32) -> String {
         format!(r#"{{"identity": {{"type": "plugin", "name": "{name}"}}, "v": {version}}}"#)
+    }
+
+    #[test]
+    fn every_scan_names_the_packages_whose_program_is_there() {
+        let dir = Scratch::new("scripts");
+        dir.plugin("a", &identity("a", 1));
+        dir.plugin("b", &identity("b", 1));
+        fs::create_dir_all(dir.0.join("plugin_a/bin")).unwrap();
+        fs::write(dir.0.join("plugin_a/bin/a.py"), "").unwrap();
+        fs::create_dir_all(dir.0.join("plugin_b/bin/b.py")).unwrap();
+        let mut scanner = Scanner::new(dir.0.clone());
+        let scripts = |scanner: &mut Scanner| scanner.scan().unwrap().scripts.into_iter().collect::<Vec<_>>();
+        assert_eq!(scripts(&mut scanner), ["a"], "b's is a folder");
+        assert_eq!(scripts(&mut scanner), ["a"], "said at every scan, changed or not");
+        fs::remove_file(dir.0.join("plugin_a/bin/a.py")).unwrap();
+        assert!(scripts(&mut scanner).is_empty());
     }
 
     #[test]

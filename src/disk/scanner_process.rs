@@ -6,7 +6,7 @@
 //! request line (JSON) on stdin, scans, and writes one reply line (JSON) on
 //! stdout, until its stdin ends.
 
-use super::datatypes::DatatypesFile;
+use super::datatypes::{DatatypesFailure, DatatypesFile};
 use super::scanner::Scanner;
 use crate::core::packages::ScanReport;
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,7 @@ pub(crate) struct Request {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Reply {
     pub(crate) scan: Result<ScanReport, String>,
-    pub(crate) datatypes: Option<Result<Box<RawValue>, String>>,
+    pub(crate) datatypes: Option<Result<Box<RawValue>, DatatypesFailure>>,
 }
 
 /// The scanner's side: the disk reads of one scan.
@@ -54,7 +54,10 @@ impl Worker {
         }
         Reply {
             scan: self.scanner.scan().map_err(|failure| failure.to_string()),
-            datatypes: self.datatypes.refresh(),
+            datatypes: self
+                .datatypes
+                .refresh()
+                .map(|read| read.map_err(DatatypesFailure::from)),
         }
     }
 
@@ -116,7 +119,7 @@ mod tests {
         let names: Vec<&str> = installed_names(first.scan.as_ref().unwrap()).collect();
         assert_eq!(names, ["diskfree", "ebusd", "rfxcom", "test"]);
         let missing = first.datatypes.unwrap().unwrap_err();
-        assert!(DatatypesFile::is_missing(&missing), "{missing}");
+        assert!(missing.missing, "{}", missing.message);
         let second: Reply = serde_json::from_slice(lines[1]).unwrap();
         assert!(second.scan.unwrap().changes.is_empty(), "nothing changed");
         assert!(second.datatypes.is_none(), "unchanged");

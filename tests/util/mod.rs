@@ -96,12 +96,16 @@ pub fn standalone_config(packages: &Path, extra_manager_keys: &str) -> String {
 
 /// `dmg_manager --config CONFIG`, stdin closed, and none of what the
 /// environment running the tests may set that changes its output: the
-/// journal's (log format), systemd's notify socket, `NO_COLOR`.
+/// journal's (log format), systemd's notify socket, `NO_COLOR`. Its
+/// runtime directory (where its one-manager lock goes, src/sys/instance.rs)
+/// is the config's folder, the test's own: parallel tests never meet, and
+/// nothing is left in /run or /tmp.
 pub fn manager_command(config: &Path) -> Command {
     let mut command = Command::new(BIN);
     command
         .arg("--config")
         .arg(config)
+        .env("RUNTIME_DIRECTORY", config.parent().unwrap_or(Path::new(".")))
         .env_remove("JOURNAL_STREAM")
         .env_remove("NOTIFY_SOCKET")
         .env_remove("NO_COLOR")

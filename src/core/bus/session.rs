@@ -22,6 +22,7 @@ use crate::core::config::{Config, Direction};
 use crate::core::log_policy::Level;
 use crate::core::wire::Frames;
 use std::collections::VecDeque;
+use std::fmt;
 use std::time::Instant;
 
 /// What a socket is for: its type and options follow (the daemon's).
@@ -348,8 +349,8 @@ impl Session {
         }
     }
 
-    /// How an [`Action::Open`] went (`Err`: why it failed, one line).
-    pub(crate) fn handle_opened(&mut self, role: Role, result: Result<(), String>) {
+    /// How an [`Action::Open`] went (`Err`: why it failed, said as one line).
+    pub(crate) fn handle_opened<E: fmt::Display>(&mut self, role: Role, result: Result<(), E>) {
         if role != Role::Dbmgr {
             return;
         }
@@ -366,11 +367,11 @@ impl Session {
         }
     }
 
-    /// How an [`Action::Reopen`] went (`Err`: why it failed, one line): the
+    /// How an [`Action::Reopen`] went (`Err`: why it failed, said as one line): the
     /// new socket's link starts again; the worker's gets READY first. A
     /// failure keeps the old socket: the worker's silence deadline, or the
     /// link's reopening delay, tries again.
-    pub(crate) fn handle_reopened(&mut self, role: Role, result: Result<(), String>, now: Instant) {
+    pub(crate) fn handle_reopened<E: fmt::Display>(&mut self, role: Role, result: Result<(), E>, now: Instant) {
         match result {
             Ok(()) => {
                 self.link_mut(role).reopened();
@@ -382,7 +383,7 @@ impl Session {
                 }
             }
             Err(e) if role == Role::Requests => {
-                self.log(Level::Warn, None, e);
+                self.log(Level::Warn, None, e.to_string());
                 if let Some(worker) = &mut self.worker {
                     worker.connected(now);
                 }
@@ -546,7 +547,7 @@ mod tests {
                 "MDP worker: the broker at {BROKER} answers (service registered)"
             )]
         );
-        session.handle_opened(Role::Dbmgr, Ok(()));
+        session.handle_opened(Role::Dbmgr, Ok::<(), String>(()));
         // Heard again: registered already, the socket open.
         session.handle_worker_message(command(HEARTBEAT, b""), t0 + Duration::from_millis(900));
         assert_eq!(drain(&mut session), (vec![], vec![]));
@@ -558,10 +559,7 @@ mod tests {
         let mut session = worker_session(t0);
         session.handle_worker_message(command(HEARTBEAT, b""), t0);
         drain(&mut session);
-        session.handle_opened(
-            Role::Dbmgr,
-            Err("cannot create the dbmgr socket: Too many open files".into()),
-        );
+        session.handle_opened(Role::Dbmgr, Err("cannot create the dbmgr socket: Too many open files"));
         let (_, lines) = drain(&mut session);
         assert_eq!(
             lines,
@@ -570,7 +568,7 @@ mod tests {
         // DISCONNECT, a new DEALER, the broker answers it: opened then.
         session.handle_worker_message(command(DISCONNECT, b""), t0);
         drain(&mut session);
-        session.handle_reopened(Role::Requests, Ok(()), t0);
+        session.handle_reopened(Role::Requests, Ok::<(), String>(()), t0);
         drain(&mut session);
         session.handle_worker_message(command(HEARTBEAT, b""), t0);
         assert_eq!(drain(&mut session).0, [Action::Open(Role::Dbmgr)]);
@@ -608,7 +606,7 @@ mod tests {
         assert!(lines
             .iter()
             .all(|line| line.ends_with("sent DISCONNECT; registering again")));
-        session.handle_reopened(Role::Requests, Ok(()), t0);
+        session.handle_reopened(Role::Requests, Ok::<(), String>(()), t0);
         assert_eq!(
             drain(&mut session).0,
             [Action::Send(Role::Requests, command(READY, b"manager"))]
@@ -637,7 +635,7 @@ mod tests {
         let mut session = worker_session(t0);
         session.handle_worker_message(command(HEARTBEAT, b""), t0);
         drain(&mut session);
-        session.handle_opened(Role::Dbmgr, Ok(()));
+        session.handle_opened(Role::Dbmgr, Ok::<(), String>(()));
         // Heartbeats while the broker is silent, then it is taken for dead.
         let mut now;
         loop {
@@ -656,7 +654,7 @@ mod tests {
         assert_eq!(now, t0 + Timing::DOMOGIK.broker_silence);
         // A new DEALER that could not be made: the old one stays, and the
         // silence deadline tries again.
-        session.handle_reopened(Role::Requests, Err("cannot create the rep socket: EMFILE".into()), now);
+        session.handle_reopened(Role::Requests, Err("cannot create the rep socket: EMFILE"), now);
         let (actions, lines) = drain(&mut session);
         assert!(
             actions.is_empty() && lines == ["cannot create the rep socket: EMFILE"],
@@ -687,7 +685,7 @@ mod tests {
         assert!(lines
             .iter()
             .any(|line| line.starts_with("sub socket: libzmq gave up the connection")));
-        session.handle_reopened(Role::Sub, Ok(()), deadline);
+        session.handle_reopened(Role::Sub, Ok::<(), String>(()), deadline);
         // Given up again without coming up: reopened quietly (at debug).
         session.handle_link_event(Role::Sub, links::Event::Lost, "tcp://127.0.0.1:40412", deadline);
         session.handle_timeout(deadline + links::REOPEN_GRACE * 2);
@@ -728,7 +726,7 @@ mod tests {
         assert_eq!(drain(&mut session), (vec![], vec![]));
         session.handle_worker_message(command(HEARTBEAT, b""), t0);
         drain(&mut session);
-        session.handle_opened(Role::Dbmgr, Ok(()));
+        session.handle_opened(Role::Dbmgr, Ok::<(), String>(()));
         session.handle_own_question("own question");
         assert_eq!(
             drain(&mut session),

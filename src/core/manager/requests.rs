@@ -9,6 +9,7 @@ use crate::core::views::v05;
 use crate::core::wire::{self, BadRequest, Request};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::fmt;
 
 pub const LIST_GET: &str = "clients.list.get";
 pub(crate) const LIST_RESULT: &str = "clients.list.result";
@@ -36,6 +37,38 @@ pub struct Reply {
     pub error: Option<String>,
 }
 
+/// Why a request gets an `error` reply; displayed as its one-line reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The frames are no request (the codec's reason: `wire::BadRequest`).
+    Malformed(String),
+    /// An MDP request for another service: the one named (shortened), ours.
+    UnknownService(String, String),
+    /// An action we do not answer (shortened).
+    UnknownAction(String),
+    /// `client.history.get` without this text field.
+    HistoryNeeds(&'static str),
+    DeviceTypeNotText,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Malformed(reason) => f.write_str(reason),
+            Refusal::UnknownService(named, ours) => write!(f, "unknown service \"{named}\", this is \"{ours}\""),
+            Refusal::UnknownAction(action) => write!(
+                f,
+                "unknown action \"{action}\" (expected {LIST_GET}, {DETAIL_GET} or one of {})",
+                V05_ACTIONS.map(|(get, _)| get).join(", ")
+            ),
+            Refusal::HistoryNeeds(field) => write!(f, "client.history.get needs a text \"{field}\""),
+            Refusal::DeviceTypeNotText => f.write_str("device_type is not text"),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
 impl Manager {
     /// Answers one request's frames, in whichever framing they came
     /// (plain or MDP client, §1; the MDP worker hands over the frames after
@@ -53,17 +86,20 @@ impl Manager {
                 let answer = self.answer_with(&request, starter);
                 (request.framing, answer)
             }
-            Err(BadRequest { framing, reason }) => (framing, Err(reason)),
+            Err(BadRequest { framing, reason }) => (framing, Err(Refusal::Malformed(reason))),
         };
         match answer {
             Ok((action, body)) => Reply {
                 frames: wire::encode_reply(framing, action, body),
                 error: None,
             },
-            Err(reason) => Reply {
-                frames: wire::encode_reply(framing, ERROR_ACTION, wire::error_body(&reason)),
-                error: Some(reason),
-            },
+            Err(refusal) => {
+                let reason = refusal.to_string();
+                Reply {
+                    frames: wire::encode_reply(framing, ERROR_ACTION, wire::error_body(&reason)),
+                    error: Some(reason),
+                }
+            }
         }
     }
 
@@ -74,13 +110,12 @@ impl Manager {
         &mut self,
         request: &Request,
         starter: &mut dyn Starter,
-    ) -> Result<(&'static str, String), String> {
+    ) -> Result<(&'static str, String), Refusal> {
         if let Some(service) = request.service() {
             if service != self.service.as_bytes() {
-                return Err(format!(
-                    "unknown service \"{}\", this is \"{}\"",
+                return Err(Refusal::UnknownService(
                     wire::truncate(&String::from_utf8_lossy(service), 40),
-                    self.service
+                    self.service.clone(),
                 ));
             }
         }
@@ -93,13 +128,9 @@ impl Manager {
     }
 
     /// The 0.5 dialect's requests (PROTOCOL.md §8).
-    fn route_v05(&mut self, action: &str, request: &Request) -> Result<(&'static str, String), String> {
+    fn route_v05(&mut self, action: &str, request: &Request) -> Result<(&'static str, String), Refusal> {
         let Some((_, result)) = V05_ACTIONS.iter().find(|(get, _)| *get == action) else {
-            return Err(format!(
-                "unknown action \"{}\" (expected {LIST_GET}, {DETAIL_GET} or one of {})",
-                wire::truncate(action, 40),
-                V05_ACTIONS.map(|(get, _)| get).join(", ")
-            ));
+            return Err(Refusal::UnknownAction(wire::truncate(action, 40)));
         };
         let body = match action {
             "client.list.get" => self.view(View::V05List).to_owned(),
@@ -115,7 +146,7 @@ impl Manager {
                 let wanted = match request.body.get("device_type") {
                     None => None,
                     Some(Value::String(wanted)) => Some(wanted.as_str()),
-                    Some(_) => return Err("device_type is not text".into()),
+                    Some(_) => return Err(Refusal::DeviceTypeNotText),
                 };
                 self.v05.sync(&self.clients);
                 v05::device_types_json(&self.clients, &self.v05, wanted)
@@ -126,10 +157,10 @@ impl Manager {
 
     /// `client.history.result`; an `error` reply when the body does not
     /// name a client at all, `status` false when it names none of ours.
-    fn history(&self, body: &serde_json::Map<String, Value>) -> Result<String, String> {
-        let text = |field: &str| match body.get(field) {
+    fn history(&self, body: &serde_json::Map<String, Value>) -> Result<String, Refusal> {
+        let text = |field: &'static str| match body.get(field) {
             Some(Value::String(text)) => Ok(text.as_str()),
-            _ => Err(format!("client.history.get needs a text \"{field}\"")),
+            _ => Err(Refusal::HistoryNeeds(field)),
         };
         let (kind, name, host) = (text("type")?, text("name")?, text("host")?);
         let history = match self.clients.history(name) {

@@ -457,6 +457,47 @@ mod tests {
     }
 
     #[test]
+    fn derived_data_follows_its_client_and_only_what_moved_is_derived_again() {
+        let mut clients = fixture_clients();
+        let mut derived = derived(&clients);
+        let before = derived.of("demo").clone();
+        assert_eq!(before.client_id, "plugin-demo.darkstar");
+        // A status is no reason to derive again.
+        let revision = clients.get("demo").unwrap().revision;
+        clients
+            .set_status("demo", "darkstar", Status::Alive, None, now())
+            .unwrap();
+        assert_eq!(
+            clients.get("demo").unwrap().revision,
+            revision,
+            "a status moves no revision"
+        );
+        assert_eq!(derived.by_name["demo"].0, revision);
+        // A configuration is: its value shows in the data.
+        let mut values = BTreeMap::new();
+        values.insert("interval".to_owned(), json!("15"));
+        let configuration = Configuration {
+            configured: Some(true),
+            values,
+        };
+        assert!(clients.set_configuration("demo", configuration));
+        assert_ne!(
+            derived.by_name["demo"].0,
+            clients.get("demo").unwrap().revision,
+            "stale"
+        );
+        derived.sync(&clients);
+        let data = derived.of("demo").data.as_ref().unwrap().get();
+        assert!(data.contains(r#""value": "15""#), "{data}");
+        assert!(!before.data.as_ref().unwrap().get().contains(r#""value": "15""#));
+        // A package gone is forgotten, and one back under that name is new.
+        assert!(clients.remove_package("demo"));
+        derived.sync(&clients);
+        assert!(!derived.by_name.contains_key("demo"));
+        assert_eq!(derived.of("demo").client_id, "", "never derived");
+    }
+
+    #[test]
     fn detail_data_has_domogiks_additions() {
         let mut clients = fixture_clients();
         let mut values = BTreeMap::new();

@@ -515,10 +515,10 @@ fn read_seconds(text: &str) -> Result<Duration, Expected> {
 }
 
 /// A whole number from 1 to `max`.
-fn read_count(text: &str, max: usize) -> Result<usize, String> {
+fn read_count(text: &str, max: usize) -> Result<usize, Expected> {
     match text.parse::<usize>() {
         Ok(count) if (1..=max).contains(&count) => Ok(count),
-        _ => Err(format!("expected a whole number from 1 to {max}")),
+        _ => Err(format!("expected a whole number from 1 to {max}").into()),
     }
 }
 

@@ -33,7 +33,14 @@ fn host_config(ip: &str, broker: u16, forwarder: (u16, u16), host: &str, package
 /// reply's clients map, or `None` if no reply came within 500 ms (a
 /// manager the broker has not yet seen gone).
 fn ask(context: &zmq::Context, broker: &TestBroker, action: &str) -> Option<Value> {
-    let reply = broker_request(context, &broker.endpoint, "manager", None, action, Duration::from_millis(500))?;
+    let reply = broker_request(
+        context,
+        &broker.endpoint,
+        "manager",
+        None,
+        action,
+        Duration::from_millis(500),
+    )?;
     let body = body_of(&reply[3]);
     Some(if action.starts_with("clients.") {
         body["clients"].clone()
@@ -45,7 +52,10 @@ fn ask(context: &zmq::Context, broker: &TestBroker, action: &str) -> Option<Valu
 /// The hosts of a clients map's entries, and how many entries.
 fn hosts_of(clients: &Value) -> (BTreeSet<String>, usize) {
     let map = clients.as_object().unwrap();
-    let hosts = map.values().map(|entry| entry["host"].as_str().unwrap().to_owned()).collect();
+    let hosts = map
+        .values()
+        .map(|entry| entry["host"].as_str().unwrap().to_owned())
+        .collect();
     (hosts, map.len())
 }
 
@@ -59,7 +69,12 @@ fn until_steady(
     wanted: impl Fn(&str, &Value) -> bool,
 ) -> Duration {
     let start = Instant::now();
-    let actions = ["client.list.get", "clients.list.get", "client.detail.get", "clients.detail.get"];
+    let actions = [
+        "client.list.get",
+        "clients.list.get",
+        "client.detail.get",
+        "clients.detail.get",
+    ];
     let mut in_a_row = 0;
     let mut last = Value::Null;
     let mut asked = 0usize;
@@ -122,7 +137,13 @@ impl House {
         for (index, host) in HOSTS.iter().enumerate() {
             let dir = TempDir::new(&format!("hosts-{host}"));
             let packages = copy_fixtures(&dir);
-            let config = host_config(&ip(index), house.broker.port(), house.forwarder.ports(), host, &packages);
+            let config = host_config(
+                &ip(index),
+                house.broker.port(),
+                house.forwarder.ports(),
+                host,
+                &packages,
+            );
             house.daemons.push(Daemon::start_with(&dir, &config, command(index)));
             house.dirs.push(dir);
         }
@@ -161,9 +182,21 @@ fn plain(_: usize) -> Box<dyn FnOnce(&Path) -> Command> {
 #[test]
 fn every_manager_answers_with_every_hosts_clients() {
     let house = House::start("127.0.0.1", |_| "127.0.0.1".into(), plain);
-    until_steady(house.context(), &house.broker, "all three hosts' clients", 1, all_twelve);
+    until_steady(
+        house.context(),
+        &house.broker,
+        "all three hosts' clients",
+        1,
+        all_twelve,
+    );
     // 20 tries in a row, through the broker, whichever manager it picks.
-    until_steady(house.context(), &house.broker, "all three hosts' clients, 20 times", 20, all_twelve);
+    until_steady(
+        house.context(),
+        &house.broker,
+        "all three hosts' clients, 20 times",
+        20,
+        all_twelve,
+    );
     // Each entry is the one its host published: a status on the garage is
     // seen from every manager.
     let _ebusd = house.plugin_alive("ebusd", "garage");
@@ -179,16 +212,30 @@ fn every_manager_answers_with_every_hosts_clients() {
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{table}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let rows: Vec<&str> = table.lines().skip(1).collect();
     assert_eq!(rows.len(), 4, "{table}");
-    assert!(rows.iter().all(|row| row.contains(".garage") && row.contains(" garage ")), "{table}");
+    assert!(
+        rows.iter()
+            .all(|row| row.contains(".garage") && row.contains(" garage ")),
+        "{table}"
+    );
 }
 
 #[test]
 fn a_silent_satellite_is_shown_so_and_a_restarted_one_is_back_within_5_s() {
     let mut house = House::start("127.0.0.1", |_| "127.0.0.1".into(), plain);
-    until_steady(house.context(), &house.broker, "all three hosts' clients", 3, all_twelve);
+    until_steady(
+        house.context(),
+        &house.broker,
+        "all three hosts' clients",
+        3,
+        all_twelve,
+    );
     let _ebusd = house.plugin_alive("ebusd", "garage");
 
     // The garage's manager stopped in its tracks (SIGSTOP): no word, no FIN.
@@ -200,24 +247,40 @@ fn a_silent_satellite_is_shown_so_and_a_restarted_one_is_back_within_5_s() {
         entry["status"] == "dead"
             && (!action.contains("detail") || entry["comment"] == "host garage not heard from for more than 1 s")
     };
-    until_steady(house.context(), &house.broker, "the silent garage's ebusd dead", 8, silent);
+    until_steady(
+        house.context(),
+        &house.broker,
+        "the silent garage's ebusd dead",
+        8,
+        silent,
+    );
     house.daemons[0].wait_for_log("host garage not heard from for more than 1 s: its running clients are shown dead");
     // SAFETY: as above.
     unsafe { libc::kill(garage as i32, libc::SIGCONT) };
     house.daemons[0].wait_for_log("host garage is heard again");
     // Back, as it publishes: its ebusd alive (its statuses waited in the
     // garage manager's socket).
-    until_steady(house.context(), &house.broker, "the garage as it publishes itself", 8, |action, clients| {
-        clients[id(action, "ebusd", "garage")]["status"] == "alive"
-    });
+    until_steady(
+        house.context(),
+        &house.broker,
+        "the garage as it publishes itself",
+        8,
+        |action, clients| clients[id(action, "ebusd", "garage")]["status"] == "alive",
+    );
 
     // A clean stop and a new start: back in every answer within 5 s.
     house.daemons[1].stop();
-    until_steady(house.context(), &house.broker, "the stopped garage shown so", 4, |action, clients| {
-        let entry = &clients[id(action, "ebusd", "garage")];
-        entry["status"] == "dead"
-            && (!action.contains("detail") || entry["comment"] == "the manager of host garage stopped")
-    });
+    until_steady(
+        house.context(),
+        &house.broker,
+        "the stopped garage shown so",
+        4,
+        |action, clients| {
+            let entry = &clients[id(action, "ebusd", "garage")];
+            entry["status"] == "dead"
+                && (!action.contains("detail") || entry["comment"] == "the manager of host garage stopped")
+        },
+    );
     let started = Instant::now();
     let config = house.dirs[1].join("manager.cfg");
     let mut again = Daemon::from_child(
@@ -227,12 +290,18 @@ fn a_silent_satellite_is_shown_so_and_a_restarted_one_is_back_within_5_s() {
             .spawn()
             .unwrap(),
     );
-    until_steady(house.context(), &house.broker, "the restarted garage back", 8, |action, clients| {
-        let entry = &clients[id(action, "ebusd", "garage")];
-        all_twelve(action, clients)
-            && entry["status"] != "dead"
-            && entry["comment"] != "the manager of host garage stopped"
-    });
+    until_steady(
+        house.context(),
+        &house.broker,
+        "the restarted garage back",
+        8,
+        |action, clients| {
+            let entry = &clients[id(action, "ebusd", "garage")];
+            all_twelve(action, clients)
+                && entry["status"] != "dead"
+                && entry["comment"] != "the manager of host garage stopped"
+        },
+    );
     let back_after = started.elapsed();
     assert!(back_after < Duration::from_secs(5), "back after {back_after:?}");
     again.wait_for_log("ready:");
@@ -253,7 +322,11 @@ fn ip(args: &[&str]) -> Result<(), String> {
     if output.status.success() {
         Ok(())
     } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()))
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
     }
 }
 
@@ -270,7 +343,16 @@ impl Satellite {
         };
         let host_link = format!("dmgA{pid}x{index}");
         ip(&["netns", "add", &satellite.name])?;
-        ip(&["link", "add", &host_link, "type", "veth", "peer", "name", &satellite.inner_link])?;
+        ip(&[
+            "link",
+            "add",
+            &host_link,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &satellite.inner_link,
+        ])?;
         ip(&["link", "set", &satellite.inner_link, "netns", &satellite.name])?;
         ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_link])?;
         ip(&["link", "set", &host_link, "up"])?;
@@ -301,7 +383,8 @@ impl Satellite {
 
     /// Unplugs (or plugs back) the satellite: packets just vanish.
     fn set_link(&self, up: bool) {
-        self.exec(&["link", "set", &self.inner_link, if up { "up" } else { "down" }]).unwrap();
+        self.exec(&["link", "set", &self.inner_link, if up { "up" } else { "down" }])
+            .unwrap();
     }
 }
 
@@ -330,31 +413,54 @@ fn satellites_in_namespaces_are_shown_by_every_manager_and_an_unplugged_one_come
     // namespace: its manager reaches them on loopback, each satellite on
     // its end of its veth.
     let ips: Vec<String> = satellites.iter().map(|s| s.host_ip.clone()).collect();
-    let commands: Vec<Box<dyn Fn() -> Box<dyn FnOnce(&Path) -> Command>>> = vec![
-        Box::new(|| plain(0)),
-        Box::new(|| satellites[0].command()),
-        Box::new(|| satellites[1].command()),
-    ];
     let mut house = House::start(
         "0.0.0.0",
-        |index| if index == 0 { "127.0.0.1".into() } else { ips[index - 1].clone() },
-        |index| commands[index](),
+        |index| {
+            if index == 0 {
+                "127.0.0.1".into()
+            } else {
+                ips[index - 1].clone()
+            }
+        },
+        |index| {
+            if index == 0 {
+                plain(0)
+            } else {
+                satellites[index - 1].command()
+            }
+        },
     );
-    until_steady(house.context(), &house.broker, "all three hosts' clients", 20, all_twelve);
+    until_steady(
+        house.context(),
+        &house.broker,
+        "all three hosts' clients",
+        20,
+        all_twelve,
+    );
     let _rfxcom = house.plugin_alive("rfxcom", "kitchen");
 
     // The kitchen unplugged: shown so by every manager that answers.
     satellites[1].set_link(false);
-    until_steady(house.context(), &house.broker, "the unplugged kitchen's rfxcom dead", 8, |action, clients| {
-        let entry = &clients[id(action, "rfxcom", "kitchen")];
-        entry["status"] == "dead"
-            && (!action.contains("detail") || entry["comment"] == "host kitchen not heard from for more than 1 s")
-            && clients[id(action, "ebusd", "garage")]["host"] == "garage"
-    });
+    until_steady(
+        house.context(),
+        &house.broker,
+        "the unplugged kitchen's rfxcom dead",
+        8,
+        |action, clients| {
+            let entry = &clients[id(action, "rfxcom", "kitchen")];
+            entry["status"] == "dead"
+                && (!action.contains("detail") || entry["comment"] == "host kitchen not heard from for more than 1 s")
+                && clients[id(action, "ebusd", "garage")]["host"] == "garage"
+        },
+    );
     // Plugged back: the kitchen is heard again, and shown as it publishes.
     satellites[1].set_link(true);
-    until_steady(house.context(), &house.broker, "the kitchen back", 8, |action, clients| {
-        all_twelve(action, clients) && clients[id(action, "rfxcom", "kitchen")]["status"] == "alive"
-    });
+    until_steady(
+        house.context(),
+        &house.broker,
+        "the kitchen back",
+        8,
+        |action, clients| all_twelve(action, clients) && clients[id(action, "rfxcom", "kitchen")]["status"] == "alive",
+    );
     house.daemons[0].wait_for_log("host kitchen is heard again");
 }

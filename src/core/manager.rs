@@ -382,7 +382,11 @@ mod tests {
         assert!(matches!(outcomes[2], StatusOutcome::Rejected(_)));
         assert!(matches!(outcomes[3], StatusOutcome::Malformed(_)));
         assert!(matches!(outcomes[4], StatusOutcome::Rejected(_)));
-        assert_eq!(outcomes[5], StatusOutcome::NotForUs, "another host's plugin: its manager's");
+        assert_eq!(
+            outcomes[5],
+            StatusOutcome::NotForUs,
+            "another host's plugin: its manager's"
+        );
         assert!(manager.take_publications(1.0).is_none());
         assert_eq!(manager.clients().status("a"), Some(Status::Unknown));
     }

@@ -27,8 +27,13 @@ pub const SUBSCRIPTION: &str = "manager.";
 /// The categories a subscription relayed by the forwarder may name.
 pub(crate) const CATEGORIES: [&str; 2] = [CLIENTS_CATEGORY, HELLO_CATEGORY];
 /// The views merged with the other hosts' clients, in this index order.
-pub(crate) const MERGED_VIEWS: [&str; 5] =
-    ["clients.list", "clients.detail", "client.list", "client.detail", "client.conversion"];
+pub(crate) const MERGED_VIEWS: [&str; 5] = [
+    "clients.list",
+    "clients.detail",
+    "client.list",
+    "client.detail",
+    "client.conversion",
+];
 /// The detail views, whose entries get the silence's `comment`.
 const DETAIL_VIEWS: [usize; 2] = [1, 3];
 /// The conversion view: entries without a `host` field.
@@ -234,7 +239,9 @@ impl Hosts {
     /// The hosts held, by name, and whether each is silent.
     #[cfg(test)]
     pub(crate) fn hosts(&self) -> impl Iterator<Item = (&str, bool)> {
-        self.hosts.iter().map(|(name, host)| (name.as_str(), host.silent.is_some()))
+        self.hosts
+            .iter()
+            .map(|(name, host)| (name.as_str(), host.silent.is_some()))
     }
 
     /// What happened since the last call, for the log.
@@ -615,7 +622,11 @@ impl Hosts {
     /// that view's JSON object; `own_fresh`: made again since the last
     /// call), each client id once, ours first.
     pub(crate) fn merged<'a>(&'a mut self, index: usize, own: &'a str, own_fresh: bool) -> &'a str {
-        if self.hosts.values().all(|held| held.views.get(index).is_none_or(BTreeMap::is_empty)) {
+        if self
+            .hosts
+            .values()
+            .all(|held| held.views.get(index).is_none_or(BTreeMap::is_empty))
+        {
             return own;
         }
         let Some(slot) = self.merged.get_mut(index) else {
@@ -678,7 +689,9 @@ fn merge(index: usize, own: &str, hosts: &BTreeMap<String, Host>) -> String {
             out.push_str(&pyjson::to_string(id));
             out.push_str(": ");
             match &held.silent {
-                Some(why) if index != CONVERSION_VIEW => out.push_str(&marked(entry, why, DETAIL_VIEWS.contains(&index))),
+                Some(why) if index != CONVERSION_VIEW => {
+                    out.push_str(&marked(entry, why, DETAIL_VIEWS.contains(&index)))
+                }
                 _ => out.push_str(entry.get()),
             }
         }

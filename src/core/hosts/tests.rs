@@ -51,10 +51,19 @@ fn other_hosts_clients_follow_ours_each_once() {
     assert_eq!(hosts.merged(2, &own, true), own, "no other host: ours as is");
     feed(
         &mut hosts,
-        published("garage", "7", 2, &view(&[entry("x", "garage", "alive"), entry("y", "garage", "stopped")])),
+        published(
+            "garage",
+            "7",
+            2,
+            &view(&[entry("x", "garage", "alive"), entry("y", "garage", "stopped")]),
+        ),
         t0,
     );
-    feed(&mut hosts, published("kitchen", "8", 2, &view(&[entry("z", "kitchen", "alive")])), t0);
+    feed(
+        &mut hosts,
+        published("kitchen", "8", 2, &view(&[entry("z", "kitchen", "alive")])),
+        t0,
+    );
     let merged = parsed(hosts.merged(2, &own, false));
     let ids: Vec<&String> = merged.as_object().unwrap().keys().collect();
     assert_eq!(
@@ -64,7 +73,11 @@ fn other_hosts_clients_follow_ours_each_once() {
     );
     assert_eq!(merged["plugin-x.garage"]["host"], "garage");
     // The same host published again: replaced, not added.
-    feed(&mut hosts, published("garage", "7", 2, &view(&[entry("x", "garage", "stopped")])), t0);
+    feed(
+        &mut hosts,
+        published("garage", "7", 2, &view(&[entry("x", "garage", "stopped")])),
+        t0,
+    );
     let merged = parsed(hosts.merged(2, &own, false));
     assert_eq!(merged.as_object().unwrap().len(), 3);
     assert_eq!(merged["plugin-x.garage"]["status"], "stopped");
@@ -87,10 +100,18 @@ fn nothing_naming_our_host_overrides_our_clients() {
     let mut hosts = Hosts::new("box", "1", limits());
     let own = view(&[entry("a", "box", "stopped")]);
     // Our own, back through the forwarder: ignored without a word.
-    feed(&mut hosts, published("box", "1", 2, &view(&[entry("a", "box", "alive")])), t0);
+    feed(
+        &mut hosts,
+        published("box", "1", 2, &view(&[entry("a", "box", "alive")])),
+        t0,
+    );
     assert!(hosts.take_events().is_empty());
     // Another manager claiming our host: ignored, said.
-    feed(&mut hosts, published("box", "666", 2, &view(&[entry("a", "box", "alive")])), t0);
+    feed(
+        &mut hosts,
+        published("box", "666", 2, &view(&[entry("a", "box", "alive")])),
+        t0,
+    );
     assert_eq!(hosts.take_events(), [Event::Forged { instance: "666".into() }]);
     // Another host slipping our clients (or a third host's) into its own.
     feed(
@@ -129,7 +150,10 @@ fn a_silent_host_is_shown_dead_then_back_then_forgotten() {
     hosts.handle_timeout(t0 + Duration::from_secs(30));
     assert!(hosts.take_events().is_empty(), "30 s is not more than 30 s");
     // Its manager's heartbeat keeps it.
-    assert_eq!(hosts.handle_message(&status_of("garage", "alive"), t0 + Duration::from_secs(15)), Handled::Taken);
+    assert_eq!(
+        hosts.handle_message(&status_of("garage", "alive"), t0 + Duration::from_secs(15)),
+        Handled::Taken
+    );
     hosts.handle_timeout(t0 + Duration::from_secs(44));
     assert!(hosts.take_events().is_empty());
     let silent_at = t0 + Duration::from_millis(45_001);
@@ -145,18 +169,29 @@ fn a_silent_host_is_shown_dead_then_back_then_forgotten() {
     assert!(hosts.take_publish_owed(), "subscribers must see it");
     let merged = parsed(hosts.merged(3, "{}", true));
     assert_eq!(merged["plugin-x.garage"]["status"], "dead", "not left alive");
-    assert_eq!(merged["plugin-x.garage"]["comment"], "host garage not heard from for more than 30 s");
+    assert_eq!(
+        merged["plugin-x.garage"]["comment"],
+        "host garage not heard from for more than 30 s"
+    );
     assert_eq!(merged["plugin-x.garage"]["data"]["status"], "alive", "data untouched");
     assert_eq!(merged["plugin-y.garage"]["status"], "stopped", "not running: as it was");
     // Back: shown as it published.
     hosts.handle_message(&status_of("garage", "alive"), silent_at + Duration::from_secs(5));
     assert_eq!(hosts.take_events(), [Event::Back { host: "garage".into() }]);
-    assert_eq!(parsed(hosts.merged(3, "{}", false))["plugin-x.garage"]["status"], "alive");
+    assert_eq!(
+        parsed(hosts.merged(3, "{}", false))["plugin-x.garage"]["status"],
+        "alive"
+    );
     // A clean stop: silent at once.
     let stop_at = silent_at + Duration::from_secs(6);
     hosts.handle_message(&status_of("garage", "stopped"), stop_at);
-    assert!(matches!(&hosts.take_events()[..], [Event::Silent { why, .. }] if why == "the manager of host garage stopped"));
-    assert_eq!(parsed(hosts.merged(3, "{}", false))["plugin-x.garage"]["status"], "dead");
+    assert!(
+        matches!(&hosts.take_events()[..], [Event::Silent { why, .. }] if why == "the manager of host garage stopped")
+    );
+    assert_eq!(
+        parsed(hosts.merged(3, "{}", false))["plugin-x.garage"]["status"],
+        "dead"
+    );
     // Forgotten after forget_after.
     assert_eq!(hosts.poll_timeout(), Some(stop_at + Duration::from_secs(600)));
     hosts.handle_timeout(stop_at + Duration::from_secs(601));
@@ -205,7 +240,14 @@ fn a_large_view_goes_in_parts_and_comes_back_whole() {
     for message in &messages {
         assert!(message[1].len() < PART_BYTES + 1024);
     }
-    let mut hosts = Hosts::new("box", "1", Limits { max_clients: 100, ..limits() });
+    let mut hosts = Hosts::new(
+        "box",
+        "1",
+        Limits {
+            max_clients: 100,
+            ..limits()
+        },
+    );
     // The second part alone is nothing.
     feed(&mut hosts, vec![messages[1].clone()], t0);
     assert_eq!(hosts.merged(3, "{}", true), "{}");
@@ -223,7 +265,10 @@ fn hellos_bring_the_others_clients_at_once() {
     assert_eq!(hosts.take_owed(), (true, true));
     let hello = hosts.hello(5.0);
     assert_eq!(hello[0], b"manager.hello.5_0.0_1");
-    assert_eq!(parsed(std::str::from_utf8(&hello[1]).unwrap()), json!({"host": "box", "instance": "1"}));
+    assert_eq!(
+        parsed(std::str::from_utf8(&hello[1]).unwrap()),
+        json!({"host": "box", "instance": "1"})
+    );
     // Another manager's hello: our clients owed to it.
     let theirs = Hosts::new("garage", "7", limits()).hello(5.0);
     feed(&mut hosts, vec![theirs], t0);
@@ -235,7 +280,11 @@ fn hellos_bring_the_others_clients_at_once() {
     assert_eq!(hosts.take_owed(), (false, false));
     hosts.handle_message(&status_of("garage", "alive"), t0 + Duration::from_secs(2));
     assert_eq!(hosts.take_owed(), (true, false));
-    feed(&mut hosts, published("garage", "7", 2, "{}"), t0 + Duration::from_secs(3));
+    feed(
+        &mut hosts,
+        published("garage", "7", 2, "{}"),
+        t0 + Duration::from_secs(3),
+    );
     hosts.handle_message(&status_of("garage", "alive"), t0 + Duration::from_secs(9));
     assert_eq!(hosts.take_owed(), (false, false), "its clients came");
     // Plugins' statuses are the manager's.
@@ -254,8 +303,16 @@ fn hellos_bring_the_others_clients_at_once() {
 fn a_restarted_manager_is_said_and_its_new_clients_shown() {
     let t0 = Instant::now();
     let mut hosts = Hosts::new("box", "1", limits());
-    feed(&mut hosts, published("garage", "7", 2, &view(&[entry("x", "garage", "alive")])), t0);
-    feed(&mut hosts, published("garage", "8", 2, &view(&[entry("x", "garage", "starting")])), t0);
+    feed(
+        &mut hosts,
+        published("garage", "7", 2, &view(&[entry("x", "garage", "alive")])),
+        t0,
+    );
+    feed(
+        &mut hosts,
+        published("garage", "8", 2, &view(&[entry("x", "garage", "starting")])),
+        t0,
+    );
     assert_eq!(
         hosts.take_events(),
         [
@@ -263,5 +320,8 @@ fn a_restarted_manager_is_said_and_its_new_clients_shown() {
             Event::Restarted { host: "garage".into() }
         ]
     );
-    assert_eq!(parsed(hosts.merged(2, "{}", true))["plugin-x.garage"]["status"], "starting");
+    assert_eq!(
+        parsed(hosts.merged(2, "{}", true))["plugin-x.garage"]["status"],
+        "starting"
+    );
 }

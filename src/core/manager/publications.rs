@@ -97,7 +97,7 @@ impl Manager {
             statuses: statuses.into_iter(),
             views: views.into_iter(),
             others,
-            own_views: OWN_VIEWS[..own_views].iter(),
+            own_views: OWN_VIEWS.get(..own_views).unwrap_or_default().iter(),
         })
     }
 
@@ -134,7 +134,13 @@ impl Manager {
 }
 
 /// The views merged with the other hosts', in `hosts::MERGED_VIEWS`'s order.
-const OWN_VIEWS: [View; 5] = [View::SeedList, View::SeedDetail, View::V05List, View::V05Detail, View::Conversion];
+const OWN_VIEWS: [View; 5] = [
+    View::SeedList,
+    View::SeedDetail,
+    View::V05List,
+    View::V05Detail,
+    View::Conversion,
+];
 
 impl Cache {
     fn slot(&mut self, view: View) -> &mut Option<String> {

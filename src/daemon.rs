@@ -111,6 +111,8 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
         state.handle_timeout(now);
         questions::send_due(sockets.dbmgr.as_ref().map(|dbmgr| &dbmgr.socket), &mut state);
         state.plugins_due();
+        handlers::forwarded(&mut session, &mut state);
+        executor::execute(&mut session, &mut sockets, &mut state);
         handlers::publish(&sockets, &mut state);
     }
     leave(config, sockets, session, &mut state, &mut signals);

@@ -112,6 +112,34 @@ impl Manager {
         self.hosts = Some(Hosts::new(self.clients.host(), instance, limits));
     }
 
+    /// A request's frames and envelope: answered here
+    /// ([`hosts::Forward::Local`]), refused at once, or forwarded to the
+    /// manager of the host its body names (PROTOCOL.md §11).
+    pub(crate) fn forward_request(&mut self, frames: &[Vec<u8>], envelope: wire::Frames) -> hosts::Forward {
+        match self.hosts.as_mut() {
+            Some(hosts) => hosts.forward(frames, envelope, &self.service, self.now.mono),
+            None => hosts::Forward::Local(envelope),
+        }
+    }
+
+    /// The other managers' requests to run here (then
+    /// [`Manager::answer_incoming`] with the reply).
+    pub(crate) fn take_incoming(&mut self) -> Vec<hosts::Incoming> {
+        self.hosts.as_mut().map(Hosts::take_incoming).unwrap_or_default()
+    }
+
+    /// Our reply (plain frames) to another manager's request.
+    pub(crate) fn answer_incoming(&mut self, incoming: &hosts::Incoming, reply: &[Vec<u8>]) {
+        if let Some(hosts) = self.hosts.as_mut() {
+            hosts.answer_incoming(incoming, reply);
+        }
+    }
+
+    /// Replies owed to forwarded requests: (envelope, frames).
+    pub(crate) fn take_relayed(&mut self) -> Vec<(wire::Frames, wire::Frames)> {
+        self.hosts.as_mut().map(Hosts::take_relayed).unwrap_or_default()
+    }
+
     /// What happened to the other hosts since the last call, for the log.
     pub(crate) fn take_host_events(&mut self) -> Vec<hosts::Event> {
         self.hosts.as_mut().map(Hosts::take_events).unwrap_or_default()

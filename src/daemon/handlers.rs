@@ -8,6 +8,7 @@ use super::state::{suppressed_note, State};
 use crate::core::bus::links;
 use crate::core::bus::session::Session;
 use crate::core::envelope;
+use crate::core::hosts::Forward;
 use crate::core::log_policy::Verdict;
 use crate::core::manager::{StatusOutcome, VIEW_CATEGORIES};
 use crate::core::wire;
@@ -25,8 +26,15 @@ pub(super) fn serve_requests(sockets: &Sockets, session: &mut Session, state: &m
     let read = if session.is_worker() {
         for_each_queued(socket, MAX_REQUESTS_PER_TURN, |message| {
             if let Some(request) = session.handle_worker_message(message, Instant::now()) {
-                let reply = state.answer(&request.body);
-                session.reply(request.envelope, reply);
+                // Another host's client: its manager answers (§11).
+                match state.manager.forward_request(&request.body, request.envelope) {
+                    Forward::Local(envelope) => {
+                        let reply = state.answer(&request.body);
+                        session.reply(envelope, reply);
+                    }
+                    Forward::Reply(envelope, reply) => session.reply(envelope, reply),
+                    Forward::Waiting => {}
+                }
             }
         })
     } else {
@@ -45,6 +53,20 @@ pub(super) fn serve_requests(sockets: &Sockets, session: &mut Session, state: &m
         })
     };
     log_receive_error(state, "request", read);
+}
+
+/// Requests forwarded between managers (PROTOCOL.md §11): the other
+/// managers' run here and answered, the answers to ours (or their
+/// refusals past the deadline) relayed to the user interfaces that asked.
+pub(super) fn forwarded(session: &mut Session, state: &mut State) {
+    for incoming in state.manager.take_incoming() {
+        let reply = state.answer(&incoming.frames);
+        info!("request forwarded by the manager of host {} answered", incoming.from);
+        state.manager.answer_incoming(&incoming, &reply);
+    }
+    for (envelope, reply) in state.manager.take_relayed() {
+        session.reply(envelope, reply);
+    }
 }
 
 /// Subscriptions arriving on the connected XPUB: a subscriber to our

@@ -10,8 +10,12 @@
 //! are shown `dead`. At most `max_hosts` hosts and `max_clients` clients
 //! per host are held. Nothing naming our own host is ever taken.
 
+mod forward;
+
+pub(crate) use forward::{Forward, Incoming};
+
 use crate::core::pyjson;
-use crate::core::wire;
+use crate::core::wire::{self, Frames};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -175,6 +179,15 @@ pub(crate) struct Hosts {
     publish_owed: bool,
     last_hello: Option<Instant>,
     full_said: bool,
+    /// Our requests forwarded to other hosts, by id (`forward.rs`).
+    waiting: BTreeMap<u64, forward::Waiting>,
+    next_id: u64,
+    /// Other managers' requests to run here.
+    incoming: Vec<Incoming>,
+    /// Replies to send: (envelope, frames).
+    relayed: Vec<(Frames, Frames)>,
+    /// `manager.do` and `manager.done` owed: (category, body).
+    outgoing: Vec<(&'static str, String)>,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +246,11 @@ impl Hosts {
             publish_owed: false,
             last_hello: None,
             full_said: false,
+            waiting: BTreeMap::new(),
+            next_id: 1,
+            incoming: Vec::new(),
+            relayed: Vec::new(),
+            outgoing: Vec::new(),
         }
     }
 
@@ -366,6 +384,14 @@ impl Hosts {
                     Ok(message) => self.clients(message, now),
                     Err(e) => self.malformed(format!("manager.clients: {e}")),
                 }
+                Handled::Taken
+            }
+            forward::DO_CATEGORY => {
+                self.handle_do(body, now);
+                Handled::Taken
+            }
+            forward::DONE_CATEGORY => {
+                self.handle_done(body, now);
                 Handled::Taken
             }
             other if other.starts_with(SUBSCRIPTION) => Handled::Taken,
@@ -583,12 +609,14 @@ impl Hosts {
                 None => held.heard + self.limits.silent_after,
                 Some(_) => held.heard + self.limits.forget_after,
             })
+            .chain(self.forward_timeout())
             .min()
     }
 
     /// Hosts silent for more than `silent_after` marked, for more than
     /// `forget_after` forgotten.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.expire_forwarded(now);
         let silent_after = self.limits.silent_after;
         let forget_after = self.limits.forget_after;
         let mut newly_silent = Vec::new();

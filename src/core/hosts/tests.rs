@@ -3,6 +3,8 @@
 use super::*;
 use serde_json::json;
 
+const FORWARD_DEADLINE_FOR_TESTS: Duration = forward::FORWARD_DEADLINE;
+
 fn limits() -> Limits {
     Limits {
         max_hosts: 3,
@@ -324,4 +326,106 @@ fn a_restarted_manager_is_said_and_its_new_clients_shown() {
         parsed(hosts.merged(2, "{}", true))["plugin-x.garage"]["status"],
         "starting"
     );
+}
+
+/// A `plugin.start.do` for `host` as the broker hands it to a worker.
+fn start_do(host: &str) -> Vec<Vec<u8>> {
+    vec![
+        b"MDPC01".to_vec(),
+        b"manager".to_vec(),
+        b"plugin.start.do".to_vec(),
+        format!(r#"{{"type": "plugin", "name": "x", "host": "{host}"}}"#).into_bytes(),
+    ]
+}
+
+/// The category and body of a published message.
+fn message_of(frames: &[Vec<u8>]) -> (String, Value) {
+    let category = wire::category_of(std::str::from_utf8(&frames[0]).unwrap()).unwrap().to_owned();
+    (category, parsed(std::str::from_utf8(&frames[1]).unwrap()))
+}
+
+#[test]
+fn an_action_for_another_host_is_run_there_and_its_answer_relayed() {
+    let t0 = Instant::now();
+    let mut master = Hosts::new("master", "1", limits());
+    let mut garage = Hosts::new("garage", "2", limits());
+    feed(&mut master, vec![garage.hello(1.0)], t0);
+    let envelope = vec![b"client-7".to_vec(), Vec::new()];
+    // Ours, or not an action: answered here.
+    assert_eq!(master.forward(&start_do("master"), envelope.clone(), "manager", t0), Forward::Local(envelope.clone()));
+    let list = vec![b"client.list.get".to_vec(), br#"{"host": "garage"}"#.to_vec()];
+    assert_eq!(master.forward(&list, envelope.clone(), "manager", t0), Forward::Local(envelope.clone()));
+    // The garage's: forwarded.
+    assert_eq!(master.forward(&start_do("garage"), envelope.clone(), "manager", t0), Forward::Waiting);
+    let outgoing = master.take_outgoing(2.0);
+    assert_eq!(outgoing.len(), 1);
+    let (category, body) = message_of(&outgoing[0]);
+    assert_eq!(category, "manager.do");
+    assert_eq!(body["to"], "garage");
+    assert_eq!(body["action"], "plugin.start.do");
+    // The garage runs it as its own request, and answers.
+    assert_eq!(garage.handle_message(&outgoing[0], t0), Handled::Taken);
+    let incoming = garage.take_incoming();
+    assert_eq!(incoming.len(), 1);
+    assert_eq!(incoming[0].from, "master");
+    assert_eq!(incoming[0].frames[0], b"plugin.start.do");
+    let result = br#"{"type": "plugin", "name": "x", "host": "garage", "status": true, "reason": ""}"#;
+    garage.answer_incoming(&incoming[0], &[b"plugin.start.result".to_vec(), result.to_vec()]);
+    let done = garage.take_outgoing(3.0);
+    assert_eq!(message_of(&done[0]).0, "manager.done");
+    // A third manager sees it, and does nothing with it.
+    let mut kitchen = Hosts::new("kitchen", "3", limits());
+    feed(&mut kitchen, done.clone(), t0);
+    assert!(kitchen.take_relayed().is_empty() && kitchen.take_incoming().is_empty());
+    // The master relays it, in the request's framing, to its envelope.
+    feed(&mut master, done.clone(), t0 + Duration::from_millis(10));
+    let relayed = master.take_relayed();
+    assert_eq!(
+        relayed,
+        [(
+            envelope.clone(),
+            vec![b"MDPC01".to_vec(), b"manager".to_vec(), b"plugin.start.result".to_vec(), result.to_vec()]
+        )]
+    );
+    assert_eq!(master.poll_timeout(), Some(t0 + Duration::from_millis(10) + Duration::from_secs(30)));
+    // The same answer again (or late) relays nothing.
+    feed(&mut master, done, t0);
+    assert!(master.take_relayed().is_empty());
+}
+
+#[test]
+fn an_unknown_silent_or_mute_host_is_refused_with_a_reason() {
+    let t0 = Instant::now();
+    let mut master = Hosts::new("master", "1", limits());
+    let envelope = vec![b"c".to_vec(), Vec::new()];
+    let reason = |forward: Forward| match forward {
+        Forward::Reply(_, reply) => {
+            assert_eq!(reply[2], b"plugin.start.result");
+            let body = parsed(std::str::from_utf8(&reply[3]).unwrap());
+            assert_eq!(body["status"], false);
+            assert_eq!(body["name"], "x", "the request's fields");
+            body["reason"].as_str().unwrap().to_owned()
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        reason(master.forward(&start_do("attic"), envelope.clone(), "manager", t0)),
+        "no manager of host attic on the bus"
+    );
+    feed(&mut master, vec![Hosts::new("garage", "2", limits()).hello(1.0)], t0);
+    // No answer: refused at the deadline, not before.
+    assert_eq!(master.forward(&start_do("garage"), envelope.clone(), "manager", t0), Forward::Waiting);
+    assert_eq!(master.poll_timeout(), Some(t0 + FORWARD_DEADLINE_FOR_TESTS));
+    master.handle_timeout(t0 + Duration::from_millis(4_999));
+    assert!(master.take_relayed().is_empty());
+    master.handle_timeout(t0 + Duration::from_secs(5));
+    let relayed = master.take_relayed();
+    assert_eq!(relayed.len(), 1);
+    assert_eq!(relayed[0].0, envelope);
+    let body = parsed(std::str::from_utf8(&relayed[0].1[3]).unwrap());
+    assert_eq!(body["reason"], "the manager of host garage did not answer within 5 s");
+    // Silent: refused at once.
+    master.handle_timeout(t0 + Duration::from_secs(31));
+    assert!(reason(master.forward(&start_do("garage"), envelope, "manager", t0 + Duration::from_secs(31)))
+        .starts_with("host garage not heard from for more than 30 s"));
 }

@@ -70,8 +70,11 @@ impl Manager {
         let dirty = std::mem::take(&mut self.dirty) || host_change;
         let (hello, own) = self.hosts.as_mut().map_or((false, false), |hosts| hosts.take_owed());
         let mut others = std::collections::VecDeque::new();
-        if let Some(hosts) = self.hosts.as_ref().filter(|_| hello) {
-            others.push_back(hosts.hello(unix_time));
+        if let Some(hosts) = self.hosts.as_mut() {
+            if hello {
+                others.push_back(hosts.hello(unix_time));
+            }
+            others.extend(hosts.take_outgoing(unix_time));
         }
         let own_views = if own { OWN_VIEWS.len() } else { 0 };
         if !dirty && self.statuses.is_empty() && others.is_empty() && own_views == 0 {

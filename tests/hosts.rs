@@ -29,6 +29,23 @@ fn host_config(ip: &str, broker: u16, forwarder: (u16, u16), host: &str, package
     )
 }
 
+/// A plugin whose process writes its pid into `ran` in its folder, then
+/// waits for its parent (the manager that started it) to go.
+const SLEEPER: &str = "import os, sys, time\n\
+here = os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0])))\n\
+open(os.path.join(here, 'ran'), 'w').write(str(os.getpid()))\n\
+parent = os.getppid()\n\
+while os.getppid() == parent:\n    time.sleep(0.2)\n";
+
+/// Adds plugin `name` (a [`SLEEPER`]) to `packages`.
+fn add_sleeper(packages: &Path, name: &str) {
+    let folder = packages.join(format!("plugin_{name}"));
+    std::fs::create_dir_all(folder.join("bin")).unwrap();
+    let info = serde_json::json!({"json_version": 2, "identity": {"type": "plugin", "name": name}});
+    std::fs::write(folder.join("info.json"), info.to_string()).unwrap();
+    std::fs::write(folder.join(format!("bin/{name}.py")), SLEEPER).unwrap();
+}
+
 /// One request through the broker (to whichever manager it picks); the
 /// reply's clients map, or `None` if no reply came within 500 ms (a
 /// manager the broker has not yet seen gone).
@@ -137,13 +154,16 @@ impl House {
         for (index, host) in HOSTS.iter().enumerate() {
             let dir = TempDir::new(&format!("hosts-{host}"));
             let packages = copy_fixtures(&dir);
-            let config = host_config(
+            let mut config = host_config(
                 &ip(index),
                 house.broker.port(),
                 house.forwarder.ports(),
                 host,
                 &packages,
             );
+            if let Some(python) = extra_python() {
+                config.push_str(&format!("python = {python}\n"));
+            }
             house.daemons.push(Daemon::start_with(&dir, &config, command(index)));
             house.dirs.push(dir);
         }
@@ -173,6 +193,15 @@ impl House {
         });
         heartbeat
     }
+}
+
+/// `python3`'s interpreter, for the sleepers.
+fn extra_python() -> Option<String> {
+    let output = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()?;
+    Some(String::from_utf8(output.stdout).ok()?.trim().to_owned())
 }
 
 fn plain(_: usize) -> Box<dyn FnOnce(&Path) -> Command> {
@@ -463,4 +492,69 @@ fn satellites_in_namespaces_are_shown_by_every_manager_and_an_unplugged_one_come
         |action, clients| all_twelve(action, clients) && clients[id(action, "rfxcom", "kitchen")]["status"] == "alive",
     );
     house.daemons[0].wait_for_log("host kitchen is heard again");
+}
+
+#[test]
+fn a_start_for_a_satellites_plugin_runs_there_whichever_manager_gets_it() {
+    let house = House::start("127.0.0.1", |_| "127.0.0.1".into(), plain);
+    // Three plugins of the garage (added after the start: a rescan finds them).
+    let garage_packages = house.dirs[1].join("packages");
+    for name in ["sleepa", "sleepb", "sleepc"] {
+        add_sleeper(&garage_packages, name);
+    }
+    send_signal(house.daemons[1].pid(), "HUP");
+    until_steady(
+        house.context(),
+        &house.broker,
+        "the garage's sleepers",
+        3,
+        |action, clients| {
+            ["sleepa", "sleepb", "sleepc"]
+                .iter()
+                .all(|name| clients.get(id(action, name, "garage")).is_some())
+        },
+    );
+    // One start each: the broker hands them to the three managers in turn,
+    // so at least two go through another host's manager.
+    for name in ["sleepa", "sleepb", "sleepc"] {
+        let body = serde_json::json!({"type": "plugin", "name": name, "host": "garage"}).to_string();
+        let reply = request_through_broker(house.context(), &house.broker, "plugin.start.do", &body);
+        assert_eq!(reply["status"], true, "{name}: {reply}");
+        assert_eq!(reply["host"], "garage");
+        let ran = garage_packages.join(format!("plugin_{name}/ran"));
+        let deadline = Instant::now() + DEADLINE;
+        while !ran.exists() {
+            assert!(Instant::now() < deadline, "{name} did not run on the garage");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let forwarded = house.daemons[1]
+        .log()
+        .iter()
+        .filter(|line| line.contains("request forwarded by the manager of host"))
+        .count();
+    assert!(forwarded >= 2, "{:?}", house.daemons[1].log());
+    // A host nobody knows: refused, with the reason, by whichever answers.
+    let body = r#"{"type": "plugin", "name": "x", "host": "attic"}"#;
+    let reply = request_through_broker(house.context(), &house.broker, "plugin.start.do", body);
+    assert_eq!(reply["status"], false);
+    assert_eq!(reply["reason"], "no manager of host attic on the bus");
+}
+
+/// `action` with `body` through the broker, once (a start is not
+/// repeated); its reply body, which must come within 6 s.
+fn request_through_broker(context: &zmq::Context, broker: &TestBroker, action: &str, body: &str) -> Value {
+    let socket = context.socket(zmq::REQ).unwrap();
+    socket.set_linger(0).unwrap();
+    socket.connect(&broker.endpoint).unwrap();
+    socket
+        .send_multipart([&b"MDPC01"[..], b"manager", action.as_bytes(), body.as_bytes()], 0)
+        .unwrap();
+    let mut items = [socket.as_poll_item(zmq::POLLIN)];
+    zmq::poll(&mut items, 6000).unwrap();
+    assert!(items[0].is_readable(), "no answer to {action} {body} within 6 s");
+    let reply = socket.recv_multipart(0).unwrap();
+    let result = format!("{}.result", action.trim_end_matches(".do"));
+    assert_eq!(reply[2], result.as_bytes(), "{reply:?}");
+    body_of(&reply[3])
 }

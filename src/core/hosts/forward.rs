@@ -167,7 +167,10 @@ impl Hosts {
             from: message.host,
             from_instance: message.instance,
             id: message.id,
-            frames: vec![message.action.into_bytes(), pyjson::to_string(&message.body).into_bytes()],
+            frames: vec![
+                message.action.into_bytes(),
+                pyjson::to_string(&message.body).into_bytes(),
+            ],
         });
     }
 

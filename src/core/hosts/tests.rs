@@ -340,7 +340,9 @@ fn start_do(host: &str) -> Vec<Vec<u8>> {
 
 /// The category and body of a published message.
 fn message_of(frames: &[Vec<u8>]) -> (String, Value) {
-    let category = wire::category_of(std::str::from_utf8(&frames[0]).unwrap()).unwrap().to_owned();
+    let category = wire::category_of(std::str::from_utf8(&frames[0]).unwrap())
+        .unwrap()
+        .to_owned();
     (category, parsed(std::str::from_utf8(&frames[1]).unwrap()))
 }
 
@@ -352,11 +354,20 @@ fn an_action_for_another_host_is_run_there_and_its_answer_relayed() {
     feed(&mut master, vec![garage.hello(1.0)], t0);
     let envelope = vec![b"client-7".to_vec(), Vec::new()];
     // Ours, or not an action: answered here.
-    assert_eq!(master.forward(&start_do("master"), envelope.clone(), "manager", t0), Forward::Local(envelope.clone()));
+    assert_eq!(
+        master.forward(&start_do("master"), envelope.clone(), "manager", t0),
+        Forward::Local(envelope.clone())
+    );
     let list = vec![b"client.list.get".to_vec(), br#"{"host": "garage"}"#.to_vec()];
-    assert_eq!(master.forward(&list, envelope.clone(), "manager", t0), Forward::Local(envelope.clone()));
+    assert_eq!(
+        master.forward(&list, envelope.clone(), "manager", t0),
+        Forward::Local(envelope.clone())
+    );
     // The garage's: forwarded.
-    assert_eq!(master.forward(&start_do("garage"), envelope.clone(), "manager", t0), Forward::Waiting);
+    assert_eq!(
+        master.forward(&start_do("garage"), envelope.clone(), "manager", t0),
+        Forward::Waiting
+    );
     let outgoing = master.take_outgoing(2.0);
     assert_eq!(outgoing.len(), 1);
     let (category, body) = message_of(&outgoing[0]);
@@ -384,10 +395,18 @@ fn an_action_for_another_host_is_run_there_and_its_answer_relayed() {
         relayed,
         [(
             envelope.clone(),
-            vec![b"MDPC01".to_vec(), b"manager".to_vec(), b"plugin.start.result".to_vec(), result.to_vec()]
+            vec![
+                b"MDPC01".to_vec(),
+                b"manager".to_vec(),
+                b"plugin.start.result".to_vec(),
+                result.to_vec()
+            ]
         )]
     );
-    assert_eq!(master.poll_timeout(), Some(t0 + Duration::from_millis(10) + Duration::from_secs(30)));
+    assert_eq!(
+        master.poll_timeout(),
+        Some(t0 + Duration::from_millis(10) + Duration::from_secs(30))
+    );
     // The same answer again (or late) relays nothing.
     feed(&mut master, done, t0);
     assert!(master.take_relayed().is_empty());
@@ -414,7 +433,10 @@ fn an_unknown_silent_or_mute_host_is_refused_with_a_reason() {
     );
     feed(&mut master, vec![Hosts::new("garage", "2", limits()).hello(1.0)], t0);
     // No answer: refused at the deadline, not before.
-    assert_eq!(master.forward(&start_do("garage"), envelope.clone(), "manager", t0), Forward::Waiting);
+    assert_eq!(
+        master.forward(&start_do("garage"), envelope.clone(), "manager", t0),
+        Forward::Waiting
+    );
     assert_eq!(master.poll_timeout(), Some(t0 + FORWARD_DEADLINE_FOR_TESTS));
     master.handle_timeout(t0 + Duration::from_millis(4_999));
     assert!(master.take_relayed().is_empty());
@@ -426,6 +448,8 @@ fn an_unknown_silent_or_mute_host_is_refused_with_a_reason() {
     assert_eq!(body["reason"], "the manager of host garage did not answer within 5 s");
     // Silent: refused at once.
     master.handle_timeout(t0 + Duration::from_secs(31));
-    assert!(reason(master.forward(&start_do("garage"), envelope, "manager", t0 + Duration::from_secs(31)))
-        .starts_with("host garage not heard from for more than 30 s"));
+    assert!(
+        reason(master.forward(&start_do("garage"), envelope, "manager", t0 + Duration::from_secs(31)))
+            .starts_with("host garage not heard from for more than 30 s")
+    );
 }

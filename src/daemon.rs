@@ -38,6 +38,7 @@ mod questions;
 mod scanner;
 mod sockets;
 mod state;
+mod xpl;
 
 use crate::core::bus::session::Session;
 use crate::core::config::Config;
@@ -72,9 +73,10 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
     state.say_ready();
 
     loop {
-        let deadline = session
-            .poll_timeout()
+        let xpl = sockets.xpl.as_ref().map(xpl::XplSocket::poll_timeout);
+        let deadline = [session.poll_timeout(), xpl]
             .into_iter()
+            .flatten()
             .fold(state.poll_timeout(), Instant::min);
         let mut pipes = state.plugins.poll_fds();
         // The scanner's replies, polled last among the pipes.
@@ -102,6 +104,9 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
         if ready.publisher {
             handlers::read_subscriptions(&sockets.publisher.socket, &mut state);
         }
+        if let (true, Some(xpl)) = (ready.xpl, &mut sockets.xpl) {
+            handlers::absorb_xpl(xpl, &mut state);
+        }
         if let (true, Some(dbmgr)) = (ready.dbmgr, &sockets.dbmgr) {
             questions::read_answers(&dbmgr.socket, &mut state, &mut session);
         }
@@ -109,6 +114,9 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
         session.handle_timeout(now);
         executor::execute(&mut session, &mut sockets, &mut state);
         state.handle_timeout(now);
+        if let Some(xpl) = &mut sockets.xpl {
+            xpl.send_due(now);
+        }
         questions::send_due(sockets.dbmgr.as_ref().map(|dbmgr| &dbmgr.socket), &mut state);
         state.plugins_due();
         handlers::forwarded(&mut session, &mut state);
@@ -165,6 +173,9 @@ fn leave(config: &Config, mut sockets: Sockets, mut session: Session, state: &mu
     handlers::serve_requests(&sockets, &mut session, state);
     executor::execute(&mut session, &mut sockets, state);
     let disconnected = leave_broker(&sockets, &mut session);
+    if let Some(xpl) = &sockets.xpl {
+        xpl.leave();
+    }
     stop_plugins(state, signals);
     handlers::publish(&sockets, state);
     state.manager.set_now(clock::now());
@@ -245,6 +256,7 @@ struct Ready {
     publisher: bool,
     signals: bool,
     dbmgr: bool,
+    xpl: bool,
     /// A monitor has events: a link changed.
     monitors: bool,
     /// One flag per plugin pipe, in `Plugins::poll_fds` order.
@@ -267,6 +279,10 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
     items.insert(SIGNALS, zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN));
     if let Some(dbmgr) = &sockets.dbmgr {
         items.insert(DBMGR, dbmgr.socket.as_poll_item(zmq::POLLIN));
+    }
+    let xpl_slot = items.len();
+    if let Some(xpl) = &sockets.xpl {
+        items.push(zmq::PollItem::from_fd(xpl.fd(), zmq::POLLIN));
     }
     let first_pipe = items.len();
     items.extend(pipes.iter().map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)));
@@ -304,6 +320,7 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
         publisher: ready(PUBLISHER),
         signals: ready(SIGNALS),
         dbmgr: sockets.dbmgr.is_some() && ready(DBMGR),
+        xpl: sockets.xpl.is_some() && ready(xpl_slot),
         monitors: (first_monitor..items.len()).any(ready),
         pipes: (first_pipe..first_pipe + pipes.len()).map(pipe_ready).collect(),
     }

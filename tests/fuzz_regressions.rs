@@ -45,3 +45,8 @@ fn info_json_corpus() {
 fn config_corpus() {
     run_corpus("config", checks::config);
 }
+
+#[test]
+fn xpl_corpus() {
+    run_corpus("xpl", checks::xpl);
+}

@@ -29,3 +29,4 @@ mod systemd;
 mod tools;
 mod v05;
 mod watch;
+mod xpl;

@@ -251,3 +251,64 @@ pub fn config(data: &[u8]) {
         }
     }
 }
+
+/// xPL datagrams (up to 32, separated by 0x1E): a decoded one encodes
+/// back to a datagram that decodes as itself (or is over the size limit
+/// only because the last line feed was added); an error is a short line;
+/// fed to the xPL devices' state (at most 4 kept, a minute between two
+/// datagrams), the state stays bounded, holds no Domogik source, and its
+/// deadline is never in the past after the timeouts are handled.
+pub fn xpl(data: &[u8]) {
+    use domogik_manager::core::liveness::Now;
+    use domogik_manager::core::status::Status;
+    use domogik_manager::core::xpl::devices::{Devices, Heard, DOMOGIK_VENDOR};
+    use domogik_manager::core::xpl::message::{decode, encode, MAX_DATAGRAM};
+    use std::time::{Duration, Instant};
+
+    let minute = Duration::from_secs(60);
+    let mut devices = Devices::new(4, minute);
+    let mut now = Now {
+        mono: Instant::now(),
+        unix: 1_000_000.0,
+    };
+    for datagram in data.split(|byte| *byte == 0x1e).take(MAX_MESSAGES) {
+        now = Now {
+            mono: now.mono + minute,
+            unix: now.unix + 60.0,
+        };
+        let message = match decode(datagram) {
+            Ok(message) => message,
+            Err(error) => {
+                assert_one_short_line("xpl decode error", &error.to_string());
+                continue;
+            }
+        };
+        match encode(&message) {
+            Ok(bytes) => {
+                assert!(bytes.len() <= MAX_DATAGRAM);
+                assert_eq!(decode(&bytes).as_ref(), Ok(&message), "{:?}", String::from_utf8_lossy(&bytes));
+            }
+            Err(size) => {
+                assert!(size > MAX_DATAGRAM && size == datagram.len() + 1, "{size} from {}", datagram.len());
+            }
+        }
+        let before = devices.len();
+        match devices.handle_message(&message, now) {
+            Heard::Added { source, forgotten } => {
+                assert_eq!(source, message.source.as_str());
+                assert_eq!(forgotten.is_some(), before == 4);
+                assert_eq!(devices.get(&source).map(|device| device.status()), Some(Status::Alive));
+            }
+            Heard::Changed { source, status } => {
+                assert_eq!(devices.get(&source).map(|device| device.status()), Some(status));
+            }
+            Heard::Seen | Heard::Ignored => assert_eq!(devices.len(), before),
+        }
+        assert!(devices.len() <= 4);
+        assert!(devices.iter().all(|device| device.source().vendor() != DOMOGIK_VENDOR));
+        for source in devices.handle_timeout(now.mono) {
+            assert_eq!(devices.get(&source).map(|device| device.status()), Some(Status::Dead));
+        }
+        assert!(devices.poll_timeout().is_none_or(|deadline| deadline >= now.mono));
+    }
+}

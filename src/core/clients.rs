@@ -13,6 +13,7 @@ use crate::core::packages::Package;
 use crate::core::packages::PackageFiles;
 use crate::core::status::Status;
 use crate::core::wire;
+use crate::core::xpl::devices::{Devices, DEFAULT_MAX_DEVICES};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -154,13 +155,15 @@ pub(crate) enum Applied {
 
 use crate::core::wire::xpl_source as client_id;
 
-/// Every plugin client of this host, keyed by plugin name.
+/// Every plugin client of this host, keyed by plugin name, and the xPL
+/// devices of the house (src/core/xpl/devices.rs).
 #[derive(Debug, Clone)]
 pub(crate) struct Clients {
     host: String,
     by_name: BTreeMap<String, Client>,
     /// The last [`Client::revision`] given.
     revisions: u64,
+    devices: Devices,
 }
 
 impl Clients {
@@ -169,11 +172,21 @@ impl Clients {
             host: host.into(),
             by_name: BTreeMap::new(),
             revisions: 0,
+            devices: Devices::new(DEFAULT_MAX_DEVICES, Duration::from_secs(60)),
         }
     }
 
     fn next_revision(&mut self) -> u64 {
         next_revision(&mut self.revisions)
+    }
+
+    /// The xPL devices (docs/PROTOCOL.md §11).
+    pub(crate) fn devices(&self) -> &Devices {
+        &self.devices
+    }
+
+    pub(crate) fn devices_mut(&mut self) -> &mut Devices {
+        &mut self.devices
     }
 
     pub(crate) fn host(&self) -> &str {

@@ -129,7 +129,9 @@ pub struct Config {
     pub dbmgr_timeout: Duration,
     /// Domogik's `datatypes.json` (`datatype.get`).
     pub datatypes_file: PathBuf,
-    /// The other hosts held on a bus (PROTOCOL.md §11): `max_hosts`,
+    /// The `[xpl]` section (docs/PROTOCOL.md §11).
+    pub xpl: crate::core::xpl::XplConfig,
+    /// The other hosts held on a bus (PROTOCOL.md §12): `max_hosts`,
     /// `max_host_clients`, `forget_host_after`; silent after `dead_after`.
     pub hosts: crate::core::hosts::Limits,
 }
@@ -216,7 +218,7 @@ impl fmt::Display for ConfigProblem {
                 write!(f, "key {key:?} is outside any section: put it under [mq] or [manager]")
             }
             ConfigProblem::UnknownSection(section) => {
-                write!(f, "unknown section [{section}]: expected [mq] and [manager]")
+                write!(f, "unknown section [{section}]: expected [mq], [manager] and [xpl]")
             }
             ConfigProblem::UnknownKey { key, section, known } => {
                 write!(
@@ -307,6 +309,8 @@ pub(crate) fn sanitize_hostname(hostname: &str) -> String {
 const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
 /// Keys of Domogik's other components that may sit in a copied domogik-mq.cfg.
 const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
+/// The `[xpl]` keys (docs/PROTOCOL.md §11).
+const XPL_KEYS: [&str; 4] = ["enabled", "bind_interface", "broadcast", "max_clients"];
 const MANAGER_KEYS: [&str; 19] = [
     "max_hosts",
     "max_host_clients",
@@ -443,8 +447,21 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
         silent_after: dead_after,
         forget_after: sections.get("manager", "forget_host_after", defaults.forget_after, read_delay)?,
     };
+    let enabled = sections.get("xpl", "enabled", crate::core::xpl::Enabled::Auto, crate::core::xpl::read_enabled)?;
+    let xpl = crate::core::xpl::XplConfig {
+        enabled: enabled.resolve(rep_endpoint.direction == Direction::Connect),
+        bind_interface: sections.get("xpl", "bind_interface", "lo".to_owned(), crate::core::xpl::read_bind_interface)?,
+        broadcast: sections.get("xpl", "broadcast", None, |text| crate::core::xpl::read_broadcast(text).map(Some))?,
+        max_clients: sections.get(
+            "xpl",
+            "max_clients",
+            crate::core::xpl::devices::DEFAULT_MAX_DEVICES,
+            crate::core::xpl::read_max_clients,
+        )?,
+    };
     Ok(Config {
         hosts,
+        xpl,
         dead_after,
         dbmgr_timeout,
         status_interval,
@@ -627,6 +644,7 @@ fn read_sections(text: &str) -> Result<Sections, ConfigProblem> {
         let known: &[&str] = match section {
             "mq" => &MQ_KEYS,
             "manager" => &MANAGER_KEYS,
+            "xpl" => &XPL_KEYS,
             other => return Err(ConfigProblem::UnknownSection(crate::core::wire::truncate(other, 40))),
         };
         for (key, value) in properties.iter() {
@@ -678,6 +696,32 @@ mod tests {
 
     fn parse_err(text: &str) -> String {
         parse(text, Path::new(PATH), "darkstar").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn xpl_is_on_by_default_on_a_domogik_bus_and_off_standalone() {
+        let expected = crate::core::xpl::XplConfig {
+            enabled: true,
+            bind_interface: "lo".into(),
+            broadcast: None,
+            max_clients: 256,
+        };
+        assert_eq!(parse_ok("").xpl, expected, "an existing config: a Domogik host");
+        let standalone = "[manager]\nrep_endpoint = @tcp://127.0.0.1:40410\n";
+        assert!(!parse_ok(standalone).xpl.enabled, "standalone: no hub");
+        assert!(parse_ok(&format!("{standalone}[xpl]\nenabled = yes\n")).xpl.enabled);
+        assert!(!parse_ok("[xpl]\nenabled = no\n").xpl.enabled);
+        let keys = "[xpl]\nbind_interface = *\nbroadcast = 255.255.255.255\nmax_clients = 3\n";
+        let xpl = parse_ok(keys).xpl;
+        assert_eq!(
+            (xpl.bind_interface.as_str(), xpl.broadcast, xpl.max_clients),
+            ("*", Some(std::net::Ipv4Addr::BROADCAST), 3)
+        );
+        assert_eq!(
+            parse_err("[xpl]\nmax_clients = 0\n"),
+            format!("{PATH}: [xpl] max_clients = \"0\": expected a number of xPL devices from 1 to 65536")
+        );
+        assert!(parse_err("[xpl]\nport = 3865\n").contains("unknown key \"port\" in [xpl]"));
     }
 
     #[test]

@@ -34,6 +34,7 @@ use crate::core::packages::PackageChange;
 use crate::core::status::Status;
 use crate::core::views::v05;
 use crate::core::wire::{self, BadStatusMessage};
+use crate::core::xpl::devices::Heard;
 use publications::Cache;
 use serde_json::value::RawValue;
 use std::time::{Duration, Instant};
@@ -81,7 +82,7 @@ pub struct Manager {
     cache: Cache,
     /// What the 0.5 views derive from each package, made again on change.
     v05: v05::Derivations,
-    /// The other managers' clients (PROTOCOL.md §11); `None` off a bus.
+    /// The other managers' clients (PROTOCOL.md §12); `None` off a bus.
     hosts: Option<Hosts>,
 }
 
@@ -107,14 +108,14 @@ impl Manager {
     }
 
     /// Shows the other managers' clients and publishes ours for them, as
-    /// `instance` (on a bus: PROTOCOL.md §11).
+    /// `instance` (on a bus: PROTOCOL.md §12).
     pub(crate) fn enable_hosts(&mut self, instance: &str, limits: hosts::Limits) {
         self.hosts = Some(Hosts::new(self.clients.host(), instance, limits));
     }
 
     /// A request's frames and envelope: answered here
     /// ([`hosts::Forward::Local`]), refused at once, or forwarded to the
-    /// manager of the host its body names (PROTOCOL.md §11).
+    /// manager of the host its body names (PROTOCOL.md §12).
     pub(crate) fn forward_request(&mut self, frames: &[Vec<u8>], envelope: wire::Frames) -> hosts::Forward {
         match self.hosts.as_mut() {
             Some(hosts) => hosts.forward(frames, envelope, &self.service, self.now.mono),
@@ -186,7 +187,8 @@ impl Manager {
         let deaths = self.clients.poll_timeout(self.dead_after);
         let questions = self.dbmgr.as_ref().and_then(Questions::poll_timeout);
         let hosts = self.hosts.as_ref().and_then(Hosts::poll_timeout);
-        [deaths, questions, hosts]
+        let xpl_deaths = self.clients.devices().poll_timeout();
+        [deaths, questions, hosts, xpl_deaths]
             .into_iter()
             .flatten()
             .fold(self.own.poll_timeout(), Instant::min)
@@ -208,6 +210,34 @@ impl Manager {
         }
         if let Some(status) = self.own.handle_timeout(self.now.mono) {
             self.statuses.push(self.own_status(status));
+        }
+        dead
+    }
+
+    /// The xPL devices' limits (docs/PROTOCOL.md §12): at most `max`, and
+    /// the length of an xPL minute (60 s but in tests).
+    pub(crate) fn set_xpl_limits(&mut self, max: usize, minute: Duration) {
+        *self.clients.devices_mut() = crate::core::xpl::devices::Devices::new(max, minute);
+    }
+
+    /// Applies one xPL message (docs/PROTOCOL.md §12): a device added,
+    /// changed or forgotten is published; a repeated heartbeat only moves
+    /// its `last_seen`.
+    pub(crate) fn handle_xpl_message(&mut self, message: &crate::core::xpl::message::Message) -> Heard {
+        let heard = self.clients.devices_mut().handle_message(message, self.now);
+        match &heard {
+            Heard::Added { .. } | Heard::Changed { .. } => self.mark_changed(),
+            Heard::Seen => self.cache.forget_v05(),
+            Heard::Ignored => {}
+        }
+        heard
+    }
+
+    /// The xPL devices silent for too long become dead; their sources.
+    pub(crate) fn handle_xpl_timeout(&mut self) -> Vec<String> {
+        let dead = self.clients.devices_mut().handle_timeout(self.now.mono);
+        if !dead.is_empty() {
+            self.mark_changed();
         }
         dead
     }
@@ -280,7 +310,7 @@ impl Manager {
         };
         let host = update.host.unwrap_or_else(|| self.clients.host().to_owned());
         if host != self.clients.host() {
-            // Another host's plugin: its own manager's business (§11).
+            // Another host's plugin: its own manager's business (§12).
             return StatusOutcome::NotForUs;
         }
         match self

@@ -3,7 +3,7 @@
 //! subscriptions noted; and the publications owed, sent. Each reads only
 //! what is queued, within one turn's budget, and never waits.
 
-use super::sockets::{for_each_queued, Sockets, MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN};
+use super::sockets::{for_each_queued, Sockets, MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN, MAX_WORK_PER_TURN};
 use super::state::{suppressed_note, State};
 use crate::core::bus::links;
 use crate::core::bus::session::Session;
@@ -12,7 +12,7 @@ use crate::core::hosts::Forward;
 use crate::core::log_policy::Verdict;
 use crate::core::manager::{StatusOutcome, VIEW_CATEGORIES};
 use crate::core::wire;
-use crate::{debug, info};
+use crate::{debug, info, warn};
 use std::time::{Instant, SystemTime};
 
 /// Answers the queued requests, each before the next is read: on the
@@ -26,7 +26,7 @@ pub(super) fn serve_requests(sockets: &Sockets, session: &mut Session, state: &m
     let read = if session.is_worker() {
         for_each_queued(socket, MAX_REQUESTS_PER_TURN, |message| {
             if let Some(request) = session.handle_worker_message(message, Instant::now()) {
-                // Another host's client: its manager answers (§11).
+                // Another host's client: its manager answers (§12).
                 match state.manager.forward_request(&request.body, request.envelope) {
                     Forward::Local(envelope) => {
                         let reply = state.answer(&request.body);
@@ -55,7 +55,7 @@ pub(super) fn serve_requests(sockets: &Sockets, session: &mut Session, state: &m
     log_receive_error(state, "request", read);
 }
 
-/// Requests forwarded between managers (PROTOCOL.md §11): the other
+/// Requests forwarded between managers (PROTOCOL.md §12): the other
 /// managers' run here and answered, the answers to ours (or their
 /// refusals past the deadline) relayed to the user interfaces that asked.
 pub(super) fn forwarded(session: &mut Session, state: &mut State) {
@@ -108,6 +108,31 @@ pub(super) fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
 fn log_receive_error(state: &mut State, what: &str, read: Result<(), zmq::Error>) {
     if let Err(e) = read {
         state.log_bad_input(format_args!("cannot receive a {what}: {e}"));
+    }
+}
+
+/// Applies the xPL datagrams waiting (docs/PROTOCOL.md §12); each device
+/// added, forgotten or changed is logged (within the status rate limit).
+pub(super) fn absorb_xpl(xpl: &mut super::xpl::XplSocket, state: &mut State) {
+    use crate::core::xpl::devices::Heard;
+    let now = crate::sys::clock::now();
+    for message in xpl.read(now, MAX_WORK_PER_TURN) {
+        let (source, what) = match state.manager.handle_xpl_message(&message) {
+            Heard::Added { source, forgotten } => {
+                if let Some(forgotten) = forgotten {
+                    warn!(
+                        client_id = forgotten.as_str();
+                        "xPL: forgot {forgotten}, silent the longest, to make room for {source} ([xpl] max_clients)"
+                    );
+                }
+                (source, "a new xPL client, alive".to_owned())
+            }
+            Heard::Changed { source, status } => (source, status.to_string()),
+            Heard::Seen | Heard::Ignored => continue,
+        };
+        if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
+            info!(client_id = source.as_str(); "xPL: {source} is {what}{}", suppressed_note(suppressed));
+        }
     }
 }
 

@@ -22,7 +22,7 @@ pub const MAX_STATUSES_PER_TURN: usize = 1024;
 /// And at most this long on one socket's messages per turn: a count alone
 /// let 1024 large status messages (a JSON parse each) hold a turn for
 /// seconds, delaying every reply and SIGTERM behind them.
-const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
+pub(super) const MAX_WORK_PER_TURN: Duration = Duration::from_millis(20);
 
 /// Socket limits: see docs/PROTOCOL.md, "Limits". (Public for the
 /// benchmark's floor server, which must use the same: src/daemon.rs
@@ -124,6 +124,8 @@ pub(super) struct Sockets {
     /// READY, an idle dbmgr DEALER could not.
     pub dbmgr: Option<Watched>,
     rep_endpoint: Endpoint,
+    /// The xPL socket, when `[xpl]` is on (docs/PROTOCOL.md §12).
+    pub(super) xpl: Option<super::xpl::XplSocket>,
 }
 
 impl Sockets {
@@ -141,6 +143,10 @@ impl Sockets {
             publisher: Watched::open(&context, Role::Pub, &config.pub_endpoint, heartbeat)?,
             dbmgr: None,
             rep_endpoint: config.rep_endpoint.clone(),
+            xpl: match config.xpl.enabled {
+                true => Some(super::xpl::XplSocket::open(&config.xpl, &config.host, Instant::now())?),
+                false => None,
+            },
             context,
             heartbeat,
         };
@@ -335,7 +341,7 @@ fn new_socket(
             setup(socket.set_maxmsgsize(SUB_MAX_MSG_BYTES))?;
             setup(socket.set_rcvhwm(SUB_RCVHWM))?;
             setup(socket.set_subscribe(STATUS_SUBSCRIPTION.as_bytes()))?;
-            // The other managers' clients (PROTOCOL.md §11).
+            // The other managers' clients (PROTOCOL.md §12).
             setup(socket.set_subscribe(crate::core::hosts::SUBSCRIPTION.as_bytes()))?;
         }
         Role::Pub => {

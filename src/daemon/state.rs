@@ -94,19 +94,20 @@ impl State {
             );
         }
         state.manager.set_timers(config.dead_after, config.status_interval);
+        state.manager.set_xpl_limits(config.xpl.max_clients, super::xpl::minute());
         if dbmgr {
             let limits = crate::core::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
             state.manager.enable_dbmgr(limits);
         }
         if config.pub_endpoint.direction == crate::core::config::Direction::Connect {
-            // On a bus (a forwarder): the other managers' clients (§11).
+            // On a bus (a forwarder): the other managers' clients (§12).
             let instance = format!("{}-{}", std::process::id(), (clock::now().unix * 1000.0) as u64);
             state.manager.enable_hosts(&instance, config.hosts);
         }
         state
     }
 
-    /// What happened to the other hosts (§11), said.
+    /// What happened to the other hosts (§12), said.
     pub(super) fn log_host_events(&mut self) {
         use crate::core::hosts::Event;
         for event in self.manager.take_host_events() {
@@ -157,6 +158,10 @@ impl State {
             let id = self.manager.clients().client_id(&name);
             let why = crate::core::liveness::dead_comment(self.manager.dead_after());
             warn!(client_id = id.as_str(); "{id} is dead: {why}");
+        }
+        for source in self.manager.handle_xpl_timeout() {
+            let why = self.manager.clients().devices().dead_comment(&source).unwrap_or_default();
+            info!(client_id = source.as_str(); "xPL: {source} is dead: {why}");
         }
         self.log_host_events();
     }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod commands;
+pub mod xpl;
 #[path = "../../examples/dmg_testbus/broker.rs"]
 pub mod broker;
 #[path = "../../examples/dmg_testbus/forwarder.rs"]

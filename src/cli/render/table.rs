@@ -79,6 +79,25 @@ pub(crate) fn rows(clients: &Map<String, Value>, detail: bool, v05: &Map<String,
             row
         })
         .collect();
+    // The 0.5 list's clients that are no plugin (xPL devices, docs/PROTOCOL.md
+    // §11): the seed's map has none of them.
+    rows.extend(
+        v05.iter()
+            .filter(|(_, entry)| entry.get("type").and_then(Value::as_str).is_some_and(|kind| kind != "plugin"))
+            .map(|(id, entry)| {
+                let mut row = row(id, entry, detail);
+                row.plugin = cell(entry.get("name"));
+                row.seen = entry
+                    .get("last_seen")
+                    .and_then(Value::as_f64)
+                    .map_or("-".into(), |at| ago(now - at));
+                row.pid = match entry.get("pid").and_then(Value::as_u64) {
+                    None | Some(0) => "-".into(),
+                    Some(pid) => pid.to_string(),
+                };
+                row
+            }),
+    );
     rows.sort_by(|a, b| a.id.cmp(&b.id));
     rows
 }
@@ -259,6 +278,22 @@ mod tests {
         let rows = rows(&sample(), false, &v05, 1012.9);
         assert_eq!((rows[1].seen.as_str(), rows[1].pid.as_str()), ("12 s ago", "4242"));
         assert_eq!((rows[0].seen.as_str(), rows[0].pid.as_str()), ("15 min ago", "-"));
+    }
+
+    #[test]
+    fn xpl_devices_come_from_the_v05_list_alone() {
+        let v05 = map(json!({
+            "plugin-test.box": {"type": "plugin", "last_seen": 1000.5, "pid": 4242},
+            "acme-sensor.kitchen": {"host": "kitchen", "type": "xpl_client", "name": "acme-sensor",
+                "last_seen": 1010.0, "pid": 0, "status": "dead", "configured": null},
+        }));
+        let rows = rows(&sample(), false, &v05, 1012.9);
+        assert_eq!(rows.len(), 3);
+        let device = &rows[0];
+        assert_eq!(
+            [&device.id, &device.kind, &device.plugin, &device.host, &device.status, &device.configured, &device.seen, &device.pid],
+            ["acme-sensor.kitchen", "xpl_client", "acme-sensor", "kitchen", "dead", "-", "2 s ago", "-"]
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Actions for another host's client (PROTOCOL.md §11): a `*.do` request
+//! Actions for another host's client (PROTOCOL.md §12): a `*.do` request
 //! naming another host is forwarded to that host's manager
 //! (`manager.do`), which runs it as its own request and answers
 //! (`manager.done`); the answer is relayed to the user interface that

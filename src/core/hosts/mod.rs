@@ -1,4 +1,4 @@
-//! Other hosts' clients (PROTOCOL.md §11): what the other managers on the
+//! Other hosts' clients (PROTOCOL.md §12): what the other managers on the
 //! bus published of their own clients, their liveness per host, the views
 //! merged with ours (each client once), and what we owe them (a hello, our
 //! own clients). Pure: frames and the time come in, events and frames go
@@ -50,7 +50,7 @@ const MAX_PARTS: usize = 4096;
 /// A hello asked for a host whose clients we lack, at most this often.
 const HELLO_GAP: Duration = Duration::from_secs(2);
 
-/// The bounds and delays (PROTOCOL.md §11, `[manager]` keys).
+/// The bounds and delays (PROTOCOL.md §12, `[manager]` keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Other hosts held (`max_hosts`, 64).
@@ -224,7 +224,13 @@ struct ManagerStatus {
 #[derive(Deserialize)]
 struct HostField {
     host: Option<Value>,
+    #[serde(rename = "type")]
+    kind: Option<Value>,
 }
+
+/// The type of the xPL devices' entries (§11): keyed by their xPL source,
+/// their `host` the source's instance, seen by every manager of the LAN.
+const XPL_CLIENT: &str = "xpl_client";
 
 /// A host name as §2 accepts it: 1 to 16 letters, digits or `-`.
 fn is_host_name(host: &str) -> bool {
@@ -527,10 +533,16 @@ impl Hosts {
         let entries: Entries = clients
             .into_iter()
             .filter(|(id, entry)| {
-                let fits = id.ends_with(&suffix)
-                    && (index == CONVERSION_VIEW
-                        || serde_json::from_str::<HostField>(entry.get())
-                            .is_ok_and(|field| field.host.is_none_or(|h| h.as_str() == Some(host.as_str()))));
+                let fits = if index == CONVERSION_VIEW {
+                    // An xPL device's conversions are `null`.
+                    id.ends_with(&suffix) || entry.get() == "null"
+                } else {
+                    serde_json::from_str::<HostField>(entry.get()).is_ok_and(|field| {
+                        let xpl_device = field.kind.as_ref().and_then(Value::as_str) == Some(XPL_CLIENT);
+                        xpl_device
+                            || (id.ends_with(&suffix) && field.host.is_none_or(|h| h.as_str() == Some(host.as_str())))
+                    })
+                };
                 foreign += usize::from(!fits);
                 fits
             })

@@ -453,3 +453,52 @@ fn an_unknown_silent_or_mute_host_is_refused_with_a_reason() {
             .starts_with("host garage not heard from for more than 30 s")
     );
 }
+
+#[test]
+fn xpl_devices_another_manager_sees_are_shown_once() {
+    let t0 = Instant::now();
+    let mut hosts = Hosts::new("box", "1", limits());
+    let lamp = r#""acme-lamp.hall": {"host": "hall", "type": "xpl_client", "name": "acme-lamp", "status": "alive"}"#;
+    let ours = format!("{{{lamp}}}");
+    feed(
+        &mut hosts,
+        published(
+            "garage",
+            "7",
+            2,
+            &view(&[entry("x", "garage", "alive"), lamp.to_owned()]),
+        ),
+        t0,
+    );
+    let relay = r#""acme-relay.shed": {"host": "shed", "type": "xpl_client", "name": "acme-relay", "status": "alive"}"#;
+    feed(
+        &mut hosts,
+        published(
+            "kitchen",
+            "8",
+            2,
+            &view(&[lamp.replace("alive", "dead"), relay.to_owned()]),
+        ),
+        t0,
+    );
+    feed(
+        &mut hosts,
+        published("garage", "7", 4, r#"{"plugin-x.garage": {}, "acme-lamp.hall": null}"#),
+        t0,
+    );
+    assert!(
+        !hosts
+            .take_events()
+            .iter()
+            .any(|event| matches!(event, Event::Malformed { .. })),
+        "devices are not another host's forgeries"
+    );
+    let merged = parsed(hosts.merged(2, &ours, true));
+    let text = hosts.merged(2, &ours, false).to_owned();
+    assert_eq!(text.matches("\"acme-lamp.hall\": ").count(), 1, "each once: {text}");
+    assert!(text.starts_with(&ours[..ours.len() - 1]), "ours first: {text}");
+    assert_eq!(merged.as_object().unwrap().len(), 3);
+    assert_eq!(merged["acme-lamp.hall"]["status"], "alive", "as we see it");
+    let conversions = parsed(hosts.merged(4, "{}", true));
+    assert_eq!(conversions, json!({"plugin-x.garage": {}, "acme-lamp.hall": null}));
+}

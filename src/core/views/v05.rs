@@ -251,7 +251,7 @@ struct Entry<'a> {
 impl Serialize for Entries<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let host = self.clients.host();
-        let mut map = serializer.serialize_map(Some(self.clients.len()))?;
+        let mut map = serializer.serialize_map(Some(self.clients.len() + self.clients.devices().len()))?;
         for (name, client) in self.clients.iter() {
             let derived = self.derived.of(name);
             let compliant = match &derived.compliant_xpl_clients {
@@ -275,6 +275,7 @@ impl Serialize for Entries<'_> {
             };
             map.serialize_entry(&derived.client_id, &entry)?;
         }
+        crate::core::xpl::view::add_entries(self.clients.devices(), self.detail, &mut map)?;
         map.end()
     }
 }
@@ -297,10 +298,11 @@ pub(crate) fn conversion_json(clients: &Clients, derived: &Derivations) -> Strin
     struct Conversions<'a>(&'a Clients, &'a Derivations);
     impl Serialize for Conversions<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            let mut map = serializer.serialize_map(Some(self.0.len()))?;
+            let mut map = serializer.serialize_map(Some(self.0.len() + self.0.devices().len()))?;
             for (name, client) in self.0.iter() {
                 map.serialize_entry(&self.1.of(name).client_id, &client.files.conversions)?;
             }
+            crate::core::xpl::view::add_conversions(self.0.devices(), &mut map)?;
             map.end()
         }
     }

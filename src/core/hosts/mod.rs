@@ -273,9 +273,12 @@ impl Hosts {
         std::mem::take(&mut self.events)
     }
 
-    /// Our own clients changed: the others are owed them.
+    /// Our own clients changed: the others are owed them (none while no
+    /// other manager is heard: one that joins says hello).
     pub(crate) fn own_changed(&mut self) {
-        self.clients_owed = true;
+        if !self.hosts.is_empty() {
+            self.clients_owed = true;
+        }
     }
 
     /// Our publications reach the forwarder (again): say hello, and publish

@@ -502,3 +502,15 @@ fn xpl_devices_another_manager_sees_are_shown_once() {
     let conversions = parsed(hosts.merged(4, "{}", true));
     assert_eq!(conversions, json!({"plugin-x.garage": {}, "acme-lamp.hall": null}));
 }
+
+#[test]
+fn a_lone_manager_publishes_its_clients_only_when_asked() {
+    let t0 = Instant::now();
+    let mut hosts = Hosts::new("box", "1", limits());
+    hosts.own_changed();
+    assert_eq!(hosts.take_owed(), (false, false), "nobody to tell");
+    feed(&mut hosts, vec![status_of("garage", "alive")], t0);
+    hosts.take_owed();
+    hosts.own_changed();
+    assert_eq!(hosts.take_owed(), (false, true));
+}

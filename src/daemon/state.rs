@@ -113,10 +113,14 @@ impl State {
         for event in self.manager.take_host_events() {
             match event {
                 Event::Forged { .. } | Event::Malformed { .. } => self.log_bad_input(format_args!("{event}")),
-                Event::Silent { .. } | Event::TooManyHosts { .. } | Event::TooManyClients { .. } => warn!("{event}"),
-                Event::Joined { .. } | Event::Restarted { .. } | Event::Back { .. } | Event::Forgotten { .. } => {
-                    info!("{event}")
+                Event::Silent { stopped: false, .. } | Event::TooManyHosts { .. } | Event::TooManyClients { .. } => {
+                    warn!("{event}")
                 }
+                Event::Silent { stopped: true, .. }
+                | Event::Joined { .. }
+                | Event::Restarted { .. }
+                | Event::Back { .. }
+                | Event::Forgotten { .. } => info!("{event}"),
             }
         }
     }

@@ -1,4 +1,5 @@
 //! Actions for another host's client (PROTOCOL.md §12): a `*.do` request
+//! (or `client.history.get`)
 //! naming another host is forwarded to that host's manager
 //! (`manager.do`), which runs it as its own request and answers
 //! (`manager.done`); the answer is relayed to the user interface that
@@ -76,15 +77,28 @@ struct DoneMessage {
     body: Box<RawValue>,
 }
 
-/// `plugin.start.do` → `plugin.start.result`.
+/// The `.get` forwarded too: a client's history is kept by its host's manager.
+const HISTORY_GET: &str = "client.history.get";
+
+/// Whether `action` is answered by the manager of the host its body names.
+fn forwarded(action: &str) -> bool {
+    action.ends_with(".do") || action == HISTORY_GET
+}
+
+/// `plugin.start.do` → `plugin.start.result`, `client.history.get` →
+/// `client.history.result`.
 fn result_action(action: &str) -> String {
-    format!("{}.result", action.strip_suffix(".do").unwrap_or(action))
+    let stem = action.strip_suffix(".do").or_else(|| action.strip_suffix(".get"));
+    format!("{}.result", stem.unwrap_or(action))
 }
 
 /// The refusal of `action`: its body, `status` false and the reason.
 fn refusal(framing: Framing, action: &str, mut body: Map<String, Value>, reason: String) -> Frames {
     body.insert("status".into(), Value::Bool(false));
     body.insert("reason".into(), Value::String(reason));
+    if action == HISTORY_GET {
+        body.insert("history".into(), Value::Array(Vec::new()));
+    }
     wire::encode_reply(framing, &result_action(action), pyjson::to_string(&body))
 }
 
@@ -100,7 +114,7 @@ impl Hosts {
             Some(Value::String(host)) if *host != self.own => host.clone(),
             _ => return Forward::Local(envelope),
         };
-        if !request.action.ends_with(".do") || request.service().is_some_and(|s| s != service.as_bytes()) {
+        if !forwarded(&request.action) || request.service().is_some_and(|s| s != service.as_bytes()) {
             return Forward::Local(envelope);
         }
         let refuse = |reason: String| {

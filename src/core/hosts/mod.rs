@@ -81,8 +81,9 @@ pub(crate) enum Event {
     Joined { host: String },
     /// Its manager started again: another instance (info).
     Restarted { host: String },
-    /// Silent: its running clients shown `dead` (warning).
-    Silent { host: String, why: String },
+    /// Silent: its running clients shown `dead` (warning; info when its
+    /// manager said it `stopped`).
+    Silent { host: String, why: String, stopped: bool },
     /// Heard again after it was silent (info).
     Back { host: String },
     /// Silent for longer than `forget_after` (info).
@@ -432,7 +433,7 @@ impl Hosts {
             return Handled::Taken;
         }
         if status.event.as_deref() == Some("stopped") {
-            self.set_silent(&host, format!("the manager of host {host} stopped"));
+            self.set_silent(&host, format!("the manager of host {host} stopped"), true);
         } else if self.hosts.get(&host).is_some_and(|held| !held.has_clients) {
             // Its clients never came (a hello of ours lost on its way): ask again.
             if self.last_hello.is_none_or(|last| now.duration_since(last) >= HELLO_GAP) {
@@ -601,7 +602,7 @@ impl Hosts {
         }
     }
 
-    fn set_silent(&mut self, host: &str, why: String) {
+    fn set_silent(&mut self, host: &str, why: String, stopped: bool) {
         let Some(held) = self.hosts.get_mut(host) else {
             return;
         };
@@ -610,6 +611,7 @@ impl Hosts {
             self.events.push(Event::Silent {
                 host: host.to_owned(),
                 why,
+                stopped,
             });
             self.merged = Default::default();
             self.publish_owed = true;
@@ -650,7 +652,7 @@ impl Hosts {
                 "host {name} not heard from for more than {} s",
                 seconds.trim_end_matches(".0")
             );
-            self.set_silent(&name, why);
+            self.set_silent(&name, why, false);
         }
         for (name, silent_for) in forgotten {
             self.hosts.remove(&name);

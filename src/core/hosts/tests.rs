@@ -165,7 +165,8 @@ fn a_silent_host_is_shown_dead_then_back_then_forgotten() {
         hosts.take_events(),
         [Event::Silent {
             host: "garage".into(),
-            why: "host garage not heard from for more than 30 s".into()
+            why: "host garage not heard from for more than 30 s".into(),
+            stopped: false
         }]
     );
     assert!(hosts.take_publish_owed(), "subscribers must see it");
@@ -513,4 +514,36 @@ fn a_lone_manager_publishes_its_clients_only_when_asked() {
     hosts.take_owed();
     hosts.own_changed();
     assert_eq!(hosts.take_owed(), (false, true));
+}
+
+#[test]
+fn another_hosts_history_is_asked_of_its_manager() {
+    let t0 = Instant::now();
+    let mut master = Hosts::new("master", "1", limits());
+    let ask = |host: &str| {
+        vec![
+            b"client.history.get".to_vec(),
+            format!(r#"{{"type": "plugin", "name": "x", "host": "{host}"}}"#).into_bytes(),
+        ]
+    };
+    let envelope = vec![b"c".to_vec(), Vec::new()];
+    match master.forward(&ask("attic"), envelope.clone(), "manager", t0) {
+        Forward::Reply(_, reply) => {
+            assert_eq!(reply[0], b"client.history.result");
+            let body = parsed(std::str::from_utf8(&reply[1]).unwrap());
+            assert_eq!(body["history"], json!([]));
+            assert_eq!(body["reason"], "no manager of host attic on the bus");
+        }
+        other => panic!("{other:?}"),
+    }
+    feed(&mut master, vec![Hosts::new("garage", "2", limits()).hello(1.0)], t0);
+    assert_eq!(
+        master.forward(&ask("garage"), envelope.clone(), "manager", t0),
+        Forward::Waiting
+    );
+    let list = vec![b"client.list.get".to_vec(), br#"{"host": "garage"}"#.to_vec()];
+    assert_eq!(
+        master.forward(&list, envelope.clone(), "manager", t0),
+        Forward::Local(envelope)
+    );
 }

@@ -4,11 +4,14 @@
 //! One thread, one `zmq_poll` over the SUB, the request socket (a bound
 //! ROUTER, or the MDP worker's DEALER), the PUB (read only when it is an
 //! XPUB at a forwarder: subscriptions), the monitors of the connecting
-//! sockets and the signal pipe; the poll's timeout is the time left until
-//! the nearest deadline (the next rescan, one of the manager's timers: a
-//! client's death, its own status, a `dbmgr` question; the MDP heartbeat
-//! and broker silence; a link to reopen; a plugin's kill delay or restart),
-//! so an idle manager sleeps in the kernel. The output pipes of the plugins
+//! sockets, the xPL socket (UDP, when `[xpl]` is on) and the signal pipe;
+//! the poll's timeout is the time left until the nearest deadline (the
+//! next rescan, one of the manager's timers: a client's or an xPL device's
+//! death, its own status, a `dbmgr` question; the MDP heartbeat and broker
+//! silence; a link to reopen; the forwarder's echo; our xPL heartbeat; a
+//! plugin's kill delay or restart; under systemd's watchdog, the next
+//! `WATCHDOG=1`, sent at the end of a turn and nowhere else), so an idle
+//! manager sleeps in the kernel. The output pipes of the plugins
 //! it started are polled too, and the pipe of the packages scanner, the
 //! process that does the disk reads of a rescan (`scanner.rs`): the loop
 //! never waits for the disk.
@@ -24,8 +27,8 @@
 //! `dbmgr` socket, `state.rs` is the loop's state apart from the sockets
 //! (signals, rescans through `scanner.rs`, timers, plugin starts through
 //! `processes.rs`, rate-limited log lines), `processes.rs` forks, execs,
-//! reads and reaps the plugins, and `scanner.rs` starts the packages
-//! scanner process and reads its replies.
+//! reads and reaps the plugins, `scanner.rs` starts the packages
+//! scanner process and reads its replies, and `xpl.rs` is the xPL socket.
 
 // An edge of the crate: it does I/O and reads the clock for the core
 // (clippy.toml forbids both in src/core/).
@@ -43,8 +46,9 @@ mod xpl;
 use crate::core::bus::session::Session;
 use crate::core::config::Config;
 use crate::core::status::Status;
-use crate::sys::{clock, notify};
+use crate::core::watchdog::Watchdog;
 use crate::sys::signals::SignalPipe;
+use crate::sys::{clock, notify};
 use crate::{debug, error};
 use sockets::Sockets;
 pub(crate) use sockets::StartError;
@@ -69,12 +73,13 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
         leave(config, sockets, session, &mut state, &mut signals);
         return Ok(());
     }
-    handlers::publish(&sockets, &mut state);
+    handlers::publish(&sockets, &mut session, &mut state);
     state.say_ready();
+    let mut watchdog = notify::watchdog_interval().and_then(|interval| Watchdog::new(interval, Instant::now()));
 
     loop {
         let xpl = sockets.xpl.as_ref().map(xpl::XplSocket::poll_timeout);
-        let deadline = [session.poll_timeout(), xpl]
+        let deadline = [session.poll_timeout(), xpl, watchdog.as_ref().map(Watchdog::poll_timeout)]
             .into_iter()
             .flatten()
             .fold(state.poll_timeout(), Instant::min);
@@ -99,10 +104,10 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
             handlers::serve_requests(&sockets, &mut session, &mut state);
         }
         if ready.sub {
-            handlers::absorb_statuses(&sockets.sub.socket, &mut state);
+            handlers::absorb_statuses(&sockets.sub.socket, &mut session, &mut state);
         }
         if ready.publisher {
-            handlers::read_subscriptions(&sockets.publisher.socket, &mut state);
+            handlers::read_subscriptions(&sockets.publisher.socket, &mut session, &mut state);
         }
         if let (true, Some(xpl)) = (ready.xpl, &mut sockets.xpl) {
             handlers::absorb_xpl(xpl, &mut state);
@@ -112,16 +117,20 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
         }
         let now = Instant::now();
         session.handle_timeout(now);
-        executor::execute(&mut session, &mut sockets, &mut state);
         state.handle_timeout(now);
         if let Some(xpl) = &mut sockets.xpl {
             xpl.send_due(now);
         }
-        questions::send_due(sockets.dbmgr.as_ref().map(|dbmgr| &dbmgr.socket), &mut state);
+        questions::ask_due(&mut session, &mut state);
+        executor::execute(&mut session, &mut sockets, &mut state);
         state.plugins_due();
         handlers::forwarded(&mut session, &mut state);
         executor::execute(&mut session, &mut sockets, &mut state);
-        handlers::publish(&sockets, &mut state);
+        handlers::publish(&sockets, &mut session, &mut state);
+        // Last: a ping proves a whole turn (src/core/watchdog.rs).
+        if watchdog.as_mut().is_some_and(|watchdog| watchdog.handle_timeout(Instant::now())) {
+            notify::notify(notify::WATCHDOG);
+        }
     }
     leave(config, sockets, session, &mut state, &mut signals);
     Ok(())
@@ -149,7 +158,11 @@ fn first_scan(state: &mut State, signals: &mut SignalPipe) -> Flow {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        let ready = |slot: usize| items.get(slot).is_some_and(|item| item.is_readable() || item.is_error());
+        let ready = |slot: usize| {
+            items
+                .get(slot)
+                .is_some_and(|item| item.is_readable() || item.is_error())
+        };
         if ready(0) && state.on_signals(signals.take()) == Flow::Stop {
             return Flow::Stop;
         }
@@ -177,7 +190,7 @@ fn leave(config: &Config, mut sockets: Sockets, mut session: Session, state: &mu
         xpl.leave();
     }
     stop_plugins(state, signals);
-    handlers::publish(&sockets, state);
+    handlers::publish(&sockets, &mut session, state);
     state.manager.set_now(clock::now());
     let stopped = state.manager.own_status(Status::Stopped);
     let published = match sockets.publisher.socket.send_multipart(stopped, zmq::DONTWAIT) {
@@ -320,7 +333,9 @@ fn wait(sockets: &Sockets, signals: &mut SignalPipe, pipes: &[std::os::fd::RawFd
         publisher: ready(PUBLISHER),
         signals: ready(SIGNALS),
         dbmgr: sockets.dbmgr.is_some() && ready(DBMGR),
-        xpl: sockets.xpl.is_some() && ready(xpl_slot),
+        // An error pending on the UDP socket polls as POLLERR, not
+        // POLLIN: reading it is what clears it (else the poll never sleeps).
+        xpl: sockets.xpl.is_some() && pipe_ready(xpl_slot),
         monitors: (first_monitor..items.len()).any(ready),
         pipes: (first_pipe..first_pipe + pipes.len()).map(pipe_ready).collect(),
     }

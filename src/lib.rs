@@ -4,29 +4,33 @@
 //! over ZeroMQ, answers user interfaces and publishes every change. The
 //! contract is docs/PROTOCOL.md.
 //!
-//! The layers, each using only those below it:
+//! The layers, each using only those below it (tests/layers.rs checks):
 //! - [`cli`]: the command line; `run` starts the daemon, the other
 //!   commands talk to a running manager (their pure parts, the rendering,
 //!   apart from their sockets);
-//! - [`daemon`]: the event loop, its sockets and the plugin processes;
+//! - [`daemon`]: the event loop, its sockets and the plugin processes; it
+//!   carries out what the core decides (the bus session's actions);
 //! - [`disk`] and [`sys`]: the edges to the filesystem and to the
 //!   operating system (signals, notifications, the log, the hostname);
 //! - [`core`]: everything that decides, with no I/O: the clients model, the
 //!   manager, the views, the codecs, the bus and children state machines,
 //!   and the judging of packages, config and data types. Frames, bytes and
-//!   the time come in as values; clippy.toml forbids the filesystem,
+//!   the time come in as values; replies, publications and actions (open,
+//!   close, reopen, send) go out as values, with the next deadline
+//!   (`handle_*(event, now)`, `handle_timeout`, `poll_timeout`,
+//!   `poll_action`). clippy.toml forbids the filesystem,
 //!   processes, the clocks and sockets, which only the edges allow.
 //!
 //! Items are `pub(crate)` unless tests/, examples/ or fuzz/ use them
 //! (`unreachable_pub` warns), so that the compiler flags dead code.
 
-// Nothing from the network, the disk or the config may reach a panic:
-// no unwrap, no panic!, and no index or slice that could be out of range
-// (use .get(), patterns, or iterators). Tests may do all of these.
 #![warn(unreachable_pub)]
 // Unit tests may do I/O and read the clock (a fake clock starts somewhere);
 // clippy.toml forbids both elsewhere in the core.
 #![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_types))]
+// Nothing from the network, the disk or the config may reach a panic:
+// no unwrap, no panic!, and no index or slice that could be out of range
+// (use .get(), patterns, or iterators). Tests may do all of these.
 #![cfg_attr(
     not(test),
     deny(

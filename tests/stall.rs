@@ -103,6 +103,26 @@ impl StallFs {
     }
 }
 
+impl StallFs {
+    /// Stalls, then runs `start` (which touches the folder, or starts what
+    /// will) and returns what it gave once an operation waits.
+    fn stall_and_wait_for_a_victim_of<T>(&mut self, start: impl FnOnce() -> T) -> T {
+        let from = self.said.all().len();
+        self.order("stall");
+        let started = start();
+        match self
+            .said
+            .find_from(from, Instant::now() + DEADLINE, |line| line.starts_with("blocked "))
+        {
+            Some(_) => started,
+            None => panic!(
+                "nothing touched the stalled folder within {DEADLINE:?}: {:?}",
+                self.said.all()
+            ),
+        }
+    }
+}
+
 impl Drop for StallFs {
     fn drop(&mut self) {
         // quit (releasing what waits) and a lazy unmount, whatever happens.
@@ -239,7 +259,10 @@ fn a_stalled_packages_dir_leaves_requests_answered_and_sigterm_immediate() {
     let start = r#"{"type": "plugin", "name": "rfxcom", "host": "testhost"}"#;
     let refusal = ask_within(&daemon, "plugin.start.do", start, Duration::from_secs(1)).unwrap();
     assert_eq!(refusal["status"], false, "{refusal}");
-    assert!(refusal["reason"].as_str().unwrap().contains("bin/rfxcom.py is missing"), "{refusal}");
+    assert!(
+        refusal["reason"].as_str().unwrap().contains("bin/rfxcom.py is missing"),
+        "{refusal}"
+    );
 
     // A package installed meanwhile is found once the disk answers again.
     let new = backing.join("plugin_late");
@@ -292,4 +315,74 @@ fn a_manager_started_on_a_stalled_packages_dir_serves_and_stops_at_once() {
     assert_eq!(clients.as_object().unwrap().len(), 0, "{clients}");
     daemon.signal("TERM");
     assert!(daemon.wait_exit(Duration::from_secs(1)).success());
+}
+
+/// The manager's packages scanner, from /proc: its pid.
+fn scanner_of(manager: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").unwrap().flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let scanner = cmdline.split(|&b| b == 0).nth(1) == Some(b"--packages-scanner");
+        (ppid == manager && scanner).then_some(pid)
+    })
+}
+
+#[test]
+fn a_scanner_that_dies_is_started_again_and_misses_no_removal() {
+    let dir = TempDir::new("scanner-dies");
+    let packages = copy_fixtures(&dir);
+    let mut daemon = Daemon::start(&dir, &standalone_config(&packages, "rescan_interval = 3600\n"));
+    let first = scanner_of(daemon.pid()).expect("a packages scanner runs");
+    send_signal(first, "KILL");
+    // The package goes while no scanner runs; the next one must say so.
+    std::fs::remove_dir_all(packages.join("plugin_ebusd")).unwrap();
+    let before = daemon.log().len();
+    daemon.signal("HUP");
+    daemon.wait_for_new_log("package removed: domogik-ebusd.testhost", before);
+    let second = scanner_of(daemon.pid()).expect("a new packages scanner runs");
+    assert_ne!(first, second);
+    assert_eq!(daemon.clients("clients.list.get").as_object().unwrap().len(), 3);
+    // Its end was seen (said at error, or found dead when asked), and
+    // never taken for a stranger's.
+    let log = daemon.log();
+    assert!(
+        log.iter()
+            .any(|line| line.contains("packages scanner") && line.contains("started again")),
+        "{log:#?}"
+    );
+    assert!(
+        !log.iter().any(|line| line.contains("not one of the plugins")),
+        "{log:#?}"
+    );
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+#[test]
+fn sigterm_while_the_first_scan_is_stuck_exits_at_once() {
+    let dir = TempDir::new("stall-first");
+    let backing = copy_fixtures(&dir);
+    let mountpoint = dir.join("mnt");
+    let Some(mut fs) = StallFs::mount(
+        "sigterm_while_the_first_scan_is_stuck_exits_at_once",
+        &backing,
+        &mountpoint,
+    ) else {
+        return;
+    };
+    let mut daemon = fs.stall_and_wait_for_a_victim_of(|| {
+        let path = dir.join("manager.cfg");
+        std::fs::write(&path, config_on(&mountpoint)).unwrap();
+        Daemon::spawn(&path)
+    });
+    // Before ready: the first scan is stuck in the kernel.
+    assert!(
+        !daemon.log().iter().any(|line| line.contains("ready:")),
+        "{:#?}",
+        daemon.log()
+    );
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(1));
+    assert!(status.success(), "{status:?}: {:#?}", daemon.log());
 }

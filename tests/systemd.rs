@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The next datagram on `socket` that is not empty, within the deadline.
 fn receive(socket: &UnixDatagram, deadline: Instant) -> Option<Vec<u8>> {
@@ -63,6 +63,59 @@ fn systemd_is_told_ready_reloading_and_stopping() {
     assert_eq!(notification_with(&socket, "READY=1"), "READY=1\n");
     assert!(daemon.stop().success());
     assert_eq!(notification_with(&socket, "STOPPING=1"), "STOPPING=1\n");
+}
+
+/// The watchdog (`WatchdogSec=` in the unit): with `WATCHDOG_USEC` set,
+/// `WATCHDOG=1` comes from the loop at half of it, every time well within
+/// it; a process stopped (SIGSTOP: a stuck loop, as far as systemd can
+/// tell) sends none, and the pings resume with it. Without `WATCHDOG_USEC`,
+/// or when `WATCHDOG_PID` names another process (a plugin that inherited
+/// it), there is none.
+#[test]
+fn the_watchdog_hears_from_the_loop_at_half_its_interval_and_never_from_a_stopped_one() {
+    let dir = TempDir::new("watchdog");
+    let packages = copy_fixtures(&dir);
+    let config = dir.join("manager.cfg");
+    std::fs::write(&config, standalone_config(&packages, "")).unwrap();
+    let start = |name: &str, env: &[(&str, &str)]| {
+        let socket_path = dir.join(name);
+        let socket = UnixDatagram::bind(&socket_path).unwrap();
+        let mut command = manager_command(&config);
+        command.env("NOTIFY_SOCKET", &socket_path).env_remove("WATCHDOG_USEC").env_remove("WATCHDOG_PID");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let daemon = Daemon::from_child(child);
+        assert_eq!(notification_with(&socket, "READY=1"), "READY=1\n");
+        (daemon, socket)
+    };
+    let interval = Duration::from_millis(1500);
+    let (daemon, socket) = start("notify.sock", &[("WATCHDOG_USEC", &interval.as_micros().to_string())]);
+    // Three pings, each within the interval of the one before.
+    let mut last = Instant::now();
+    for ping in 0..3 {
+        assert_eq!(notification_with(&socket, "WATCHDOG=1"), "WATCHDOG=1\n");
+        let gap = last.elapsed();
+        assert!(gap < interval, "ping {ping} came {gap:?} after the last, later than WATCHDOG_USEC {interval:?}");
+        last = Instant::now();
+    }
+    // Stopped, it says nothing for twice the interval; continued, it pings again.
+    crate::util::send_signal(daemon.pid(), "STOP");
+    while receive(&socket, Instant::now() + Duration::from_millis(50)).is_some() {}
+    assert_eq!(receive(&socket, Instant::now() + interval * 2), None, "a ping from a stopped process");
+    crate::util::send_signal(daemon.pid(), "CONT");
+    assert_eq!(notification_with(&socket, "WATCHDOG=1"), "WATCHDOG=1\n");
+    drop(daemon);
+
+    for (name, env) in [
+        ("none.sock", &[][..]),
+        ("other.sock", &[("WATCHDOG_USEC", "200000"), ("WATCHDOG_PID", "1")][..]),
+    ] {
+        let (_daemon, socket) = start(name, env);
+        let quiet = receive(&socket, Instant::now() + Duration::from_millis(600));
+        assert!(quiet.is_none(), "{name}: {:?}", quiet.map(String::from_utf8));
+    }
 }
 
 /// One record of the journal's native protocol: `KEY=value\n`, or

@@ -4,11 +4,11 @@
 //! devices heartbeating through it over real UDP. An xPL minute is
 //! shortened with the test knob; every wait has a deadline.
 
-use crate::util::commands::{ipc_config, run_command, stdout_of};
+use crate::util::commands::{ipc_config, run_command, stdout_of, Watcher};
 use crate::util::xpl::{Device, Hub};
 use crate::util::{
-    await_publication, body_of, connect_pubsub, copy_fixtures, manager_command, standalone_config, subscriber, Daemon, TempDir,
-    DEADLINE,
+    await_publication, body_of, connect_pubsub, copy_fixtures, manager_command, seed_status, standalone_config,
+    subscriber, Daemon, TempDir, DEADLINE,
 };
 use serde_json::{json, Value};
 use std::path::Path;
@@ -73,7 +73,9 @@ fn a_device_heartbeating_through_the_hub_is_alive_then_dead_after_twice_its_inte
     connect_pubsub(&daemon.plugin_publisher(), &ui);
     let device = Device::new("acme-sensor.kitchen", &hub);
     device.heartbeat("hbeat.app", 1);
-    let (entry, _) = await_entry(&daemon, "acme-sensor.kitchen", "listed alive", |entry| entry["status"] == "alive");
+    let (entry, _) = await_entry(&daemon, "acme-sensor.kitchen", "listed alive", |entry| {
+        entry["status"] == "alive"
+    });
     let last_seen = entry["last_seen"].as_f64().unwrap();
     assert_eq!(
         entry,
@@ -100,10 +102,27 @@ fn a_device_heartbeating_through_the_hub_is_alive_then_dead_after_twice_its_inte
     // `dmg_manager clients` shows it beside the plugins.
     let output = run_command(&dir.join("manager.cfg"), &["clients"]);
     let table = stdout_of(&output);
-    let line = table.lines().find(|line| line.starts_with("acme-sensor.kitchen")).unwrap_or_else(|| panic!("{table}"));
+    let line = table
+        .lines()
+        .find(|line| line.starts_with("acme-sensor.kitchen"))
+        .unwrap_or_else(|| panic!("{table}"));
     let cells: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(cells[..6], ["acme-sensor.kitchen", "xpl_client", "acme-sensor", "kitchen", "alive", "-"], "{table}");
-    assert!(table.lines().any(|line| line.starts_with("domogik-diskfree.testhost")), "{table}");
+    assert_eq!(
+        cells[..6],
+        [
+            "acme-sensor.kitchen",
+            "xpl_client",
+            "acme-sensor",
+            "kitchen",
+            "alive",
+            "-"
+        ],
+        "{table}"
+    );
+    assert!(
+        table.lines().any(|line| line.starts_with("domogik-diskfree.testhost")),
+        "{table}"
+    );
 
     // Heard again: alive, later last_seen. Then silent: dead after more
     // than 2 × 1 minute + 1 minute, not before.
@@ -112,10 +131,18 @@ fn a_device_heartbeating_through_the_hub_is_alive_then_dead_after_twice_its_inte
     await_entry(&daemon, "acme-sensor.kitchen", "seen again", |entry| {
         entry["last_seen"].as_f64().unwrap() > last_seen
     });
-    let (dead, at) = await_entry(&daemon, "acme-sensor.kitchen", "dead", |entry| entry["status"] == "dead");
+    let (dead, at) = await_entry(&daemon, "acme-sensor.kitchen", "dead", |entry| {
+        entry["status"] == "dead"
+    });
     let silence = at - last;
-    assert!(silence >= MINUTE * 3, "dead after {silence:?} of silence, before 3 xPL minutes");
-    assert!(silence < MINUTE * 3 + Duration::from_secs(2), "dead only after {silence:?}");
+    assert!(
+        silence >= MINUTE * 3,
+        "dead after {silence:?} of silence, before 3 xPL minutes"
+    );
+    assert!(
+        silence < MINUTE * 3 + Duration::from_secs(2),
+        "dead only after {silence:?}"
+    );
     assert_eq!(dead["last_seen"], v05_list(&daemon)["acme-sensor.kitchen"]["last_seen"]);
     await_publication(&ui, "client.list with the device dead", |publication| {
         publication.category() == "client.list" && publication.body["acme-sensor.kitchen"]["status"] == "dead"
@@ -123,9 +150,13 @@ fn a_device_heartbeating_through_the_hub_is_alive_then_dead_after_twice_its_inte
 
     // Back: alive at its next heartbeat; hbeat.end: stopped at once.
     device.heartbeat("hbeat.basic", 1);
-    await_entry(&daemon, "acme-sensor.kitchen", "alive again", |entry| entry["status"] == "alive");
+    await_entry(&daemon, "acme-sensor.kitchen", "alive again", |entry| {
+        entry["status"] == "alive"
+    });
     device.heartbeat("hbeat.end", 1);
-    await_entry(&daemon, "acme-sensor.kitchen", "stopped", |entry| entry["status"] == "stopped");
+    await_entry(&daemon, "acme-sensor.kitchen", "stopped", |entry| {
+        entry["status"] == "stopped"
+    });
 }
 
 #[test]
@@ -146,8 +177,15 @@ fn domogiks_own_sources_are_not_xpl_clients_and_bad_datagrams_are_dropped_with_a
     let list = v05_list(&daemon);
     assert!(list.get("domogik-diskfree.testhost").is_none(), "{list}");
     assert!(list.get("acme-noisy.x").is_none(), "{list}");
-    let warning = daemon.log().into_iter().find(|line| line.contains("xPL: datagram from")).unwrap();
-    assert!(warning.contains("warn") && warning.contains("a control character in a body value"), "{warning}");
+    let warning = daemon
+        .log()
+        .into_iter()
+        .find(|line| line.contains("xPL: datagram from"))
+        .unwrap();
+    assert!(
+        warning.contains("warn") && warning.contains("a control character in a body value"),
+        "{warning}"
+    );
 }
 
 #[test]
@@ -181,21 +219,29 @@ fn standalone_without_an_xpl_section_opens_no_xpl_socket() {
     let dir = TempDir::new("xpl-off");
     let packages = copy_fixtures(&dir);
     let daemon = Daemon::start(&dir, &standalone_config(&packages, ""));
-    assert!(!daemon.log().iter().any(|line| line.contains("xPL")), "{:?}", daemon.log());
+    assert!(
+        !daemon.log().iter().any(|line| line.contains("xPL")),
+        "{:?}",
+        daemon.log()
+    );
 }
 
 #[test]
 fn an_interface_that_does_not_exist_stops_the_start_naming_the_key() {
     let dir = TempDir::new("xpl-no-interface");
     let packages = copy_fixtures(&dir);
-    let config = format!("{}[xpl]\nenabled = yes\nbind_interface = nope0\n", ipc_config(&dir, &packages, ""));
+    let config = format!(
+        "{}[xpl]\nenabled = yes\nbind_interface = nope0\n",
+        ipc_config(&dir, &packages, "")
+    );
     let path = dir.join("manager.cfg");
     std::fs::write(&path, config).unwrap();
     let output = manager_command(&path).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("[xpl] bind_interface = nope0: no such interface with an IPv4 address that is up (there are: lo"),
+        stderr
+            .contains("[xpl] bind_interface = nope0: no such interface with an IPv4 address that is up (there are: lo"),
         "{stderr}"
     );
 }
@@ -222,6 +268,65 @@ fn no_hub_is_said_once_after_a_minute_and_its_arrival_too() {
     let hub = Hub::start_on(MINUTE, port);
     hub.await_line("registered domogik-manager.testhost ");
     daemon.wait_for_log("xPL: registered with the hub");
-    let warnings = daemon.log().iter().filter(|line| line.contains("no hub has answered")).count();
+    let warnings = daemon
+        .log()
+        .iter()
+        .filter(|line| line.contains("no hub has answered"))
+        .count();
     assert_eq!(warnings, 1);
+}
+
+#[test]
+fn watch_shows_a_device_added_and_its_changes() {
+    let hub = Hub::start(MINUTE);
+    let dir = TempDir::new("xpl-watch");
+    let daemon = start(&dir, &hub, "");
+    let mut watch = Watcher::start(&dir.join("manager.cfg"), &[]);
+    watch.wait_stderr("watching 4 clients");
+    let plugin = daemon.plugin_publisher();
+    watch.prime(|event| plugin.send_multipart(seed_status("test", event), 0).unwrap());
+    let device = Device::new("acme-sensor.kitchen", &hub);
+    device.heartbeat("hbeat.app", 1);
+    let line = watch.line("about the device", |line| line.contains("acme-sensor.kitchen"));
+    assert!(line.ends_with(" acme-sensor.kitchen added (alive)"), "{line}");
+    device.heartbeat("hbeat.end", 1);
+    let line = watch.line("about the device", |line| line.contains("acme-sensor.kitchen"));
+    assert!(line.ends_with(" acme-sensor.kitchen alive → stopped"), "{line}");
+    watch.signal("TERM");
+    assert_eq!(watch.wait_exit(Duration::from_secs(2)).code(), Some(0));
+}
+
+/// A config written before xPL existed, on a Domogik bus (a broker): xPL is
+/// on, with the shipped defaults, and the devices come through the broker.
+#[test]
+fn on_a_domogik_bus_an_existing_config_lists_the_xpl_devices() {
+    let hub = Hub::start(MINUTE);
+    let broker = crate::util::TestBroker::start(None);
+    let forwarder = crate::util::Forwarder::start(None);
+    let dir = TempDir::new("xpl-bus");
+    let packages = copy_fixtures(&dir);
+    let config = crate::util::bus_config(&broker, &forwarder, &packages);
+    assert!(!config.contains("[xpl]"), "{config}");
+    let mut daemon = Daemon::start_with(&dir, &config, xpl_command(&hub));
+    daemon.wait_for_log("xPL: listening on 127.0.0.1:");
+    hub.await_line("registered domogik-manager.testhost ");
+    Device::new("acme-sensor.kitchen", &hub).heartbeat("hbeat.app", 5);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let reply = crate::util::broker_request(
+            daemon.context(),
+            &broker.endpoint,
+            "manager",
+            Some("None"),
+            "client.list.get",
+            DEADLINE,
+        );
+        if let Some(reply) = reply {
+            if body_of(&reply[3])["acme-sensor.kitchen"]["status"] == "alive" {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the device never listed through the broker");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

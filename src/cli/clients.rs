@@ -4,7 +4,7 @@
 
 use super::endpoints::{self, Peer};
 use super::render::{colour, table};
-use super::{net, stdout_failed, ToolError};
+use super::{net, stdout_failed, ToolError, Unexpected};
 use crate::core::config::Config;
 use crate::core::manager::{DETAIL_GET, DETAIL_RESULT, ERROR_ACTION, LIST_GET, LIST_RESULT};
 use crate::core::wire::{self, ReceivedReply};
@@ -77,7 +77,7 @@ pub(crate) fn fetch(
     detail: bool,
     timeout: Duration,
 ) -> Result<Fetched, ToolError> {
-    let target = endpoints::target(Peer::Requests, config).map_err(ToolError)?;
+    let target = endpoints::target(Peer::Requests, config)?;
     let (action, result) = if detail {
         (DETAIL_GET, DETAIL_RESULT)
     } else {
@@ -89,7 +89,7 @@ pub(crate) fn fetch(
 
 /// The 0.5 list, `{plugin-NAME.HOST: ENTRY, ...}`; `None` if the manager
 /// does not answer it.
-fn fetch_v05_list(context: &zmq::Context, config: &Config, timeout: Duration) -> Option<Map<String, Value>> {
+pub(crate) fn fetch_v05_list(context: &zmq::Context, config: &Config, timeout: Duration) -> Option<Map<String, Value>> {
     let target = endpoints::target(Peer::Requests, config).ok()?;
     let reply = net::request(context, &target, &config.service, "client.list.get", timeout).ok()?;
     match serde_json::from_str(&reply.body) {
@@ -101,7 +101,7 @@ fn fetch_v05_list(context: &zmq::Context, config: &Config, timeout: Duration) ->
 /// `--history NAME`: the reply body (`--json`) or one line per change,
 /// newest first: `TIME  STATUS  COMMENT`, TIME in UTC as in the log.
 fn history(context: &zmq::Context, config: &Config, name: &str, options: &ClientsOptions) -> Result<String, ToolError> {
-    let target = endpoints::target(Peer::Requests, config).map_err(ToolError)?;
+    let target = endpoints::target(Peer::Requests, config)?;
     let body = serde_json::json!({"type": "plugin", "name": name, "host": config.host}).to_string();
     let reply = net::request_with(
         context,
@@ -115,23 +115,24 @@ fn history(context: &zmq::Context, config: &Config, name: &str, options: &Client
 }
 
 /// The text `--history` prints for a `client.history.result` reply.
-fn history_text(reply: &ReceivedReply, json: bool) -> Result<String, String> {
-    let body: Value = serde_json::from_str(&reply.body).map_err(|e| format!("the reply body is not JSON: {e}"))?;
+fn history_text(reply: &ReceivedReply, json: bool) -> Result<String, Unexpected> {
+    let body: Value = serde_json::from_str(&reply.body).map_err(|e| Unexpected::NotJson(e.to_string()))?;
     let reason = || match body.get("reason") {
         Some(Value::String(reason)) => table::clean(reason),
         _ => "no reason given".into(),
     };
     if reply.action == ERROR_ACTION {
-        return Err(format!("the manager answered error: {}", reason()));
+        return Err(Unexpected::Refused(reason()));
     }
     if reply.action != "client.history.result" {
-        return Err(format!(
-            "unexpected reply action \"{}\", expected client.history.result (a manager older than Domogik 0.5's dialect?)",
-            wire::truncate(&reply.action, 40)
-        ));
+        return Err(Unexpected::Action {
+            action: wire::truncate(&reply.action, 40),
+            expected: "client.history.result".into(),
+            hint: " (a manager older than Domogik 0.5's dialect?)",
+        });
     }
     if body.get("status") != Some(&Value::Bool(true)) {
-        return Err(format!("the manager has no such client: {}", reason()));
+        return Err(Unexpected::NoSuchClient(reason()));
     }
     if json {
         return Ok(format!("{}\n", reply.body));
@@ -163,7 +164,7 @@ fn history_text(reply: &ReceivedReply, json: bool) -> Result<String, String> {
 }
 
 /// The clients map of a `*.result` reply, or what is wrong with the reply.
-fn clients_of(reply: ReceivedReply, expected: &str) -> Result<Fetched, String> {
+fn clients_of(reply: ReceivedReply, expected: &str) -> Result<Fetched, Unexpected> {
     let body = serde_json::from_str::<Value>(&reply.body);
     if reply.action == ERROR_ACTION {
         let reason = match body.as_ref().ok().and_then(|body| body.get("reason")) {
@@ -171,14 +172,15 @@ fn clients_of(reply: ReceivedReply, expected: &str) -> Result<Fetched, String> {
             // truncate escapes control characters itself.
             _ => wire::truncate(&reply.body, 200),
         };
-        return Err(format!("the manager answered error: {reason}"));
+        return Err(Unexpected::Refused(reason));
     }
-    let body = body.map_err(|e| format!("the reply body is not JSON: {e}"))?;
+    let body = body.map_err(|e| Unexpected::NotJson(e.to_string()))?;
     if reply.action != expected {
-        return Err(format!(
-            "unexpected reply action \"{}\", expected {expected}",
-            wire::truncate(&reply.action, 40)
-        ));
+        return Err(Unexpected::Action {
+            action: wire::truncate(&reply.action, 40),
+            expected: expected.to_owned(),
+            hint: "",
+        });
     }
     match body {
         Value::Object(mut object) => match object.remove("clients") {
@@ -186,9 +188,9 @@ fn clients_of(reply: ReceivedReply, expected: &str) -> Result<Fetched, String> {
                 body: reply.body,
                 clients,
             }),
-            _ => Err("the reply has no \"clients\" object".into()),
+            _ => Err(Unexpected::NoClients),
         },
-        _ => Err("the reply body is not a JSON object".into()),
+        _ => Err(Unexpected::NotAnObject),
     }
 }
 
@@ -215,14 +217,19 @@ mod tests {
             .starts_with("no change"));
         let refused = r#"{"status": false, "reason": "no client plugin-zz.h", "history": []}"#;
         assert_eq!(
-            history_text(&reply("client.history.result", refused), false).unwrap_err(),
+            history_text(&reply("client.history.result", refused), false)
+                .unwrap_err()
+                .to_string(),
             "the manager has no such client: no client plugin-zz.h"
         );
         let old = history_text(
             &reply("error", r#"{"status": false, "reason": "unknown action"}"#),
             false,
         );
-        assert_eq!(old.unwrap_err(), "the manager answered error: unknown action");
+        assert_eq!(
+            old.unwrap_err().to_string(),
+            "the manager answered error: unknown action"
+        );
     }
 
     #[test]
@@ -268,7 +275,10 @@ mod tests {
             reply("error", r#"{"status": false, "reason": "unknown service \"x\""}"#),
             LIST_RESULT,
         );
-        assert_eq!(error.unwrap_err(), "the manager answered error: unknown service \"x\"");
+        assert_eq!(
+            error.unwrap_err().to_string(),
+            "the manager answered error: unknown service \"x\""
+        );
     }
 
     #[test]
@@ -280,7 +290,7 @@ mod tests {
             (DETAIL_RESULT, "{}", "unexpected reply action"),
             ("error", "oops", "answered error: oops"),
         ] {
-            let error = clients_of(reply(action, body), LIST_RESULT).unwrap_err();
+            let error = clients_of(reply(action, body), LIST_RESULT).unwrap_err().to_string();
             assert!(error.contains(expected), "{error}");
         }
     }

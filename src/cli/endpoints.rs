@@ -24,7 +24,9 @@
 //! a message saying to set a fixed one; so is a mixed layout where one side
 //! binds and the other goes through a forwarder.
 
+use super::ToolError;
 use crate::core::config::{Config, Direction, Endpoint};
+use std::fmt;
 
 /// What a command needs from the manager.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,9 +50,58 @@ pub(crate) struct Target {
     pub broker: bool,
 }
 
+/// Why the config alone cannot tell where a command connects; displayed as
+/// one line after the config file's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NoTarget {
+    /// `own` connects to a forwarder whose other side `other` does not
+    /// give (it binds): keys and endpoints.
+    ForwarderUnknown {
+        own_key: &'static str,
+        own: Endpoint,
+        other_key: &'static str,
+        other: Endpoint,
+    },
+    /// The endpoint connects out to a broker: where do its clients (`what`)
+    /// connect?
+    ConnectsOut {
+        key: &'static str,
+        endpoint: Endpoint,
+        what: &'static str,
+    },
+    /// The endpoint binds a free port chosen at start.
+    FreePort { key: &'static str, endpoint: Endpoint },
+}
+
+impl fmt::Display for NoTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoTarget::ForwarderUnknown {
+                own_key,
+                own,
+                other_key,
+                other,
+            } => write!(
+                f,
+                "{own_key} = {own} connects to a forwarder, but {other_key} = {other} binds: \
+                 the config does not say where the forwarder's other side is"
+            ),
+            NoTarget::ConnectsOut { key, endpoint, what } => write!(
+                f,
+                "{key} = {endpoint} connects out to a broker: the config does not say where its {what} clients connect"
+            ),
+            NoTarget::FreePort { key, endpoint } => write!(
+                f,
+                "{key} = {endpoint} binds a free port chosen at start, which the config does not tell: \
+                 set a fixed port (or an ipc:// path) to use this command"
+            ),
+        }
+    }
+}
+
 /// Where to connect for `peer`, or one line saying why the config alone
 /// cannot tell. Both name the config file.
-pub(crate) fn target(peer: Peer, config: &Config) -> Result<Target, String> {
+pub(crate) fn target(peer: Peer, config: &Config) -> Result<Target, ToolError> {
     let file = config.path.display();
     match target_in(peer, config) {
         Ok(Target {
@@ -62,11 +113,11 @@ pub(crate) fn target(peer: Peer, config: &Config) -> Result<Target, String> {
             origin: format!("{origin} in {file}"),
             broker,
         }),
-        Err(why) => Err(format!("{file}: {why}")),
+        Err(why) => Err(ToolError(format!("{file}: {why}"))),
     }
 }
 
-fn target_in(peer: Peer, config: &Config) -> Result<Target, String> {
+fn target_in(peer: Peer, config: &Config) -> Result<Target, NoTarget> {
     let (own, own_key, other, other_key) = match peer {
         Peer::Requests if config.rep_endpoint.direction == Direction::Connect => {
             return Ok(Target {
@@ -100,26 +151,30 @@ fn target_in(peer: Peer, config: &Config) -> Result<Target, String> {
             origin: format!("the MQ forwarder's other side, {other_key} = {other}"),
             broker: false,
         }),
-        Direction::Bind => Err(format!(
-            "{own_key} = {own} connects to a forwarder, but {other_key} = {other} binds: \
-             the config does not say where the forwarder's other side is"
-        )),
+        Direction::Bind => Err(NoTarget::ForwarderUnknown {
+            own_key,
+            own: own.clone(),
+            other_key,
+            other: other.clone(),
+        }),
     }
 }
 
 /// The connect address for an endpoint the daemon binds.
-fn bound_target(endpoint: &Endpoint, key: &str, what: &str) -> Result<Target, String> {
+fn bound_target(endpoint: &Endpoint, key: &'static str, what: &'static str) -> Result<Target, NoTarget> {
     if endpoint.direction == Direction::Connect {
-        return Err(format!(
-            "{key} = {endpoint} connects out to a broker: the config does not say where its {what} clients connect"
-        ));
+        return Err(NoTarget::ConnectsOut {
+            key,
+            endpoint: endpoint.clone(),
+            what,
+        });
     }
     let address = &endpoint.address;
     if address.ends_with(":*") || address == "ipc://*" {
-        return Err(format!(
-            "{key} = {endpoint} binds a free port chosen at start, which the config does not tell: \
-             set a fixed port (or an ipc:// path) to use this command"
-        ));
+        return Err(NoTarget::FreePort {
+            key,
+            endpoint: endpoint.clone(),
+        });
     }
     let address = match ["tcp://*:", "tcp://0.0.0.0:", "tcp://[::]:"]
         .iter()
@@ -203,12 +258,15 @@ mod tests {
     #[test]
     fn what_the_config_cannot_tell_is_refused_with_the_key() {
         let free = config("rep_endpoint = @tcp://127.0.0.1:*\npub_endpoint = @ipc://*\n");
-        let error = target(Peer::Requests, &free).unwrap_err();
+        let error = target(Peer::Requests, &free).unwrap_err().0;
         assert!(
             error.contains("rep_endpoint") && error.contains("fixed port"),
             "{error}"
         );
-        assert!(target(Peer::Publications, &free).unwrap_err().contains("pub_endpoint"));
+        assert!(target(Peer::Publications, &free)
+            .unwrap_err()
+            .0
+            .contains("pub_endpoint"));
 
         let broker = config("rep_endpoint = >tcp://127.0.0.1:9\n");
         let through = target(Peer::Requests, &broker).unwrap();
@@ -218,7 +276,7 @@ mod tests {
         // The daemon's PUB goes to a forwarder but its SUB binds: the
         // forwarder's subscriber side is nowhere in the config.
         let mixed = config("sub_endpoint = @tcp://127.0.0.1:40411\n");
-        let error = target(Peer::Publications, &mixed).unwrap_err();
+        let error = target(Peer::Publications, &mixed).unwrap_err().0;
         assert!(
             error.contains("pub_endpoint") && error.contains("sub_endpoint"),
             "{error}"

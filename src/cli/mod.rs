@@ -49,6 +49,62 @@ impl fmt::Display for ToolError {
 
 impl std::error::Error for ToolError {}
 
+/// What is wrong with what the manager sent back (a reply, a publication);
+/// displayed as the line a command prints, before where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unexpected {
+    /// The manager answered `error`, for this reason.
+    Refused(String),
+    /// The body is not JSON (the parser's reason).
+    NotJson(String),
+    NotAnObject,
+    /// Another reply action than the one expected; `hint` ends the line.
+    Action {
+        action: String,
+        expected: String,
+        hint: &'static str,
+    },
+    /// `client.history.result` says the client is not the manager's.
+    NoSuchClient(String),
+    NoClients,
+    /// `plugin.start.result` says the plugin was not started, and why.
+    NotStarted {
+        name: String,
+        reason: String,
+    },
+    NoStatus,
+    /// A publication of another number of frames than 2.
+    FrameCount(usize),
+    MsgIdNotUtf8,
+    /// A publication of another category (its msg_id, shortened).
+    MsgId(String),
+    /// The publication's body is not a JSON object (why, as a predicate).
+    Body(String),
+}
+
+impl fmt::Display for Unexpected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unexpected::Refused(reason) => write!(f, "the manager answered error: {reason}"),
+            Unexpected::NotJson(why) => write!(f, "the reply body is not JSON: {why}"),
+            Unexpected::NotAnObject => f.write_str("the reply body is not a JSON object"),
+            Unexpected::Action { action, expected, hint } => {
+                write!(f, "unexpected reply action \"{action}\", expected {expected}{hint}")
+            }
+            Unexpected::NoSuchClient(reason) => write!(f, "the manager has no such client: {reason}"),
+            Unexpected::NoClients => f.write_str("the reply has no \"clients\" object"),
+            Unexpected::NotStarted { name, reason } => write!(f, "plugin {name} not started: {reason}"),
+            Unexpected::NoStatus => f.write_str("the reply has no boolean \"status\""),
+            Unexpected::FrameCount(count) => write!(f, "expected 2 frames (msg_id, body), got {count}"),
+            Unexpected::MsgIdNotUtf8 => f.write_str("the msg_id is not UTF-8 text"),
+            Unexpected::MsgId(msg_id) => write!(f, "unexpected msg_id \"{msg_id}\""),
+            Unexpected::Body(why) => write!(f, "the body {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Unexpected {}
+
 /// `3 s`, `0.5 s`: a timeout as a user wrote it.
 pub(crate) fn seconds(duration: Duration) -> String {
     format!("{} s", duration.as_secs_f64())

@@ -3,7 +3,7 @@
 
 use super::endpoints::{self, Peer};
 use super::render::table;
-use super::{net, ToolError};
+use super::{net, ToolError, Unexpected};
 use crate::core::config::Config;
 use crate::core::manager::{ERROR_ACTION, START_DO, START_RESULT};
 use crate::core::wire::{self, ReceivedReply};
@@ -21,11 +21,11 @@ pub(crate) struct StartOptions {
 /// Runs `start`: prints `started plugin NAME on HOST` and succeeds, or
 /// fails with the manager's reason.
 pub(crate) fn run(config: &Config, options: &StartOptions) -> Result<(), ToolError> {
-    let target = endpoints::target(Peer::Requests, config).map_err(ToolError)?;
+    let target = endpoints::target(Peer::Requests, config)?;
     let context = zmq::Context::new();
     let body = request_body(&options.name, &config.host);
     let reply = net::request_with(&context, &target, &config.service, START_DO, &body, options.timeout)?;
-    let line = outcome(&reply, &options.name, &config.host).map_err(ToolError)?;
+    let line = outcome(&reply, &options.name, &config.host).map_err(|why| ToolError(why.to_string()))?;
     println!("{line}");
     Ok(())
 }
@@ -36,25 +36,29 @@ pub(crate) fn request_body(name: &str, host: &str) -> String {
 }
 
 /// What a `plugin.start.result` (or `error`) reply means, as one line.
-pub(crate) fn outcome(reply: &ReceivedReply, name: &str, host: &str) -> Result<String, String> {
-    let body: Value = serde_json::from_str(&reply.body).map_err(|e| format!("the reply body is not JSON: {e}"))?;
+pub(crate) fn outcome(reply: &ReceivedReply, name: &str, host: &str) -> Result<String, Unexpected> {
+    let body: Value = serde_json::from_str(&reply.body).map_err(|e| Unexpected::NotJson(e.to_string()))?;
     let reason = || match body.get("reason") {
         Some(Value::String(reason)) if !reason.is_empty() => table::clean(reason),
         _ => "no reason given".to_owned(),
     };
     if reply.action == ERROR_ACTION {
-        return Err(format!("the manager answered error: {}", reason()));
+        return Err(Unexpected::Refused(reason()));
     }
     if reply.action != START_RESULT {
-        return Err(format!(
-            "unexpected reply action \"{}\", expected {START_RESULT}",
-            wire::truncate(&reply.action, 40)
-        ));
+        return Err(Unexpected::Action {
+            action: wire::truncate(&reply.action, 40),
+            expected: START_RESULT.to_owned(),
+            hint: "",
+        });
     }
     match body.get("status") {
         Some(Value::Bool(true)) => Ok(format!("started plugin {name} on {host}")),
-        Some(Value::Bool(false)) => Err(format!("plugin {name} not started: {}", reason())),
-        _ => Err("the reply has no boolean \"status\"".into()),
+        Some(Value::Bool(false)) => Err(Unexpected::NotStarted {
+            name: name.to_owned(),
+            reason: reason(),
+        }),
+        _ => Err(Unexpected::NoStatus),
     }
 }
 
@@ -75,19 +79,21 @@ mod tests {
             r#"{"status": false, "reason": "plugin a is already running (pid 7)"}"#,
         );
         assert_eq!(
-            outcome(&refused, "a", "h"),
+            outcome(&refused, "a", "h").map_err(|e| e.to_string()),
             Err("plugin a not started: plugin a is already running (pid 7)".into())
         );
         let error = reply(ERROR_ACTION, r#"{"status": false, "reason": "unknown action"}"#);
         assert_eq!(
-            outcome(&error, "a", "h"),
+            outcome(&error, "a", "h").map_err(|e| e.to_string()),
             Err("the manager answered error: unknown action".into())
         );
         assert!(outcome(&reply("x", "{}"), "a", "h")
             .unwrap_err()
+            .to_string()
             .contains("unexpected reply action"));
         assert!(outcome(&reply(START_RESULT, "{}"), "a", "h")
             .unwrap_err()
+            .to_string()
             .contains("boolean"));
     }
 

@@ -39,7 +39,7 @@ const FLUSH_LINGER_MS: i32 = 1000;
 
 /// Runs `status`.
 pub(crate) fn run(config: &Config, options: &StatusOptions) -> Result<(), ToolError> {
-    let target = endpoints::target(Peer::StatusIntake, config).map_err(ToolError)?;
+    let target = endpoints::target(Peer::StatusIntake, config)?;
     let deadline = Instant::now() + options.timeout;
     let context = zmq::Context::new();
     let socket = net::connect(&context, zmq::XPUB, &target)?;

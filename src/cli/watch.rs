@@ -1,12 +1,14 @@
 //! `dmg_manager watch`: follows the manager's publications and prints one
 //! line per change (`TIME CLIENT WHAT`) until Ctrl-C or SIGTERM.
 //!
-//! It subscribes to `clients.detail` only: the detail carries everything
-//! the list does (status) plus the package data, which is how a reload is
-//! seen, and the manager publishes it after every change. Before the first
-//! publication it fetches the current detail with a request, so that the
-//! first change is shown as a change; the subscription is made first, so no
-//! change falls between the two.
+//! It subscribes to `clients.detail`: the detail carries everything the
+//! list does (status) plus the package data, which is how a reload is
+//! seen, and the manager publishes it after every change. The xPL devices
+//! (docs/PROTOCOL.md §11) are only in the 0.5 maps: it subscribes to
+//! `client.list` too, and follows its clients that are no plugin. Before
+//! the first publication it fetches the current detail (and 0.5 list) with
+//! a request, so that the first change is shown as a change; the
+//! subscriptions are made first, so no change falls between the two.
 //!
 //! Limit: a publication the manager sent just before it answered the fetch
 //! may still be on its way; it is then shown as a change back to the
@@ -15,9 +17,9 @@
 use super::clients;
 use super::endpoints::{self, Peer, Target};
 use super::render::{changes, colour};
-use super::{net, stdout_failed, ToolError};
+use super::{net, stdout_failed, ToolError, Unexpected};
 use crate::core::config::Config;
-use crate::core::manager::DETAIL_CATEGORY;
+use crate::core::manager::{DETAIL_CATEGORY, V05_LIST_CATEGORY};
 use crate::core::wire;
 use crate::sys::signals::SignalPipe;
 use serde_json::{Map, Value};
@@ -37,11 +39,13 @@ const SLOT_SIGNALS: usize = 1;
 
 /// Runs `watch` until a signal, or until stdout is closed.
 pub(crate) fn run(config: &Config, options: &WatchOptions) -> Result<(), ToolError> {
-    let target = endpoints::target(Peer::Publications, config).map_err(ToolError)?;
+    let target = endpoints::target(Peer::Publications, config)?;
     let context = zmq::Context::new();
     let sub = net::connect(&context, zmq::SUB, &target)?;
-    sub.set_subscribe(format!("{DETAIL_CATEGORY}.").as_bytes())
-        .map_err(|e| ToolError(format!("cannot subscribe at {}: {e}", target.address)))?;
+    for category in [DETAIL_CATEGORY, V05_LIST_CATEGORY] {
+        sub.set_subscribe(format!("{category}.").as_bytes())
+            .map_err(|e| ToolError(format!("cannot subscribe at {}: {e}", target.address)))?;
+    }
     let mut known = starting_point(&context, config, options.timeout, &target);
     // Installed after the fetch: until then Ctrl-C simply ends the process.
     // SIGHUP ends it too (the terminal is gone), as it would by default.
@@ -69,24 +73,24 @@ pub(crate) fn run(config: &Config, options: &WatchOptions) -> Result<(), ToolErr
     }
 }
 
-/// The current clients, fetched with a request, to compare the first
-/// publication with; `None` (and a note on stderr) if the manager does not
-/// answer, and then the first publication is the starting point.
-fn starting_point(
-    context: &zmq::Context,
-    config: &Config,
-    timeout: Duration,
-    publications: &Target,
-) -> Option<Map<String, Value>> {
+/// The current clients (and xPL devices), fetched with requests, to
+/// compare the first publications with; `None` (and a note on stderr) if
+/// the manager does not answer, and then the first publication is the
+/// starting point.
+fn starting_point(context: &zmq::Context, config: &Config, timeout: Duration, publications: &Target) -> Known {
     match clients::fetch(context, config, true, timeout) {
         Ok(fetched) => {
+            let devices = clients::fetch_v05_list(context, config, timeout).map(|list| devices_of(&list));
             eprintln!(
                 "dmg_manager: watching {} clients at {} ({}); Ctrl-C to stop",
                 fetched.clients.len(),
                 publications.address,
                 publications.origin
             );
-            Some(fetched.clients)
+            Known {
+                clients: Some(fetched.clients),
+                devices,
+            }
         }
         Err(error) => {
             eprintln!(
@@ -94,9 +98,28 @@ fn starting_point(
                  the first publication will be the starting point",
                 publications.address
             );
-            None
+            Known {
+                clients: None,
+                devices: None,
+            }
         }
     }
+}
+
+/// What each publication is compared with: the seed's detail (the
+/// plugins) and the 0.5 list's clients that are no plugin (the xPL
+/// devices); `None` until known.
+struct Known {
+    clients: Option<Map<String, Value>>,
+    devices: Option<Map<String, Value>>,
+}
+
+/// The entries of a 0.5 list that are no plugin: the xPL devices.
+fn devices_of(list: &Map<String, Value>) -> Map<String, Value> {
+    list.iter()
+        .filter(|(_, entry)| entry.get("type").and_then(Value::as_str) != Some("plugin"))
+        .map(|(id, entry)| (id.clone(), entry.clone()))
+        .collect()
 }
 
 /// Handles one publication waiting on `sub`. `Ok(false)`: stdout is
@@ -105,30 +128,42 @@ fn starting_point(
 /// One, not all that are queued: signals are only delivered while the loop
 /// polls ([`SignalPipe::while_waiting`]), so draining a queue that a busy
 /// manager keeps filling would leave Ctrl-C pending for as long as it does.
-fn follow(sub: &zmq::Socket, known: &mut Option<Map<String, Value>>, colour: bool) -> Result<bool, ToolError> {
+fn follow(sub: &zmq::Socket, known: &mut Known, colour: bool) -> Result<bool, ToolError> {
     let frames = match sub.recv_multipart(zmq::DONTWAIT) {
         Ok(frames) => frames,
         Err(zmq::Error::EAGAIN) => return Ok(true),
         Err(e) => return Err(ToolError(format!("cannot receive a publication: {e}"))),
     };
-    let clients = match decode_publication(&frames) {
-        Ok(clients) => clients,
+    let (category, map) = match decode_publication(&frames) {
+        Ok(decoded) => decoded,
         Err(why) => {
             eprintln!("dmg_manager: publication ignored: {why}");
             return Ok(true);
         }
     };
-    let changes = match known.as_ref() {
-        Some(previous) => changes::diff(previous, &clients),
-        None => {
-            eprintln!(
-                "dmg_manager: first publication: {} clients; changes are shown from now on",
-                clients.len()
-            );
-            Vec::new()
-        }
+    let changes = if category == V05_LIST_CATEGORY {
+        let devices = devices_of(&map);
+        let changes = known
+            .devices
+            .as_ref()
+            .map(|previous| changes::diff(previous, &devices))
+            .unwrap_or_default();
+        known.devices = Some(devices);
+        changes
+    } else {
+        let changes = match known.clients.as_ref() {
+            Some(previous) => changes::diff(previous, &map),
+            None => {
+                eprintln!(
+                    "dmg_manager: first publication: {} clients; changes are shown from now on",
+                    map.len()
+                );
+                Vec::new()
+            }
+        };
+        known.clients = Some(map);
+        changes
     };
-    *known = Some(clients);
     let time = crate::sys::log::utc_timestamp(SystemTime::now());
     for (id, change) in changes {
         if let Err(error) = print_line(&changes::line(&time, &id, &change, colour)) {
@@ -145,16 +180,20 @@ fn print_line(line: &str) -> std::io::Result<()> {
     stdout.flush()
 }
 
-/// The clients map of a `clients.detail` publication.
-fn decode_publication(frames: &[Vec<u8>]) -> Result<Map<String, Value>, String> {
+/// The category (`clients.detail` or `client.list`) and the clients map
+/// of a publication.
+fn decode_publication(frames: &[Vec<u8>]) -> Result<(&'static str, Map<String, Value>), Unexpected> {
     let [msg_id, body] = frames else {
-        return Err(format!("expected 2 frames (msg_id, body), got {}", frames.len()));
+        return Err(Unexpected::FrameCount(frames.len()));
     };
-    let msg_id = std::str::from_utf8(msg_id).map_err(|_| "the msg_id is not UTF-8 text".to_owned())?;
-    if wire::category_of(msg_id) != Some(DETAIL_CATEGORY) {
-        return Err(format!("unexpected msg_id \"{}\"", wire::truncate(msg_id, 60)));
-    }
-    wire::parse_json_object(body).map_err(|why| format!("the body {why}"))
+    let msg_id = std::str::from_utf8(msg_id).map_err(|_| Unexpected::MsgIdNotUtf8)?;
+    let category = match wire::category_of(msg_id) {
+        Some(DETAIL_CATEGORY) => DETAIL_CATEGORY,
+        Some(V05_LIST_CATEGORY) => V05_LIST_CATEGORY,
+        _ => return Err(Unexpected::MsgId(wire::truncate(msg_id, 60))),
+    };
+    let map = wire::parse_json_object(body).map_err(|why| Unexpected::Body(why.to_string()))?;
+    Ok((category, map))
 }
 
 #[cfg(test)]
@@ -164,17 +203,42 @@ mod tests {
     #[test]
     fn detail_publications_decode_to_their_map() {
         let frames = wire::encode_publication("clients.detail", 1.5, r#"{"a": {"status": "alive"}}"#.into());
-        assert_eq!(decode_publication(&frames).unwrap()["a"]["status"], "alive");
+        let (category, map) = decode_publication(&frames).unwrap();
+        assert_eq!((category, &map["a"]["status"]), (DETAIL_CATEGORY, &Value::from("alive")));
+        let frames = wire::encode_publication("client.list", 1.5, r#"{"a": {"type": "xpl_client"}}"#.into());
+        assert_eq!(decode_publication(&frames).unwrap().0, V05_LIST_CATEGORY);
+    }
+
+    #[test]
+    fn the_devices_are_the_0_5_lists_clients_that_are_no_plugin() {
+        let list = serde_json::json!({
+            "plugin-a.box": {"type": "plugin", "status": "stopped"},
+            "acme-sensor.kitchen": {"type": "xpl_client", "status": "alive"},
+        });
+        let devices = devices_of(list.as_object().unwrap());
+        assert_eq!(devices.keys().collect::<Vec<_>>(), ["acme-sensor.kitchen"]);
     }
 
     #[test]
     fn other_publications_are_refused_with_a_reason() {
         let list = wire::encode_publication("clients.list", 1.5, "{}".into());
-        assert!(decode_publication(&list).unwrap_err().contains("clients.list.1_5.0_1"));
+        assert!(decode_publication(&list)
+            .unwrap_err()
+            .to_string()
+            .contains("clients.list.1_5.0_1"));
         let not_json = vec![b"clients.detail.1_0.0_1".to_vec(), b"{".to_vec()];
-        assert!(decode_publication(&not_json).unwrap_err().contains("not JSON"));
+        assert!(decode_publication(&not_json)
+            .unwrap_err()
+            .to_string()
+            .contains("not JSON"));
         let array = vec![b"clients.detail.1_0.0_1".to_vec(), b"[]".to_vec()];
-        assert!(decode_publication(&array).unwrap_err().contains("not a JSON object"));
-        assert!(decode_publication(&[b"x".to_vec()]).unwrap_err().contains("got 1"));
+        assert!(decode_publication(&array)
+            .unwrap_err()
+            .to_string()
+            .contains("not a JSON object"));
+        assert!(decode_publication(&[b"x".to_vec()])
+            .unwrap_err()
+            .to_string()
+            .contains("got 1"));
     }
 }

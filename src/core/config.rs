@@ -5,6 +5,7 @@
 //! [`parse`] is pure (text, path and the machine's hostname and address
 //! in); `disk::load_config` reads the file and the machine.
 
+pub use crate::core::expected::Expected;
 use crate::core::log_policy::Level;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -130,7 +131,7 @@ pub struct Config {
     /// Domogik's `datatypes.json` (`datatype.get`).
     pub datatypes_file: PathBuf,
     /// The `[xpl]` section (docs/PROTOCOL.md §11).
-    pub xpl: crate::core::xpl::XplConfig,
+    pub xpl: XplConfig,
     /// The other hosts held on a bus (PROTOCOL.md §12): `max_hosts`,
     /// `max_host_clients`, `forget_host_after`; silent after `dead_after`.
     pub hosts: crate::core::hosts::Limits,
@@ -245,28 +246,6 @@ impl fmt::Display for ConfigProblem {
     }
 }
 
-/// What a config value should have been (`expected a port number from 1
-/// to 65535`), as the error line says it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected(String);
-
-impl fmt::Display for Expected {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<String> for Expected {
-    fn from(text: String) -> Expected {
-        Expected(text)
-    }
-}
-
-impl From<&str> for Expected {
-    fn from(text: &str) -> Expected {
-        Expected(text.to_owned())
-    }
-}
 
 impl std::error::Error for ConfigError {}
 
@@ -447,16 +426,16 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
         silent_after: dead_after,
         forget_after: sections.get("manager", "forget_host_after", defaults.forget_after, read_delay)?,
     };
-    let enabled = sections.get("xpl", "enabled", crate::core::xpl::Enabled::Auto, crate::core::xpl::read_enabled)?;
-    let xpl = crate::core::xpl::XplConfig {
+    let enabled = sections.get("xpl", "enabled", Enabled::Auto, read_enabled)?;
+    let xpl = XplConfig {
         enabled: enabled.resolve(rep_endpoint.direction == Direction::Connect),
-        bind_interface: sections.get("xpl", "bind_interface", "lo".to_owned(), crate::core::xpl::read_bind_interface)?,
-        broadcast: sections.get("xpl", "broadcast", None, |text| crate::core::xpl::read_broadcast(text).map(Some))?,
+        bind_interface: sections.get("xpl", "bind_interface", "lo".to_owned(), read_bind_interface)?,
+        broadcast: sections.get("xpl", "broadcast", None, |text| read_broadcast(text).map(Some))?,
         max_clients: sections.get(
             "xpl",
             "max_clients",
             crate::core::xpl::devices::DEFAULT_MAX_DEVICES,
-            crate::core::xpl::read_max_clients,
+            read_max_clients,
         )?,
     };
     Ok(Config {
@@ -684,6 +663,78 @@ fn strip_comment(value: &str) -> &str {
     }
 }
 
+// The [xpl] section (docs/PROTOCOL.md §11).
+
+/// The `[xpl]` section of the config (docs/PROTOCOL.md §11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XplConfig {
+    /// Whether the manager joins the xPL network at all.
+    pub enabled: bool,
+    /// The interface to bind (Domogik's `[domogik] bind_interface`): a
+    /// name, or `*` (the first interface that is not the loopback one).
+    pub bind_interface: String,
+    /// Where the hub is reached (Domogik's `[domogik] broadcast`); `None`:
+    /// the interface's own broadcast address (127.255.255.255 on `lo`).
+    pub broadcast: Option<std::net::Ipv4Addr>,
+    /// At most this many xPL devices are kept.
+    pub max_clients: usize,
+}
+
+/// `[xpl] enabled`: `auto` (the default) is on for a Domogik host (the
+/// manager is the MDP worker of a broker), off standalone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enabled {
+    Auto,
+    Yes,
+    No,
+}
+
+impl Enabled {
+    /// Whether xPL is on, `on_a_bus` being whether `rep_endpoint` connects.
+    pub fn resolve(self, on_a_bus: bool) -> bool {
+        match self {
+            Enabled::Auto => on_a_bus,
+            Enabled::Yes => true,
+            Enabled::No => false,
+        }
+    }
+}
+
+/// Reads `[xpl] enabled`: `auto`, or configparser's booleans (`yes`/`no`,
+/// `true`/`false`, `on`/`off`, `1`/`0`, any case).
+pub fn read_enabled(text: &str) -> Result<Enabled, Expected> {
+    match text.to_ascii_lowercase().as_str() {
+        "auto" => Ok(Enabled::Auto),
+        "yes" | "true" | "on" | "1" => Ok(Enabled::Yes),
+        "no" | "false" | "off" | "0" => Ok(Enabled::No),
+        _ => Err("expected auto, yes or no".into()),
+    }
+}
+
+/// Reads `[xpl] bind_interface`: an interface name (`lo`, `eth0`) or `*`.
+/// Whether it exists is known only when the socket is opened.
+pub fn read_bind_interface(text: &str) -> Result<String, Expected> {
+    let name_like = text.len() < 16 && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
+    match text == "*" || name_like {
+        true => Ok(text.to_owned()),
+        false => Err("expected an interface name (lo, eth0...) or *".into()),
+    }
+}
+
+/// Reads `[xpl] broadcast`: an IPv4 address.
+pub fn read_broadcast(text: &str) -> Result<std::net::Ipv4Addr, Expected> {
+    text.parse()
+        .map_err(|_| "expected an IPv4 address (255.255.255.255, 127.255.255.255...)".into())
+}
+
+/// Reads `[xpl] max_clients`: 1 to 65536.
+pub fn read_max_clients(text: &str) -> Result<usize, Expected> {
+    match text.parse::<usize>() {
+        Ok(count) if (1..=65_536).contains(&count) => Ok(count),
+        _ => Err("expected a number of xPL devices from 1 to 65536".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -700,7 +751,7 @@ mod tests {
 
     #[test]
     fn xpl_is_on_by_default_on_a_domogik_bus_and_off_standalone() {
-        let expected = crate::core::xpl::XplConfig {
+        let expected = XplConfig {
             enabled: true,
             bind_interface: "lo".into(),
             broadcast: None,
@@ -983,5 +1034,32 @@ mod tests {
             Endpoint::parse("@tcp://127.0.0.1:*"),
             Ok(Endpoint::bind("tcp://127.0.0.1:*"))
         );
+    }
+
+    #[test]
+    fn xpl_values() {
+        assert_eq!(read_enabled("AUTO"), Ok(Enabled::Auto));
+        for yes in ["yes", "True", "on", "1"] {
+            assert_eq!(read_enabled(yes), Ok(Enabled::Yes), "{yes}");
+        }
+        for no in ["no", "FALSE", "off", "0"] {
+            assert_eq!(read_enabled(no), Ok(Enabled::No), "{no}");
+        }
+        assert!(read_enabled("maybe").is_err());
+        assert!(Enabled::Auto.resolve(true) && !Enabled::Auto.resolve(false));
+        assert!(Enabled::Yes.resolve(false) && !Enabled::No.resolve(true));
+        assert_eq!(read_bind_interface("eth0"), Ok("eth0".into()));
+        assert_eq!(read_bind_interface("*"), Ok("*".into()));
+        assert!(read_bind_interface("eth0 eth1").is_err());
+        assert!(read_bind_interface("a-very-long-interface-name").is_err());
+        assert_eq!(
+            read_broadcast("127.255.255.255"),
+            Ok(std::net::Ipv4Addr::new(127, 255, 255, 255))
+        );
+        assert!(read_broadcast("::1").is_err());
+        assert_eq!(read_max_clients("256"), Ok(256));
+        for bad in ["0", "65537", "-1", "x"] {
+            assert!(read_max_clients(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -60,5 +60,4 @@ mod tests {
         let (a, b) = (long("a").unwrap(), long("b").unwrap());
         assert!(a.len() < 140 && a != b, "{a} {b}");
     }
-
 }

@@ -22,7 +22,7 @@ mod testing;
 
 pub(crate) use plugins::{NoStarter, Starter};
 pub use publications::{Publications, LIST_CATEGORY};
-pub(crate) use publications::{DETAIL_CATEGORY, VIEW_CATEGORIES};
+pub(crate) use publications::{DETAIL_CATEGORY, V05_LIST_CATEGORY, VIEW_CATEGORIES};
 pub use requests::{Reply, DETAIL_GET, LIST_GET};
 pub(crate) use requests::{DETAIL_RESULT, ERROR_ACTION, LIST_RESULT, START_DO, START_RESULT};
 
@@ -75,6 +75,9 @@ pub struct Manager {
     datatypes: Option<Box<RawValue>>,
     /// The maps changed since the last publication.
     dirty: bool,
+    /// Only the 0.5 maps changed (an xPL device, which the seed's maps do
+    /// not show): they alone are owed.
+    v05_dirty: bool,
     /// A package was added or changed since the last publication.
     packages_dirty: bool,
     /// `plugin.status` messages owed (dead clients, our own status).
@@ -99,6 +102,7 @@ impl Manager {
             dbmgr: None,
             datatypes: None,
             dirty: false,
+            v05_dirty: false,
             packages_dirty: false,
             statuses: Vec::new(),
             cache: Cache::default(),
@@ -226,7 +230,7 @@ impl Manager {
     pub(crate) fn handle_xpl_message(&mut self, message: &crate::core::xpl::message::Message) -> Heard {
         let heard = self.clients.devices_mut().handle_message(message, self.now);
         match &heard {
-            Heard::Added { .. } | Heard::Changed { .. } => self.mark_changed(),
+            Heard::Added { .. } | Heard::Changed { .. } => self.mark_v05_changed(),
             Heard::Seen => self.cache.forget_v05(),
             Heard::Ignored => {}
         }
@@ -237,7 +241,7 @@ impl Manager {
     pub(crate) fn handle_xpl_timeout(&mut self) -> Vec<String> {
         let dead = self.clients.devices_mut().handle_timeout(self.now.mono);
         if !dead.is_empty() {
-            self.mark_changed();
+            self.mark_v05_changed();
         }
         dead
     }
@@ -386,6 +390,67 @@ mod tests {
     use super::*;
     use crate::core::packages::Package;
     use serde_json::value::RawValue;
+
+    #[test]
+    fn an_xpl_device_is_published_when_added_or_dead_and_its_heartbeats_only_move_last_seen() {
+        let mut manager = manager_with(&["a"]);
+        manager.set_xpl_limits(8, Duration::from_secs(60));
+        let t0 = manager.now;
+        manager.take_publications(1.0);
+        let hbeat = crate::core::xpl::message::decode(
+            b"xpl-stat\n{\nhop=1\nsource=acme-sensor.kitchen\ntarget=*\n}\nhbeat.app\n{\ninterval=1\n}\n",
+        )
+        .unwrap();
+        assert!(matches!(manager.handle_xpl_message(&hbeat), Heard::Added { .. }));
+        let published: Vec<Vec<Vec<u8>>> = manager.take_publications(2.0).unwrap().collect();
+        let ids: Vec<String> = published
+            .iter()
+            .map(|frames| String::from_utf8_lossy(&frames[0]).into_owned())
+            .collect();
+        assert!(
+            ids.iter().all(|id| id.starts_with("client.")),
+            "the 0.5 maps only (the seed's show no device): {ids:?}"
+        );
+        assert_eq!(published.len(), 3);
+        let list = published
+            .iter()
+            .find(|frames| frames[0].starts_with(b"client.list."))
+            .unwrap();
+        assert_eq!(body(&list[1])["acme-sensor.kitchen"]["status"], "alive");
+        let conversion = published
+            .iter()
+            .find(|frames| frames[0].starts_with(b"client.conversion."))
+            .unwrap();
+        assert_eq!(body(&conversion[1])["acme-sensor.kitchen"], serde_json::Value::Null);
+        // A heartbeat again: last_seen in the replies, nothing published.
+        manager.set_now(Now {
+            mono: t0.mono + Duration::from_secs(30),
+            unix: t0.unix + 30.0,
+        });
+        assert_eq!(manager.handle_xpl_message(&hbeat), Heard::Seen);
+        assert!(manager.take_publications(3.0).is_none());
+        let (_, list) = ask(&mut manager, "client.list.get", "{}");
+        assert_eq!(list["acme-sensor.kitchen"]["last_seen"], t0.unix + 30.0);
+        // Dead at 2 × 1 min + 1 min of silence: the poll's timeout says when.
+        let death = t0.mono + Duration::from_secs(210);
+        assert_eq!(manager.clients.devices().poll_timeout(), Some(death));
+        assert!(manager.poll_timeout() <= death);
+        manager.set_now(Now {
+            mono: t0.mono + Duration::from_secs(211),
+            unix: t0.unix + 211.0,
+        });
+        assert_eq!(manager.handle_xpl_timeout(), ["acme-sensor.kitchen"]);
+        let published: Vec<Vec<Vec<u8>>> = manager.take_publications(4.0).unwrap().collect();
+        let list = published
+            .iter()
+            .find(|frames| frames[0].starts_with(b"client.list."))
+            .unwrap();
+        assert_eq!(body(&list[1])["acme-sensor.kitchen"]["status"], "dead");
+        assert!(
+            !published.iter().any(|frames| frames[0].starts_with(b"plugin.status")),
+            "no plugin.status for a device"
+        );
+    }
 
     #[test]
     fn a_package_change_that_changes_no_client_says_so_and_publishes_nothing() {

@@ -5,7 +5,7 @@
 
 use super::sockets::{for_each_queued, Sockets, MAX_REQUESTS_PER_TURN, MAX_STATUSES_PER_TURN, MAX_WORK_PER_TURN};
 use super::state::{suppressed_note, State};
-use crate::core::bus::links;
+use crate::core::bus::{echo, links};
 use crate::core::bus::session::Session;
 use crate::core::envelope;
 use crate::core::hosts::Forward;
@@ -71,14 +71,13 @@ pub(super) fn forwarded(session: &mut Session, state: &mut State) {
 
 /// Subscriptions arriving on the connected XPUB: a subscriber to our
 /// publications is (back) at the forwarder, so the current state is owed.
-pub(super) fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
+/// Each is also the session's, for the forwarder's echo (src/core/bus/echo.rs).
+pub(super) fn read_subscriptions(publisher: &zmq::Socket, session: &mut Session, state: &mut State) {
     let read = for_each_queued(publisher, MAX_REQUESTS_PER_TURN, |frames| {
-        if frames
-            .first()
-            .is_some_and(|message| {
-                links::subscribes_to_ours(message, &VIEW_CATEGORIES)
-                    || links::subscribes_to_ours(message, &crate::core::hosts::CATEGORIES)
-            })
+        let Some(message) = frames.first() else { return };
+        session.handle_subscription(message);
+        if links::subscribes_to_ours(message, &VIEW_CATEGORIES)
+            || links::subscribes_to_ours(message, &crate::core::hosts::CATEGORIES)
         {
             state.manager.republish();
         }
@@ -87,9 +86,11 @@ pub(super) fn read_subscriptions(publisher: &zmq::Socket, state: &mut State) {
 }
 
 /// Applies the queued status messages; each change is logged (within the
-/// rate limit), each bad message warned about.
-pub(super) fn absorb_statuses(sub: &zmq::Socket, state: &mut State) {
+/// rate limit), each bad message warned about. One of our own coming back
+/// through the forwarder is the echo that proves its links (the session's).
+pub(super) fn absorb_statuses(sub: &zmq::Socket, session: &mut Session, state: &mut State) {
     let read = for_each_queued(sub, MAX_STATUSES_PER_TURN, |frames| {
+        session.handle_status(&frames);
         match state.manager.handle_status_message(&frames) {
             StatusOutcome::Changed { id, status } => {
                 if let Verdict::Write { suppressed } = state.status_log.check(Instant::now()) {
@@ -137,7 +138,7 @@ pub(super) fn absorb_xpl(xpl: &mut super::xpl::XplSocket, state: &mut State) {
 }
 
 /// Sends the publications owed, once, however many changes led to them.
-pub(super) fn publish(sockets: &Sockets, state: &mut State) {
+pub(super) fn publish(sockets: &Sockets, session: &mut Session, state: &mut State) {
     let Some(publications) = state.manager.take_publications(wire::unix_seconds(SystemTime::now())) else {
         return;
     };
@@ -145,9 +146,18 @@ pub(super) fn publish(sockets: &Sockets, state: &mut State) {
     // Sent as built: the list goes out before the detail is serialised.
     // PUB never blocks: a subscriber past its high-water mark misses one.
     let mut failure = None;
+    let now = Instant::now();
     for frames in publications {
-        if let Err(e) = sockets.publisher.socket.send_multipart(frames, zmq::DONTWAIT) {
-            failure = Some(e);
+        // A status sent through the forwarder is awaited back (src/core/bus/echo.rs).
+        let probe = (session.watches_echo() && frames.first().is_some_and(|msg_id| msg_id.starts_with(echo::CATEGORY)))
+            .then(|| frames.clone());
+        match sockets.publisher.socket.send_multipart(frames, zmq::DONTWAIT) {
+            Ok(()) => {
+                if let Some(probe) = probe {
+                    session.handle_published(&probe, now);
+                }
+            }
+            Err(e) => failure = Some(e),
         }
     }
     if let Some(e) = failure {

@@ -28,17 +28,11 @@ pub(super) fn read_answers(socket: &zmq::Socket, state: &mut State, session: &mu
     }
 }
 
-/// Sends the questions due now; one that cannot be queued, or that has no
-/// socket (the broker not answering yet), is asked again when it times
-/// out (taken all the same, so that its deadline moves on).
-pub(super) fn send_due(socket: Option<&zmq::Socket>, state: &mut State) {
+/// Hands the questions due now to the session, which has them sent on
+/// the dbmgr DEALER (or, with no broker answering yet, asked again when
+/// they time out).
+pub(super) fn ask_due(session: &mut Session, state: &mut State) {
     for frames in state.manager.take_dbmgr_requests() {
-        let Some(socket) = socket else {
-            debug!("dbmgr question not sent (no broker yet): asked again later");
-            continue;
-        };
-        if let Err(e) = socket.send_multipart(frames, zmq::DONTWAIT) {
-            debug!("dbmgr question not sent ({e}): asked again later");
-        }
+        session.ask_dbmgr(frames);
     }
 }

@@ -53,6 +53,9 @@ pub(crate) struct ScannerProcess {
 
 struct Running {
     pid: u32,
+    /// Reaped already (it died on its own): its pid may be anyone's now,
+    /// never to be signalled.
+    reaped: bool,
     stdin: File,
     stdout: File,
     buffer: Vec<u8>,
@@ -105,17 +108,13 @@ impl ScannerProcess {
     /// Whether `pid`, just reaped, was a scanner (the one running, which
     /// its pipe's end then reports, or one killed before).
     pub(crate) fn reaped(&mut self, pid: u32) -> bool {
-        if self.pid() == Some(pid) {
+        if let Some(running) = self.running.as_mut().filter(|running| running.pid == pid) {
+            running.reaped = true;
             return true;
         }
         let before = self.killed.len();
         self.killed.retain(|&killed| killed != pid);
         self.killed.len() != before
-    }
-
-    /// The scanner's pid, while it runs.
-    pub(crate) fn pid(&self) -> Option<u32> {
-        self.running.as_ref().map(|running| running.pid)
     }
 
     /// Asks for a scan, the scanner started first if it is not running.
@@ -203,6 +202,7 @@ impl ScannerProcess {
         set_nonblocking(&stdout)?;
         Ok(Running {
             pid,
+            reaped: false,
             stdin: File::from(OwnedFd::from(stdin)),
             stdout: File::from(stdout),
             buffer: Vec::new(),
@@ -280,13 +280,17 @@ impl ScannerProcess {
     /// dies when the disk answers (reaped by SIGCHLD meanwhile, or by init
     /// after we exit).
     pub(crate) fn kill(&mut self) {
-        if let Some(running) = self.running.take() {
-            if let Ok(pid) = libc::pid_t::try_from(running.pid) {
-                // SAFETY: kill only sends a signal, to our own child (not
-                // reaped yet: the pid cannot be anyone else's).
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                self.killed.push(running.pid);
-            }
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        if running.reaped {
+            return;
+        }
+        if let Ok(pid) = libc::pid_t::try_from(running.pid) {
+            // SAFETY: kill only sends a signal, to our own child, not
+            // reaped yet: the pid cannot be anyone else's.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            self.killed.push(running.pid);
         }
     }
 }
@@ -308,4 +312,3 @@ fn die_with_the_manager() -> io::Result<()> {
     }
     Ok(())
 }
-

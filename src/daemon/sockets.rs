@@ -91,8 +91,8 @@ pub(super) fn for_each_queued(
 }
 
 /// The environment variable that shortens every heartbeat timing, for
-/// tests only (docs/RELIABILITY.md): the MDP heartbeat and the ZMTP
-/// heartbeats, in milliseconds (Domogik's 1000 by default).
+/// tests only (docs/RELIABILITY.md): the MDP heartbeat and the forwarder's
+/// echo, in milliseconds (Domogik's 1000 by default).
 pub(crate) const TEST_HEARTBEAT_ENV: &str = "DMG_MANAGER_TEST_HEARTBEAT_MS";
 
 /// The heartbeat interval: 1 s, or the test knob's.
@@ -174,8 +174,15 @@ impl Sockets {
     /// Sends on the socket of `role`, never waiting (a DEALER to a broker
     /// that is not there queues, or drops past its high-water mark).
     pub(super) fn send(&self, role: Role, frames: Frames) {
-        if let Some(watched) = self.get(role) {
-            send_or_log(&watched.socket, frames);
+        match (self.get(role), role) {
+            (Some(watched), Role::Dbmgr) => {
+                if let Err(e) = watched.socket.send_multipart(frames, zmq::DONTWAIT) {
+                    debug!("dbmgr question not sent ({e}): asked again later");
+                }
+            }
+            (Some(watched), _) => send_or_log(&watched.socket, frames),
+            // Its opening failed just before (said then).
+            (None, _) => debug!("{} socket not open: message not sent", role.name()),
         }
     }
 
@@ -367,17 +374,17 @@ fn new_socket(
         }
     }
     let millis = i32::try_from(heartbeat.as_millis()).unwrap_or(i32::MAX);
-    if connecting && role != Role::Requests {
-        // ZMTP heartbeats: a peer gone without a FIN (power cut, cable) is
-        // noticed within three intervals, and libzmq reconnects. Not on the
-        // MDP worker's DEALER: the MDP heartbeat already notices a silent
-        // broker (and a second ping-pong a second would wake the I/O thread
-        // for nothing, docs/BENCHMARKS.md item 9).
-        setup(socket.set_heartbeat_ivl(millis))?;
-        setup(socket.set_heartbeat_timeout(millis.saturating_mul(3)))?;
-        setup(socket.set_heartbeat_ttl(millis.saturating_mul(3)))?;
-    }
     if connecting {
+        // No ZMTP heartbeats (ZMQ_HEARTBEAT_IVL): libzmq sends its PING to
+        // a ZMTP 3.0 peer too (libzmq 4.0/4.1, Domogik's MQ on pyzmq 16),
+        // which hands it to Domogik's code as a message it cannot parse
+        // and never answers. Liveness comes from the protocol above: the
+        // MDP heartbeat for the broker (the dbmgr DEALER follows the
+        // worker), our own statuses echoed by the forwarder for the SUB
+        // and the PUB (src/core/bus/echo.rs says why and how). Not TCP
+        // keepalive either: the libzmq the zmq crate builds is compiled
+        // without it (zeromq-src defines no ZMQ_HAVE_TCP_KEEPIDLE, so
+        // ZMQ_TCP_KEEPALIVE* are accepted and ignored).
         // A connect that gets no answer is retried instead of waiting for
         // the kernel's SYN back-off (minutes).
         setup(socket.set_connect_timeout(millis.saturating_mul(2)))?;

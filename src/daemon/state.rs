@@ -270,10 +270,11 @@ impl State {
     }
 
     fn scan_ended(&mut self, outcome: Outcome, now: Instant) {
-        let Some(ended) = self.schedule.ended(now) else {
-            return;
-        };
+        // A scanner lost between two scans is said too (and started again).
+        let ended = self.schedule.ended(now);
         match outcome {
+            Outcome::Lost(why) => error!("{why}; it is started again at the next rescan"),
+            Outcome::Reply(_) if ended.is_none() => debug!("a reply of the packages scanner nobody asked for: dropped"),
             Outcome::Reply(Reply { scan, datatypes }) => {
                 if let Some(datatypes) = datatypes {
                     self.apply_datatypes(datatypes);
@@ -283,8 +284,10 @@ impl State {
                     Err(failure) => self.scan_failed(failure),
                 }
             }
-            Outcome::Lost(why) => error!("{why}; it is started again at the next rescan"),
         }
+        let Some(ended) = ended else {
+            return;
+        };
         if ended.was_stuck {
             info!(
                 "rescan of {} finished after {:.1} s",
@@ -326,7 +329,10 @@ impl State {
     fn apply_scan(&mut self, mut report: ScanReport) {
         self.plugins.set_scripts(std::mem::take(&mut report.scripts));
         if self.scan_failure.take().is_some() {
-            info!("packages_dir {} is readable again", self.scanner.packages_dir().display());
+            info!(
+                "packages_dir {} is readable again",
+                self.scanner.packages_dir().display()
+            );
         }
         for (folder, bad_name) in &report.new_strays {
             // Anyone who can write to packages_dir names these folders.

@@ -10,7 +10,7 @@ use crate::core::liveness::Now;
 use crate::core::log_policy::RateLimiter;
 use crate::core::xpl::heartbeat::{Hub, OwnHeartbeat};
 use crate::core::xpl::message::{self, Address, MAX_DATAGRAM};
-use crate::core::xpl::XplConfig;
+use crate::core::config::XplConfig;
 use crate::{debug, info, warn};
 use std::net::{SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
@@ -50,12 +50,6 @@ pub(crate) struct XplSocket {
     hub: SocketAddrV4,
     own: OwnHeartbeat,
     bad_log: RateLimiter,
-    /// No hub after this long (an xPL minute) is said once, as a warning:
-    /// a booting host may start its hub a little after the manager.
-    no_hub_warning: Duration,
-    /// Whether "no hub answers" was said (once, until one answers).
-    said_no_hub: bool,
-    opened: Instant,
 }
 
 impl XplSocket {
@@ -87,9 +81,6 @@ impl XplSocket {
             hub,
             own: OwnHeartbeat::new(source, ip, port, minute(), now),
             bad_log: RateLimiter::new(5, Duration::from_secs(600)),
-            no_hub_warning: minute(),
-            said_no_hub: false,
-            opened: now,
         })
     }
 
@@ -99,8 +90,7 @@ impl XplSocket {
 
     /// When our next message is due.
     pub(crate) fn poll_timeout(&self) -> Instant {
-        let warning = (!self.said_no_hub && self.own.hub() == Hub::Searching).then(|| self.opened + self.no_hub_warning);
-        warning.map_or(self.own.poll_timeout(), |warning| warning.min(self.own.poll_timeout()))
+        self.own.poll_timeout()
     }
 
     /// Reads the datagrams waiting (a turn's worth): our heartbeat's echo
@@ -124,7 +114,6 @@ impl XplSocket {
                 Ok(message) => {
                     if self.own.handle_echo(&message, now.mono) {
                         info!("xPL: registered with the hub (our heartbeat came back through it)");
-                        self.said_no_hub = false;
                     }
                     self.own.handle_request(&message, now.mono);
                     messages.push(message);
@@ -148,15 +137,13 @@ impl XplSocket {
 
     /// Sends what our schedule owes now (heartbeat, `hbeat.request`).
     pub(crate) fn send_due(&mut self, now: Instant) {
-        let searching = self.own.searching_for(now);
-        if searching.is_some_and(|since| since >= self.no_hub_warning) && !self.said_no_hub {
-            self.said_no_hub = true;
+        if let Some(searching) = self.own.poll_no_hub(now) {
             warn!(
                 "xPL: no hub has answered at {} for {:.0} s: no xPL device can be seen (is the host's xPL hub \
                  running? [xpl] broadcast and bind_interface say where it is; [xpl] enabled = no turns xPL off); \
                  still trying every 30 s, and saying so when it answers",
                 self.hub,
-                self.no_hub_warning.as_secs_f64()
+                searching.as_secs_f64()
             );
         }
         while let Some(message) = self.own.poll_transmit(now) {

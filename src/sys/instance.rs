@@ -12,12 +12,13 @@
 //! the pid is also written in it, for a human. Which directory:
 //! `$RUNTIME_DIRECTORY` (systemd's `RuntimeDirectory=`, the service's
 //! `/run/domogik-manager`; the tests give each manager its own), else
-//! `/run/domogik-manager` when it exists or root can make it (so that a
-//! manager started by hand and the service meet the same lock, whichever
-//! starts first; the unit keeps the folder between runs,
-//! `RuntimeDirectoryPreserve=yes`, so that a stop never removes a lock
-//! another manager holds), else `$XDG_RUNTIME_DIR`, else the temporary
-//! directory.
+//! `/run/domogik-manager` when it exists (so that a manager started by
+//! hand meets the service's lock; the unit keeps the folder between runs,
+//! `RuntimeDirectoryPreserve=yes`, so that it is there once the service
+//! ran since boot, and a stop never removes a lock that a manager started
+//! by hand holds), else `$XDG_RUNTIME_DIR`, else the temporary directory.
+//! It is never made here: a manager run by hand on a machine without the
+//! service leaves nothing in /run.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -40,14 +41,6 @@ pub(crate) fn runtime_dir() -> PathBuf {
         }
     }
     if Path::new(SERVICE_RUNTIME_DIR).is_dir() {
-        return PathBuf::from(SERVICE_RUNTIME_DIR);
-    }
-    // Root, by hand, while the service has not run since boot: the
-    // service's folder, made now, so that the service finds this lock when
-    // it starts (systemd then gives the folder to its user; the unit keeps
-    // it when the service stops: RuntimeDirectoryPreserve=yes).
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 && std::fs::create_dir(SERVICE_RUNTIME_DIR).is_ok() {
         return PathBuf::from(SERVICE_RUNTIME_DIR);
     }
     match std::env::var_os("XDG_RUNTIME_DIR") {

@@ -17,11 +17,21 @@ pub(crate) enum State {
     Reloading,
     /// The loop ends.
     Stopping,
+    /// The loop is alive (`WATCHDOG=1`, with `WatchdogSec=`: src/core/watchdog.rs).
+    Watchdog,
 }
 
 pub(crate) const READY: State = State::Ready;
 pub(crate) const RELOADING: State = State::Reloading;
 pub(crate) const STOPPING: State = State::Stopping;
+pub(crate) const WATCHDOG: State = State::Watchdog;
+
+/// systemd's watchdog interval (`WATCHDOG_USEC`), when it is set for this
+/// process (`WATCHDOG_PID` unset or ours: a plugin that inherited it from
+/// a manager started by systemd does not ping on the manager's behalf).
+pub(crate) fn watchdog_interval() -> Option<std::time::Duration> {
+    sd_notify::watchdog_enabled()
+}
 
 /// Sends `state` to systemd if it listens. Failures are logged at debug
 /// level only: a lost notification must never stop the daemon.
@@ -35,6 +45,7 @@ pub(crate) fn notify(state: State) {
             Err(_) => sd_notify::notify(&[NotifyState::Reloading]),
         },
         State::Stopping => sd_notify::notify(&[NotifyState::Stopping]),
+        State::Watchdog => sd_notify::notify(&[NotifyState::Watchdog]),
     };
     if let Err(error) = result {
         crate::debug!("sd_notify {state:?} failed: {error}");

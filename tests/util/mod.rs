@@ -100,7 +100,7 @@ pub fn standalone_config(packages: &Path, extra_manager_keys: &str) -> String {
 /// journal's (log format), systemd's notify socket, `NO_COLOR`. Its
 /// runtime directory (where its one-manager lock goes, src/sys/instance.rs)
 /// is the config's folder, the test's own: parallel tests never meet, and
-/// nothing is left in /run or /tmp.
+/// nothing is left in /run or /tmp. No real xPL hub is reached.
 pub fn manager_command(config: &Path) -> Command {
     let mut command = Command::new(BIN);
     command
@@ -110,11 +110,15 @@ pub fn manager_command(config: &Path) -> Command {
         .env_remove("JOURNAL_STREAM")
         .env_remove("NOTIFY_SOCKET")
         .env_remove("NO_COLOR")
+        // A manager on a test bus has xPL on ([xpl] enabled = auto): its
+        // heartbeats go to a port no hub listens on, never to a real hub
+        // this machine may run on 3865 (tests/xpl.rs names its own hub).
+        .env("DMG_MANAGER_TEST_XPL_PORT", "9")
         .stdin(Stdio::null());
     command
 }
 
-/// Sends signal `name` (`TERM`, `HUP`, `INT`, `KILL`, `USR1`) to process `pid`,
+/// Sends signal `name` (`TERM`, `HUP`, `INT`, `KILL`, `USR1`, `STOP`, `CONT`) to process `pid`,
 /// through `kill(2)`: no `kill` command needed (procps may be missing).
 pub fn send_signal(pid: u32, name: &str) {
     let signal = match name {
@@ -123,6 +127,8 @@ pub fn send_signal(pid: u32, name: &str) {
         "INT" => libc::SIGINT,
         "KILL" => libc::SIGKILL,
         "USR1" => libc::SIGUSR1,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
         other => panic!("send_signal: unknown signal {other:?}"),
     };
     let pid = libc::pid_t::try_from(pid).unwrap();

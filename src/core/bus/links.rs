@@ -115,7 +115,7 @@ impl Link {
         }
     }
 
-    #[cfg(test)]
+    /// Whether messages flow (the forwarder's echo asks, src/core/bus/echo.rs).
     pub(crate) fn is_up(&self) -> bool {
         self.state == State::Up
     }

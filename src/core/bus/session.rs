@@ -14,8 +14,11 @@
 //!   back (TCP connected it to itself): a new DEALER, READY on it;
 //! - the broker is silent too long: close the `dbmgr` DEALER and reconnect;
 //! - libzmq gave a connection up: reopen its socket, saying so once;
+//! - our own status did not come back through the forwarder (`echo`):
+//!   reopen the SUB and the PUB, saying so once;
 //! - a reply to a request, a heartbeat, READY, are frames to send.
 
+use super::echo::{Echo, Missed};
 use super::links::{self, Change, GiveUp, Link};
 use super::mdp::{Due, Incoming, Silence, Timing, Worker};
 use crate::core::config::{Config, Direction};
@@ -112,6 +115,9 @@ pub(crate) struct Session {
     /// Whether questions are asked to `dbmgr` at all (the worker layout).
     dbmgr_wanted: bool,
     dbmgr_open: bool,
+    /// Whether the forwarder relays (src/core/bus/echo.rs): when both the
+    /// SUB and the PUB connect to one.
+    echo: Option<Echo>,
     /// The endpoint addresses, by role, for the log lines.
     addresses: [String; 3],
     actions: VecDeque<Action>,
@@ -122,6 +128,8 @@ impl Session {
     /// on a Domogik bus, the worker's READY is the first action.
     pub(crate) fn new(config: &Config, timing: Timing, now: Instant) -> Session {
         let worker_layout = config.rep_endpoint.direction == Direction::Connect;
+        let forwarder =
+            config.sub_endpoint.direction == Direction::Connect && config.pub_endpoint.direction == Direction::Connect;
         let mut session = Session {
             worker: worker_layout.then(|| Worker::new(&config.service, timing, now)),
             timing,
@@ -131,6 +139,7 @@ impl Session {
             dbmgr: Link::new(),
             dbmgr_wanted: worker_layout,
             dbmgr_open: false,
+            echo: forwarder.then(|| Echo::new(timing.heartbeat)),
             addresses: [
                 config.sub_endpoint.address.clone(),
                 config.pub_endpoint.address.clone(),
@@ -171,7 +180,8 @@ impl Session {
     }
 
     /// When [`Session::handle_timeout`] has something to do: the MDP
-    /// heartbeat or the broker's silence, a lost link to reopen.
+    /// heartbeat or the broker's silence, a lost link to reopen, an echo
+    /// awaited from the forwarder.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let dbmgr = self.dbmgr_open.then(|| self.dbmgr.poll_timeout()).flatten();
         [
@@ -179,6 +189,7 @@ impl Session {
             self.sub.poll_timeout(),
             self.publisher.poll_timeout(),
             dbmgr,
+            self.echo.as_ref().and_then(Echo::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -214,6 +225,9 @@ impl Session {
                 ),
             }
             self.actions.push_back(Action::Reopen(role));
+        }
+        if let Some(missed) = self.echo.as_mut().and_then(|echo| echo.handle_timeout(now)) {
+            self.echo_missed(missed);
         }
         let Some(worker) = &mut self.worker else {
             return;
@@ -300,6 +314,41 @@ impl Session {
         None
     }
 
+    /// Whether what is published goes through a forwarder whose echo is
+    /// watched: the daemon then hands each message it published to
+    /// [`Session::handle_published`].
+    pub(crate) fn watches_echo(&self) -> bool {
+        self.echo.is_some()
+    }
+
+    /// A message published on the PUB at `now` (a `plugin.status` of ours
+    /// is awaited back through the forwarder).
+    pub(crate) fn handle_published(&mut self, frames: &[Vec<u8>], now: Instant) {
+        if let Some(echo) = &mut self.echo {
+            echo.sent(frames, now);
+        }
+    }
+
+    /// A (un)subscription message received on the XPUB.
+    pub(crate) fn handle_subscription(&mut self, message: &[u8]) {
+        if let Some(echo) = &mut self.echo {
+            echo.subscription(message);
+        }
+    }
+
+    /// A status message received on the SUB: one of ours coming back is the
+    /// forwarder's echo (said when it follows missed ones).
+    pub(crate) fn handle_status(&mut self, frames: &[Vec<u8>]) {
+        if self.echo.as_mut().is_some_and(|echo| echo.received(frames)) {
+            let forwarder = self.address(Role::Sub).to_owned();
+            self.log(
+                Level::Info,
+                Some(&forwarder),
+                format!("the forwarder at {forwarder} relays our statuses again"),
+            );
+        }
+    }
+
     /// The reply to a [`Request`], as the MDP worker sends it.
     pub(crate) fn reply(&mut self, envelope: Frames, reply: Frames) {
         if let Some(worker) = &self.worker {
@@ -337,6 +386,7 @@ impl Session {
             ),
             None => self.log(Level::Debug, None, format!("{name} socket: {event:?} {address}")),
         }
+        self.note_links(now);
     }
 
     /// One of our own `dbmgr` questions came back on its DEALER: TCP
@@ -375,6 +425,7 @@ impl Session {
         match result {
             Ok(()) => {
                 self.link_mut(role).reopened();
+                self.note_links(now);
                 if role == Role::Requests {
                     if let Some(worker) = &mut self.worker {
                         let ready = worker.connected(now);
@@ -392,6 +443,22 @@ impl Session {
                 self.log(Level::Warn, None, format!("{e}; retrying"));
                 self.link_mut(role).handle_event(links::Event::Lost, now);
             }
+        }
+    }
+
+    /// A question to `dbmgr` (DEALER frames): sent on its DEALER, the one
+    /// about to be opened too; with none (no broker has answered), dropped,
+    /// and asked again when it times out (the question's state machine,
+    /// `core::bus::dbmgr`, took it all the same, so that its deadline moves on).
+    pub(crate) fn ask_dbmgr(&mut self, frames: Frames) {
+        if self.dbmgr_open || self.actions.contains(&Action::Open(Role::Dbmgr)) {
+            self.actions.push_back(Action::Send(Role::Dbmgr, frames));
+        } else {
+            self.log(
+                Level::Debug,
+                None,
+                "dbmgr question not sent (no broker yet): asked again later".to_owned(),
+            );
         }
     }
 
@@ -417,6 +484,41 @@ impl Session {
                 None,
                 "dbmgr socket closed until the broker answers again".to_owned(),
             );
+        }
+    }
+
+    /// The echo learns the SUB's and the PUB's states.
+    fn note_links(&mut self, now: Instant) {
+        if let Some(echo) = &mut self.echo {
+            echo.links(self.sub.is_up(), self.publisher.is_up(), now);
+        }
+    }
+
+    /// Our statuses did not come back through the forwarder: new sockets
+    /// for the SUB and the PUB (which one is broken cannot be told).
+    fn echo_missed(&mut self, missed: Missed) {
+        let (sub, publisher) = (self.address(Role::Sub).to_owned(), self.address(Role::Pub).to_owned());
+        let timeout = self.echo.as_ref().map(Echo::timeout).unwrap_or_default();
+        match missed {
+            Missed::First => self.log(
+                Level::Warn,
+                Some(&sub),
+                format!(
+                    "the forwarder did not relay our status back within {:.1} s (published to {publisher}, \
+                     subscribed at {sub}): opening new connections to it (again later, quietly, until it relays)",
+                    timeout.as_secs_f64()
+                ),
+            ),
+            Missed::Again => self.log(
+                Level::Debug,
+                Some(&sub),
+                "our status did not come back through the forwarder again: new connections".to_owned(),
+            ),
+        }
+        for role in [Role::Sub, Role::Pub] {
+            if !self.actions.contains(&Action::Reopen(role)) {
+                self.actions.push_back(Action::Reopen(role));
+            }
         }
     }
 
@@ -738,10 +840,91 @@ mod tests {
     }
 
     #[test]
+    fn dbmgr_questions_go_out_once_its_socket_is_opened_even_in_the_same_turn() {
+        let t0 = Instant::now();
+        let mut session = worker_session(t0);
+        let question = vec![b"MDPC01".to_vec(), b"dbmgr".to_vec(), b"config.get".to_vec()];
+        // No broker has answered: not sent, asked again when it times out.
+        session.ask_dbmgr(question.clone());
+        let (actions, lines) = drain(&mut session);
+        assert!(actions.is_empty());
+        assert_eq!(lines, ["dbmgr question not sent (no broker yet): asked again later"]);
+        // The broker answers: the question follows the socket's opening.
+        session.handle_worker_message(command(HEARTBEAT, b""), t0);
+        session.ask_dbmgr(question.clone());
+        assert_eq!(
+            drain(&mut session).0,
+            [Action::Open(Role::Dbmgr), Action::Send(Role::Dbmgr, question.clone())]
+        );
+        session.handle_opened(Role::Dbmgr, Ok::<(), String>(()));
+        session.ask_dbmgr(question.clone());
+        assert_eq!(drain(&mut session).0, [Action::Send(Role::Dbmgr, question)]);
+    }
+
+    #[test]
     fn leaving_is_a_disconnect_and_nothing_is_due_after_it() {
         let t0 = Instant::now();
         let mut session = worker_session(t0);
         assert_eq!(session.leave(t0), Some(command(DISCONNECT, b"")));
         assert_eq!(session.poll_timeout(), None);
     }
+
+    /// The forwarder's echo (src/core/bus/echo.rs) as the session turns it
+    /// into actions: our status not back in time reopens the SUB and the
+    /// PUB, said once; back again, said.
+    #[test]
+    fn our_status_not_echoed_by_the_forwarder_reopens_the_sub_and_the_pub_said_once() {
+        let start = Instant::now();
+        let mut session = worker_session(start);
+        assert!(session.watches_echo(), "both connect in the Domogik layout");
+        let up = |session: &mut Session, at: Instant| {
+            for role in [Role::Sub, Role::Pub] {
+                session.handle_link_event(role, links::Event::Up, "tcp://127.0.0.1:40411", at);
+            }
+            session.handle_subscription(b"\x01plugin");
+        };
+        up(&mut session, start);
+        drain(&mut session);
+        let status = |n: u8| vec![format!("plugin.status.{n}_5.0_1").into_bytes(), b"{}".to_vec()];
+        let mut now = start + Duration::from_secs(1);
+        session.handle_published(&status(1), now);
+        session.handle_status(&status(1));
+        session.handle_timeout(now + Duration::from_secs(5));
+        let (actions, _) = drain(&mut session);
+        assert!(!actions.contains(&Action::Reopen(Role::Sub)), "heard back: {actions:?}");
+
+        let mut said = Vec::new();
+        for round in 2..4 {
+            now += Duration::from_secs(1);
+            session.handle_published(&status(round), now);
+            assert_eq!(session.poll_timeout().map(|t| t <= now + Duration::from_secs(5)), Some(true));
+            now += Duration::from_secs(5);
+            session.handle_timeout(now);
+            let (actions, lines) = drain(&mut session);
+            for role in [Role::Sub, Role::Pub] {
+                assert!(actions.contains(&Action::Reopen(role)), "{role:?}: {actions:?}");
+                session.handle_reopened(role, Ok::<(), String>(()), now);
+            }
+            said.push(lines.iter().filter(|line| line.contains("did not relay our status back")).count());
+            now += Duration::from_secs(1);
+            up(&mut session, now);
+            now += Duration::from_secs(1);
+        }
+        assert_eq!(said, [1, 0], "said once per outage");
+        session.handle_published(&status(9), now);
+        session.handle_status(&status(9));
+        let (_, lines) = drain(&mut session);
+        assert!(lines.iter().any(|line| line.contains("relays our statuses again")), "{lines:?}");
+    }
+
+    #[test]
+    fn the_standalone_layout_watches_no_echo() {
+        let session = Session::new(
+            &config("[manager]\nsub_endpoint = @tcp://127.0.0.1:*\npub_endpoint = @tcp://127.0.0.1:*\n"),
+            Timing::DOMOGIK,
+            Instant::now(),
+        );
+        assert!(!session.watches_echo());
+    }
+
 }

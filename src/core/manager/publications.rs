@@ -59,7 +59,8 @@ impl Cache {
 impl Manager {
     /// The publications owed since the last call: the `plugin.status` of
     /// clients that died and our own, then `clients.list`, `clients.detail`
-    /// (the seed's), `client.list`, `client.detail`, `client.conversion`,
+    /// (the seed's; not after a change only the 0.5 maps show, an xPL
+    /// device's), `client.list`, `client.detail`, `client.conversion`,
     /// and `package.detail` after a package change; once however many
     /// changes happened meanwhile. Each view is built when the iterator
     /// reaches it, so one can be sent before the next is serialised. They
@@ -68,6 +69,7 @@ impl Manager {
     pub fn take_publications(&mut self, unix_time: f64) -> Option<Publications<'_>> {
         let host_change = self.hosts.as_mut().is_some_and(|hosts| hosts.take_publish_owed());
         let dirty = std::mem::take(&mut self.dirty) || host_change;
+        let v05_dirty = std::mem::take(&mut self.v05_dirty) || dirty;
         let (hello, own) = self.hosts.as_mut().map_or((false, false), |hosts| hosts.take_owed());
         let mut others = std::collections::VecDeque::new();
         if let Some(hosts) = self.hosts.as_mut() {
@@ -77,21 +79,18 @@ impl Manager {
             others.extend(hosts.take_outgoing(unix_time));
         }
         let own_views = if own { OWN_VIEWS.len() } else { 0 };
-        if !dirty && self.statuses.is_empty() && others.is_empty() && own_views == 0 {
+        if !v05_dirty && self.statuses.is_empty() && others.is_empty() && own_views == 0 {
             return None;
         }
         let mut views = Vec::new();
         if dirty {
-            views.extend([
-                View::SeedList,
-                View::SeedDetail,
-                View::V05List,
-                View::V05Detail,
-                View::Conversion,
-            ]);
-            if std::mem::take(&mut self.packages_dirty) {
-                views.push(View::PackageDetail);
-            }
+            views.extend([View::SeedList, View::SeedDetail]);
+        }
+        if v05_dirty {
+            views.extend([View::V05List, View::V05Detail, View::Conversion]);
+        }
+        if dirty && std::mem::take(&mut self.packages_dirty) {
+            views.push(View::PackageDetail);
         }
         let statuses = std::mem::take(&mut self.statuses);
         Some(Publications {
@@ -119,6 +118,17 @@ impl Manager {
     pub(super) fn mark_changed(&mut self) {
         self.dirty = true;
         self.cache = Cache::default();
+        if let Some(hosts) = self.hosts.as_mut() {
+            hosts.own_changed();
+        }
+    }
+
+    /// Only the 0.5 maps changed (an xPL device): they alone are owed, and
+    /// the seed's stay cached.
+    pub(super) fn mark_v05_changed(&mut self) {
+        self.v05_dirty = true;
+        self.cache.forget_v05();
+        self.cache.conversion = None;
         if let Some(hosts) = self.hosts.as_mut() {
             hosts.own_changed();
         }

@@ -163,13 +163,10 @@ impl Manager {
             _ => Err(Refusal::HistoryNeeds(field)),
         };
         let (kind, name, host) = (text("type")?, text("name")?, text("host")?);
-        let history = match self.clients.history(name) {
-            Some(history) if kind == "plugin" && host == self.clients.host() => Ok(history),
-            _ => Err(format!(
-                "no client {}",
-                wire::truncate(&format!("{kind}-{name}.{host}"), 80)
-            )),
-        };
+        let history = self
+            .clients
+            .history(name)
+            .filter(|_| kind == "plugin" && host == self.clients.host());
         Ok(v05::history_json(kind, name, host, history))
     }
 

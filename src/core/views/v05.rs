@@ -363,12 +363,7 @@ pub(crate) fn device_types_json(clients: &Clients, derived: &Derivations, wanted
 /// `client.history.result` for the client named in the request (`type`,
 /// `name`, `host` as received): `status` false with a `reason` when there
 /// is no such client here.
-pub(crate) fn history_json(
-    kind: &str,
-    name: &str,
-    host: &str,
-    history: Result<&VecDeque<HistoryEntry>, String>,
-) -> String {
+pub(crate) fn history_json(kind: &str, name: &str, host: &str, history: Option<&VecDeque<HistoryEntry>>) -> String {
     #[derive(serde::Serialize)]
     struct Reply<'a> {
         #[serde(rename = "type")]
@@ -394,10 +389,14 @@ pub(crate) fn history_json(
             seq.end()
         }
     }
-    let (status, reason, history) = match history {
-        Ok(history) => (true, None, Some(history)),
-        Err(reason) => (false, Some(reason), None),
-    };
+    // Not ours: the id asked for, shortened (anyone may ask).
+    let reason = history.is_none().then(|| {
+        format!(
+            "no client {}",
+            crate::core::wire::truncate(&format!("{kind}-{name}.{host}"), 80)
+        )
+    });
+    let status = history.is_some();
     pyjson::to_string(&Reply {
         kind,
         name,
@@ -639,12 +638,12 @@ mod tests {
                 t.later(Duration::from_secs(1)),
             )
             .unwrap();
-        let text = history_json("plugin", "demo", "darkstar", Ok(clients.history("demo").unwrap()));
+        let text = history_json("plugin", "demo", "darkstar", Some(clients.history("demo").unwrap()));
         assert_eq!(
             text,
             r#"{"type": "plugin", "name": "demo", "host": "darkstar", "status": true, "reason": null, "history": [{"comment": "", "status": "stopped", "timestamp": 1371071555.25}, {"comment": "up", "status": "alive", "timestamp": 1371071554.25}]}"#
         );
-        let text = history_json("plugin", "zz", "darkstar", Err("no client plugin-zz.darkstar".into()));
+        let text = history_json("plugin", "zz", "darkstar", None);
         assert_eq!(
             text,
             r#"{"type": "plugin", "name": "zz", "host": "darkstar", "status": false, "reason": "no client plugin-zz.darkstar", "history": []}"#

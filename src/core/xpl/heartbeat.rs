@@ -49,6 +49,14 @@ pub struct OwnHeartbeat {
     hub: Hub,
     /// An `hbeat.request` is owed (registered just now).
     request_owed: bool,
+    /// No hub after this long (an xPL minute) is worth a warning, once: a
+    /// booting host may start its hub a little after the manager.
+    no_hub_after: Duration,
+    no_hub_said: bool,
+    /// When our last heartbeat went out: an `hbeat.request` is answered
+    /// at most once per [`DISCOVERY_FAST`], so a flood of them makes no
+    /// flood of ours.
+    last_sent: Option<Instant>,
 }
 
 impl OwnHeartbeat {
@@ -65,6 +73,9 @@ impl OwnHeartbeat {
             next: now,
             hub: Hub::Searching,
             request_owed: false,
+            no_hub_after: minute,
+            no_hub_said: false,
+            last_sent: None,
         }
     }
 
@@ -76,12 +87,26 @@ impl OwnHeartbeat {
         self.hub
     }
 
-    /// When something is next due.
+    /// When something is next due: a message, or the no-hub warning.
     pub fn poll_timeout(&self) -> Instant {
-        match self.request_owed {
-            true => self.started, // in the past: due now
+        if self.request_owed {
+            return self.started; // in the past: due now
+        }
+        match self.hub == Hub::Searching && !self.no_hub_said {
+            true => self.next.min(self.started + self.no_hub_after),
             false => self.next,
         }
+    }
+
+    /// How long no hub has answered, once, when that is a minute or more:
+    /// worth a warning. `None` before, after, and once a hub has answered.
+    pub fn poll_no_hub(&mut self, now: Instant) -> Option<Duration> {
+        let searching = self.searching_for(now)?;
+        if self.no_hub_said || searching < self.no_hub_after {
+            return None;
+        }
+        self.no_hub_said = true;
+        Some(searching)
     }
 
     /// A message of ours came back through the hub. Returns true the first
@@ -103,8 +128,9 @@ impl OwnHeartbeat {
     }
 
     /// Someone asked every application to heartbeat (`hbeat.request`,
-    /// to everyone or to us): ours is due now. Our own request, relayed
-    /// back by the hub, is not one.
+    /// to everyone or to us): ours is due now, or 3 s after the last one
+    /// if that was sooner. Our own request, relayed back by the hub, is
+    /// not one.
     pub fn handle_request(&mut self, message: &Message, now: Instant) {
         let for_us = match &message.target {
             Target::Everyone => true,
@@ -112,7 +138,8 @@ impl OwnHeartbeat {
         };
         let from_us = message.source == self.source;
         if message.schema.as_str() == "hbeat.request" && message.kind == Kind::Command && for_us && !from_us {
-            self.next = self.next.min(now);
+            let earliest = self.last_sent.map_or(now, |sent| now.max(sent + DISCOVERY_FAST));
+            self.next = self.next.min(earliest);
         }
     }
 
@@ -127,6 +154,7 @@ impl OwnHeartbeat {
         if now < self.next {
             return None;
         }
+        self.last_sent = Some(now);
         self.next = now
             + match self.hub {
                 Hub::Found => self.interval,
@@ -196,9 +224,14 @@ mod tests {
         assert!(own.poll_transmit(t0).is_none(), "once per deadline");
         assert_eq!(own.poll_timeout(), t0 + Duration::from_secs(3));
         assert!(own.poll_transmit(t0 + Duration::from_secs(2)).is_none());
-        assert_eq!(own.searching_for(t0 + Duration::from_secs(2)), Some(Duration::from_secs(2)));
+        assert_eq!(
+            own.searching_for(t0 + Duration::from_secs(2)),
+            Some(Duration::from_secs(2))
+        );
         let late = t0 + Duration::from_secs(61);
         assert!(own.poll_transmit(late).is_some());
+        assert_eq!(own.poll_timeout(), t0 + MINUTE, "the no-hub warning is due");
+        assert!(own.poll_no_hub(late).is_some());
         assert_eq!(own.poll_timeout(), late + Duration::from_secs(30));
         // The hub relays our heartbeat back: registered, one hbeat.request
         // at once, then the 5 min interval.
@@ -222,6 +255,23 @@ mod tests {
     }
 
     #[test]
+    fn no_hub_after_a_minute_is_said_once_and_never_once_a_hub_answered() {
+        let t0 = Instant::now();
+        let mut own = own(t0);
+        own.poll_transmit(t0);
+        assert_eq!(own.poll_no_hub(t0 + Duration::from_secs(59)), None);
+        assert!(own.poll_timeout() <= t0 + MINUTE);
+        assert_eq!(
+            own.poll_no_hub(t0 + Duration::from_secs(61)),
+            Some(Duration::from_secs(61))
+        );
+        assert_eq!(own.poll_no_hub(t0 + Duration::from_secs(3600)), None, "once");
+        let mut found = super::OwnHeartbeat::new(own.source.clone(), Ipv4Addr::LOCALHOST, 1, MINUTE, t0);
+        found.handle_echo(&found.heartbeat("hbeat.app"), t0 + Duration::from_secs(1));
+        assert_eq!(found.poll_no_hub(t0 + Duration::from_secs(3600)), None);
+    }
+
+    #[test]
     fn someone_elses_heartbeat_is_no_echo_and_a_request_for_us_is_answered_at_once() {
         let t0 = Instant::now();
         let mut own = own(t0);
@@ -229,7 +279,12 @@ mod tests {
         let other = decode(b"xpl-stat\n{\nhop=1\nsource=acme-a.b\ntarget=*\n}\nhbeat.app\n{\ninterval=5\n}\n").unwrap();
         assert!(!own.handle_echo(&other, t0));
         assert_eq!(own.hub(), Hub::Searching);
-        let at = t0 + Duration::from_secs(1);
+        // Registered: the next heartbeat is 5 min away.
+        let echo = own.heartbeat("hbeat.app");
+        own.handle_echo(&echo, t0);
+        own.poll_transmit(t0); // the hbeat.request owed once registered
+        let at = t0 + Duration::from_secs(10);
+        assert!(own.poll_transmit(at).is_none());
         for (text, answered) in [
             (
                 "xpl-cmnd\n{\nhop=1\nsource=acme-a.b\ntarget=*\n}\nhbeat.request\n{\ncommand=request\n}\n",
@@ -247,10 +302,23 @@ mod tests {
                 "xpl-stat\n{\nhop=1\nsource=acme-a.b\ntarget=*\n}\nhbeat.request\n{\n}\n",
                 false,
             ),
+            // Our own, relayed back by the hub.
+            (
+                "xpl-cmnd\n{\nhop=1\nsource=domogik-manager.box\ntarget=*\n}\nhbeat.request\n{\n}\n",
+                false,
+            ),
         ] {
             let mut own = own.clone();
             own.handle_request(&decode(text.as_bytes()).unwrap(), at);
             assert_eq!(own.poll_transmit(at).is_some(), answered, "{text}");
         }
+        // A flood of requests: one heartbeat per 3 s.
+        let request = decode(b"xpl-cmnd\n{\nhop=1\nsource=acme-a.b\ntarget=*\n}\nhbeat.request\n{\n}\n").unwrap();
+        own.handle_request(&request, at);
+        assert!(own.poll_transmit(at).is_some());
+        let soon = at + Duration::from_secs(1);
+        own.handle_request(&request, soon);
+        assert!(own.poll_transmit(soon).is_none());
+        assert_eq!(own.poll_timeout(), at + Duration::from_secs(3));
     }
 }

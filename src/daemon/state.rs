@@ -113,7 +113,10 @@ impl State {
         for event in self.manager.take_host_events() {
             match event {
                 Event::Forged { .. } | Event::Malformed { .. } => self.log_bad_input(format_args!("{event}")),
-                Event::Silent { stopped: false, .. } | Event::TooManyHosts { .. } | Event::TooManyClients { .. } => {
+                Event::Silent { stopped: false, .. }
+                | Event::TooManyHosts { .. }
+                | Event::TooManyClients { .. }
+                | Event::TooLarge { .. } => {
                     warn!("{event}")
                 }
                 Event::Silent { stopped: true, .. }

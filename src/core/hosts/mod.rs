@@ -92,6 +92,9 @@ pub(crate) enum Event {
     TooManyHosts { host: String, max: usize },
     /// Its clients after the first `max` not held (warning, once per host).
     TooManyClients { host: String, max: usize },
+    /// A view of it not held: the other hosts' entries would pass
+    /// [`MAX_HELD_BYTES`] (warning, once per host).
+    TooLarge { host: String },
     /// A message naming our own host from another manager (bad input).
     Forged { instance: String },
     /// A `manager.*` message that cannot be used (bad input).
@@ -117,6 +120,11 @@ impl std::fmt::Display for Event {
             Event::TooManyClients { host, max } => write!(
                 f,
                 "host {host} has more than {max} clients: the others are not shown (max_host_clients; said once)"
+            ),
+            Event::TooLarge { host } => write!(
+                f,
+                "host {host}'s clients not all shown: the other hosts' entries would pass {} MiB (said once)",
+                MAX_HELD_BYTES / (1024 * 1024)
             ),
             Event::Forged { instance } => write!(
                 f,
@@ -162,6 +170,28 @@ struct Host {
     /// Whether its `client.list` came: it needs no hello.
     has_clients: bool,
     cut_said: bool,
+    /// Bytes of the entries held and pending (ids and JSON text).
+    bytes: usize,
+    large_said: bool,
+}
+
+/// The other hosts' entries held at most, all hosts together: whatever
+/// their managers publish, our memory for them stays under this.
+pub(crate) const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
+
+fn entries_bytes(entries: &Entries) -> usize {
+    entries.iter().map(|(id, entry)| id.len() + entry.get().len()).sum()
+}
+
+impl Host {
+    fn count_bytes(&mut self) {
+        let pending = self
+            .pending
+            .iter()
+            .flatten()
+            .map(|pending| entries_bytes(&pending.entries));
+        self.bytes = self.views.iter().map(entries_bytes).chain(pending).sum();
+    }
 }
 
 /// The other hosts, and what we owe them.
@@ -189,6 +219,8 @@ pub(crate) struct Hosts {
     relayed: Vec<(Frames, Frames)>,
     /// `manager.do` and `manager.done` owed: (category, body).
     outgoing: Vec<(&'static str, String)>,
+    /// [`MAX_HELD_BYTES`] (smaller in tests).
+    max_bytes: usize,
 }
 
 #[derive(Deserialize)]
@@ -258,6 +290,7 @@ impl Hosts {
             incoming: Vec::new(),
             relayed: Vec::new(),
             outgoing: Vec::new(),
+            max_bytes: MAX_HELD_BYTES,
         }
     }
 
@@ -479,6 +512,8 @@ impl Hosts {
                     pending: Default::default(),
                     has_clients: false,
                     cut_said: false,
+                    bytes: 0,
+                    large_said: false,
                 },
             );
             self.events.push(Event::Joined { host: host.to_owned() });
@@ -557,9 +592,20 @@ impl Hosts {
             ));
         }
         let max_clients = self.limits.max_clients;
+        let held_bytes: usize = self.hosts.values().map(|held| held.bytes).sum();
         let Some(held) = self.hosts.get_mut(&host) else {
             return;
         };
+        if held_bytes.saturating_add(entries_bytes(&entries)) > self.max_bytes {
+            if let Some(slot) = held.pending.get_mut(index) {
+                *slot = None;
+            }
+            held.count_bytes();
+            if !std::mem::replace(&mut held.large_said, true) {
+                self.events.push(Event::TooLarge { host });
+            }
+            return;
+        }
         let Some(slot) = held.pending.get_mut(index) else {
             return;
         };
@@ -578,6 +624,7 @@ impl Hosts {
         pending.next += 1;
         if pending.next < pending.parts {
             *slot = Some(pending);
+            held.count_bytes();
             return;
         }
         let mut entries = pending.entries;
@@ -597,6 +644,7 @@ impl Hosts {
         if index == 2 {
             held.has_clients = true;
         }
+        held.count_bytes();
         if let Some(merged) = self.merged.get_mut(index) {
             *merged = None;
         }

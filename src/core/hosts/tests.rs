@@ -547,3 +547,36 @@ fn another_hosts_history_is_asked_of_its_manager() {
         Forward::Local(envelope)
     );
 }
+
+#[test]
+fn the_other_hosts_entries_are_held_within_a_byte_budget() {
+    let t0 = Instant::now();
+    let mut hosts = Hosts::new(
+        "box",
+        "1",
+        Limits {
+            max_hosts: 64,
+            ..limits()
+        },
+    );
+    hosts.max_bytes = 7 * PART_BYTES;
+    // Each host publishes a detail view of 3 entries of almost a part each,
+    // in 3 parts: the third host would pass the budget.
+    let big = "x".repeat(PART_BYTES - 200);
+    for index in 0..8 {
+        let host = format!("h{index}");
+        let entries: Vec<String> = (0..3)
+            .map(|i| format!(r#""plugin-p{i}.{host}": {{"host": "{host}", "status": "alive", "data": "{big}"}}"#))
+            .collect();
+        feed(&mut hosts, published(&host, "1", 3, &view(&entries)), t0);
+    }
+    let held: usize = hosts.hosts.values().map(|held| held.bytes).sum();
+    assert!(held <= 7 * PART_BYTES, "{held}");
+    assert!(held > 5 * PART_BYTES, "two hosts held: {held}");
+    let large = hosts
+        .take_events()
+        .into_iter()
+        .filter(|event| matches!(event, Event::TooLarge { .. }))
+        .count();
+    assert_eq!(large, 6, "said once per host refused");
+}

@@ -15,14 +15,16 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const HOSTS: [&str; 3] = ["master", "garage", "kitchen"];
+/// The dead rule at 1 s and the manager's status every 0.25 s, so that a
+/// silent host is seen within a second.
+const FAST: &str = "dead_after = 1\nstatus_interval = 0.25\n";
 
 /// A manager's config on the bus at `ip` (broker and forwarder ports),
-/// with the dead rule at 1 s and the manager's status every 0.25 s, so
-/// that a silent host is seen within a second.
-fn host_config(ip: &str, broker: u16, forwarder: (u16, u16), host: &str, packages: &Path) -> String {
+/// with `timers` ([`FAST`], or empty for the shipped defaults).
+fn host_config(ip: &str, broker: u16, forwarder: (u16, u16), host: &str, packages: &Path, timers: &str) -> String {
     format!(
         "[mq]\nip = {ip}\nreq_rep_port = {broker}\npub_port = {}\nsub_port = {}\n\
-         [manager]\nhost = {host}\npackages_dir = {}\ndead_after = 1\nstatus_interval = 0.25\nlog_level = debug\n",
+         [manager]\nhost = {host}\npackages_dir = {}\n{timers}log_level = debug\n",
         forwarder.0,
         forwarder.1,
         packages.display()
@@ -143,6 +145,16 @@ impl House {
         ip: impl Fn(usize) -> String,
         command: impl Fn(usize) -> Box<dyn FnOnce(&Path) -> Command>,
     ) -> House {
+        House::start_with(bind_ip, ip, command, FAST)
+    }
+
+    /// [`House::start`] with `timers` in each manager's config.
+    fn start_with(
+        bind_ip: &str,
+        ip: impl Fn(usize) -> String,
+        command: impl Fn(usize) -> Box<dyn FnOnce(&Path) -> Command>,
+        timers: &str,
+    ) -> House {
         let broker = TestBroker::start_on(bind_ip, None);
         let forwarder = Forwarder::start_on(bind_ip, None);
         let mut house = House {
@@ -160,6 +172,7 @@ impl House {
                 house.forwarder.ports(),
                 host,
                 &packages,
+                timers,
             );
             if let Some(python) = extra_python() {
                 config.push_str(&format!("python = {python}\n"));
@@ -210,7 +223,8 @@ fn plain(_: usize) -> Box<dyn FnOnce(&Path) -> Command> {
 
 #[test]
 fn every_manager_answers_with_every_hosts_clients() {
-    let house = House::start("127.0.0.1", |_| "127.0.0.1".into(), plain);
+    // The shipped timers: nothing here waits for a manager's periodic status.
+    let mut house = House::start_with("127.0.0.1", |_| "127.0.0.1".into(), plain, "");
     until_steady(
         house.context(),
         &house.broker,
@@ -253,6 +267,29 @@ fn every_manager_answers_with_every_hosts_clients() {
             .all(|row| row.contains(".garage") && row.contains(" garage ")),
         "{table}"
     );
+
+    // The garage's manager restarted: back in every answer within 5 s.
+    house.daemons[1].stop();
+    house.daemons[0].wait_for_log("the manager of host garage stopped");
+    let started = Instant::now();
+    let config = house.dirs[1].join("manager.cfg");
+    let child = fast_heartbeat_command(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    house.daemons[1] = Daemon::from_child(child);
+    house.daemons[0].wait_for_log("host garage is heard again");
+    house.daemons[2].wait_for_log("host garage is heard again");
+    until_steady(
+        house.context(),
+        &house.broker,
+        "the restarted garage",
+        8,
+        |action, clients| all_twelve(action, clients) && clients[id(action, "ebusd", "garage")]["status"] == "alive",
+    );
+    let back_after = started.elapsed();
+    assert!(back_after < Duration::from_secs(5), "back after {back_after:?}");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Several hosts on one bus (PROTOCOL.md §12): a master with the broker and
+//! Several hosts on one bus (PROTOCOL.md §13): a master with the broker and
 //! the forwarder and its manager, and two satellites' managers, each with
 //! the four fixture plugins. Whichever manager the broker hands a request
 //! to answers with all three hosts' clients; a satellite that goes silent

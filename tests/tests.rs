@@ -14,6 +14,7 @@ mod dbmgr;
 mod docs;
 mod faults;
 mod flood;
+mod host052;
 mod hosts;
 mod fuzz_regressions;
 mod instances;

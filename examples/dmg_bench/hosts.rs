@@ -1,4 +1,4 @@
-//! Item 10, several hosts on one bus (issue 24, PROTOCOL.md §12): with 1,
+//! Item 10, several hosts on one bus (issue 24, PROTOCOL.md §13): with 1,
 //! 3 and 10 managers (hosts `h0`, `h1`, ...; 10 plugins each) behind one
 //! `dmg-testbus` (broker and forwarder, as a Domogik master), the round
 //! trip of `client.list.get` and `client.detail.get` through the broker

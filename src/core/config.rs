@@ -15,7 +15,7 @@ pub(crate) const DEFAULT_PATH: &str = "/etc/domogik/manager.cfg";
 pub(crate) const DEFAULT_PACKAGES_DIR: &str = "/var/lib/domogik/domogik_packages";
 /// Where Domogik 0.5 keeps its data types: its resources folder, under
 /// its libraries path (`/var/lib/domogik`, which also holds the packages).
-pub(crate) const DEFAULT_DATATYPES_FILE: &str = "/var/lib/domogik/domogik/resources/datatypes.json";
+pub(crate) const DEFAULT_DATATYPES_FILE: &str = "/var/lib/domogik/resources/datatypes.json";
 /// Domogik refuses longer host names; so do we.
 pub const MAX_HOST_LEN: usize = 16;
 const MAX_RESCAN_INTERVAL: u64 = 24 * 60 * 60;
@@ -132,7 +132,7 @@ pub struct Config {
     pub datatypes_file: PathBuf,
     /// The `[xpl]` section (docs/PROTOCOL.md §11).
     pub xpl: XplConfig,
-    /// The other hosts held on a bus (PROTOCOL.md §12): `max_hosts`,
+    /// The other hosts held on a bus (PROTOCOL.md §13): `max_hosts`,
     /// `max_host_clients`, `forget_host_after`; silent after `dead_after`.
     pub hosts: crate::core::hosts::Limits,
 }
@@ -145,6 +145,29 @@ pub(crate) struct PluginsConfig {
     /// `PYTHONPATH` given to the plugins (Domogik's libraries); `None`: unset.
     pub(crate) pythonpath: Option<PathBuf>,
     pub(crate) policy: crate::core::children::Policy,
+    /// More arguments after `-f` for hosts whose plugins want them
+    /// (`plugin_args`, split on spaces; none by default: 0.5.2's refuse any).
+    pub(crate) extra_args: Vec<String>,
+    /// The core components to start and supervise (`core`, plus the `run`
+    /// flags `-a -d -x -s -b`), dbmgr first, then in 0.5.2's order.
+    pub(crate) core: Vec<String>,
+    /// Domogik's bin dir, where `<name>.py` of each core component is
+    /// (`core_bin_dir`); `None`: asked of the interpreter at start.
+    pub(crate) core_bin_dir: Option<PathBuf>,
+}
+
+/// The core components Domogik 0.5.2's manager starts, in its order (dbmgr
+/// first: the others ask it their configuration).
+pub(crate) const CORE_COMPONENTS: [&str; 5] = ["dbmgr", "xplgw", "admin", "scenario", "butler"];
+
+impl PluginsConfig {
+    /// Adds core components (the `run` flags), keeping 0.5.2's order.
+    pub(crate) fn add_core(&mut self, names: &[&str]) {
+        let mut all: Vec<&str> = self.core.iter().map(String::as_str).chain(names.iter().copied()).collect();
+        all.sort_by_key(|name| CORE_COMPONENTS.iter().position(|known| known == name));
+        all.dedup();
+        self.core = all.into_iter().map(str::to_owned).collect();
+    }
 }
 
 pub(crate) const DEFAULT_PYTHON: &str = "/usr/bin/python";
@@ -290,7 +313,7 @@ const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
 const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
 /// The `[xpl]` keys (docs/PROTOCOL.md §11).
 const XPL_KEYS: [&str; 4] = ["enabled", "bind_interface", "broadcast", "max_clients"];
-const MANAGER_KEYS: [&str; 19] = [
+const MANAGER_KEYS: [&str; 22] = [
     "max_hosts",
     "max_host_clients",
     "forget_host_after",
@@ -310,6 +333,9 @@ const MANAGER_KEYS: [&str; 19] = [
     "pythonpath",
     "kill_delay",
     "restart",
+    "plugin_args",
+    "core",
+    "core_bin_dir",
 ];
 
 /// Parses and validates config text. `path` is used in messages and to
@@ -396,7 +422,16 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
                 read_restart,
             )?,
         },
+        extra_args: sections
+            .value("manager", "plugin_args")
+            .map(|args| args.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        core: Vec::new(),
+        core_bin_dir: sections.value("manager", "core_bin_dir").map(PathBuf::from),
     };
+    let mut plugins = plugins;
+    let core = sections.get("manager", "core", Vec::new(), read_core)?;
+    plugins.add_core(&core.iter().map(String::as_str).collect::<Vec<_>>());
     let dead_after = sections.get(
         "manager",
         "dead_after",
@@ -457,6 +492,24 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
         plugins,
         star_ip: (ip == "*").then_some(star_ip),
     })
+}
+
+/// Core component names separated by spaces or commas, each one of 0.5.2's.
+fn read_core(text: &str) -> Result<Vec<String>, Expected> {
+    let names: Vec<String> = text
+        .split([',', ' '])
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match names.iter().find(|name| !CORE_COMPONENTS.contains(&name.as_str())) {
+        Some(bad) => Err(format!(
+            "{:?} is not a core component: expected names among {}",
+            crate::core::wire::truncate(bad, 40),
+            CORE_COMPONENTS.join(" ")
+        )
+        .into()),
+        None => Ok(names),
+    }
 }
 
 fn read_kill_delay(text: &str) -> Result<Duration, Expected> {

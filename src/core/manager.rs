@@ -20,15 +20,18 @@ mod requests;
 #[cfg(test)]
 mod testing;
 
-pub(crate) use plugins::{NoStarter, Starter};
+pub(crate) use plugins::{NoProcesses, ProcessEvent, Processes, SpawnError};
 pub use publications::{Publications, LIST_CATEGORY};
 pub(crate) use publications::{DETAIL_CATEGORY, V05_LIST_CATEGORY, VIEW_CATEGORIES};
 pub use requests::{Reply, DETAIL_GET, LIST_GET};
 pub(crate) use requests::{DETAIL_RESULT, ERROR_ACTION, LIST_RESULT, START_DO, START_RESULT};
 
 use crate::core::bus::dbmgr::{self, Answer, Questions};
+use crate::core::autostart::AutoStart;
+use crate::core::children::{Children, Policy};
 use crate::core::clients::{Applied, Clients, StatusRejected};
 use crate::core::hosts::{self, Handled, Hosts};
+use crate::core::launch::Launch;
 use crate::core::liveness::{self, Now, OwnStatus};
 use crate::core::packages::PackageChange;
 use crate::core::status::Status;
@@ -85,8 +88,16 @@ pub struct Manager {
     cache: Cache,
     /// What the 0.5 views derive from each package, made again on change.
     v05: v05::Derivations,
-    /// The other managers' clients (PROTOCOL.md §12); `None` off a bus.
+    /// The other managers' clients (PROTOCOL.md §13); `None` off a bus.
     hosts: Option<Hosts>,
+    /// The processes of the clients (the one model of them, §10).
+    children: Children,
+    /// How a client's process is started.
+    launch: Launch,
+    /// Which clients `auto_startup` has decided already.
+    autostart: AutoStart,
+    /// The core components still to start (at the first turn).
+    core_pending: Vec<String>,
 }
 
 impl Manager {
@@ -108,18 +119,22 @@ impl Manager {
             cache: Cache::default(),
             v05: v05::Derivations::default(),
             hosts: None,
+            children: Children::new(Policy::default()),
+            launch: Launch::default(),
+            autostart: AutoStart::default(),
+            core_pending: Vec::new(),
         }
     }
 
     /// Shows the other managers' clients and publishes ours for them, as
-    /// `instance` (on a bus: PROTOCOL.md §12).
+    /// `instance` (on a bus: PROTOCOL.md §13).
     pub(crate) fn enable_hosts(&mut self, instance: &str, limits: hosts::Limits) {
         self.hosts = Some(Hosts::new(self.clients.host(), instance, limits));
     }
 
     /// A request's frames and envelope: answered here
     /// ([`hosts::Forward::Local`]), refused at once, or forwarded to the
-    /// manager of the host its body names (PROTOCOL.md §12).
+    /// manager of the host its body names (PROTOCOL.md §13).
     pub(crate) fn forward_request(&mut self, frames: &[Vec<u8>], envelope: wire::Frames) -> hosts::Forward {
         match self.hosts.as_mut() {
             Some(hosts) => hosts.forward(frames, envelope, &self.service, self.now.mono),
@@ -150,6 +165,12 @@ impl Manager {
         self.hosts.as_mut().map(Hosts::take_events).unwrap_or_default()
     }
 
+    /// How clients are started, and the kill delay and restart policy.
+    pub(crate) fn set_processes(&mut self, launch: Launch, policy: Policy) {
+        self.launch = launch;
+        self.children = Children::new(policy);
+    }
+
     /// The delays of src/core/liveness.rs (30 s and 15 s unless configured).
     /// How long a running plugin may stay silent before it is `dead`.
     pub(crate) fn dead_after(&self) -> Duration {
@@ -164,10 +185,21 @@ impl Manager {
     /// Asks `dbmgr` for each client's configuration (on a Domogik bus).
     pub(crate) fn enable_dbmgr(&mut self, limits: dbmgr::Limits) {
         let mut questions = Questions::new(self.clients.host(), limits);
-        for (name, _) in self.clients.iter() {
+        // Core components have no configuration in dbmgr (0.5.2 asks none).
+        for (name, _) in self.clients.iter().filter(|(name, _)| crate::core::kind::split(name).0.is_package()) {
             questions.ask(name, self.now.mono);
         }
         self.dbmgr = Some(questions);
+    }
+
+    /// Whether the socket that carries the `dbmgr` questions is open (the
+    /// broker answers): questions wait for it rather than time out, and
+    /// go out at once when it opens.
+    pub(crate) fn set_dbmgr_reachable(&mut self, reachable: bool) {
+        let now = self.now.mono;
+        if let Some(questions) = self.dbmgr.as_mut() {
+            questions.set_reachable(reachable, now);
+        }
     }
 
     /// The time of this turn of the loop.
@@ -190,9 +222,10 @@ impl Manager {
     pub(crate) fn poll_timeout(&self) -> Instant {
         let deaths = self.clients.poll_timeout(self.dead_after);
         let questions = self.dbmgr.as_ref().and_then(Questions::poll_timeout);
+        let children = self.children.poll_timeout();
         let hosts = self.hosts.as_ref().and_then(Hosts::poll_timeout);
         let xpl_deaths = self.clients.devices().poll_timeout();
-        [deaths, questions, hosts, xpl_deaths]
+        [deaths, questions, children, hosts, xpl_deaths]
             .into_iter()
             .flatten()
             .fold(self.own.poll_timeout(), Instant::min)
@@ -203,7 +236,8 @@ impl Manager {
     pub(crate) fn handle_timeout(&mut self) -> Vec<String> {
         let dead = self.clients.handle_timeout(self.dead_after, self.now);
         for name in &dead {
-            let frames = wire::encode_status_of("plugin", name, self.clients.host(), Status::Dead, None, self.now.unix);
+            let (kind, bare) = crate::core::kind::split(name);
+            let frames = wire::encode_status_of(kind.as_str(), bare, self.clients.host(), Status::Dead, None, self.now.unix);
             self.statuses.push(frames);
         }
         if !dead.is_empty() {
@@ -304,27 +338,42 @@ impl Manager {
                 return StatusOutcome::NotForUs;
             }
         }
-        let update = match wire::decode_status(frames) {
-            Ok(Some(update)) => update,
+        let (kind, update) = match wire::decode_client_status(frames) {
+            Ok(Some(decoded)) => decoded,
             Ok(None) => {
                 self.configuration_updated(frames);
                 return StatusOutcome::NotForUs;
             }
             Err(error) => return StatusOutcome::Malformed(error),
         };
-        let host = update.host.unwrap_or_else(|| self.clients.host().to_owned());
-        if host != self.clients.host() {
-            // Another host's plugin: its own manager's business (§12).
+        let key = crate::core::kind::key(kind, &update.name);
+        if kind == crate::core::kind::Kind::Core && self.clients.get(&key).is_none() {
+            // Our own status heard back, or a core component we do not run.
             return StatusOutcome::NotForUs;
         }
-        match self
+        let host = update.host.unwrap_or_else(|| self.clients.host().to_owned());
+        if host != self.clients.host() {
+            // Another host's plugin: its own manager's business (§13).
+            return StatusOutcome::NotForUs;
+        }
+        let applied = self
             .clients
-            .set_status(&update.name, &host, update.status, update.comment, self.now)
-        {
+            .set_status(&key, &host, update.status, update.comment, self.now);
+        if applied.is_ok() {
+            // The one model of the process hears it at once (§10).
+            self.children.observe(&key, update.status, self.now.mono);
+        }
+        match applied {
             Ok(Applied::Changed) => {
                 self.mark_changed();
+                if key == "core-dbmgr" && update.status == Status::Alive {
+                    // The dbmgr we run is up: what it could not answer is asked now.
+                    if let Some(questions) = self.dbmgr.as_mut() {
+                        questions.dbmgr_came(self.now.mono);
+                    }
+                }
                 StatusOutcome::Changed {
-                    id: self.clients.client_id(&update.name),
+                    id: self.clients.client_id(&key),
                     status: update.status,
                 }
             }
@@ -373,6 +422,8 @@ impl Manager {
                 if let Some(questions) = self.dbmgr.as_mut() {
                     questions.forget(&name);
                 }
+                self.children.forget(&name);
+                self.autostart.forget(&name);
                 self.clients.remove_package(&name)
             }
         };

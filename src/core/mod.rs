@@ -6,6 +6,8 @@ pub(crate) mod autostart;
 pub(crate) mod bus;
 pub(crate) mod child_output;
 pub(crate) mod children;
+pub mod kind;
+pub(crate) mod launch;
 pub(crate) mod clients;
 pub mod config;
 pub(crate) mod config_warnings;

@@ -26,7 +26,7 @@ pub(super) fn serve_requests(sockets: &Sockets, session: &mut Session, state: &m
     let read = if session.is_worker() {
         for_each_queued(socket, MAX_REQUESTS_PER_TURN, |message| {
             if let Some(request) = session.handle_worker_message(message, Instant::now()) {
-                // Another host's client: its manager answers (§12).
+                // Another host's client: its manager answers (§13).
                 match state.manager.forward_request(&request.body, request.envelope) {
                     Forward::Local(envelope) => {
                         let reply = state.answer(&request.body);
@@ -55,7 +55,7 @@ pub(super) fn serve_requests(sockets: &Sockets, session: &mut Session, state: &m
     log_receive_error(state, "request", read);
 }
 
-/// Requests forwarded between managers (PROTOCOL.md §12): the other
+/// Requests forwarded between managers (PROTOCOL.md §13): the other
 /// managers' run here and answered, the answers to ours (or their
 /// refusals past the deadline) relayed to the user interfaces that asked.
 pub(super) fn forwarded(session: &mut Session, state: &mut State) {

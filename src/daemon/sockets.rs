@@ -348,7 +348,7 @@ fn new_socket(
             setup(socket.set_maxmsgsize(SUB_MAX_MSG_BYTES))?;
             setup(socket.set_rcvhwm(SUB_RCVHWM))?;
             setup(socket.set_subscribe(STATUS_SUBSCRIPTION.as_bytes()))?;
-            // The other managers' clients (PROTOCOL.md §12).
+            // The other managers' clients (PROTOCOL.md §13).
             setup(socket.set_subscribe(crate::core::hosts::SUBSCRIPTION.as_bytes()))?;
         }
         Role::Pub => {

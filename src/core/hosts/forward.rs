@@ -1,4 +1,4 @@
-//! Actions for another host's client (PROTOCOL.md §12): a `*.do` request
+//! Actions for another host's client (PROTOCOL.md §13): a `*.do` request
 //! (or `client.history.get`)
 //! naming another host is forwarded to that host's manager
 //! (`manager.do`), which runs it as its own request and answers

@@ -1,4 +1,4 @@
-//! Other hosts' clients (PROTOCOL.md §12): what the other managers on the
+//! Other hosts' clients (PROTOCOL.md §13): what the other managers on the
 //! bus published of their own clients, their liveness per host, the views
 //! merged with ours (each client once), and what we owe them (a hello, our
 //! own clients). Pure: frames and the time come in, events and frames go
@@ -50,7 +50,7 @@ const MAX_PARTS: usize = 4096;
 /// A hello asked for a host whose clients we lack, at most this often.
 const HELLO_GAP: Duration = Duration::from_secs(2);
 
-/// The bounds and delays (PROTOCOL.md §12, `[manager]` keys).
+/// The bounds and delays (PROTOCOL.md §13, `[manager]` keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Other hosts held (`max_hosts`, 64).

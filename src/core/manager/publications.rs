@@ -135,7 +135,7 @@ impl Manager {
     }
 
     /// `view` as JSON, serialised if the cache has none since the last
-    /// change, with the other hosts' clients after ours (PROTOCOL.md §12).
+    /// change, with the other hosts' clients after ours (PROTOCOL.md §13).
     pub(super) fn view(&mut self, view: View) -> &str {
         let fresh = self.cache.slot(view).is_none();
         let own = own_view(&mut self.cache, &self.clients, &mut self.v05, view);
@@ -208,7 +208,7 @@ pub struct Publications<'a> {
     unix_time: f64,
     statuses: std::vec::IntoIter<Vec<Vec<u8>>>,
     views: std::vec::IntoIter<View>,
-    /// Our hello, then our own clients' parts (§12), as they are built.
+    /// Our hello, then our own clients' parts (§13), as they are built.
     others: std::collections::VecDeque<Vec<Vec<u8>>>,
     own_views: std::slice::Iter<'static, View>,
 }

@@ -124,6 +124,8 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
         questions::ask_due(&mut session, &mut state);
         executor::execute(&mut session, &mut sockets, &mut state);
         state.plugins_due();
+        handlers::forwarded(&mut session, &mut state);
+        executor::execute(&mut session, &mut sockets, &mut state);
         handlers::publish(&sockets, &mut session, &mut state);
         // Last: a ping proves a whole turn (src/core/watchdog.rs).
         if watchdog.as_mut().is_some_and(|watchdog| watchdog.handle_timeout(Instant::now())) {

@@ -15,6 +15,7 @@ mod docs;
 mod faults;
 mod flood;
 mod host052;
+mod hosts;
 mod fuzz_regressions;
 mod instances;
 mod interop;

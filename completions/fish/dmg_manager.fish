@@ -47,6 +47,7 @@ complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s s -d 'St
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s b -d 'Start and supervise Domogik\'s butler'
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s h -l help -d 'Print help'
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l history -d 'Print the status history of plugin NAME instead, newest first' -r
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l host -d 'Show only the clients of host NAME (every manager on a bus answers for every host)' -r
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l timeout -d 'How long to wait for the manager, in seconds (fractions allowed)' -r
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l detail -d 'Add version, author and description (for an invalid package, what is wrong with it)'

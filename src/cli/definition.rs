@@ -140,6 +140,9 @@ pub(super) struct ClientsArgs {
     /// With --history: times in UTC, not in this machine's time zone
     #[arg(long, requires = "history")]
     pub utc: bool,
+    /// Show only the clients of host NAME (every manager on a bus answers for every host)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["history", "json"])]
+    pub host: Option<String>,
     #[command(flatten)]
     pub timeout: TimeoutArg,
 }
@@ -203,6 +206,7 @@ impl From<Cli> for Command {
                     json: args.json,
                     history: args.history,
                     zone: zone(args.utc),
+                    host: args.host,
                     timeout: args.timeout.timeout,
                 },
             },
@@ -283,7 +287,7 @@ pub fn definition() -> clap::Command {
 ///
 /// ```text
 /// dmg_manager [-c FILE] [run] [--check-config] [-a] [-d] [-x] [-s] [-b]
-/// dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--utc] [--timeout SECS]
+/// dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--utc] [--host NAME] [--timeout SECS]
 /// ```
 pub fn synopsis(command: &clap::Command) -> String {
     let name = command.get_name();
@@ -500,6 +504,7 @@ mod tests {
                 json: false,
                 history: None,
                 zone: Zone::Local,
+                host: None,
                 timeout: Duration::from_millis(500),
             },
         };
@@ -520,6 +525,7 @@ mod tests {
                     json: true,
                     history: None,
                     zone: Zone::Local,
+                    host: None,
                     timeout: Duration::from_secs(3)
                 },
             }
@@ -628,7 +634,7 @@ mod tests {
         assert_eq!(
             synopsis(&definition()),
             "dmg_manager [-c FILE] [run] [--check-config] [-a] [-d] [-x] [-s] [-b]\n\
-             dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--utc] [--timeout SECS]\n\
+             dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--utc] [--host NAME] [--timeout SECS]\n\
              dmg_manager [-c FILE] watch [--utc] [--timeout SECS]\n\
              dmg_manager [-c FILE] status NAME EVENT [--comment TEXT] [--timeout SECS]\n\
              dmg_manager [-c FILE] start NAME [--timeout SECS]\n\

@@ -132,6 +132,9 @@ pub struct Config {
     pub datatypes_file: PathBuf,
     /// The `[xpl]` section (docs/PROTOCOL.md §11).
     pub xpl: XplConfig,
+    /// The other hosts held on a bus (PROTOCOL.md §13): `max_hosts`,
+    /// `max_host_clients`, `forget_host_after`; silent after `dead_after`.
+    pub hosts: crate::core::hosts::Limits,
 }
 
 /// The keys about plugin processes: `python`, `pythonpath`, `kill_delay`, `restart`.
@@ -310,7 +313,10 @@ const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
 const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
 /// The `[xpl]` keys (docs/PROTOCOL.md §11).
 const XPL_KEYS: [&str; 4] = ["enabled", "bind_interface", "broadcast", "max_clients"];
-const MANAGER_KEYS: [&str; 19] = [
+const MANAGER_KEYS: [&str; 22] = [
+    "max_hosts",
+    "max_host_clients",
+    "forget_host_after",
     "dead_after",
     "dbmgr_timeout",
     "status_interval",
@@ -444,6 +450,17 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
             .value("manager", "datatypes_file")
             .unwrap_or(DEFAULT_DATATYPES_FILE),
     );
+    let defaults = crate::core::hosts::Limits::default();
+    let hosts = crate::core::hosts::Limits {
+        max_hosts: sections.get("manager", "max_hosts", defaults.max_hosts, |text| {
+            read_count(text, 1024)
+        })?,
+        max_clients: sections.get("manager", "max_host_clients", defaults.max_clients, |text| {
+            read_count(text, 100_000)
+        })?,
+        silent_after: dead_after,
+        forget_after: sections.get("manager", "forget_host_after", defaults.forget_after, read_delay)?,
+    };
     let enabled = sections.get("xpl", "enabled", Enabled::Auto, read_enabled)?;
     let xpl = XplConfig {
         enabled: enabled.resolve(rep_endpoint.direction == Direction::Connect),
@@ -457,6 +474,7 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
         )?,
     };
     Ok(Config {
+        hosts,
         xpl,
         dead_after,
         dbmgr_timeout,
@@ -542,6 +560,14 @@ fn read_seconds(text: &str) -> Result<Duration, Expected> {
     match text.parse::<u64>() {
         Ok(secs) if (1..=MAX_RESCAN_INTERVAL).contains(&secs) => Ok(Duration::from_secs(secs)),
         _ => Err(format!("expected a whole number of seconds from 1 to {MAX_RESCAN_INTERVAL}").into()),
+    }
+}
+
+/// A whole number from 1 to `max`.
+fn read_count(text: &str, max: usize) -> Result<usize, Expected> {
+    match text.parse::<usize>() {
+        Ok(count) if (1..=max).contains(&count) => Ok(count),
+        _ => Err(format!("expected a whole number from 1 to {max}").into()),
     }
 }
 
@@ -850,6 +876,7 @@ mod tests {
         assert_eq!(config.dead_after, Duration::from_secs(30));
         assert_eq!(config.dbmgr_timeout, Duration::from_secs(5));
         assert_eq!(config.status_interval, Duration::from_secs(15));
+        assert_eq!(config.hosts, crate::core::hosts::Limits::default());
         assert_eq!(config.datatypes_file, PathBuf::from(DEFAULT_DATATYPES_FILE));
         let config = parse_ok("[manager]\ndead_after = 0.5\nstatus_interval = 0.25\ndatatypes_file = /x/d.json\n");
         assert_eq!(config.dead_after, Duration::from_millis(500));

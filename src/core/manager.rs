@@ -30,6 +30,7 @@ use crate::core::bus::dbmgr::{self, Answer, Questions};
 use crate::core::autostart::AutoStart;
 use crate::core::children::{Children, Policy};
 use crate::core::clients::{Applied, Clients, StatusRejected};
+use crate::core::hosts::{self, Handled, Hosts};
 use crate::core::launch::Launch;
 use crate::core::liveness::{self, Now, OwnStatus};
 use crate::core::packages::PackageChange;
@@ -87,6 +88,8 @@ pub struct Manager {
     cache: Cache,
     /// What the 0.5 views derive from each package, made again on change.
     v05: v05::Derivations,
+    /// The other managers' clients (PROTOCOL.md §13); `None` off a bus.
+    hosts: Option<Hosts>,
     /// The processes of the clients (the one model of them, §10).
     children: Children,
     /// How a client's process is started.
@@ -115,11 +118,51 @@ impl Manager {
             statuses: Vec::new(),
             cache: Cache::default(),
             v05: v05::Derivations::default(),
+            hosts: None,
             children: Children::new(Policy::default()),
             launch: Launch::default(),
             autostart: AutoStart::default(),
             core_pending: Vec::new(),
         }
+    }
+
+    /// Shows the other managers' clients and publishes ours for them, as
+    /// `instance` (on a bus: PROTOCOL.md §13).
+    pub(crate) fn enable_hosts(&mut self, instance: &str, limits: hosts::Limits) {
+        self.hosts = Some(Hosts::new(self.clients.host(), instance, limits));
+    }
+
+    /// A request's frames and envelope: answered here
+    /// ([`hosts::Forward::Local`]), refused at once, or forwarded to the
+    /// manager of the host its body names (PROTOCOL.md §13).
+    pub(crate) fn forward_request(&mut self, frames: &[Vec<u8>], envelope: wire::Frames) -> hosts::Forward {
+        match self.hosts.as_mut() {
+            Some(hosts) => hosts.forward(frames, envelope, &self.service, self.now.mono),
+            None => hosts::Forward::Local(envelope),
+        }
+    }
+
+    /// The other managers' requests to run here (then
+    /// [`Manager::answer_incoming`] with the reply).
+    pub(crate) fn take_incoming(&mut self) -> Vec<hosts::Incoming> {
+        self.hosts.as_mut().map(Hosts::take_incoming).unwrap_or_default()
+    }
+
+    /// Our reply (plain frames) to another manager's request.
+    pub(crate) fn answer_incoming(&mut self, incoming: &hosts::Incoming, reply: &[Vec<u8>]) {
+        if let Some(hosts) = self.hosts.as_mut() {
+            hosts.answer_incoming(incoming, reply);
+        }
+    }
+
+    /// Replies owed to forwarded requests: (envelope, frames).
+    pub(crate) fn take_relayed(&mut self) -> Vec<(wire::Frames, wire::Frames)> {
+        self.hosts.as_mut().map(Hosts::take_relayed).unwrap_or_default()
+    }
+
+    /// What happened to the other hosts since the last call, for the log.
+    pub(crate) fn take_host_events(&mut self) -> Vec<hosts::Event> {
+        self.hosts.as_mut().map(Hosts::take_events).unwrap_or_default()
     }
 
     /// How clients are started, and the kill delay and restart policy.
@@ -180,8 +223,9 @@ impl Manager {
         let deaths = self.clients.poll_timeout(self.dead_after);
         let questions = self.dbmgr.as_ref().and_then(Questions::poll_timeout);
         let children = self.children.poll_timeout();
+        let hosts = self.hosts.as_ref().and_then(Hosts::poll_timeout);
         let xpl_deaths = self.clients.devices().poll_timeout();
-        [deaths, questions, children, xpl_deaths]
+        [deaths, questions, children, hosts, xpl_deaths]
             .into_iter()
             .flatten()
             .fold(self.own.poll_timeout(), Instant::min)
@@ -199,19 +243,22 @@ impl Manager {
         if !dead.is_empty() {
             self.mark_changed();
         }
+        if let Some(hosts) = self.hosts.as_mut() {
+            hosts.handle_timeout(self.now.mono);
+        }
         if let Some(status) = self.own.handle_timeout(self.now.mono) {
             self.statuses.push(self.own_status(status));
         }
         dead
     }
 
-    /// The xPL devices' limits (docs/PROTOCOL.md §11): at most `max`, and
+    /// The xPL devices' limits (docs/PROTOCOL.md §12): at most `max`, and
     /// the length of an xPL minute (60 s but in tests).
     pub(crate) fn set_xpl_limits(&mut self, max: usize, minute: Duration) {
         *self.clients.devices_mut() = crate::core::xpl::devices::Devices::new(max, minute);
     }
 
-    /// Applies one xPL message (docs/PROTOCOL.md §11): a device added,
+    /// Applies one xPL message (docs/PROTOCOL.md §12): a device added,
     /// changed or forgotten is published; a repeated heartbeat only moves
     /// its `last_seen`.
     pub(crate) fn handle_xpl_message(&mut self, message: &crate::core::xpl::message::Message) -> Heard {
@@ -286,6 +333,11 @@ impl Manager {
 
     /// Applies one message received on the SUB socket.
     pub fn handle_status_message(&mut self, frames: &[Vec<u8>]) -> StatusOutcome {
+        if let Some(hosts) = self.hosts.as_mut() {
+            if hosts.handle_message(frames, self.now.mono) == Handled::Taken {
+                return StatusOutcome::NotForUs;
+            }
+        }
         let (kind, update) = match wire::decode_client_status(frames) {
             Ok(Some(decoded)) => decoded,
             Ok(None) => {
@@ -300,6 +352,10 @@ impl Manager {
             return StatusOutcome::NotForUs;
         }
         let host = update.host.unwrap_or_else(|| self.clients.host().to_owned());
+        if host != self.clients.host() {
+            // Another host's plugin: its own manager's business (§13).
+            return StatusOutcome::NotForUs;
+        }
         let applied = self
             .clients
             .set_status(&key, &host, update.status, update.comment, self.now);
@@ -488,6 +544,10 @@ mod tests {
             ])),
             manager.handle_status_message(&frames(&[
                 b"plugin.status.1_2.0_1",
+                br#"{"type": "plugin", "name": "zz", "host": "box", "event": "alive"}"#,
+            ])),
+            manager.handle_status_message(&frames(&[
+                b"plugin.status.1_2.0_1",
                 br#"{"type": "plugin", "name": "a", "host": "elsewhere", "event": "alive"}"#,
             ])),
         ];
@@ -496,6 +556,11 @@ mod tests {
         assert!(matches!(outcomes[2], StatusOutcome::Rejected(_)));
         assert!(matches!(outcomes[3], StatusOutcome::Malformed(_)));
         assert!(matches!(outcomes[4], StatusOutcome::Rejected(_)));
+        assert_eq!(
+            outcomes[5],
+            StatusOutcome::NotForUs,
+            "another host's plugin: its manager's"
+        );
         assert!(manager.take_publications(1.0).is_none());
         assert_eq!(manager.clients().status("a"), Some(Status::Unknown));
     }

@@ -12,6 +12,7 @@ pub(crate) mod clients;
 pub mod config;
 pub(crate) mod config_warnings;
 pub(crate) mod datatypes;
+pub mod hosts;
 pub mod envelope;
 pub(crate) mod expected;
 pub(crate) mod instance;

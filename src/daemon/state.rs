@@ -108,7 +108,33 @@ impl State {
             let limits = crate::core::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
             state.manager.enable_dbmgr(limits);
         }
+        if config.pub_endpoint.direction == crate::core::config::Direction::Connect {
+            // On a bus (a forwarder): the other managers' clients (§13).
+            let instance = format!("{}-{}", std::process::id(), (clock::now().unix * 1000.0) as u64);
+            state.manager.enable_hosts(&instance, config.hosts);
+        }
         state
+    }
+
+    /// What happened to the other hosts (§13), said.
+    pub(super) fn log_host_events(&mut self) {
+        use crate::core::hosts::Event;
+        for event in self.manager.take_host_events() {
+            match event {
+                Event::Forged { .. } | Event::Malformed { .. } => self.log_bad_input(format_args!("{event}")),
+                Event::Silent { stopped: false, .. }
+                | Event::TooManyHosts { .. }
+                | Event::TooManyClients { .. }
+                | Event::TooLarge { .. } => {
+                    warn!("{event}")
+                }
+                Event::Silent { stopped: true, .. }
+                | Event::Joined { .. }
+                | Event::Restarted { .. }
+                | Event::Back { .. }
+                | Event::Forgotten { .. } => info!("{event}"),
+            }
+        }
     }
 
     /// The nearest deadline of the state's timers: the next rescan (or
@@ -158,6 +184,7 @@ impl State {
                 .unwrap_or_default();
             info!(client_id = source.as_str(); "xPL: {source} is dead: {why}");
         }
+        self.log_host_events();
     }
 
     /// The reply frames to one request's frames, its problem logged.

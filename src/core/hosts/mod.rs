@@ -523,6 +523,9 @@ impl Hosts {
                 },
             );
             self.events.push(Event::Joined { host: host.to_owned() });
+            // Ours to it: a change of ours made while nobody was heard was
+            // not published for the others.
+            self.clients_owed = true;
             // Its clients at once, not after its next change.
             if self.last_hello.is_none_or(|last| now.duration_since(last) >= HELLO_GAP) {
                 self.last_hello = Some(now);

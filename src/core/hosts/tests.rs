@@ -511,7 +511,11 @@ fn a_lone_manager_publishes_its_clients_only_when_asked() {
     hosts.own_changed();
     assert_eq!(hosts.take_owed(), (false, false), "nobody to tell");
     feed(&mut hosts, vec![status_of("garage", "alive")], t0);
-    hosts.take_owed();
+    assert_eq!(
+        hosts.take_owed(),
+        (true, true),
+        "a host heard first: its clients asked for, ours owed to it (our change made alone included)"
+    );
     hosts.own_changed();
     assert_eq!(hosts.take_owed(), (false, true));
 }

@@ -448,3 +448,33 @@ fn a_brain_is_data_and_an_interface_runs_like_a_plugin() {
     assert_eq!(entry["package_id"], "interface-fivef");
     announce(&daemon, "interface", "fivef", "alive");
 }
+
+#[test]
+fn an_interpreter_that_cannot_run_is_said_in_the_reply_and_the_status() {
+    let host = Host::new("h052-nopython");
+    host.add("plugin", "fiveh");
+    let dir = host.dir.path().to_owned();
+    let keys = format!(
+        "python = {}\nkill_delay = 1\nrescan_interval = 1\n",
+        dir.join("no-such-python").display()
+    );
+    let mut daemon = Daemon::start(&host.dir, &standalone_config(&host.packages, &keys));
+    let refused = start_request(&daemon, "plugin", "fiveh");
+    assert_eq!(refused["status"], false, "{refused}");
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("cannot run ") && reason.contains("no-such-python"),
+        "{reason}"
+    );
+    let entry = v05_entry(
+        &daemon,
+        "client.detail.get",
+        "plugin-fiveh.testhost",
+        "dead with why",
+        |entry| entry["status"] == "dead",
+    );
+    assert_eq!(entry["comment"], format!("not started: {reason}"));
+    // Still serving.
+    assert_eq!(start_request(&daemon, "plugin", "nosuch")["status"], false);
+    daemon.wait_for_log("ready:");
+}

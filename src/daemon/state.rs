@@ -427,6 +427,12 @@ fn log_events(events: &[ProcessEvent]) {
                 });
                 warn!("{} not started: {reason}{retry}", crate::core::kind::describe(name));
             }
+            ProcessEvent::AlreadyRunning { name, pid } => {
+                info!(
+                    "{} runs already (pid {pid}): not started again",
+                    crate::core::kind::describe(name)
+                )
+            }
             ProcessEvent::Killed { name, pids, waited } => {
                 let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
                 if pids.is_empty() {

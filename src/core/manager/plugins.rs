@@ -61,6 +61,11 @@ pub(crate) enum ProcessEvent {
         reason: String,
         retry_in: Option<Duration>,
     },
+    /// Not started on the manager's own initiative: it runs already (ours or found).
+    AlreadyRunning {
+        name: String,
+        pid: u32,
+    },
     Killed {
         name: String,
         pids: Vec<u32>,
@@ -180,6 +185,10 @@ impl Manager {
                 name: name.to_owned(),
                 pid,
                 why,
+            },
+            Err(_) if self.children.pid(name).is_some() => ProcessEvent::AlreadyRunning {
+                name: name.to_owned(),
+                pid: self.children.pid(name).unwrap_or(0),
             },
             Err(reason) => {
                 // A core component that could not be started (not one found

@@ -45,6 +45,9 @@ const CONVERSION_VIEW: usize = 4;
 /// A `manager.clients` message holds at most this much of entries (one
 /// larger entry alone): well under the SUB's 1 MiB `ZMQ_MAXMSGSIZE`.
 pub(crate) const PART_BYTES: usize = 256 * 1024;
+/// An entry larger than this is not sent to the other managers (their
+/// SUB would drop its connection to the forwarder for a message over 1 MiB).
+pub(crate) const MAX_ENTRY_BYTES: usize = 900 * 1024;
 /// The most parts one view is sent in (4096 × 256 KiB: 1 GiB).
 const MAX_PARTS: usize = 4096;
 /// A hello asked for a host whose clients we lack, at most this often.
@@ -374,6 +377,9 @@ impl Hosts {
             let mut chunk = String::from("{");
             for (id, entry) in entries {
                 let item = format!("{}: {}", pyjson::to_string(&id), entry.get());
+                if item.len() > MAX_ENTRY_BYTES {
+                    continue;
+                }
                 if chunk.len() > 1 && chunk.len() + item.len() > PART_BYTES {
                     chunk.push('}');
                     chunks.push(std::mem::replace(&mut chunk, String::from("{")));
@@ -517,6 +523,9 @@ impl Hosts {
                 },
             );
             self.events.push(Event::Joined { host: host.to_owned() });
+            // Ours to it: a change of ours made while nobody was heard was
+            // not published for the others.
+            self.clients_owed = true;
             // Its clients at once, not after its next change.
             if self.last_hello.is_none_or(|last| now.duration_since(last) >= HELLO_GAP) {
                 self.last_hello = Some(now);

@@ -511,7 +511,11 @@ fn a_lone_manager_publishes_its_clients_only_when_asked() {
     hosts.own_changed();
     assert_eq!(hosts.take_owed(), (false, false), "nobody to tell");
     feed(&mut hosts, vec![status_of("garage", "alive")], t0);
-    hosts.take_owed();
+    assert_eq!(
+        hosts.take_owed(),
+        (true, true),
+        "a host heard first: its clients asked for, ours owed to it (our change made alone included)"
+    );
     hosts.own_changed();
     assert_eq!(hosts.take_owed(), (false, true));
 }
@@ -579,4 +583,19 @@ fn the_other_hosts_entries_are_held_within_a_byte_budget() {
         .filter(|event| matches!(event, Event::TooLarge { .. }))
         .count();
     assert_eq!(large, 6, "said once per host refused");
+}
+
+#[test]
+fn an_entry_too_large_for_the_others_sub_is_not_sent() {
+    let huge = "x".repeat(MAX_ENTRY_BYTES);
+    let own = view(&[
+        r#""plugin-a.garage": {"host": "garage", "status": "alive"}"#.to_owned(),
+        format!(r#""plugin-b.garage": {{"host": "garage", "data": "{huge}"}}"#),
+    ]);
+    let messages = published("garage", "7", 3, &own);
+    assert!(messages.iter().all(|message| message[1].len() < 1024 * 1024));
+    let mut hosts = Hosts::new("box", "1", limits());
+    feed(&mut hosts, messages, Instant::now());
+    let merged = parsed(hosts.merged(3, "{}", true));
+    assert_eq!(merged.as_object().unwrap().len(), 1, "only a");
 }

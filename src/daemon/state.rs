@@ -298,10 +298,23 @@ impl State {
     }
 
     fn scan_ended(&mut self, outcome: Outcome, now: Instant) {
-        // A scanner lost between two scans is said too (and started again).
-        let ended = self.schedule.ended(now);
+        // A scanner lost between two scans is said too (and started again
+        // at the next scan); one lost during a scan is asked again soon.
+        let ended = match &outcome {
+            Outcome::Lost(why) => match self.schedule.lost(now) {
+                Some((ended, pause)) => {
+                    error!("{why}; it is started again and the rescan asked again in {} s", pause.as_secs());
+                    Some(ended)
+                }
+                None => {
+                    error!("{why}; it is started again at the next rescan");
+                    None
+                }
+            },
+            Outcome::Reply(_) => self.schedule.ended(now),
+        };
         match outcome {
-            Outcome::Lost(why) => error!("{why}; it is started again at the next rescan"),
+            Outcome::Lost(_) => {}
             Outcome::Reply(_) if ended.is_none() => debug!("a reply of the packages scanner nobody asked for: dropped"),
             Outcome::Reply(Reply { scan, datatypes }) => {
                 if let Some(datatypes) = datatypes {

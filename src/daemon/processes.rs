@@ -287,18 +287,43 @@ fn runs_script(pid: u32, script: &Path) -> bool {
 }
 
 /// Whether a command line (`/proc/PID/cmdline`: arguments ended by NUL)
-/// runs `script`: an argument after its program is that absolute path
-/// (`//` and `/./` folded).
+/// runs `script`: its program is a Python interpreter (0.5.2 keeps only
+/// the `ps` lines that say `python`, so that a client "is not running"
+/// because someone edits it with vi) and its script, the first argument
+/// after the interpreter's options, is that absolute path (`//` and `/./`
+/// folded). `vi`, `less` or `tail -f` on the file, or `python -m
+/// py_compile` of it, do not run it: they are never killed as the client.
 fn names_script(cmdline: &[u8], script: &Path) -> bool {
-    cmdline
-        .split(|byte| *byte == 0)
-        .skip(1)
-        .filter(|arg| arg.first() == Some(&b'/'))
-        .any(|arg| {
-            Path::new(std::ffi::OsStr::from_bytes(arg))
+    let mut args = cmdline.split(|byte| *byte == 0);
+    let is_python = args.next().is_some_and(|program| {
+        let name = program.rsplit(|byte| *byte == b'/').next().unwrap_or_default();
+        name.windows(6).any(|window| window == b"python")
+    });
+    if !is_python {
+        return false;
+    }
+    // The interpreter's options; those taking a value as the next argument
+    // skip it; `-c` and `-m` run no script file.
+    let mut script_arg = None;
+    while let Some(arg) = args.next() {
+        match arg {
+            b"-c" | b"-m" => return false,
+            b"-W" | b"-X" | b"-Q" => {
+                args.next();
+            }
+            [b'-', ..] => {}
+            _ => {
+                script_arg = Some(arg);
+                break;
+            }
+        }
+    }
+    script_arg.is_some_and(|arg| {
+        arg.first() == Some(&b'/')
+            && Path::new(std::ffi::OsStr::from_bytes(arg))
                 .components()
                 .eq(script.components())
-        })
+    })
 }
 
 /// The live processes of process group `group`, from /proc.
@@ -590,6 +615,25 @@ mod tests {
             "naming it is not running it"
         );
         assert!(!runs("python bin/diskfree.py"), "relative: not this path");
+        assert!(
+            runs("/usr/bin/python2.7 -u /var/lib/domogik/domogik_packages/plugin_diskfree/bin/diskfree.py"),
+            "after the interpreter's options"
+        );
+        assert!(
+            !runs("vi /var/lib/domogik/domogik_packages/plugin_diskfree/bin/diskfree.py"),
+            "editing it is not running it (0.5.2's grep python)"
+        );
+        assert!(!runs(
+            "tail -f /var/lib/domogik/domogik_packages/plugin_diskfree/bin/diskfree.py"
+        ));
+        assert!(
+            !runs("python3 -m py_compile /var/lib/domogik/domogik_packages/plugin_diskfree/bin/diskfree.py"),
+            "compiling it is not running it"
+        );
+        assert!(
+            !runs("python3 /usr/bin/backup /var/lib/domogik/domogik_packages/plugin_diskfree/bin/diskfree.py"),
+            "a Python program given the path is not the client"
+        );
     }
 
     #[test]

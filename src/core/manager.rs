@@ -443,6 +443,24 @@ mod tests {
     use serde_json::value::RawValue;
 
     #[test]
+    fn an_xpl_source_that_reads_as_a_client_id_of_ours_does_not_replace_that_client() {
+        let mut manager = manager_with(&["diskfree"]);
+        manager.set_xpl_limits(8, Duration::from_secs(60));
+        // Any host of the LAN can heartbeat as `plugin-diskfree.box`, the
+        // 0.5 id of our plugin diskfree: a second key of the same name in
+        // the map, which the user interfaces read as the last one.
+        for source in ["plugin-diskfree.box", "core-dbmgr.box", "brain-x.other"] {
+            let text = format!("xpl-stat\n{{\nhop=1\nsource={source}\ntarget=*\n}}\nhbeat.app\n{{\ninterval=1\n}}\n");
+            let hbeat = crate::core::xpl::message::decode(text.as_bytes()).unwrap();
+            assert_eq!(manager.handle_xpl_message(&hbeat), Heard::Ignored, "{source}");
+        }
+        let (_, list) = ask(&mut manager, "client.list.get", "{}");
+        assert_eq!(list["plugin-diskfree.box"]["type"], "plugin", "{list}");
+        let text = manager.view(publications::View::V05List).to_owned();
+        assert_eq!(text.matches("\"plugin-diskfree.box\":").count(), 1, "{text}");
+    }
+
+    #[test]
     fn an_xpl_device_is_published_when_added_or_dead_and_its_heartbeats_only_move_last_seen() {
         let mut manager = manager_with(&["a"]);
         manager.set_xpl_limits(8, Duration::from_secs(60));

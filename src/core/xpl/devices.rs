@@ -3,7 +3,9 @@
 //! `domogik`), `alive` at each heartbeat, `dead` after 2 × its own
 //! heartbeat interval + 1 minute of silence, `stopped` at its `hbeat.end`.
 //! At most a configured number are kept: past it, the one silent for the
-//! longest is forgotten to make room.
+//! longest is forgotten to make room. A source whose vendor is a Domogik
+//! client type (`plugin`, `core`, `brain`) is no device either: it reads
+//! as a client id (docs/PROTOCOL.md §11).
 //!
 //! Pure state: the time comes from the caller ([`Now`]); the length of a
 //! minute too, so that tests need not wait minutes.
@@ -119,7 +121,11 @@ impl Devices {
     /// Takes in one decoded message: `hbeat.app` and `hbeat.basic` make
     /// their source `alive` (created if new), `hbeat.end` `stopped`.
     pub fn handle_message(&mut self, message: &Message, now: Now) -> Heard {
-        if message.source.vendor() == DOMOGIK_VENDOR {
+        // A vendor that is a client type (`plugin-diskfree.box`) reads as
+        // a Domogik client id (`TYPE-NAME.HOST`): as a device it would be a
+        // second entry of that key in the 0.5 maps, hiding the client.
+        let vendor = message.source.vendor();
+        if vendor == DOMOGIK_VENDOR || crate::core::kind::Kind::parse(vendor).is_some() {
             return Heard::Ignored;
         }
         match message.schema.as_str() {

@@ -56,7 +56,8 @@ pub(crate) fn dead_comment(dead_after: Duration) -> String {
     format!("no status received for more than {} s", seconds_text(dead_after))
 }
 
-fn seconds_text(duration: Duration) -> String {
+/// `duration` in seconds as Python prints them, without a `.0` (`30`, `0.5`).
+pub(crate) fn seconds_text(duration: Duration) -> String {
     crate::core::pyjson::python_float_repr(duration.as_secs_f64())
         .trim_end_matches(".0")
         .to_owned()

@@ -264,9 +264,9 @@ struct HostField {
     kind: Option<Value>,
 }
 
-/// The type of the xPL devices' entries (§11): keyed by their xPL source,
-/// their `host` the source's instance, seen by every manager of the LAN.
-const XPL_CLIENT: &str = "xpl_client";
+// The type of the xPL devices' entries (§11): keyed by their xPL source,
+// their `host` the source's instance, seen by every manager of the LAN.
+use crate::core::xpl::view::XPL_CLIENT;
 
 /// A host name as §2 accepts it: 1 to 16 letters, digits or `-`.
 fn is_host_name(host: &str) -> bool {
@@ -704,10 +704,9 @@ impl Hosts {
             }
         }
         for name in newly_silent {
-            let seconds = pyjson::python_float_repr(silent_after.as_secs_f64());
             let why = format!(
                 "host {name} not heard from for more than {} s",
-                seconds.trim_end_matches(".0")
+                crate::core::liveness::seconds_text(silent_after)
             );
             self.set_silent(&name, why, false);
         }

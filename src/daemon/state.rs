@@ -125,7 +125,8 @@ impl State {
                 Event::Silent { stopped: false, .. }
                 | Event::TooManyHosts { .. }
                 | Event::TooManyClients { .. }
-                | Event::TooLarge { .. } => {
+                | Event::TooLarge { .. }
+                | Event::TwoManagers { .. } => {
                     warn!("{event}")
                 }
                 Event::Silent { stopped: true, .. }

@@ -84,6 +84,10 @@ pub(crate) enum Event {
     Joined { host: String },
     /// Its manager started again: another instance (info).
     Restarted { host: String },
+    /// An instance it replaced speaks again: two managers use that host
+    /// name (`instances`: the one dropped, the one shown). Warning, once
+    /// per host; the dropped one's messages are not taken.
+    TwoManagers { host: String, instances: (String, String) },
     /// Silent: its running clients shown `dead` (warning; info when its
     /// manager said it `stopped`).
     Silent { host: String, why: String, stopped: bool },
@@ -109,6 +113,13 @@ impl std::fmt::Display for Event {
         match self {
             Event::Joined { host } => write!(f, "host {host} joined: its manager's clients are shown"),
             Event::Restarted { host } => write!(f, "the manager of host {host} started again"),
+            Event::TwoManagers { host, instances } => write!(
+                f,
+                "two managers speak for host {host} (instances {} and {}): only the latter's clients are shown; \
+                 are two machines named {host}? (said once)",
+                wire::truncate(&instances.0, 40),
+                wire::truncate(&instances.1, 40)
+            ),
             Event::Silent { why, .. } => write!(f, "{why}: its running clients are shown dead"),
             Event::Back { host } => write!(f, "host {host} is heard again"),
             Event::Forgotten { host, silent_for } => write!(
@@ -176,7 +187,14 @@ struct Host {
     /// Bytes of the entries held and pending (ids and JSON text).
     bytes: usize,
     large_said: bool,
+    /// The instances its manager had before (at most [`MAX_RETIRED`]):
+    /// one that speaks again is a second manager of that name.
+    retired: Vec<String>,
+    two_said: bool,
 }
+
+/// Instances of a host's manager remembered after it restarted.
+const MAX_RETIRED: usize = 4;
 
 /// The other hosts' entries held at most, all hosts together: whatever
 /// their managers publish, our memory for them stays under this.
@@ -520,6 +538,8 @@ impl Hosts {
                     cut_said: false,
                     bytes: 0,
                     large_said: false,
+                    retired: Vec::new(),
+                    two_said: false,
                 },
             );
             self.events.push(Event::Joined { host: host.to_owned() });
@@ -539,8 +559,22 @@ impl Hosts {
         held.heard = now;
         if let Some(instance) = instance {
             if held.instance != instance {
+                if held.retired.iter().any(|old| old == instance) {
+                    // Not a restart back in time: another manager of that name.
+                    if !std::mem::replace(&mut held.two_said, true) {
+                        self.events.push(Event::TwoManagers {
+                            host: host.to_owned(),
+                            instances: (instance.to_owned(), held.instance.clone()),
+                        });
+                    }
+                    return false;
+                }
                 if !held.instance.is_empty() {
                     self.events.push(Event::Restarted { host: host.to_owned() });
+                    if held.retired.len() == MAX_RETIRED {
+                        held.retired.remove(0);
+                    }
+                    held.retired.push(std::mem::take(&mut held.instance));
                 }
                 held.instance = instance.to_owned();
             }

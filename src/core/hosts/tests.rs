@@ -329,6 +329,44 @@ fn a_restarted_manager_is_said_and_its_new_clients_shown() {
     );
 }
 
+#[test]
+fn two_managers_of_one_host_name_are_said_once_and_the_latest_is_shown_steadily() {
+    // Two satellites both named garage (two Raspberry Pis left at one
+    // hostname): each message used to be a "restart" and the merged view
+    // flapped between their clients at every publication.
+    let t0 = Instant::now();
+    let mut hosts = Hosts::new("box", "1", limits());
+    let first = || published("garage", "7", 2, &view(&[entry("x", "garage", "alive")]));
+    let second = || published("garage", "8", 2, &view(&[entry("y", "garage", "alive")]));
+    feed(&mut hosts, first(), t0);
+    feed(&mut hosts, second(), t0);
+    hosts.take_events();
+    for _ in 0..3 {
+        feed(&mut hosts, first(), t0);
+        feed(&mut hosts, second(), t0);
+    }
+    let events = hosts.take_events();
+    assert!(
+        !events.contains(&Event::Restarted { host: "garage".into() }),
+        "{events:?}"
+    );
+    assert_eq!(
+        events,
+        [Event::TwoManagers {
+            host: "garage".into(),
+            instances: ("7".into(), "8".into())
+        }],
+        "said once"
+    );
+    let merged = parsed(hosts.merged(2, "{}", true));
+    assert!(
+        merged.get("plugin-y.garage").is_some() && merged.get("plugin-x.garage").is_none(),
+        "{merged}"
+    );
+    feed(&mut hosts, first(), t0);
+    assert!(hosts.take_events().is_empty());
+}
+
 /// A `plugin.start.do` for `host` as the broker hands it to a worker.
 fn start_do(host: &str) -> Vec<Vec<u8>> {
     vec![

@@ -19,8 +19,8 @@
 //! The scanner dies with the manager (`PR_SET_PDEATHSIG`, and the end of
 //! its stdin); one that dies is started again at the next scan, told the
 //! package names known so far so that packages removed meanwhile are
-//! reported removed. Where no process can be started at all, the scan is
-//! done in the loop, as before, said once.
+//! reported removed. Where no process can be started, the scan is done in
+//! the loop, as before, said once; the process is tried again at each scan.
 
 use super::processes::{reset_signals, set_nonblocking};
 use crate::core::packages::PackageChange;
@@ -38,6 +38,8 @@ const MAX_READ_PER_TURN: usize = 1024 * 1024;
 
 /// The scanner process, seen from the manager's loop.
 pub(crate) struct ScannerProcess {
+    /// `/proc/self/exe` (another program in tests).
+    program: PathBuf,
     packages_dir: PathBuf,
     datatypes_file: PathBuf,
     running: Option<Running>,
@@ -82,6 +84,7 @@ pub(crate) enum Outcome {
 impl ScannerProcess {
     pub(crate) fn new(packages_dir: PathBuf, datatypes_file: PathBuf) -> ScannerProcess {
         ScannerProcess {
+            program: PathBuf::from("/proc/self/exe"),
             packages_dir,
             datatypes_file,
             running: None,
@@ -119,22 +122,27 @@ impl ScannerProcess {
 
     /// Asks for a scan, the scanner started first if it is not running.
     /// Where no process can be started, the scan is done here, in the loop:
-    /// its outcome comes back at once, with a warning the first time.
+    /// its outcome comes back at once, with a warning the first time. The
+    /// process is tried again at each scan: a fork that failed once (no
+    /// memory for a moment, a process limit reached) does not keep the
+    /// scans in the loop for good.
     pub(crate) fn request(&mut self) -> Requested {
         let mut warning = None;
-        if self.inline.is_none() && self.running.is_none() {
+        if self.running.is_none() {
             match self.spawn() {
                 Ok(running) => {
                     self.running = Some(running);
                     self.told = false;
+                    self.inline = None;
                 }
-                Err(error) => {
+                Err(error) if self.inline.is_none() => {
                     self.told = false;
                     warning = Some(format!(
-                        "cannot start the packages scanner ({error}): scanning in the loop, where a slow disk delays every request"
+                        "cannot start the packages scanner ({error}): scanning in the loop, where a slow disk delays every request (tried again at each scan)"
                     ));
                     self.inline = Some(Worker::new(self.packages_dir.clone(), self.datatypes_file.clone()));
                 }
+                Err(_) => {}
             }
         }
         if self.inline.is_some() {
@@ -179,7 +187,7 @@ impl ScannerProcess {
     }
 
     fn spawn(&self) -> io::Result<Running> {
-        let mut command = Command::new("/proc/self/exe");
+        let mut command = Command::new(&self.program);
         command
             .arg0("dmg_manager")
             .arg(ARG)
@@ -311,4 +319,33 @@ fn die_with_the_manager() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scanner_that_could_not_be_started_once_is_started_at_a_later_scan() {
+        let packages = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/packages");
+        let mut scanner = ScannerProcess::new(packages, PathBuf::from("/nonexistent/datatypes.json"));
+        scanner.program = PathBuf::from("/nonexistent/dmg_manager");
+        let first = scanner.request();
+        assert!(first.warning.is_some(), "said");
+        assert!(matches!(first.now, Some(Outcome::Reply(_))), "scanned in the loop");
+        assert!(scanner.poll_fd().is_none());
+        // Still no program: in the loop again, not said again.
+        let again = scanner.request();
+        assert!(again.warning.is_none());
+        assert!(matches!(again.now, Some(Outcome::Reply(_))));
+        // A process can be started again (any program will do: it is asked, not heard).
+        scanner.program = PathBuf::from("/bin/cat");
+        let later = scanner.request();
+        assert!(
+            !matches!(later.now, Some(Outcome::Reply(_))),
+            "asked of a process, not scanned in the loop: {:?}",
+            later.now
+        );
+        scanner.kill();
+    }
 }

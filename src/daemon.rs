@@ -49,7 +49,7 @@ use crate::core::status::Status;
 use crate::core::watchdog::Watchdog;
 use crate::sys::signals::SignalPipe;
 use crate::sys::{clock, notify};
-use crate::{debug, error};
+use crate::{debug, error, info, warn};
 use sockets::Sockets;
 pub(crate) use sockets::StartError;
 pub use sockets::{
@@ -124,6 +124,8 @@ pub(crate) fn run(config: &Config) -> Result<(), StartError> {
         questions::ask_due(&mut session, &mut state);
         executor::execute(&mut session, &mut sockets, &mut state);
         state.plugins_due();
+        handlers::forwarded(&mut session, &mut state);
+        executor::execute(&mut session, &mut sockets, &mut state);
         handlers::publish(&sockets, &mut session, &mut state);
         // Last: a ping proves a whole turn (src/core/watchdog.rs).
         if watchdog.as_mut().is_some_and(|watchdog| watchdog.handle_timeout(Instant::now())) {
@@ -233,21 +235,31 @@ fn leave_broker(sockets: &Sockets, session: &mut Session) -> bool {
 /// exits reaped for up to the kill grace, then SIGKILL to what is left
 /// (docs/PROTOCOL.md §10). Only the signal pipe is polled meanwhile.
 fn stop_plugins(state: &mut State, signals: &mut SignalPipe) {
-    if state.plugins.children().is_empty() {
+    if state.manager.running_children().is_empty() {
         return;
     }
-    state.plugins.stop_all();
-    let grace = state.plugins.children().term_grace();
+    for (name, group) in state.manager.stop_children() {
+        let who = crate::core::kind::describe(&name);
+        info!("stopping {who} (pid {group}): SIGTERM to its process group");
+        if let Err(e) = processes::signal_group(group, libc::SIGTERM) {
+            error!("cannot send SIGTERM to {who}'s process group {group}: {e}");
+        }
+    }
+    let grace = state.manager.term_grace();
     for (wait, last) in [(grace, false), (Duration::from_millis(500), true)] {
         let deadline = Instant::now() + wait;
-        while !state.plugins.children().is_empty() && Instant::now() < deadline {
+        while !state.manager.running_children().is_empty() && Instant::now() < deadline {
             let mut items = [zmq::PollItem::from_fd(signals.fd(), zmq::POLLIN)];
             let _ = signals.while_waiting(|| zmq::poll(&mut items, poll_timeout(deadline, Instant::now())));
             signals.take();
             state.reap();
         }
         if !last {
-            state.plugins.kill_all();
+            for (name, pid) in state.manager.running_children() {
+                let who = crate::core::kind::describe(&name);
+                warn!("{who} (pid {pid}) did not stop with the manager: SIGKILL to its process group");
+                let _ = processes::signal_group(pid, libc::SIGKILL);
+            }
         }
     }
 }

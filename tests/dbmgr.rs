@@ -291,14 +291,24 @@ fn plugin_configuration_updated_asks_dbmgr_again() {
 }
 
 /// auto_startup end to end (PROTOCOL.md §9): dbmgr says `auto_startup` is
-/// `True` for plugin `auto`, and the manager starts its `bin/auto.py` on
-/// its own, with `-m`, without anyone asking.
+/// `Y` (as the admin stores it) for plugin `auto`, and the manager starts
+/// its `bin/auto.py` on its own, in the foreground (`-f`; no `-m`, which
+/// Domogik 0.5.2's plugins refuse), without anyone asking.
 #[test]
-fn auto_startup_true_from_dbmgr_starts_the_plugin_with_dash_m() {
+fn auto_startup_y_from_dbmgr_starts_the_plugin_in_the_foreground() {
     let broker = TestBroker::start(None);
     let forwarder = Forwarder::start(None);
     let context = zmq::Context::new();
-    let _dbmgr = TestDbmgr::start(&context, &broker, answer_all("True"));
+    let _dbmgr = TestDbmgr::start(
+        &context,
+        &broker,
+        Box::new(|_, body: &Value| {
+            let name = body["name"].as_str().unwrap_or("");
+            let answer = json!({"status": true, "reason": "", "type": "plugin", "name": name, "host": "testhost",
+                                "data": {"configured": "Y", "auto_startup": "Y"}});
+            Some((Duration::ZERO, answer.to_string()))
+        }),
+    );
     let dir = TempDir::new("dbmgr-auto-startup");
     let packages = copy_fixtures(&dir);
     let folder = packages.join("plugin_auto");
@@ -338,7 +348,7 @@ fn auto_startup_true_from_dbmgr_starts_the_plugin_with_dash_m() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(argv, json!(["-m"]), "started by auto_startup: -m");
+    assert_eq!(argv, json!(["-f"]), "started by auto_startup, in the foreground");
     assert!(daemon.stop().success(), "the manager stops its plugin and exits 0");
 }
 
@@ -364,4 +374,49 @@ fn an_answer_over_the_size_limit_is_refused_and_costs_no_question() {
     for name in FIXTURE_NAMES {
         await_configured(&bus, name, |c| *c == true);
     }
+}
+
+/// The first questions go out as soon as the broker answers (PROTOCOL.md
+/// §9): a manager started before its broker asks dbmgr in the turn the
+/// broker registers it, not after a question spent on no socket has timed
+/// out (20 s here; it was dropped as "no broker yet" and asked ~10 s later
+/// with the default 5 s).
+#[test]
+fn the_first_questions_go_out_as_soon_as_the_broker_answers() {
+    let port = {
+        let broker = TestBroker::start(None);
+        broker.port()
+    };
+    let forwarder = Forwarder::start(None);
+    let dir = TempDir::new("dbmgr-broker-late");
+    let packages = copy_fixtures(&dir);
+    let placeholder = TestBroker::start(Some(port));
+    let config = format!(
+        "{}dbmgr_timeout = 20\n",
+        bus_config(&placeholder, &forwarder, &packages)
+    );
+    drop(placeholder);
+    let mut daemon = Daemon::start_with(&dir, &config, fast_heartbeat_command);
+    daemon.wait_for_log("ready: ");
+    std::thread::sleep(Duration::from_millis(300)); // the manager runs a few turns with no broker
+    let broker = TestBroker::start(Some(port));
+    let context = zmq::Context::new();
+    let dbmgr = TestDbmgr::start(&context, &broker, answer_all("Y"));
+    let started = Instant::now();
+    // A request before the manager is registered is dropped by the broker.
+    daemon.wait_for_log("(service registered)");
+    let bus = Bus {
+        broker,
+        forwarder,
+        _dir: dir,
+        daemon,
+        dbmgr,
+    };
+    let entry = await_configured(&bus, "diskfree", |c| *c == true);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "configured known {:?} after the broker came: {entry}",
+        started.elapsed()
+    );
+    assert_eq!(bus.dbmgr.questions_about("diskfree"), 1, "asked once: no question spent on no socket");
 }

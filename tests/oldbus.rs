@@ -178,13 +178,12 @@ fn an_old_libzmq_bus_answers_every_request_with_the_manager_on_it() {
     let daemon = Daemon::start(&dir, &bus.config);
     let seconds: u64 = std::env::var("DMG_OLD_BUS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
     let rounds = seconds.max(11);
-    let domogik = Role::start(
+    let mut domogik = Role::start(
         &dir,
         python,
         "domogik",
         &[broker_at, xsub_at, xpub_at, "testhost", &seconds.to_string(), &rounds.to_string()],
     );
-    let mut domogik = domogik;
     // Each round waits 5 s at most for a status and 5 s for an answer; 3
     // failed rounds end it.
     let limit = Duration::from_secs(seconds + 60);
@@ -235,7 +234,7 @@ fn an_old_libzmq_bus_answers_every_request_with_the_manager_on_it() {
 }
 
 /// A forwarder that stops relaying without closing anything (stopped with
-/// SIGSTOP: its kernel still holds the connections and answers TCP
+/// SIGSTOP: its kernel still holds the connections, and would answer TCP
 /// keepalive) is noticed from our own status not coming back, and the
 /// links are opened anew; once it relays again, so it is said, and a
 /// plugin's status reaches the manager through it.

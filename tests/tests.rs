@@ -14,6 +14,8 @@ mod dbmgr;
 mod docs;
 mod faults;
 mod flood;
+mod host052;
+mod hosts;
 mod fuzz_regressions;
 mod instances;
 mod interop;

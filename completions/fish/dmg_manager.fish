@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_dmg_manager_global_optspecs
-	string join \n c/config= check-config h/help V/version
+	string join \n c/config= check-config a d x s b h/help V/version
 end
 
 function __fish_dmg_manager_needs_command
@@ -26,6 +26,11 @@ end
 
 complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
 complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -l check-config -d 'Validate the configuration, print a summary and exit'
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -s a -d 'Start and supervise Domogik\'s admin (as Domogik\'s init script asks: `-a -d -x -s -b`)'
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -s d -d 'Start and supervise Domogik\'s dbmgr (first of the core components)'
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -s x -d 'Start and supervise Domogik\'s xPL gateway, xplgw'
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -s s -d 'Start and supervise Domogik\'s scenario manager'
+complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -s b -d 'Start and supervise Domogik\'s butler'
 complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -s h -l help -d 'Print help'
 complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -s V -l version -d 'Print version'
 complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -f -a "run" -d 'Run the manager in the foreground (the default, and what the service runs)'
@@ -35,8 +40,14 @@ complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -f -a "status" -d 
 complete -c dmg_manager -n "__fish_dmg_manager_needs_command" -f -a "start" -d 'Ask the running manager to start plugin NAME of this host'
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -l check-config -d 'Validate the configuration, print a summary and exit'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s a -d 'Start and supervise Domogik\'s admin (as Domogik\'s init script asks: `-a -d -x -s -b`)'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s d -d 'Start and supervise Domogik\'s dbmgr (first of the core components)'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s x -d 'Start and supervise Domogik\'s xPL gateway, xplgw'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s s -d 'Start and supervise Domogik\'s scenario manager'
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s b -d 'Start and supervise Domogik\'s butler'
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand run" -s h -l help -d 'Print help'
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l history -d 'Print the status history of plugin NAME instead, newest first' -r
+complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l host -d 'Show only the clients of host NAME (every manager on a bus answers for every host)' -r
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l timeout -d 'How long to wait for the manager, in seconds (fractions allowed)' -r
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -s c -l config -d 'Configuration file; the commands find the manager through it too' -r -F
 complete -c dmg_manager -n "__fish_dmg_manager_using_subcommand clients" -l detail -d 'Add version, author and description (for an invalid package, what is wrong with it)'

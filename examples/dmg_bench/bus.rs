@@ -113,7 +113,7 @@ fn write(path: &Path, text: &str) -> Result<(), Failure> {
 
 /// Three loopback ports free a moment ago: the broker's, the forwarder's
 /// XSUB (where publishers connect, `[mq] pub_port`) and XPUB (`sub_port`).
-fn free_ports() -> Result<[u16; 3], Failure> {
+pub(super) fn free_ports() -> Result<[u16; 3], Failure> {
     let listeners = (0..3)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<Vec<_>, _>>()
@@ -136,7 +136,7 @@ fn worker_layout(packages: &Path, [broker, xsub, xpub]: &[u16; 3]) -> String {
 }
 
 /// `target/release/examples/dmg-testbus`, built if need be, on `ports`.
-fn start_testbus([broker, xsub, xpub]: &[u16; 3]) -> Result<Process, Failure> {
+pub(super) fn start_testbus([broker, xsub, xpub]: &[u16; 3]) -> Result<Process, Failure> {
     let path = run::build_example(&run::target_dir()?, "dmg-testbus")?;
     let mut command = Command::new(path);
     command
@@ -151,7 +151,7 @@ fn start_testbus([broker, xsub, xpub]: &[u16; 3]) -> Result<Process, Failure> {
 
 /// A REQ socket to the broker, returned once the manager's worker answers
 /// through it (the broker drops requests for a service not registered yet).
-fn registered_client(context: &zmq::Context, endpoint: &str) -> Result<zmq::Socket, Failure> {
+pub(super) fn registered_client(context: &zmq::Context, endpoint: &str) -> Result<zmq::Socket, Failure> {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let socket = super::measure::req_socket(context, endpoint)?;
@@ -170,7 +170,7 @@ fn registered_client(context: &zmq::Context, endpoint: &str) -> Result<zmq::Sock
 
 /// One request in MDP client framing to service `manager`; the reply's
 /// size in bytes, once checked.
-fn request(socket: &zmq::Socket, action: &str) -> Result<usize, Failure> {
+pub(super) fn request(socket: &zmq::Socket, action: &str) -> Result<usize, Failure> {
     let framing = Framing::Mdp {
         service: b"manager".to_vec(),
     };

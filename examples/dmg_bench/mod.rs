@@ -5,6 +5,7 @@ mod bus;
 mod dialects;
 mod fixture;
 mod floor;
+mod hosts;
 mod footprint;
 mod measure;
 mod options;
@@ -41,6 +42,7 @@ pub fn main() -> i32 {
         Mode::Bench(options) => run::run(&options),
         Mode::Dialects => run::run_dialects(),
         Mode::Bus(options) => run::run_bus(&options),
+        Mode::Hosts(options) => hosts::run_hosts(&options),
         Mode::Footprint(options) => footprint::run(&options),
     };
     match outcome {

@@ -26,6 +26,9 @@ Options:
   --bus              only item 9: requests through an MDP broker (dmg-testbus)
                      next to direct ones, and the idle cost of the worker
                      layout's heartbeats (about a minute; --quick: 15 s)
+  --hosts            only item 10: 1, 3 and 10 managers (hosts) on one bus:
+                     requests through the broker, memory, a status
+                     change's cost on the bus (about a minute)
   --footprint        only memory, of both builds side by side: libzmq built
                      into the binary (cargo's default) and Debian's libzmq5
                      (the package's; needs libzmq3-dev), N = 10 and 200
@@ -77,6 +80,8 @@ pub enum Mode {
     Dialects,
     /// Item 9 alone.
     Bus(Options),
+    /// Item 10 alone: several hosts on one bus.
+    Hosts(Options),
 }
 
 /// The hidden option that turns this program into the floor server.
@@ -84,7 +89,7 @@ pub const FLOOR_SERVER_FLAG: &str = "--floor-server";
 
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
     let mut options = Options::default();
-    let (mut footprint, mut bus) = (false, false);
+    let (mut footprint, mut bus, mut hosts) = (false, false, false);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = |what: &str| args.next().ok_or_else(|| format!("{arg} needs {what}"));
@@ -116,6 +121,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
             "--dialects" => return Ok(Mode::Dialects),
             "--footprint" => footprint = true,
             "--bus" => bus = true,
+            "--hosts" => hosts = true,
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
@@ -123,6 +129,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Mode, String> {
         Mode::Footprint(options)
     } else if bus {
         Mode::Bus(options)
+    } else if hosts {
+        Mode::Hosts(options)
     } else {
         Mode::Bench(options)
     })

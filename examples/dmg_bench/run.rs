@@ -152,7 +152,7 @@ fn load_average() -> String {
 
 /// The release `dmg_manager` next to this example's own target folder,
 /// built first with the cargo that runs us (unless `--daemon` names one).
-fn daemon_binary(options: &Options) -> Result<PathBuf, Failure> {
+pub fn daemon_binary(options: &Options) -> Result<PathBuf, Failure> {
     if let Some(path) = &options.daemon {
         return Ok(path.clone());
     }

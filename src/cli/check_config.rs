@@ -43,7 +43,7 @@ fn disk_warnings(config: &Config) -> Vec<String> {
     let installed = entries
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .filter_map(|folder| match classify_folder(&folder) {
-            FolderKind::Plugin(name) => Some(name),
+            FolderKind::Package(name) => Some(name),
             _ => None,
         })
         .collect();

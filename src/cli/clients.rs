@@ -24,6 +24,8 @@ pub(crate) struct ClientsOptions {
     pub history: Option<String>,
     /// The history's times in local time or UTC (`--utc`).
     pub zone: Zone,
+    /// Show only this host's clients.
+    pub host: Option<String>,
     pub timeout: Duration,
 }
 
@@ -40,7 +42,10 @@ pub(crate) fn run(config: &Config, options: &ClientsOptions) -> Result<(), ToolE
     let text = match &options.history {
         Some(name) => history(&context, config, name, options)?,
         None => {
-            let fetched = fetch(&context, config, options.detail, options.timeout)?;
+            let mut fetched = fetch(&context, config, options.detail, options.timeout)?;
+            if let Some(host) = &options.host {
+                fetched.clients = of_host(std::mem::take(&mut fetched.clients), host);
+            }
             if options.json {
                 format!("{}\n", fetched.body)
             } else {
@@ -58,6 +63,14 @@ pub(crate) fn run(config: &Config, options: &ClientsOptions) -> Result<(), ToolE
         Ok(()) => Ok(()),
         Err(error) => stdout_failed(error).map_or(Ok(()), Err),
     }
+}
+
+/// The clients whose `host` is `host`.
+fn of_host(clients: Map<String, Value>, host: &str) -> Map<String, Value> {
+    clients
+        .into_iter()
+        .filter(|(_, entry)| entry.get("host").and_then(Value::as_str) == Some(host))
+        .collect()
 }
 
 /// Asks for the list (or the detail) and checks the reply.
@@ -235,6 +248,21 @@ mod tests {
                 "{timestamp}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn host_keeps_that_hosts_clients_only() {
+        let clients = match serde_json::json!({
+            "domogik-a.box": {"host": "box"},
+            "domogik-a.garage": {"host": "garage"},
+            "domogik-b.garage": {"host": "garage"},
+            "broken": null
+        }) {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        let kept: Vec<String> = of_host(clients, "garage").into_iter().map(|(id, _)| id).collect();
+        assert_eq!(kept, ["domogik-a.garage", "domogik-b.garage"]);
     }
 
     #[test]

@@ -72,6 +72,50 @@ pub(super) struct RunArgs {
     /// Validate the configuration, print a summary and exit
     #[arg(long)]
     pub check_config: bool,
+    /// Start and supervise Domogik's admin (as Domogik's init script asks: `-a -d -x -s -b`)
+    #[arg(short = 'a')]
+    pub admin: bool,
+    /// Start and supervise Domogik's dbmgr (first of the core components)
+    #[arg(short = 'd')]
+    pub dbmgr: bool,
+    /// Start and supervise Domogik's xPL gateway, xplgw
+    #[arg(short = 'x')]
+    pub xplgw: bool,
+    /// Start and supervise Domogik's scenario manager
+    #[arg(short = 's')]
+    pub scenario: bool,
+    /// Start and supervise Domogik's butler
+    #[arg(short = 'b')]
+    pub butler: bool,
+}
+
+impl RunArgs {
+    /// The core components the flags name (PROTOCOL.md §10).
+    fn core(&self) -> Vec<String> {
+        [
+            (self.dbmgr, "dbmgr"),
+            (self.xplgw, "xplgw"),
+            (self.admin, "admin"),
+            (self.scenario, "scenario"),
+            (self.butler, "butler"),
+        ]
+        .into_iter()
+        .filter(|(wanted, _)| *wanted)
+        .map(|(_, name)| name.to_owned())
+        .collect()
+    }
+
+    /// These flags and `other`'s together (`-a run -d`).
+    fn or(&self, other: &RunArgs) -> RunArgs {
+        RunArgs {
+            check_config: self.check_config || other.check_config,
+            admin: self.admin || other.admin,
+            dbmgr: self.dbmgr || other.dbmgr,
+            xplgw: self.xplgw || other.xplgw,
+            scenario: self.scenario || other.scenario,
+            butler: self.butler || other.butler,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -96,6 +140,9 @@ pub(super) struct ClientsArgs {
     /// With --history: times in UTC, not in this machine's time zone
     #[arg(long, requires = "history")]
     pub utc: bool,
+    /// Show only the clients of host NAME (every manager on a bus answers for every host)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["history", "json"])]
+    pub host: Option<String>,
     #[command(flatten)]
     pub timeout: TimeoutArg,
 }
@@ -136,7 +183,8 @@ pub(super) struct StartArgs {
 /// What the user asked for, checked: the command and its options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Command {
-    Run { config: PathBuf },
+    /// The daemon, with the core components to start (`-a -d -x -s -b`).
+    Run { config: PathBuf, core: Vec<String> },
     CheckConfig { config: PathBuf },
     Clients { config: PathBuf, options: ClientsOptions },
     Watch { config: PathBuf, options: WatchOptions },
@@ -150,12 +198,7 @@ impl From<Cli> for Command {
         match cli.command {
             None => Command::from_run(config, &cli.run),
             // `--check-config run` as `run --check-config`.
-            Some(Subcommand::Run(run)) => Command::from_run(
-                config,
-                &RunArgs {
-                    check_config: run.check_config || cli.run.check_config,
-                },
-            ),
+            Some(Subcommand::Run(run)) => Command::from_run(config, &run.or(&cli.run)),
             Some(Subcommand::Clients(args)) => Command::Clients {
                 config,
                 options: ClientsOptions {
@@ -163,6 +206,7 @@ impl From<Cli> for Command {
                     json: args.json,
                     history: args.history,
                     zone: zone(args.utc),
+                    host: args.host,
                     timeout: args.timeout.timeout,
                 },
             },
@@ -207,7 +251,10 @@ impl Command {
         if run.check_config {
             Command::CheckConfig { config }
         } else {
-            Command::Run { config }
+            Command::Run {
+                config,
+                core: run.core(),
+            }
         }
     }
 }
@@ -239,8 +286,8 @@ pub fn definition() -> clap::Command {
 /// command block and the man page's SYNOPSIS are this text.
 ///
 /// ```text
-/// dmg_manager [-c FILE] [run] [--check-config]
-/// dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--utc] [--timeout SECS]
+/// dmg_manager [-c FILE] [run] [--check-config] [-a] [-d] [-x] [-s] [-b]
+/// dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--utc] [--host NAME] [--timeout SECS]
 /// ```
 pub fn synopsis(command: &clap::Command) -> String {
     let name = command.get_name();
@@ -387,18 +434,41 @@ mod tests {
 
     #[test]
     fn defaults_to_running_with_the_system_config() {
-        assert_eq!(parse(&[]).unwrap(), Command::Run { config: config() });
+        assert_eq!(
+            parse(&[]).unwrap(),
+            Command::Run {
+                config: config(),
+                core: Vec::new()
+            }
+        );
+        // As Domogik's init script starts its manager (MANAGER_PARAMS).
+        for args in [&["-a", "-d", "-x", "-s", "-b"][..], &["run", "-adxsb"], &["-b", "-s", "run", "-x", "-d", "-a"]] {
+            assert_eq!(
+                parse(args).unwrap(),
+                Command::Run {
+                    config: config(),
+                    core: ["dbmgr", "xplgw", "admin", "scenario", "butler"].map(String::from).to_vec()
+                },
+                "{args:?}"
+            );
+        }
     }
 
     #[test]
     fn options() {
         assert_eq!(
             parse(&["--config", "a.cfg"]).unwrap(),
-            Command::Run { config: "a.cfg".into() }
+            Command::Run {
+                config: "a.cfg".into(),
+                core: Vec::new()
+            }
         );
         assert_eq!(
             parse(&["-c", "a.cfg"]).unwrap(),
-            Command::Run { config: "a.cfg".into() }
+            Command::Run {
+                config: "a.cfg".into(),
+                core: Vec::new()
+            }
         );
         assert_eq!(
             parse(&["--config=b.cfg", "--check-config"]).unwrap(),
@@ -434,6 +504,7 @@ mod tests {
                 json: false,
                 history: None,
                 zone: Zone::Local,
+                host: None,
                 timeout: Duration::from_millis(500),
             },
         };
@@ -454,6 +525,7 @@ mod tests {
                     json: true,
                     history: None,
                     zone: Zone::Local,
+                    host: None,
                     timeout: Duration::from_secs(3)
                 },
             }
@@ -561,8 +633,8 @@ mod tests {
     fn synopsis_has_one_line_per_command() {
         assert_eq!(
             synopsis(&definition()),
-            "dmg_manager [-c FILE] [run] [--check-config]\n\
-             dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--utc] [--timeout SECS]\n\
+            "dmg_manager [-c FILE] [run] [--check-config] [-a] [-d] [-x] [-s] [-b]\n\
+             dmg_manager [-c FILE] clients [--detail] [--json] [--history NAME] [--utc] [--host NAME] [--timeout SECS]\n\
              dmg_manager [-c FILE] watch [--utc] [--timeout SECS]\n\
              dmg_manager [-c FILE] status NAME EVENT [--comment TEXT] [--timeout SECS]\n\
              dmg_manager [-c FILE] start NAME [--timeout SECS]\n\

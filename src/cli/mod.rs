@@ -146,7 +146,11 @@ pub fn main_with_args<I: IntoIterator<Item = String>>(args: I) -> i32 {
     }
     match command {
         Command::CheckConfig { config } => with_config(&config, check_config::run),
-        Command::Run { config } => with_config(&config, run::run),
+        Command::Run { config, core } => with_config(&config, |config| {
+            let mut config = config.clone();
+            config.plugins.add_core(&core.iter().map(String::as_str).collect::<Vec<_>>());
+            run::run(&config)
+        }),
         Command::Clients { config, options } => {
             with_config(&config, |config| exit_code(clients::run(config, &options)))
         }

@@ -153,7 +153,17 @@ pub(crate) enum Applied {
     Heard,
 }
 
-use crate::core::wire::xpl_source as client_id;
+use crate::core::kind::{self, Kind};
+
+/// The id a log line and the seed dialect give client `key`: a plugin's
+/// `domogik-<name>.<host>`, any other's its 0.5 id `<kind>-<name>.<host>`
+/// (the seed dialect lists plugins only).
+fn client_id(key: &str, host: &str) -> String {
+    match kind::split(key) {
+        (Kind::Plugin, name) => crate::core::wire::xpl_source(name, host),
+        _ => kind::client_id_v05(key, host),
+    }
+}
 
 /// Every plugin client of this host, keyed by plugin name, and the xPL
 /// devices of the house (src/core/xpl/devices.rs).
@@ -294,6 +304,8 @@ impl Clients {
     ) -> Result<Applied, StatusRejected> {
         let id = || client_id(name, host);
         let client = match self.by_name.get_mut(name) {
+            // A brain is data only: it has no status of its own (§12).
+            Some(_) if kind::split(name).0 == Kind::Brain => return Err(StatusRejected::UnknownClient(id())),
             Some(client) if host == self.host => client,
             _ => return Err(StatusRejected::UnknownClient(id())),
         };
@@ -329,6 +341,30 @@ impl Clients {
             .values()
             .filter_map(|client| liveness::dead_at(client.status, client.heard_at, dead_after))
             .min()
+    }
+
+    /// Adds core component `name` (key `core-<name>`): no package, data
+    /// `{}`, never invalid; `false` if it is there already.
+    pub(crate) fn add_core(&mut self, name: &str, now: Now) -> bool {
+        let key = kind::key(Kind::Core, name);
+        if self.by_name.contains_key(&key) {
+            return false;
+        }
+        let empty = serde_json::value::RawValue::from_string("{}".to_owned());
+        let Ok(data) = empty else { return false };
+        self.upsert_package(&key, Package::Valid { data }, now)
+    }
+
+    /// A process of client `name` that the manager did not start runs as
+    /// `pid` (0: none is seen any more): the listed pid; whether it changed.
+    pub(crate) fn set_found_pid(&mut self, name: &str, pid: u32) -> bool {
+        match self.by_name.get_mut(name) {
+            Some(client) if client.pid != pid => {
+                client.pid = pid;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The manager started plugin `name` as process `pid`: it is
@@ -394,13 +430,17 @@ fn next_revision(revisions: &mut u64) -> u64 {
     *revisions
 }
 
-/// Domogik's truth of a configuration value: `1`, `true`, `True` (as text
-/// or as JSON).
+/// Domogik's truth of a configuration value, as `dbmgr` hands back what
+/// was stored: `Y` (the admin's configuration form writes `Y`/`N`), `y`
+/// (its device parameters, `y`/`n`), `1` and `True` (Domogik 0.5.2's
+/// manager and plugins test `'1'`, `'Y'` and the boolean), `true` (a JSON
+/// writer), and the JSON `true` and `1`. Anything else is false: `N`, `n`,
+/// `0`, `False`, `None`, an empty text, `null`.
 pub(crate) fn is_true(value: &Value) -> bool {
     match value {
         Value::Bool(value) => *value,
         Value::Number(number) => number.as_u64() == Some(1),
-        Value::String(text) => matches!(text.as_str(), "1" | "true" | "True"),
+        Value::String(text) => matches!(text.as_str(), "1" | "Y" | "y" | "true" | "True"),
         _ => false,
     }
 }
@@ -652,16 +692,35 @@ mod tests {
 
     #[test]
     fn domogik_truth() {
-        for value in [json!("1"), json!("true"), json!("True"), json!(true), json!(1)] {
+        // Every spelling dbmgr hands back: the admin's form (Y/N), its
+        // device parameters (y/n), Domogik's own ('1', 'True'), JSON.
+        for value in [
+            json!("1"),
+            json!("Y"),
+            json!("y"),
+            json!("true"),
+            json!("True"),
+            json!(true),
+            json!(1),
+        ] {
             assert!(is_true(&value), "{value}");
         }
         for value in [
             json!("0"),
+            json!("N"),
+            json!("n"),
             json!("False"),
+            json!("false"),
             json!("None"),
+            json!(""),
+            json!(" Y"),
             json!(null),
+            json!(false),
+            json!(0),
             json!("yes"),
+            json!("TRUE"),
             json!(2),
+            json!([true]),
         ] {
             assert!(!is_true(&value), "{value}");
         }

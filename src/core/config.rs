@@ -15,7 +15,7 @@ pub(crate) const DEFAULT_PATH: &str = "/etc/domogik/manager.cfg";
 pub(crate) const DEFAULT_PACKAGES_DIR: &str = "/var/lib/domogik/domogik_packages";
 /// Where Domogik 0.5 keeps its data types: its resources folder, under
 /// its libraries path (`/var/lib/domogik`, which also holds the packages).
-pub(crate) const DEFAULT_DATATYPES_FILE: &str = "/var/lib/domogik/domogik/resources/datatypes.json";
+pub(crate) const DEFAULT_DATATYPES_FILE: &str = "/var/lib/domogik/resources/datatypes.json";
 /// Domogik refuses longer host names; so do we.
 pub const MAX_HOST_LEN: usize = 16;
 const MAX_RESCAN_INTERVAL: u64 = 24 * 60 * 60;
@@ -132,6 +132,9 @@ pub struct Config {
     pub datatypes_file: PathBuf,
     /// The `[xpl]` section (docs/PROTOCOL.md §11).
     pub xpl: XplConfig,
+    /// The other hosts held on a bus (PROTOCOL.md §13): `max_hosts`,
+    /// `max_host_clients`, `forget_host_after`; silent after `dead_after`.
+    pub hosts: crate::core::hosts::Limits,
 }
 
 /// The keys about plugin processes: `python`, `pythonpath`, `kill_delay`, `restart`.
@@ -142,6 +145,29 @@ pub(crate) struct PluginsConfig {
     /// `PYTHONPATH` given to the plugins (Domogik's libraries); `None`: unset.
     pub(crate) pythonpath: Option<PathBuf>,
     pub(crate) policy: crate::core::children::Policy,
+    /// More arguments after `-f` for hosts whose plugins want them
+    /// (`plugin_args`, split on spaces; none by default: 0.5.2's refuse any).
+    pub(crate) extra_args: Vec<String>,
+    /// The core components to start and supervise (`core`, plus the `run`
+    /// flags `-a -d -x -s -b`), dbmgr first, then in 0.5.2's order.
+    pub(crate) core: Vec<String>,
+    /// Domogik's bin dir, where `<name>.py` of each core component is
+    /// (`core_bin_dir`); `None`: asked of the interpreter at start.
+    pub(crate) core_bin_dir: Option<PathBuf>,
+}
+
+/// The core components Domogik 0.5.2's manager starts, in its order (dbmgr
+/// first: the others ask it their configuration).
+pub(crate) const CORE_COMPONENTS: [&str; 5] = ["dbmgr", "xplgw", "admin", "scenario", "butler"];
+
+impl PluginsConfig {
+    /// Adds core components (the `run` flags), keeping 0.5.2's order.
+    pub(crate) fn add_core(&mut self, names: &[&str]) {
+        let mut all: Vec<&str> = self.core.iter().map(String::as_str).chain(names.iter().copied()).collect();
+        all.sort_by_key(|name| CORE_COMPONENTS.iter().position(|known| known == name));
+        all.dedup();
+        self.core = all.into_iter().map(str::to_owned).collect();
+    }
 }
 
 pub(crate) const DEFAULT_PYTHON: &str = "/usr/bin/python";
@@ -287,7 +313,10 @@ const MQ_KEYS: [&str; 4] = ["ip", "req_rep_port", "pub_port", "sub_port"];
 const MQ_FOREIGN_KEYS: [&str; 4] = ["is_master", "log_dir_path", "pid_dir_path", "log_level"];
 /// The `[xpl]` keys (docs/PROTOCOL.md §11).
 const XPL_KEYS: [&str; 4] = ["enabled", "bind_interface", "broadcast", "max_clients"];
-const MANAGER_KEYS: [&str; 16] = [
+const MANAGER_KEYS: [&str; 22] = [
+    "max_hosts",
+    "max_host_clients",
+    "forget_host_after",
     "dead_after",
     "dbmgr_timeout",
     "status_interval",
@@ -304,6 +333,9 @@ const MANAGER_KEYS: [&str; 16] = [
     "pythonpath",
     "kill_delay",
     "restart",
+    "plugin_args",
+    "core",
+    "core_bin_dir",
 ];
 
 /// Parses and validates config text. `path` is used in messages and to
@@ -390,7 +422,16 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
                 read_restart,
             )?,
         },
+        extra_args: sections
+            .value("manager", "plugin_args")
+            .map(|args| args.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        core: Vec::new(),
+        core_bin_dir: sections.value("manager", "core_bin_dir").map(PathBuf::from),
     };
+    let mut plugins = plugins;
+    let core = sections.get("manager", "core", Vec::new(), read_core)?;
+    plugins.add_core(&core.iter().map(String::as_str).collect::<Vec<_>>());
     let dead_after = sections.get(
         "manager",
         "dead_after",
@@ -409,6 +450,17 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
             .value("manager", "datatypes_file")
             .unwrap_or(DEFAULT_DATATYPES_FILE),
     );
+    let defaults = crate::core::hosts::Limits::default();
+    let hosts = crate::core::hosts::Limits {
+        max_hosts: sections.get("manager", "max_hosts", defaults.max_hosts, |text| {
+            read_count(text, 1024)
+        })?,
+        max_clients: sections.get("manager", "max_host_clients", defaults.max_clients, |text| {
+            read_count(text, 100_000)
+        })?,
+        silent_after: dead_after,
+        forget_after: sections.get("manager", "forget_host_after", defaults.forget_after, read_delay)?,
+    };
     let enabled = sections.get("xpl", "enabled", Enabled::Auto, read_enabled)?;
     let xpl = XplConfig {
         enabled: enabled.resolve(rep_endpoint.direction == Direction::Connect),
@@ -422,6 +474,7 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
         )?,
     };
     Ok(Config {
+        hosts,
         xpl,
         dead_after,
         dbmgr_timeout,
@@ -439,6 +492,24 @@ fn validate(text: &str, path: &Path, machine: &Machine) -> Result<Config, Config
         plugins,
         star_ip: (ip == "*").then_some(star_ip),
     })
+}
+
+/// Core component names separated by spaces or commas, each one of 0.5.2's.
+fn read_core(text: &str) -> Result<Vec<String>, Expected> {
+    let names: Vec<String> = text
+        .split([',', ' '])
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match names.iter().find(|name| !CORE_COMPONENTS.contains(&name.as_str())) {
+        Some(bad) => Err(format!(
+            "{:?} is not a core component: expected names among {}",
+            crate::core::wire::truncate(bad, 40),
+            CORE_COMPONENTS.join(" ")
+        )
+        .into()),
+        None => Ok(names),
+    }
 }
 
 fn read_kill_delay(text: &str) -> Result<Duration, Expected> {
@@ -489,6 +560,14 @@ fn read_seconds(text: &str) -> Result<Duration, Expected> {
     match text.parse::<u64>() {
         Ok(secs) if (1..=MAX_RESCAN_INTERVAL).contains(&secs) => Ok(Duration::from_secs(secs)),
         _ => Err(format!("expected a whole number of seconds from 1 to {MAX_RESCAN_INTERVAL}").into()),
+    }
+}
+
+/// A whole number from 1 to `max`.
+fn read_count(text: &str, max: usize) -> Result<usize, Expected> {
+    match text.parse::<usize>() {
+        Ok(count) if (1..=max).contains(&count) => Ok(count),
+        _ => Err(format!("expected a whole number from 1 to {max}").into()),
     }
 }
 
@@ -797,6 +876,7 @@ mod tests {
         assert_eq!(config.dead_after, Duration::from_secs(30));
         assert_eq!(config.dbmgr_timeout, Duration::from_secs(5));
         assert_eq!(config.status_interval, Duration::from_secs(15));
+        assert_eq!(config.hosts, crate::core::hosts::Limits::default());
         assert_eq!(config.datatypes_file, PathBuf::from(DEFAULT_DATATYPES_FILE));
         let config = parse_ok("[manager]\ndead_after = 0.5\nstatus_interval = 0.25\ndatatypes_file = /x/d.json\n");
         assert_eq!(config.dead_after, Duration::from_millis(500));

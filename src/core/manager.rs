@@ -20,14 +20,18 @@ mod requests;
 #[cfg(test)]
 mod testing;
 
-pub(crate) use plugins::{NoStarter, Starter};
+pub(crate) use plugins::{NoProcesses, ProcessEvent, Processes, SpawnError};
 pub use publications::{Publications, LIST_CATEGORY};
 pub(crate) use publications::{DETAIL_CATEGORY, V05_LIST_CATEGORY, VIEW_CATEGORIES};
 pub use requests::{Reply, DETAIL_GET, LIST_GET};
 pub(crate) use requests::{DETAIL_RESULT, ERROR_ACTION, LIST_RESULT, START_DO, START_RESULT};
 
 use crate::core::bus::dbmgr::{self, Answer, Questions};
+use crate::core::autostart::AutoStart;
+use crate::core::children::{Children, Policy};
 use crate::core::clients::{Applied, Clients, StatusRejected};
+use crate::core::hosts::{self, Handled, Hosts};
+use crate::core::launch::Launch;
 use crate::core::liveness::{self, Now, OwnStatus};
 use crate::core::packages::PackageChange;
 use crate::core::status::Status;
@@ -84,6 +88,16 @@ pub struct Manager {
     cache: Cache,
     /// What the 0.5 views derive from each package, made again on change.
     v05: v05::Derivations,
+    /// The other managers' clients (PROTOCOL.md §13); `None` off a bus.
+    hosts: Option<Hosts>,
+    /// The processes of the clients (the one model of them, §10).
+    children: Children,
+    /// How a client's process is started.
+    launch: Launch,
+    /// Which clients `auto_startup` has decided already.
+    autostart: AutoStart,
+    /// The core components still to start (at the first turn).
+    core_pending: Vec<String>,
 }
 
 impl Manager {
@@ -104,7 +118,57 @@ impl Manager {
             statuses: Vec::new(),
             cache: Cache::default(),
             v05: v05::Derivations::default(),
+            hosts: None,
+            children: Children::new(Policy::default()),
+            launch: Launch::default(),
+            autostart: AutoStart::default(),
+            core_pending: Vec::new(),
         }
+    }
+
+    /// Shows the other managers' clients and publishes ours for them, as
+    /// `instance` (on a bus: PROTOCOL.md §13).
+    pub(crate) fn enable_hosts(&mut self, instance: &str, limits: hosts::Limits) {
+        self.hosts = Some(Hosts::new(self.clients.host(), instance, limits));
+    }
+
+    /// A request's frames and envelope: answered here
+    /// ([`hosts::Forward::Local`]), refused at once, or forwarded to the
+    /// manager of the host its body names (PROTOCOL.md §13).
+    pub(crate) fn forward_request(&mut self, frames: &[Vec<u8>], envelope: wire::Frames) -> hosts::Forward {
+        match self.hosts.as_mut() {
+            Some(hosts) => hosts.forward(frames, envelope, &self.service, self.now.mono),
+            None => hosts::Forward::Local(envelope),
+        }
+    }
+
+    /// The other managers' requests to run here (then
+    /// [`Manager::answer_incoming`] with the reply).
+    pub(crate) fn take_incoming(&mut self) -> Vec<hosts::Incoming> {
+        self.hosts.as_mut().map(Hosts::take_incoming).unwrap_or_default()
+    }
+
+    /// Our reply (plain frames) to another manager's request.
+    pub(crate) fn answer_incoming(&mut self, incoming: &hosts::Incoming, reply: &[Vec<u8>]) {
+        if let Some(hosts) = self.hosts.as_mut() {
+            hosts.answer_incoming(incoming, reply);
+        }
+    }
+
+    /// Replies owed to forwarded requests: (envelope, frames).
+    pub(crate) fn take_relayed(&mut self) -> Vec<(wire::Frames, wire::Frames)> {
+        self.hosts.as_mut().map(Hosts::take_relayed).unwrap_or_default()
+    }
+
+    /// What happened to the other hosts since the last call, for the log.
+    pub(crate) fn take_host_events(&mut self) -> Vec<hosts::Event> {
+        self.hosts.as_mut().map(Hosts::take_events).unwrap_or_default()
+    }
+
+    /// How clients are started, and the kill delay and restart policy.
+    pub(crate) fn set_processes(&mut self, launch: Launch, policy: Policy) {
+        self.launch = launch;
+        self.children = Children::new(policy);
     }
 
     /// The delays of src/core/liveness.rs (30 s and 15 s unless configured).
@@ -121,10 +185,21 @@ impl Manager {
     /// Asks `dbmgr` for each client's configuration (on a Domogik bus).
     pub(crate) fn enable_dbmgr(&mut self, limits: dbmgr::Limits) {
         let mut questions = Questions::new(self.clients.host(), limits);
-        for (name, _) in self.clients.iter() {
+        // Core components have no configuration in dbmgr (0.5.2 asks none).
+        for (name, _) in self.clients.iter().filter(|(name, _)| crate::core::kind::split(name).0.is_package()) {
             questions.ask(name, self.now.mono);
         }
         self.dbmgr = Some(questions);
+    }
+
+    /// Whether the socket that carries the `dbmgr` questions is open (the
+    /// broker answers): questions wait for it rather than time out, and
+    /// go out at once when it opens.
+    pub(crate) fn set_dbmgr_reachable(&mut self, reachable: bool) {
+        let now = self.now.mono;
+        if let Some(questions) = self.dbmgr.as_mut() {
+            questions.set_reachable(reachable, now);
+        }
     }
 
     /// The time of this turn of the loop.
@@ -147,8 +222,10 @@ impl Manager {
     pub(crate) fn poll_timeout(&self) -> Instant {
         let deaths = self.clients.poll_timeout(self.dead_after);
         let questions = self.dbmgr.as_ref().and_then(Questions::poll_timeout);
+        let children = self.children.poll_timeout();
+        let hosts = self.hosts.as_ref().and_then(Hosts::poll_timeout);
         let xpl_deaths = self.clients.devices().poll_timeout();
-        [deaths, questions, xpl_deaths]
+        [deaths, questions, children, hosts, xpl_deaths]
             .into_iter()
             .flatten()
             .fold(self.own.poll_timeout(), Instant::min)
@@ -159,11 +236,15 @@ impl Manager {
     pub(crate) fn handle_timeout(&mut self) -> Vec<String> {
         let dead = self.clients.handle_timeout(self.dead_after, self.now);
         for name in &dead {
-            let frames = wire::encode_status_of("plugin", name, self.clients.host(), Status::Dead, None, self.now.unix);
+            let (kind, bare) = crate::core::kind::split(name);
+            let frames = wire::encode_status_of(kind.as_str(), bare, self.clients.host(), Status::Dead, None, self.now.unix);
             self.statuses.push(frames);
         }
         if !dead.is_empty() {
             self.mark_changed();
+        }
+        if let Some(hosts) = self.hosts.as_mut() {
+            hosts.handle_timeout(self.now.mono);
         }
         if let Some(status) = self.own.handle_timeout(self.now.mono) {
             self.statuses.push(self.own_status(status));
@@ -171,13 +252,13 @@ impl Manager {
         dead
     }
 
-    /// The xPL devices' limits (docs/PROTOCOL.md §11): at most `max`, and
+    /// The xPL devices' limits (docs/PROTOCOL.md §12): at most `max`, and
     /// the length of an xPL minute (60 s but in tests).
     pub(crate) fn set_xpl_limits(&mut self, max: usize, minute: Duration) {
         *self.clients.devices_mut() = crate::core::xpl::devices::Devices::new(max, minute);
     }
 
-    /// Applies one xPL message (docs/PROTOCOL.md §11): a device added,
+    /// Applies one xPL message (docs/PROTOCOL.md §12): a device added,
     /// changed or forgotten is published; a repeated heartbeat only moves
     /// its `last_seen`.
     pub(crate) fn handle_xpl_message(&mut self, message: &crate::core::xpl::message::Message) -> Heard {
@@ -252,23 +333,47 @@ impl Manager {
 
     /// Applies one message received on the SUB socket.
     pub fn handle_status_message(&mut self, frames: &[Vec<u8>]) -> StatusOutcome {
-        let update = match wire::decode_status(frames) {
-            Ok(Some(update)) => update,
+        if let Some(hosts) = self.hosts.as_mut() {
+            if hosts.handle_message(frames, self.now.mono) == Handled::Taken {
+                return StatusOutcome::NotForUs;
+            }
+        }
+        let (kind, update) = match wire::decode_client_status(frames) {
+            Ok(Some(decoded)) => decoded,
             Ok(None) => {
                 self.configuration_updated(frames);
                 return StatusOutcome::NotForUs;
             }
             Err(error) => return StatusOutcome::Malformed(error),
         };
+        let key = crate::core::kind::key(kind, &update.name);
+        if kind == crate::core::kind::Kind::Core && self.clients.get(&key).is_none() {
+            // Our own status heard back, or a core component we do not run.
+            return StatusOutcome::NotForUs;
+        }
         let host = update.host.unwrap_or_else(|| self.clients.host().to_owned());
-        match self
+        if host != self.clients.host() {
+            // Another host's plugin: its own manager's business (§13).
+            return StatusOutcome::NotForUs;
+        }
+        let applied = self
             .clients
-            .set_status(&update.name, &host, update.status, update.comment, self.now)
-        {
+            .set_status(&key, &host, update.status, update.comment, self.now);
+        if applied.is_ok() {
+            // The one model of the process hears it at once (§10).
+            self.children.observe(&key, update.status, self.now.mono);
+        }
+        match applied {
             Ok(Applied::Changed) => {
                 self.mark_changed();
+                if key == "core-dbmgr" && update.status == Status::Alive {
+                    // The dbmgr we run is up: what it could not answer is asked now.
+                    if let Some(questions) = self.dbmgr.as_mut() {
+                        questions.dbmgr_came(self.now.mono);
+                    }
+                }
                 StatusOutcome::Changed {
-                    id: self.clients.client_id(&update.name),
+                    id: self.clients.client_id(&key),
                     status: update.status,
                 }
             }
@@ -317,6 +422,8 @@ impl Manager {
                 if let Some(questions) = self.dbmgr.as_mut() {
                     questions.forget(&name);
                 }
+                self.children.forget(&name);
+                self.autostart.forget(&name);
                 self.clients.remove_package(&name)
             }
         };
@@ -437,6 +544,10 @@ mod tests {
             ])),
             manager.handle_status_message(&frames(&[
                 b"plugin.status.1_2.0_1",
+                br#"{"type": "plugin", "name": "zz", "host": "box", "event": "alive"}"#,
+            ])),
+            manager.handle_status_message(&frames(&[
+                b"plugin.status.1_2.0_1",
                 br#"{"type": "plugin", "name": "a", "host": "elsewhere", "event": "alive"}"#,
             ])),
         ];
@@ -445,6 +556,11 @@ mod tests {
         assert!(matches!(outcomes[2], StatusOutcome::Rejected(_)));
         assert!(matches!(outcomes[3], StatusOutcome::Malformed(_)));
         assert!(matches!(outcomes[4], StatusOutcome::Rejected(_)));
+        assert_eq!(
+            outcomes[5],
+            StatusOutcome::NotForUs,
+            "another host's plugin: its manager's"
+        );
         assert!(manager.take_publications(1.0).is_none());
         assert_eq!(manager.clients().status("a"), Some(Status::Unknown));
     }

@@ -1,9 +1,10 @@
-//! Plugin packages (PROTOCOL.md §3), judged without a disk: a folder name
+//! Packages (PROTOCOL.md §3): plugins, interfaces and brains, judged without a disk: a folder name
 //! ([`classify_folder`]) or the bytes of an `info.json`
 //! ([`parse_info_json`]) in, a verdict out; and what the clients map
 //! receives, [`PackageChange`]s. Reading the folder is the scanner's
 //! (`disk::scanner`).
 
+use crate::core::kind::{self, key, Kind};
 use crate::core::pyjson;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -12,27 +13,34 @@ use std::fmt;
 
 /// Larger `info.json` files are refused unread (real ones are under 50 KB).
 pub(crate) const MAX_INFO_JSON_BYTES: u64 = 1024 * 1024;
-/// The folder prefix of the only package type this manager handles.
-pub(crate) const PLUGIN_PREFIX: &str = "plugin_";
-
 /// What a folder of `packages_dir` is, judged by its name alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FolderKind {
-    /// `plugin_<name>` with a valid name.
-    Plugin(String),
-    /// `plugin_...` whose name is not lower-case letters and digits.
+    /// `plugin_<name>`, `interface_<name>` or `brain_<name>` with a valid
+    /// name: the client key (`core::kind::key`).
+    Package(String),
+    /// One of those whose name is not lower-case letters and digits.
     BadPluginName,
-    /// Another package type (`interface_x`, `core_y`) or an unrelated file.
+    /// Anything else (`core_y`, an unrelated file).
     Other,
 }
 
 /// Classifies a folder name of `packages_dir`.
 pub(crate) fn classify_folder(folder: &str) -> FolderKind {
-    match folder.strip_prefix(PLUGIN_PREFIX) {
-        None => FolderKind::Other,
-        Some(name) if is_valid_plugin_name(name) => FolderKind::Plugin(name.to_owned()),
-        Some(_) => FolderKind::BadPluginName,
+    for kind in Kind::PACKAGES {
+        let Some(name) = folder
+            .strip_prefix(kind.as_str())
+            .and_then(|rest| rest.strip_prefix('_'))
+        else {
+            continue;
+        };
+        return if is_valid_plugin_name(name) {
+            FolderKind::Package(key(kind, name))
+        } else {
+            FolderKind::BadPluginName
+        };
     }
+    FolderKind::Other
 }
 
 /// Domogik plugin names are xPL device ids: lower-case ASCII letters and digits.
@@ -59,7 +67,8 @@ impl PartialEq for Package {
     }
 }
 
-/// Judges the bytes of `plugin_<name>/info.json`.
+/// Judges the bytes of `<kind>_<name>/info.json` of client key `name`
+/// (a plugin's bare name, `interface-<name>`, `brain-<name>`).
 pub fn parse_info_json(name: &str, bytes: &[u8]) -> Package {
     match validate_info_json(name, bytes) {
         Ok(data) => Package::Valid { data },
@@ -70,7 +79,7 @@ pub fn parse_info_json(name: &str, bytes: &[u8]) -> Package {
 /// An invalid package; every reason names the file: `plugin_x/info.json ...`.
 pub(crate) fn invalid(name: &str, problem: impl fmt::Display) -> Package {
     Package::Invalid {
-        reason: format!("plugin_{name}/info.json {problem}"),
+        reason: format!("{}/info.json {problem}", kind::folder(name)),
     }
 }
 
@@ -84,8 +93,9 @@ pub(crate) enum InfoJsonError {
     NotAnObject,
     NoIdentity,
     NoType,
-    /// `identity.type` is not `"plugin"`: the value found, shortened.
-    NotAPlugin(String),
+    /// `identity.type` is not the folder's type: the value found,
+    /// shortened, and the type expected.
+    NotAPlugin(String, Kind),
     NoName,
     /// `identity.name` is not the folder's: the value found, shortened,
     /// and the folder's name.
@@ -102,10 +112,12 @@ impl fmt::Display for InfoJsonError {
             InfoJsonError::NotAnObject => f.write_str("is not a JSON object"),
             InfoJsonError::NoIdentity => f.write_str("has no \"identity\" object"),
             InfoJsonError::NoType => f.write_str("has no identity.type"),
-            InfoJsonError::NotAPlugin(found) => write!(f, "says identity.type is {found}, expected \"plugin\""),
+            InfoJsonError::NotAPlugin(found, expected) => {
+                write!(f, "says identity.type is {found}, expected \"{expected}\"")
+            }
             InfoJsonError::NoName => f.write_str("has no identity.name"),
             InfoJsonError::OtherName(found, folder) => {
-                write!(f, "says identity.name is {found}, but the folder is plugin_{folder}")
+                write!(f, "says identity.name is {found}, but the folder is {}", kind::folder(folder))
             }
             InfoJsonError::NotStored(error) => write!(f, "cannot be stored: {error}"),
         }
@@ -114,7 +126,8 @@ impl fmt::Display for InfoJsonError {
 
 impl std::error::Error for InfoJsonError {}
 
-fn validate_info_json(name: &str, bytes: &[u8]) -> Result<Box<RawValue>, InfoJsonError> {
+fn validate_info_json(key: &str, bytes: &[u8]) -> Result<Box<RawValue>, InfoJsonError> {
+    let (expected, name) = kind::split(key);
     if bytes.len() as u64 > MAX_INFO_JSON_BYTES {
         return Err(InfoJsonError::TooLarge(bytes.len() as u64));
     }
@@ -128,15 +141,15 @@ fn validate_info_json(name: &str, bytes: &[u8]) -> Result<Box<RawValue>, InfoJso
         return Err(InfoJsonError::NoIdentity);
     };
     match identity.get("type") {
-        Some(Value::String(kind)) if kind == "plugin" => {}
-        Some(other) => return Err(InfoJsonError::NotAPlugin(short_json(other))),
+        Some(Value::String(kind)) if kind == expected.as_str() => {}
+        Some(other) => return Err(InfoJsonError::NotAPlugin(short_json(other), expected)),
         None => return Err(InfoJsonError::NoType),
     }
     // The oldest files say "id" where later ones say "name".
     let declared = identity.get("name").or_else(|| identity.get("id"));
     match declared {
         Some(Value::String(declared)) if declared == name => {}
-        Some(other) => return Err(InfoJsonError::OtherName(short_json(other), name.to_owned())),
+        Some(other) => return Err(InfoJsonError::OtherName(short_json(other), key.to_owned())),
         None => return Err(InfoJsonError::NoName),
     }
     RawValue::from_string(pyjson::to_string(&value)).map_err(InfoJsonError::NotStored)
@@ -206,13 +219,17 @@ mod tests {
     fn folder_names() {
         assert_eq!(
             classify_folder("plugin_diskfree"),
-            FolderKind::Plugin("diskfree".into())
+            FolderKind::Package("diskfree".into())
         );
-        assert_eq!(classify_folder("plugin_x10"), FolderKind::Plugin("x10".into()));
+        assert_eq!(classify_folder("plugin_x10"), FolderKind::Package("x10".into()));
+        assert_eq!(classify_folder("interface_x10"), FolderKind::Package("interface-x10".into()));
+        assert_eq!(classify_folder("brain_b"), FolderKind::Package("brain-b".into()));
+        assert_eq!(classify_folder("interface_B"), FolderKind::BadPluginName);
+        assert_eq!(classify_folder("core_dbmgr"), FolderKind::Other);
         assert_eq!(classify_folder("plugin_foo_bar"), FolderKind::BadPluginName);
         assert_eq!(classify_folder("plugin_"), FolderKind::BadPluginName);
         assert_eq!(classify_folder("plugin_Foo"), FolderKind::BadPluginName);
-        assert_eq!(classify_folder("interface_admin"), FolderKind::Other);
+        assert_eq!(classify_folder("interface_admin"), FolderKind::Package("interface-admin".into()));
         assert_eq!(classify_folder("README"), FolderKind::Other);
     }
 

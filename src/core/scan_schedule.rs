@@ -27,6 +27,9 @@ pub(crate) struct Schedule {
     again: bool,
     /// Whether the first scan ended or was taken for stuck.
     first_over: bool,
+    /// Scans lost with their scanner in a row: the pause before asking
+    /// again doubles with each (see [`Schedule::lost`]).
+    losses: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +75,7 @@ impl Schedule {
             running: None,
             again: false,
             first_over: false,
+            losses: 0,
         }
     }
 
@@ -127,6 +131,28 @@ impl Schedule {
 
     /// The scan in flight ended (with a report or a failure) at `now`.
     pub(crate) fn ended(&mut self, now: Instant) -> Option<Ended> {
+        let ended = self.finish(now)?;
+        self.losses = 0;
+        Some(ended)
+    }
+
+    /// The scan in flight is lost with its scanner (killed, crashed, its
+    /// pipe broken) at `now`: it ends, and is asked again (of a new
+    /// scanner) after [`MIN_PAUSE`], doubled with each loss in a row up to
+    /// the interval, so a scanner that cannot live is not started in a
+    /// loop. `None` when no scan was in flight: the next one starts a new
+    /// scanner anyway. Returns the pause with the end.
+    pub(crate) fn lost(&mut self, now: Instant) -> Option<(Ended, Duration)> {
+        let ended = self.finish(now)?;
+        let pause = MIN_PAUSE
+            .saturating_mul(1 << self.losses.min(16))
+            .min(self.interval.max(MIN_PAUSE));
+        self.losses = self.losses.saturating_add(1);
+        self.next = now + pause;
+        Some((ended, pause))
+    }
+
+    fn finish(&mut self, now: Instant) -> Option<Ended> {
         let running = self.running.take()?;
         // A slow scan is not followed at once by the next periodic one.
         self.next = self.next.max(now + MIN_PAUSE.min(self.interval));
@@ -151,6 +177,37 @@ mod tests {
 
     fn at(start: Instant, secs: f64) -> Instant {
         start + Duration::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn a_scan_lost_with_its_scanner_is_asked_again_after_a_pause_that_doubles() {
+        let t0 = Instant::now();
+        let mut schedule = Schedule::new(INTERVAL, t0);
+        assert_eq!(schedule.due(t0), Due::Scan { reload: false });
+        // Lost between two scans: nothing to ask again.
+        assert_eq!(schedule.ended(at(t0, 0.1)).map(|e| e.took), Some(Duration::from_millis(100)));
+        assert_eq!(schedule.lost(at(t0, 0.2)), None);
+        schedule.rescan_now(at(t0, 1.0));
+        assert_eq!(schedule.due(at(t0, 1.0)), Due::Scan { reload: true });
+        let (ended, pause) = schedule.lost(at(t0, 1.0)).expect("a scan was in flight");
+        assert!(ended.reload_over);
+        assert_eq!(pause, Duration::from_secs(1));
+        assert_eq!(schedule.deadline(), Some(at(t0, 2.0)));
+        assert_eq!(schedule.due(at(t0, 1.9)), Due::Nothing);
+        assert_eq!(schedule.due(at(t0, 2.0)), Due::Scan { reload: false });
+        assert_eq!(schedule.lost(at(t0, 2.0)).map(|(_, pause)| pause), Some(Duration::from_secs(2)));
+        assert_eq!(schedule.due(at(t0, 4.0)), Due::Scan { reload: false });
+        // A reply ends the losses: the next loss pauses 1 s again.
+        assert!(schedule.ended(at(t0, 4.5)).is_some());
+        assert_eq!(schedule.due(at(t0, 34.0)), Due::Scan { reload: false });
+        assert_eq!(schedule.lost(at(t0, 34.0)).map(|(_, pause)| pause), Some(Duration::from_secs(1)));
+        // Never more than the interval.
+        for _ in 0..20 {
+            let now = schedule.deadline().unwrap();
+            assert_eq!(schedule.due(now), Due::Scan { reload: false });
+            let (_, pause) = schedule.lost(now).unwrap();
+            assert!(pause <= INTERVAL, "{pause:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Pure functions only: frames in, values out, and back. The event loop
 //! does the sending and receiving.
 
+use crate::core::kind::Kind;
 use crate::core::pyjson;
 use crate::core::status::Status;
 use serde_json::{Map, Value};
@@ -93,7 +94,15 @@ impl fmt::Display for BadStatusMessage {
 ///
 /// `Ok(None)` means "not a status message, ignore it quietly": another
 /// category under the `plugin` prefix, or a client type other than plugin.
+#[cfg(test)]
 pub(crate) fn decode_status(frames: &[Vec<u8>]) -> Result<Option<StatusUpdate>, BadStatusMessage> {
+    Ok(decode_client_status(frames)?.and_then(|(kind, update)| (kind == Kind::Plugin).then_some(update)))
+}
+
+/// [`decode_status`] for every kind of client that announces a status
+/// (plugin, interface, core; PROTOCOL.md §12): the kind with the update;
+/// `None` for another type (a brain has none) or category.
+pub(crate) fn decode_client_status(frames: &[Vec<u8>]) -> Result<Option<(Kind, StatusUpdate)>, BadStatusMessage> {
     let [msg_id, body] = frames else {
         return Err(BadStatusMessage::FrameCount(frames.len()));
     };
@@ -115,9 +124,10 @@ pub(crate) fn decode_status(frames: &[Vec<u8>]) -> Result<Option<StatusUpdate>, 
         Some(Value::String(text)) => Ok(text),
         _ => Err(BadStatusMessage::MissingField(field)),
     };
-    if text("type")? != "plugin" {
-        return Ok(None);
-    }
+    let kind = match Kind::parse(&text("type")?) {
+        Some(kind) if kind.runs() && !(seed_shape && kind != Kind::Plugin) => kind,
+        _ => return Ok(None),
+    };
     let (name, host) = if seed_shape {
         (text("id")?, None)
     } else {
@@ -126,12 +136,15 @@ pub(crate) fn decode_status(frames: &[Vec<u8>]) -> Result<Option<StatusUpdate>, 
     let event = text("event")?;
     let status = Status::parse(&event).ok_or(BadStatusMessage::UnknownStatus(event))?;
     let comment = text("comment").ok();
-    Ok(Some(StatusUpdate {
-        name,
-        host,
-        status,
-        comment,
-    }))
+    Ok(Some((
+        kind,
+        StatusUpdate {
+            name,
+            host,
+            status,
+            comment,
+        },
+    )))
 }
 
 /// Encodes a status message in the later Domogik shape (`plugin.status`).
@@ -178,8 +191,9 @@ pub(crate) fn encode_status_of(
 }
 
 /// Decodes `plugin.configuration` `{"type": "plugin", "name", "host",
-/// "event": "updated"}` (PROTOCOL.md §8): the plugin whose configuration
-/// changed, with its host. `None` for any other message.
+/// "event": "updated"}` (PROTOCOL.md §8; type `interface` or `brain` too):
+/// the client key whose configuration changed, with its host. `None` for
+/// any other message.
 pub(crate) fn decode_configuration_updated(frames: &[Vec<u8>]) -> Option<(String, String)> {
     let [msg_id, body] = frames else { return None };
     if category_of(std::str::from_utf8(msg_id).ok()?)? != "plugin.configuration" {
@@ -190,10 +204,11 @@ pub(crate) fn decode_configuration_updated(frames: &[Vec<u8>]) -> Option<(String
         Some(Value::String(text)) => Some(text),
         _ => None,
     };
-    if text("type")? != "plugin" || text("event")? != "updated" {
+    let kind = Kind::parse(&text("type")?).filter(|kind| kind.is_package())?;
+    if text("event")? != "updated" {
         return None;
     }
-    Some((text("name")?, text("host")?))
+    Some((crate::core::kind::key(kind, &text("name")?), text("host")?))
 }
 
 // ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ use super::state::{suppressed_note, State};
 use crate::core::bus::{echo, links};
 use crate::core::bus::session::Session;
 use crate::core::envelope;
+use crate::core::hosts::Forward;
 use crate::core::log_policy::Verdict;
 use crate::core::manager::{StatusOutcome, VIEW_CATEGORIES};
 use crate::core::wire;
@@ -25,8 +26,15 @@ pub(super) fn serve_requests(sockets: &Sockets, session: &mut Session, state: &m
     let read = if session.is_worker() {
         for_each_queued(socket, MAX_REQUESTS_PER_TURN, |message| {
             if let Some(request) = session.handle_worker_message(message, Instant::now()) {
-                let reply = state.answer(&request.body);
-                session.reply(request.envelope, reply);
+                // Another host's client: its manager answers (§13).
+                match state.manager.forward_request(&request.body, request.envelope) {
+                    Forward::Local(envelope) => {
+                        let reply = state.answer(&request.body);
+                        session.reply(envelope, reply);
+                    }
+                    Forward::Reply(envelope, reply) => session.reply(envelope, reply),
+                    Forward::Waiting => {}
+                }
             }
         })
     } else {
@@ -47,6 +55,20 @@ pub(super) fn serve_requests(sockets: &Sockets, session: &mut Session, state: &m
     log_receive_error(state, "request", read);
 }
 
+/// Requests forwarded between managers (PROTOCOL.md §13): the other
+/// managers' run here and answered, the answers to ours (or their
+/// refusals past the deadline) relayed to the user interfaces that asked.
+pub(super) fn forwarded(session: &mut Session, state: &mut State) {
+    for incoming in state.manager.take_incoming() {
+        let reply = state.answer(&incoming.frames);
+        info!("request forwarded by the manager of host {} answered", incoming.from);
+        state.manager.answer_incoming(&incoming, &reply);
+    }
+    for (envelope, reply) in state.manager.take_relayed() {
+        session.reply(envelope, reply);
+    }
+}
+
 /// Subscriptions arriving on the connected XPUB: a subscriber to our
 /// publications is (back) at the forwarder, so the current state is owed.
 /// Each is also the session's, for the forwarder's echo (src/core/bus/echo.rs).
@@ -54,7 +76,9 @@ pub(super) fn read_subscriptions(publisher: &zmq::Socket, session: &mut Session,
     let read = for_each_queued(publisher, MAX_REQUESTS_PER_TURN, |frames| {
         let Some(message) = frames.first() else { return };
         session.handle_subscription(message);
-        if links::subscribes_to_ours(message, &VIEW_CATEGORIES) {
+        if links::subscribes_to_ours(message, &VIEW_CATEGORIES)
+            || links::subscribes_to_ours(message, &crate::core::hosts::CATEGORIES)
+        {
             state.manager.republish();
         }
     });
@@ -88,7 +112,7 @@ fn log_receive_error(state: &mut State, what: &str, read: Result<(), zmq::Error>
     }
 }
 
-/// Applies the xPL datagrams waiting (docs/PROTOCOL.md §11); each device
+/// Applies the xPL datagrams waiting (docs/PROTOCOL.md §12); each device
 /// added, forgotten or changed is logged (within the status rate limit).
 pub(super) fn absorb_xpl(xpl: &mut super::xpl::XplSocket, state: &mut State) {
     use crate::core::xpl::devices::Heard;

@@ -29,9 +29,15 @@ pub(super) fn read_answers(socket: &zmq::Socket, state: &mut State, session: &mu
 }
 
 /// Hands the questions due now to the session, which has them sent on
-/// the dbmgr DEALER (or, with no broker answering yet, asked again when
-/// they time out).
+/// the dbmgr DEALER. With no DEALER (the broker not answering yet) none is
+/// due: they wait for it and go out in the turn it opens, rather than
+/// being spent on no socket and asked again when they time out.
 pub(super) fn ask_due(session: &mut Session, state: &mut State) {
+    let reachable = session.dbmgr_reachable();
+    state.manager.set_dbmgr_reachable(reachable);
+    if !reachable {
+        return;
+    }
     for frames in state.manager.take_dbmgr_requests() {
         session.ask_dbmgr(frames);
     }

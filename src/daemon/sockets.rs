@@ -124,7 +124,7 @@ pub(super) struct Sockets {
     /// READY, an idle dbmgr DEALER could not.
     pub dbmgr: Option<Watched>,
     rep_endpoint: Endpoint,
-    /// The xPL socket, when `[xpl]` is on (docs/PROTOCOL.md §11).
+    /// The xPL socket, when `[xpl]` is on (docs/PROTOCOL.md §12).
     pub(super) xpl: Option<super::xpl::XplSocket>,
 }
 
@@ -348,6 +348,8 @@ fn new_socket(
             setup(socket.set_maxmsgsize(SUB_MAX_MSG_BYTES))?;
             setup(socket.set_rcvhwm(SUB_RCVHWM))?;
             setup(socket.set_subscribe(STATUS_SUBSCRIPTION.as_bytes()))?;
+            // The other managers' clients (PROTOCOL.md §13).
+            setup(socket.set_subscribe(crate::core::hosts::SUBSCRIPTION.as_bytes()))?;
         }
         Role::Pub => {
             setup(socket.set_sndhwm(PUB_SNDHWM))?;

@@ -6,16 +6,17 @@
 //! (forking, through `processes.rs`), the log lines.
 
 use super::scanner::{Outcome, ScannerProcess};
-use crate::core::autostart::AutoStart;
 use crate::core::children::RestartSet;
 use crate::core::config::Config;
 use crate::core::config_warnings;
+use crate::core::launch::Launch;
 use crate::core::log_policy::{Level, RateLimiter, Verdict};
 use crate::core::manager::Manager;
+use crate::core::manager::ProcessEvent;
 use crate::core::packages::{Package, PackageChange, ScanReport};
 use crate::core::scan_schedule::{Due, Schedule};
 use crate::core::wire;
-use crate::daemon::processes::{self, Launch, Plugins};
+use crate::daemon::processes::{self, Plugins};
 use crate::disk::datatypes::DatatypesFailure;
 use crate::disk::scanner_process::Reply;
 use crate::sys::signals::Received;
@@ -42,10 +43,8 @@ pub(super) struct State {
     /// `restart` names, and those said to match no package (once each).
     restart: RestartSet,
     restart_said: BTreeSet<String>,
-    /// The plugin processes the manager started (PROTOCOL.md §10).
+    /// The executor of the process effects, with the children's pipes (§10).
     pub plugins: Plugins,
-    /// Which plugins `auto_startup` has started already.
-    autostart: AutoStart,
 }
 
 /// Whether the loop goes on after the signals of a turn.
@@ -75,16 +74,24 @@ impl State {
             ),
             restart: config.plugins.policy.restart.clone(),
             restart_said: BTreeSet::new(),
-            plugins: Plugins::new(
-                Launch {
-                    python: config.plugins.python.clone(),
-                    pythonpath: config.plugins.pythonpath.clone(),
-                    packages_dir: config.packages_dir.clone(),
-                },
-                config.plugins.policy.clone(),
-            ),
-            autostart: AutoStart::default(),
+            plugins: Plugins::new(),
         };
+        let core_bin_dir = match (&config.plugins.core_bin_dir, config.plugins.core.is_empty()) {
+            (Some(dir), _) => Some(dir.clone()),
+            (None, true) => None,
+            (None, false) => processes::find_core_bin_dir(&config.plugins.python, config.plugins.pythonpath.as_deref()),
+        };
+        state.manager.set_processes(
+            Launch {
+                python: config.plugins.python.clone(),
+                pythonpath: config.plugins.pythonpath.clone(),
+                packages_dir: config.packages_dir.clone(),
+                core_bin_dir,
+                extra_args: config.plugins.extra_args.clone(),
+            },
+            config.plugins.policy.clone(),
+        );
+        state.manager.set_core(config.plugins.core.clone());
         // Said at info: a host may run no plugin of ours (and a fresh Debian 12
         // has no /usr/bin/python); each start that fails for it is a warning.
         if !processes::findable(&config.plugins.python) {
@@ -94,21 +101,49 @@ impl State {
             );
         }
         state.manager.set_timers(config.dead_after, config.status_interval);
-        state.manager.set_xpl_limits(config.xpl.max_clients, super::xpl::minute());
+        state
+            .manager
+            .set_xpl_limits(config.xpl.max_clients, super::xpl::minute());
         if dbmgr {
             let limits = crate::core::bus::dbmgr::Limits::with_timeout(config.dbmgr_timeout);
             state.manager.enable_dbmgr(limits);
         }
+        if config.pub_endpoint.direction == crate::core::config::Direction::Connect {
+            // On a bus (a forwarder): the other managers' clients (§13).
+            let instance = format!("{}-{}", std::process::id(), (clock::now().unix * 1000.0) as u64);
+            state.manager.enable_hosts(&instance, config.hosts);
+        }
         state
+    }
+
+    /// What happened to the other hosts (§13), said.
+    pub(super) fn log_host_events(&mut self) {
+        use crate::core::hosts::Event;
+        for event in self.manager.take_host_events() {
+            match event {
+                Event::Forged { .. } | Event::Malformed { .. } => self.log_bad_input(format_args!("{event}")),
+                Event::Silent { stopped: false, .. }
+                | Event::TooManyHosts { .. }
+                | Event::TooManyClients { .. }
+                | Event::TooLarge { .. } => {
+                    warn!("{event}")
+                }
+                Event::Silent { stopped: true, .. }
+                | Event::Joined { .. }
+                | Event::Restarted { .. }
+                | Event::Back { .. }
+                | Event::Forgotten { .. } => info!("{event}"),
+            }
+        }
     }
 
     /// The nearest deadline of the state's timers: the next rescan (or
     /// the time a scan in flight is taken for stuck), the manager's timers,
     /// a plugin's kill delay or restart.
     pub(super) fn poll_timeout(&self) -> Instant {
-        [self.schedule.deadline(), self.plugins.next_deadline()]
+        self.schedule
+            .deadline()
             .into_iter()
-            .flatten()
             .fold(self.manager.poll_timeout(), Instant::min)
     }
 
@@ -141,9 +176,15 @@ impl State {
             warn!(client_id = id.as_str(); "{id} is dead: {why}");
         }
         for source in self.manager.handle_xpl_timeout() {
-            let why = self.manager.clients().devices().dead_comment(&source).unwrap_or_default();
+            let why = self
+                .manager
+                .clients()
+                .devices()
+                .dead_comment(&source)
+                .unwrap_or_default();
             info!(client_id = source.as_str(); "xPL: {source} is dead: {why}");
         }
+        self.log_host_events();
     }
 
     /// The reply frames to one request's frames, its problem logged.
@@ -159,45 +200,56 @@ impl State {
         reply.frames
     }
 
-    /// SIGCHLD: every exited plugin reaped, its client `stopped` or `dead`
-    /// (and the packages scanner, if it was the one).
+    /// SIGCHLD: every exited child reaped and reported to the manager (its
+    /// client `stopped` or `dead`), what is left of its process group
+    /// killed, its end logged with its last lines.
     pub(super) fn reap(&mut self) {
-        let (ended, others) = self.plugins.reap(Instant::now());
-        for end in ended {
-            self.manager.process_ended(&end.name, end.status, end.comment);
-        }
-        for (pid, exit) in others {
-            if self.scanner.reaped(pid) {
-                debug!("packages scanner (pid {pid}) reaped: {exit}");
-            } else {
-                warn!("reaped process {pid}, not one of the plugins ({exit})");
-            }
+        for (pid, exit) in processes::reap_all() {
+            let Some(end) = self.manager.handle_exit(pid, exit) else {
+                if self.scanner.reaped(pid) {
+                    debug!("packages scanner (pid {pid}) reaped: {exit}");
+                } else {
+                    warn!("reaped process {pid}, not one of the clients ({exit})");
+                }
+                continue;
+            };
+            // What it forked and left behind went with it (reap_all:
+            // 0.5.2's client is two processes, the one we started waits
+            // for the other).
+            let output = self.plugins.finish(&end.name, Instant::now());
+            processes::log_end(&end, &output);
         }
     }
 
-    /// The statuses plugins announced this turn start their kill delays;
-    /// the delays and restarts that are due are carried out.
+    /// What the manager decides of the processes this turn (the core
+    /// components at the first, kills and restarts that are due,
+    /// auto_startup), carried out by the executor and logged.
     pub(super) fn plugins_due(&mut self) {
-        let now = Instant::now();
-        let clients = self.manager.clients();
-        self.plugins.observe(|name| clients.status(name), now);
-        for (name, auto) in self.plugins.due(now) {
-            let host = self.manager.clients().host().to_owned();
-            if let Err(reason) = self.manager.start_plugin(&name, &host, auto, &mut self.plugins) {
-                warn!("plugin {name} not restarted: {reason}");
-            }
-        }
-        // auto_startup, once its value from dbmgr is known (§10).
-        let clients = self.manager.clients();
-        let values = clients
-            .iter()
-            .filter(|(_, client)| client.is_valid())
-            .map(|(name, _)| (name, clients.parameter_is_true(name, "auto_startup")));
-        for name in self.autostart.due(values) {
-            let host = self.manager.clients().host().to_owned();
-            match self.manager.start_plugin(&name, &host, true, &mut self.plugins) {
-                Ok(_) => info!("plugin {name} started: its auto_startup is true"),
-                Err(reason) => warn!("plugin {name} not started by auto_startup: {reason}"),
+        let events = self.manager.handle_process_timeouts(&mut self.plugins);
+        log_events(&events);
+    }
+
+    /// Looks for processes of our clients that we did not start (by hand,
+    /// a previous manager, one in the background): their pids are listed,
+    /// a stop-request kills them, a start is refused (PROTOCOL.md §10).
+    fn find_running(&mut self) {
+        let wanted = self.manager.scripts_to_find();
+        let scripts: Vec<&std::path::Path> = wanted.iter().map(|(_, script)| script.as_path()).collect();
+        for ((name, script), pids) in wanted.iter().zip(processes::running_each(&scripts)) {
+            let pid = pids.first().copied();
+            let before = self.manager.clients().get(name).map_or(0, |client| client.pid);
+            if self.manager.set_found(name, pid) {
+                let who = crate::core::kind::describe(name);
+                match pid {
+                    Some(pid) if before != pid => {
+                        info!(
+                            "{who} runs already, not started by this manager: pid {pid} ({})",
+                            script.display()
+                        )
+                    }
+                    None => info!("{who} (pid {before}, not ours) is no longer running"),
+                    _ => {}
+                }
             }
         }
     }
@@ -246,10 +298,23 @@ impl State {
     }
 
     fn scan_ended(&mut self, outcome: Outcome, now: Instant) {
-        // A scanner lost between two scans is said too (and started again).
-        let ended = self.schedule.ended(now);
+        // A scanner lost between two scans is said too (and started again
+        // at the next scan); one lost during a scan is asked again soon.
+        let ended = match &outcome {
+            Outcome::Lost(why) => match self.schedule.lost(now) {
+                Some((ended, pause)) => {
+                    error!("{why}; it is started again and the rescan asked again in {} s", pause.as_secs());
+                    Some(ended)
+                }
+                None => {
+                    error!("{why}; it is started again at the next rescan");
+                    None
+                }
+            },
+            Outcome::Reply(_) => self.schedule.ended(now),
+        };
         match outcome {
-            Outcome::Lost(why) => error!("{why}; it is started again at the next rescan"),
+            Outcome::Lost(_) => {}
             Outcome::Reply(_) if ended.is_none() => debug!("a reply of the packages scanner nobody asked for: dropped"),
             Outcome::Reply(Reply { scan, datatypes }) => {
                 if let Some(datatypes) = datatypes {
@@ -320,10 +385,6 @@ impl State {
             }
         }
         for change in report.changes {
-            if let PackageChange::Removed { name } = &change {
-                self.plugins.forget(name);
-                self.autostart.forget(name);
-            }
             // Worded before it is applied ("found" or "changed"), written
             // only if it changed a client: a file re-read to the same
             // content (or failing the same way again) says nothing.
@@ -332,6 +393,7 @@ impl State {
                 ::log::log!(level.into(), client_id = client_id.as_str(); "{line}");
             }
         }
+        self.find_running();
         // `restart` names that are no package: a typo, said once each.
         for (name, line) in config_warnings::unknown_restart_names(&self.restart, self.scanner.known()) {
             if self.restart_said.insert(name) {
@@ -360,6 +422,46 @@ impl State {
                 }
                 self.datatypes_failure = Some(message);
                 self.manager.set_datatypes(None);
+            }
+        }
+    }
+}
+
+/// The log lines of what the manager did with the processes.
+fn log_events(events: &[ProcessEvent]) {
+    for event in events {
+        match event {
+            ProcessEvent::Started { name, why, .. } => {
+                info!("{} started: {why}", crate::core::kind::describe(name))
+            }
+            ProcessEvent::NotStarted { name, reason, retry_in } => {
+                let retry = retry_in.map_or(String::new(), |delay| {
+                    format!("; trying again in {} s", delay.as_secs())
+                });
+                warn!("{} not started: {reason}{retry}", crate::core::kind::describe(name));
+            }
+            ProcessEvent::AlreadyRunning { name, pid } => {
+                info!(
+                    "{} runs already (pid {pid}): not started again",
+                    crate::core::kind::describe(name)
+                )
+            }
+            ProcessEvent::Killed { name, pids, waited } => {
+                let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+                if pids.is_empty() {
+                    info!(
+                        "{} has stopped by itself {:.1} s after stop-request",
+                        crate::core::kind::describe(name),
+                        waited.as_secs_f64()
+                    );
+                } else {
+                    warn!(
+                        "{} still runs {:.1} s after stop-request: SIGKILL to pids {}",
+                        crate::core::kind::describe(name),
+                        waited.as_secs_f64(),
+                        pids.join(", ")
+                    );
+                }
             }
         }
     }

@@ -72,7 +72,7 @@ pub(crate) fn read(name: &str, folder: &Path) -> PackageFiles {
         ..PackageFiles::default()
     };
     for (sub, file) in list(folder) {
-        let shown = format!("plugin_{name}/{sub}/{file}");
+        let shown = format!("{}/{sub}/{file}", crate::core::kind::folder(name));
         let text = judge(
             &shown,
             super::read_capped(&folder.join(&sub).join(&file), MAX_FILE_BYTES, Opening::RegularFileOnly),

@@ -7,9 +7,10 @@
 
 use super::package_files::{self, FilesFingerprint};
 use super::{read_capped, Opening, Stat};
+use crate::core::kind;
 use crate::core::packages::{
     classify_folder, invalid, parse_info_json, FolderKind, InfoJsonError, Package, PackageChange, ScanReport,
-    MAX_INFO_JSON_BYTES, PLUGIN_PREFIX,
+    MAX_INFO_JSON_BYTES,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -85,7 +86,7 @@ impl Scanner {
         let mut strays = BTreeSet::new();
         for folder in folders {
             match classify_folder(&folder) {
-                FolderKind::Plugin(name) => plugins.push(name),
+                FolderKind::Package(key) => plugins.push(key),
                 kind => {
                     if !self.strays.contains(&folder) {
                         report
@@ -130,7 +131,7 @@ impl Scanner {
     fn scan_files(&mut self, packages: &Fingerprints, report: &mut ScanReport) {
         let mut now = BTreeMap::new();
         for name in packages.keys() {
-            let folder = self.dir.join(format!("{PLUGIN_PREFIX}{name}"));
+            let folder = self.dir.join(kind::folder(name));
             let fingerprint = package_files::fingerprint(&folder);
             if self.known_files.get(name) != Some(&fingerprint) {
                 report.changes.push(PackageChange::Files {
@@ -143,16 +144,14 @@ impl Scanner {
         self.known_files = now;
     }
 
-    /// `plugin_<name>/bin/<name>.py`, the program a start runs.
-    fn script(&self, name: &str) -> PathBuf {
-        self.dir
-            .join(format!("{PLUGIN_PREFIX}{name}"))
-            .join("bin")
-            .join(format!("{name}.py"))
+    /// `<type>_<name>/bin/<name>.py`, the program a start runs.
+    fn script(&self, key: &str) -> PathBuf {
+        let (_, name) = kind::split(key);
+        self.dir.join(kind::folder(key)).join("bin").join(format!("{name}.py"))
     }
 
     fn info_json(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{PLUGIN_PREFIX}{name}")).join("info.json")
+        self.dir.join(kind::folder(name)).join("info.json")
     }
 }
 
@@ -468,13 +467,13 @@ mod tests {
     fn strays_are_reported_once_while_present() {
         let dir = Scratch::new("strays");
         fs::create_dir_all(dir.0.join("plugin_foo_bar")).unwrap();
-        fs::create_dir_all(dir.0.join("interface_x")).unwrap();
+        fs::create_dir_all(dir.0.join("core_x")).unwrap();
         let mut scanner = Scanner::new(dir.0.clone());
         let mut strays = scanner.scan().unwrap().new_strays;
         strays.sort();
         assert_eq!(
             strays,
-            [("interface_x".to_string(), false), ("plugin_foo_bar".to_string(), true)]
+            [("core_x".to_string(), false), ("plugin_foo_bar".to_string(), true)]
         );
         assert!(scanner.scan().unwrap().new_strays.is_empty());
         fs::remove_dir_all(dir.0.join("plugin_foo_bar")).unwrap();

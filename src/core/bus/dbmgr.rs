@@ -9,6 +9,7 @@
 //! while dbmgr keeps failing. Nothing here ever waits.
 
 use crate::core::clients::Configuration;
+use crate::core::kind::{self, Kind};
 use crate::core::wire::{self, JsonObjectError};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -107,6 +108,12 @@ pub(crate) struct Questions {
     /// Every plugin asked about and not forgotten since: an answer about
     /// one of them is used even late; about any other, it is dropped.
     asked: BTreeSet<String>,
+    /// Whether a socket to the broker is there to carry the questions
+    /// (true until said otherwise): while it is not, nothing is due, so
+    /// that no question is spent, and timed out, on a socket that does
+    /// not exist (PROTOCOL.md §9: the first questions go out as soon as
+    /// the broker answers).
+    reachable: bool,
 }
 
 impl Questions {
@@ -118,7 +125,40 @@ impl Questions {
             in_flight: VecDeque::new(),
             failures: BTreeMap::new(),
             asked: BTreeSet::new(),
+            reachable: true,
         }
+    }
+
+    /// The socket to the broker is there (`true`) or gone (`false`). Either
+    /// way, the questions in flight may be lost with the old link: they
+    /// are asked again, at once once it is there.
+    pub(crate) fn set_reachable(&mut self, reachable: bool, now: Instant) {
+        if self.reachable == reachable {
+            return;
+        }
+        self.reachable = reachable;
+        for (name, _) in std::mem::take(&mut self.in_flight) {
+            self.wanted.insert(name, now);
+        }
+        if reachable {
+            for at in self.wanted.values_mut() {
+                *at = (*at).min(now);
+            }
+            self.failures.clear();
+        }
+    }
+
+    /// dbmgr has just come up (its own `plugin.status` says `alive`): every
+    /// question not answered yet is asked again now, rather than after
+    /// the timeout and back-off of those it could not answer while down.
+    pub(crate) fn dbmgr_came(&mut self, now: Instant) {
+        for (name, _) in std::mem::take(&mut self.in_flight) {
+            self.wanted.insert(name, now);
+        }
+        for at in self.wanted.values_mut() {
+            *at = (*at).min(now);
+        }
+        self.failures.clear();
     }
 
     /// Asks about plugin `name` as soon as a slot is free. Asked again
@@ -145,6 +185,9 @@ impl Questions {
     /// When [`Questions::handle_timeout`] has something to do: an answer overdue, or a
     /// question to send while a slot is free.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        if !self.reachable {
+            return None;
+        }
         let overdue = self.in_flight.front().map(|(_, asked)| *asked + self.limits.timeout);
         let next_ask = if self.in_flight.len() < self.limits.max_in_flight {
             self.wanted
@@ -165,6 +208,9 @@ impl Questions {
     /// Gives up on overdue questions (to be asked again after a back-off),
     /// and returns the requests to send now, as DEALER frames.
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> Vec<Vec<Vec<u8>>> {
+        if !self.reachable {
+            return Vec::new();
+        }
         while let Some((name, asked)) = self.in_flight.front().cloned() {
             if now < asked + self.limits.timeout {
                 break;
@@ -203,7 +249,8 @@ impl Questions {
 
     /// `["", "MDPC01", "dbmgr", "config.get", {"type", "name", "host"}]`.
     fn request(&self, name: &str) -> Vec<Vec<u8>> {
-        let body = json!({"type": "plugin", "name": name, "host": self.host});
+        let (kind, bare) = kind::split(name);
+        let body = json!({"type": kind.as_str(), "name": bare, "host": self.host});
         vec![
             Vec::new(),
             wire::MDP_CLIENT_HEADER.to_vec(),
@@ -247,9 +294,14 @@ impl Questions {
             }
         };
         let body = wire::parse_json_object(body).map_err(|e: JsonObjectError| BadAnswer::Body(e.to_string()))?;
+        // The client key: the type the answer names (a plugin's if none).
+        let kind = match body.get("type") {
+            Some(Value::String(kind)) => Kind::parse(kind).unwrap_or(Kind::Plugin),
+            _ => Kind::Plugin,
+        };
         let named = match (body.get("name"), body.get("host")) {
-            (Some(Value::String(name)), Some(Value::String(host))) if *host == self.host => Some(name.clone()),
-            (Some(Value::String(name)), None) => Some(name.clone()),
+            (Some(Value::String(name)), Some(Value::String(host))) if *host == self.host => Some(kind::key(kind, name)),
+            (Some(Value::String(name)), None) => Some(kind::key(kind, name)),
             (Some(_), _) => return Err(BadAnswer::Unexpected("it names another host or no text name".into())),
             (None, _) => None,
         };
@@ -395,6 +447,44 @@ mod tests {
     }
 
     #[test]
+    fn nothing_is_asked_without_a_socket_and_everything_at_once_when_it_comes() {
+        let t0 = Instant::now();
+        let mut questions = Questions::new("h", limits());
+        questions.set_reachable(false, t0);
+        questions.ask("a", t0);
+        assert_eq!(
+            questions.poll_timeout(),
+            None,
+            "no wake-up for a socket that is not there"
+        );
+        assert!(questions.handle_timeout(t0 + Duration::from_secs(30)).is_empty());
+        let t1 = t0 + Duration::from_secs(31);
+        questions.set_reachable(true, t1);
+        assert!(questions.poll_timeout().is_some_and(|at| at <= t1), "at once");
+        assert_eq!(names(&questions.handle_timeout(t1)), ["a"]);
+        // The link goes and comes back: what was in flight is asked again at once.
+        questions.set_reachable(false, t1);
+        assert_eq!(questions.in_flight(), 0);
+        let t2 = t1 + Duration::from_secs(1);
+        questions.set_reachable(true, t2);
+        assert_eq!(names(&questions.handle_timeout(t2)), ["a"]);
+        questions.set_reachable(true, t2);
+        assert!(questions.handle_timeout(t2).is_empty(), "said twice changes nothing");
+    }
+
+    #[test]
+    fn dbmgr_coming_up_has_every_unanswered_question_asked_at_once() {
+        let t0 = Instant::now();
+        let mut questions = Questions::new("h", limits());
+        questions.ask("a", t0);
+        assert_eq!(names(&questions.handle_timeout(t0)), ["a"]);
+        let t1 = t0 + Duration::from_secs(6);
+        assert!(questions.handle_timeout(t1).is_empty(), "timed out: backing off");
+        questions.dbmgr_came(t1);
+        assert_eq!(names(&questions.handle_timeout(t1)), ["a"], "asked again at once");
+    }
+
+    #[test]
     fn questions_are_dealer_frames_bounded_in_flight() {
         let t0 = Instant::now();
         let mut questions = Questions::new("h", limits());
@@ -535,7 +625,10 @@ mod tests {
         // Timeout 5 s, then back-off 5, 10, 20, 20 s.
         for delay in [5, 10, 20, 20] {
             at += Duration::from_secs(5);
-            assert!(questions.handle_timeout(at).is_empty(), "timed out, not yet asked again");
+            assert!(
+                questions.handle_timeout(at).is_empty(),
+                "timed out, not yet asked again"
+            );
             assert_eq!(questions.poll_timeout(), Some(at + Duration::from_secs(delay)));
             at += Duration::from_secs(delay);
             assert_eq!(names(&questions.handle_timeout(at)), ["a"]);
@@ -553,7 +646,10 @@ mod tests {
         questions.ask("a", t0);
         questions.handle_timeout(t0);
         questions.ask("a", t0);
-        assert!(questions.handle_timeout(t0).is_empty(), "one question per plugin in flight");
+        assert!(
+            questions.handle_timeout(t0).is_empty(),
+            "one question per plugin in flight"
+        );
         let answer = r#"{"status": true, "reason": "", "name": "a", "host": "h", "data": {}}"#;
         questions.handle_reply(&reply(answer), t0).unwrap();
         assert_eq!(names(&questions.handle_timeout(t0)), ["a"]);

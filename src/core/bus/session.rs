@@ -450,6 +450,12 @@ impl Session {
     /// about to be opened too; with none (no broker has answered), dropped,
     /// and asked again when it times out (the question's state machine,
     /// `core::bus::dbmgr`, took it all the same, so that its deadline moves on).
+    /// Whether a question handed over now is sent: the `dbmgr` DEALER is
+    /// open, or opening in this turn.
+    pub(crate) fn dbmgr_reachable(&self) -> bool {
+        self.dbmgr_open || self.actions.contains(&Action::Open(Role::Dbmgr))
+    }
+
     pub(crate) fn ask_dbmgr(&mut self, frames: Frames) {
         if self.dbmgr_open || self.actions.contains(&Action::Open(Role::Dbmgr)) {
             self.actions.push_back(Action::Send(Role::Dbmgr, frames));

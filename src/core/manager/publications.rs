@@ -67,9 +67,19 @@ impl Manager {
     /// are no longer owed once this returns: whatever of the iterator is
     /// left unconsumed is not published until the next change.
     pub fn take_publications(&mut self, unix_time: f64) -> Option<Publications<'_>> {
-        let dirty = std::mem::take(&mut self.dirty);
+        let host_change = self.hosts.as_mut().is_some_and(|hosts| hosts.take_publish_owed());
+        let dirty = std::mem::take(&mut self.dirty) || host_change;
         let v05_dirty = std::mem::take(&mut self.v05_dirty) || dirty;
-        if !v05_dirty && self.statuses.is_empty() {
+        let (hello, own) = self.hosts.as_mut().map_or((false, false), |hosts| hosts.take_owed());
+        let mut others = std::collections::VecDeque::new();
+        if let Some(hosts) = self.hosts.as_mut() {
+            if hello {
+                others.push_back(hosts.hello(unix_time));
+            }
+            others.extend(hosts.take_outgoing(unix_time));
+        }
+        let own_views = if own { OWN_VIEWS.len() } else { 0 };
+        if !v05_dirty && self.statuses.is_empty() && others.is_empty() && own_views == 0 {
             return None;
         }
         let mut views = Vec::new();
@@ -88,6 +98,8 @@ impl Manager {
             unix_time,
             statuses: statuses.into_iter(),
             views: views.into_iter(),
+            others,
+            own_views: OWN_VIEWS.get(..own_views).unwrap_or_default().iter(),
         })
     }
 
@@ -97,12 +109,18 @@ impl Manager {
     pub(crate) fn republish(&mut self) {
         self.dirty = true;
         self.packages_dirty = true;
+        if let Some(hosts) = self.hosts.as_mut() {
+            hosts.joined_bus();
+        }
     }
 
     /// Every view changed: all owed again, none cached.
     pub(super) fn mark_changed(&mut self) {
         self.dirty = true;
         self.cache = Cache::default();
+        if let Some(hosts) = self.hosts.as_mut() {
+            hosts.own_changed();
+        }
     }
 
     /// Only the 0.5 maps changed (an xPL device): they alone are owed, and
@@ -111,21 +129,58 @@ impl Manager {
         self.v05_dirty = true;
         self.cache.forget_v05();
         self.cache.conversion = None;
+        if let Some(hosts) = self.hosts.as_mut() {
+            hosts.own_changed();
+        }
     }
 
-    /// `view` as JSON, serialised if the cache has none since the last change.
+    /// `view` as JSON, serialised if the cache has none since the last
+    /// change, with the other hosts' clients after ours (PROTOCOL.md §13).
     pub(super) fn view(&mut self, view: View) -> &str {
-        let clients = &self.clients;
-        let derived = &mut self.v05;
+        let fresh = self.cache.slot(view).is_none();
+        let own = own_view(&mut self.cache, &self.clients, &mut self.v05, view);
+        match (self.hosts.as_mut(), OWN_VIEWS.iter().position(|own| *own == view)) {
+            (Some(hosts), Some(index)) => hosts.merged(index, own, fresh),
+            _ => own,
+        }
+    }
+}
+
+/// The views merged with the other hosts', in `hosts::MERGED_VIEWS`'s order.
+const OWN_VIEWS: [View; 5] = [
+    View::SeedList,
+    View::SeedDetail,
+    View::V05List,
+    View::V05Detail,
+    View::Conversion,
+];
+
+impl Cache {
+    fn slot(&mut self, view: View) -> &mut Option<String> {
+        match view {
+            View::SeedList => &mut self.seed_list,
+            View::SeedDetail => &mut self.seed_detail,
+            View::V05List => &mut self.v05_list,
+            View::V05Detail => &mut self.v05_detail,
+            View::Conversion => &mut self.conversion,
+            View::PackageDetail => &mut self.package_detail,
+        }
+    }
+}
+
+/// Our own clients' `view`, from the cache or serialised into it.
+fn own_view<'a>(cache: &'a mut Cache, clients: &Clients, derived: &mut v05::Derivations, view: View) -> &'a str {
+    {
         type Build = fn(&Clients, &v05::Derivations) -> String;
-        let (slot, build): (&mut Option<String>, Build) = match view {
-            View::SeedList => (&mut self.cache.seed_list, |clients, _| seed::list_json(clients)),
-            View::SeedDetail => (&mut self.cache.seed_detail, |clients, _| seed::detail_json(clients)),
-            View::V05List => (&mut self.cache.v05_list, v05::list_json),
-            View::V05Detail => (&mut self.cache.v05_detail, v05::detail_json),
-            View::Conversion => (&mut self.cache.conversion, v05::conversion_json),
-            View::PackageDetail => (&mut self.cache.package_detail, v05::package_detail_json),
+        let build: Build = match view {
+            View::SeedList => |clients, _| seed::list_json(clients),
+            View::SeedDetail => |clients, _| seed::detail_json(clients),
+            View::V05List => v05::list_json,
+            View::V05Detail => v05::detail_json,
+            View::Conversion => v05::conversion_json,
+            View::PackageDetail => v05::package_detail_json,
         };
+        let slot = cache.slot(view);
         slot.get_or_insert_with(|| {
             derived.sync(clients);
             build(clients, derived)
@@ -153,6 +208,9 @@ pub struct Publications<'a> {
     unix_time: f64,
     statuses: std::vec::IntoIter<Vec<Vec<u8>>>,
     views: std::vec::IntoIter<View>,
+    /// Our hello, then our own clients' parts (§13), as they are built.
+    others: std::collections::VecDeque<Vec<Vec<u8>>>,
+    own_views: std::slice::Iter<'static, View>,
 }
 
 impl Publications<'_> {
@@ -169,9 +227,22 @@ impl Iterator for Publications<'_> {
         if let Some(status) = self.statuses.next() {
             return Some(status);
         }
-        let view = self.views.next()?;
-        let body = self.manager.view(view).to_owned();
-        Some(wire::encode_publication(view.category(), self.unix_time, body))
+        if let Some(view) = self.views.next() {
+            let body = self.manager.view(view).to_owned();
+            return Some(wire::encode_publication(view.category(), self.unix_time, body));
+        }
+        loop {
+            if let Some(message) = self.others.pop_front() {
+                return Some(message);
+            }
+            let view = *self.own_views.next()?;
+            let index = OWN_VIEWS.iter().position(|own| *own == view)?;
+            let manager = &mut *self.manager;
+            let own = own_view(&mut manager.cache, &manager.clients, &mut manager.v05, view);
+            if let Some(hosts) = manager.hosts.as_ref() {
+                self.others.extend(hosts.clients_messages(index, own, self.unix_time));
+            }
+        }
     }
 }
 

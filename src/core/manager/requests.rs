@@ -4,7 +4,7 @@
 //! each, an `error` one for what cannot be answered.
 
 use super::publications::View;
-use super::{Manager, NoStarter, Starter};
+use super::{Manager, NoProcesses, Processes};
 use crate::core::views::v05;
 use crate::core::wire::{self, BadRequest, Request};
 use serde_json::value::RawValue;
@@ -76,11 +76,11 @@ impl Manager {
     /// client that gets none waits for good. The framing is the codec's
     /// ([`wire`]); what is answered is [`Manager::answer_with`]'s.
     pub fn handle_request(&mut self, frames: &[Vec<u8>]) -> Reply {
-        self.handle_request_with(frames, &mut NoStarter)
+        self.handle_request_with(frames, &mut NoProcesses)
     }
 
     /// [`Manager::handle_request`], with `starter` for `plugin.start.do`.
-    pub(crate) fn handle_request_with(&mut self, frames: &[Vec<u8>], starter: &mut dyn Starter) -> Reply {
+    pub(crate) fn handle_request_with(&mut self, frames: &[Vec<u8>], starter: &mut dyn Processes) -> Reply {
         let (framing, answer) = match wire::decode_request(frames) {
             Ok(request) => {
                 let answer = self.answer_with(&request, starter);
@@ -109,7 +109,7 @@ impl Manager {
     pub(crate) fn answer_with(
         &mut self,
         request: &Request,
-        starter: &mut dyn Starter,
+        starter: &mut dyn Processes,
     ) -> Result<(&'static str, String), Refusal> {
         if let Some(service) = request.service() {
             if service != self.service.as_bytes() {
@@ -163,10 +163,11 @@ impl Manager {
             _ => Err(Refusal::HistoryNeeds(field)),
         };
         let (kind, name, host) = (text("type")?, text("name")?, text("host")?);
-        let history = self
-            .clients
-            .history(name)
-            .filter(|_| kind == "plugin" && host == self.clients.host());
+        let key = crate::core::kind::Kind::parse(kind).map(|parsed| crate::core::kind::key(parsed, name));
+        let history = key
+            .as_deref()
+            .and_then(|key| self.clients.history(key))
+            .filter(|_| host == self.clients.host());
         Ok(v05::history_json(kind, name, host, history))
     }
 
@@ -176,18 +177,18 @@ impl Manager {
     fn start_request(
         &mut self,
         body: &serde_json::Map<String, serde_json::Value>,
-        starter: &mut dyn Starter,
+        starter: &mut dyn Processes,
     ) -> String {
         let text = |key: &str| body.get(key).and_then(serde_json::Value::as_str);
         let kind = text("type").unwrap_or("plugin");
         let name = text("name").unwrap_or("");
         let host = text("host").unwrap_or(self.clients.host()).to_owned();
-        let outcome = if kind != "plugin" {
-            Err(format!("only plugins are started, not a {}", wire::truncate(kind, 20)))
-        } else if name.is_empty() {
-            Err("no plugin name in the request".to_owned())
-        } else {
-            self.start_plugin(name, &host, false, starter).map(|_| ())
+        let outcome = match crate::core::kind::Kind::parse(kind) {
+            None => Err(format!("no such type of client: {}", wire::truncate(kind, 20))),
+            Some(_) if name.is_empty() => Err(format!("no {} name in the request", wire::truncate(kind, 20))),
+            Some(parsed) => self
+                .start_client(&crate::core::kind::key(parsed, name), &host, false, starter)
+                .map(|_| ()),
         };
         #[derive(serde::Serialize)]
         struct StartResult<'a> {

@@ -44,8 +44,14 @@ struct Entry<'a> {
 impl Serialize for View<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let empty = super::empty_object()?;
-        let mut map = serializer.serialize_map(Some(self.clients.len()))?;
-        for (name, client) in self.clients.iter() {
+        // The seed dialect knows plugins only (its §2); the other kinds
+        // are in the 0.5 views.
+        let plugins = self
+            .clients
+            .iter()
+            .filter(|(name, _)| crate::core::kind::split(name).0 == crate::core::kind::Kind::Plugin);
+        let mut map = serializer.serialize_map(None)?;
+        for (name, client) in plugins {
             let data = match &client.package {
                 Package::Valid { data } => &**data,
                 Package::Invalid { .. } => empty,

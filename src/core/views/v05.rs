@@ -8,6 +8,7 @@
 //! costs a copy of each client's data, not a rebuild of it.
 
 use crate::core::clients::{Client, Clients, HistoryEntry};
+use crate::core::kind::{self, Kind};
 use crate::core::packages::Package;
 use crate::core::packages::PackageFiles;
 use crate::core::pyjson;
@@ -31,6 +32,10 @@ pub(crate) struct Derived {
     package_id: String,
     /// The detail `data`; `None` for `{}` (an invalid package).
     data: Option<Box<RawValue>>,
+    /// The package's own JSON as `package.detail` and `device_types`
+    /// show it (0.5.2's `PackageJson`): `data` without the configured
+    /// values and the udev rules, which 0.5.2 adds to the client only.
+    package: Option<Box<RawValue>>,
     /// `identity.compliant_xpl_clients`; `None` for `[]`.
     compliant_xpl_clients: Option<Box<RawValue>>,
     xpl_clients_only: bool,
@@ -76,19 +81,21 @@ static NOT_DERIVED: Derived = Derived {
     xpl_source: String::new(),
     package_id: String::new(),
     data: None,
+    package: None,
     compliant_xpl_clients: None,
     xpl_clients_only: false,
     device_types: Vec::new(),
 };
 
-/// The 0.5 client id: `plugin-<name>.<host>`.
+/// The 0.5 client id of client key `name`: `<kind>-<name>.<host>`.
 pub(crate) fn client_id(name: &str, host: &str) -> String {
-    format!("plugin-{name}.{host}")
+    kind::client_id_v05(name, host)
 }
 
-/// The 0.5 package id: `plugin-<name>`.
+/// The 0.5 package id of client key `name`: `<kind>-<name>`.
 pub(crate) fn package_id(name: &str) -> String {
-    format!("plugin-{name}")
+    let (kind, name) = kind::split(name);
+    format!("{kind}-{name}")
 }
 
 /// How the 0.5 dialect spells a status. The one internal status of a
@@ -101,8 +108,9 @@ pub(crate) fn spelling(status: Status) -> &'static str {
     }
 }
 
-/// The detail `data` of plugin `name`: its `info.json` with Domogik 0.5's
-/// additions (PROTOCOL.md §8), and the xpl fields of its list entry.
+/// The detail `data` of client key `name`: its `info.json` with Domogik
+/// 0.5's additions (PROTOCOL.md §9), and the xpl fields of its list entry;
+/// a core component's data is `{}`, as 0.5.2 shows it.
 pub(crate) fn derive(
     name: &str,
     host: &str,
@@ -110,11 +118,20 @@ pub(crate) fn derive(
     files: &PackageFiles,
     values: &BTreeMap<String, Value>,
 ) -> Derived {
+    let (kind, bare) = kind::split(name);
+    let data = if kind == Kind::Core {
+        Derived {
+            data: RawValue::from_string("{}".to_owned()).ok(),
+            ..Derived::default()
+        }
+    } else {
+        derive_data(name, package, files, values)
+    };
     Derived {
         client_id: client_id(name, host),
-        xpl_source: crate::core::wire::xpl_source(name, host),
+        xpl_source: crate::core::wire::xpl_source(bare, host),
         package_id: package_id(name),
-        ..derive_data(name, package, files, values)
+        ..data
     }
 }
 
@@ -139,7 +156,8 @@ fn derive_data(name: &str, package: &Package, files: &PackageFiles, values: &BTr
     };
     let configuration = root.entry("configuration").or_insert_with(|| json!([]));
     if let Value::Array(parameters) = configuration {
-        if !xpl_clients_only {
+        // Plugins and interfaces get it (a brain never runs).
+        if !xpl_clients_only && kind::split(name).0.user_started() {
             // The package's own auto_startup (if any) wins, moved first.
             let position = parameters
                 .iter()
@@ -150,6 +168,9 @@ fn derive_data(name: &str, package: &Package, files: &PackageFiles, values: &BTr
             };
             parameters.insert(0, auto_startup);
         }
+    }
+    let package = RawValue::from_string(pyjson::to_string(&root)).ok();
+    if let Some(Value::Array(parameters)) = root.get_mut("configuration") {
         for parameter in parameters.iter_mut() {
             let Value::Object(parameter) = parameter else { continue };
             let value = parameter
@@ -176,6 +197,7 @@ fn derive_data(name: &str, package: &Package, files: &PackageFiles, values: &BTr
         xpl_source: String::new(),
         package_id: String::new(),
         data: RawValue::from_string(pyjson::to_string(&root)).ok(),
+        package,
         compliant_xpl_clients: RawValue::from_string(pyjson::to_string(&compliant)).ok(),
         xpl_clients_only,
         device_types,
@@ -185,11 +207,11 @@ fn derive_data(name: &str, package: &Package, files: &PackageFiles, values: &BTr
 fn auto_startup_parameter() -> Value {
     json!({
         "key": AUTO_STARTUP,
-        "name": "Start with the manager",
+        "name": "Start the client with Domogik",
         "type": "boolean",
         "default": false,
         "required": true,
-        "description": "Start this plugin when the manager starts"
+        "description": "Automatically start the client at Domogik startup"
     })
 }
 
@@ -241,7 +263,7 @@ struct Entry<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     compliant_xpl_clients: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    xpl_clients_only: Option<bool>,
+    xpl_clients_only: Option<XplOnly<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -258,10 +280,16 @@ impl Serialize for Entries<'_> {
                 Some(compliant) => &**compliant,
                 None => super::empty_array()?,
             };
+            let (kind, bare) = kind::split(name);
+            let xpl_only = if kind == Kind::Core {
+                XplOnly::List(super::empty_array()?)
+            } else {
+                XplOnly::Flag(derived.xpl_clients_only)
+            };
             let entry = Entry {
                 host,
-                kind: "plugin",
-                name,
+                kind: kind.as_str(),
+                name: bare,
                 xpl_source: &derived.xpl_source,
                 package_id: &derived.package_id,
                 pid: client.pid,
@@ -269,7 +297,7 @@ impl Serialize for Entries<'_> {
                 status: spelling(client.status()),
                 configured: client.configuration.configured,
                 compliant_xpl_clients: (!self.detail).then_some(compliant),
-                xpl_clients_only: (!self.detail).then_some(derived.xpl_clients_only),
+                xpl_clients_only: (!self.detail).then_some(xpl_only),
                 data: if self.detail { Some(data_of(derived)?) } else { None },
                 comment: if self.detail { client.comment() } else { None },
             };
@@ -278,6 +306,15 @@ impl Serialize for Entries<'_> {
         crate::core::xpl::view::add_entries(self.clients.devices(), self.detail, &mut map)?;
         map.end()
     }
+}
+
+/// A list entry's `xpl_clients_only`: the package's flag, or `[]` for a
+/// core component (0.5.2 takes it from data `{}` and falls back to a list).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum XplOnly<'a> {
+    Flag(bool),
+    List(&'a RawValue),
 }
 
 /// `last_seen`, from the text made when it was set.
@@ -317,7 +354,7 @@ pub(crate) fn package_detail_json(clients: &Clients, derived: &Derivations) -> S
             let mut map = serializer.serialize_map(None)?;
             for (name, _) in self.0.iter() {
                 let derived = self.1.of(name);
-                if let Some(data) = &derived.data {
+                if let Some(data) = &derived.package {
                     map.serialize_entry(&derived.package_id, &**data)?;
                 }
             }
@@ -338,7 +375,7 @@ pub(crate) fn device_types_json(clients: &Clients, derived: &Derivations, wanted
             let mut owners: BTreeMap<&str, &RawValue> = BTreeMap::new();
             for (name, _) in self.0.iter() {
                 let derived = self.1.of(name);
-                let Some(data) = &derived.data else { continue };
+                let Some(data) = &derived.package else { continue };
                 for device_type in &derived.device_types {
                     if self.2.is_none_or(|wanted| wanted == device_type) {
                         owners.entry(device_type).or_insert(data);
@@ -527,7 +564,7 @@ mod tests {
                     "compliant_xpl_clients": []
                 },
                 "configuration": [
-                    {"key": "auto_startup", "name": "Start with the manager", "type": "boolean", "default": false, "required": true, "description": "Start this plugin when the manager starts", "value": "False"},
+                    {"key": "auto_startup", "name": "Start the client with Domogik", "type": "boolean", "default": false, "required": true, "description": "Automatically start the client at Domogik startup", "value": "False"},
                     {"key": "interval", "name": "Interval", "type": "integer", "default": 60, "required": true, "description": "Seconds between two reads", "value": "15"},
                     {"key": "device", "name": "Device", "type": "string", "default": "/dev/ttyUSB0", "required": false, "description": "Serial port"}
                 ],
@@ -606,7 +643,12 @@ mod tests {
             ["plugin-demo", "plugin-gate"]
         );
         let detail = parse(&detail_json(&clients, &derived(&clients)));
-        assert_eq!(packages["plugin-demo"], detail["plugin-demo.darkstar"]["data"]);
+        // The package's JSON as 0.5.2's PackageJson: the client's data
+        // without the udev rules (nor values from dbmgr), which only the
+        // client shows.
+        let mut data = detail["plugin-demo.darkstar"]["data"].clone();
+        assert!(data.as_object_mut().unwrap().remove("udev_rules").is_some());
+        assert_eq!(packages["plugin-demo"], data);
 
         let all = parse(&device_types_json(&clients, &derived(&clients), None));
         assert_eq!(

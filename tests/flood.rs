@@ -81,6 +81,12 @@ struct Flood {
 
 impl Flood {
     fn start(daemon: &Daemon) -> Flood {
+        Flood::start_at(daemon.sub.clone().unwrap(), daemon.rep.clone())
+    }
+
+    /// The flood towards a manager's SUB endpoint `sub` and request
+    /// endpoint `rep`.
+    fn start_at(sub: String, rep: String) -> Flood {
         let stop = Arc::new(AtomicBool::new(false));
         let context = zmq::Context::new();
         let mut flood = Flood {
@@ -88,7 +94,6 @@ impl Flood {
             threads: Vec::new(),
             context: Some(context.clone()),
         };
-        let (sub, rep) = (daemon.sub.clone().unwrap(), daemon.rep.clone());
 
         let (stop_here, context_here) = (Arc::clone(&stop), context.clone());
         flood.spawn("status messages", move || {
@@ -246,10 +251,35 @@ fn flood_every_request_answered_memory_and_log_bounded() {
     );
 }
 
+/// The flood of [`sigterm_during_a_flood_exits_zero_within_a_second`], in
+/// a process of its own (this test binary, run again for this test alone):
+/// the manager stops in the middle of the flood, and libzmq 4.3.4 aborts
+/// the process whose socket loses its connection in the middle of a
+/// multipart message (session_base.cpp's clean_pipes; libzmq issue 3442,
+/// docs/RELIABILITY.md). Here that abort ends the flood's process, not the
+/// whole integration test binary (it did once in CI). Floods until killed,
+/// or 60 s at the most.
+#[test]
+#[ignore = "a helper process of sigterm_during_a_flood_exits_zero_within_a_second"]
+fn flood_peer_process() {
+    let (Ok(sub), Ok(rep)) = (std::env::var("DMG_FLOOD_SUB"), std::env::var("DMG_FLOOD_REP")) else {
+        return;
+    };
+    let _flood = Flood::start_at(sub, rep);
+    std::thread::sleep(Duration::from_secs(60));
+}
+
 #[test]
 fn sigterm_during_a_flood_exits_zero_within_a_second() {
     let (_dir, mut daemon) = start_quiet_daemon("flood-term");
-    let flood = Flood::start(&daemon);
+    let mut flood = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "flood::flood_peer_process", "--test-threads=1"])
+        .env("DMG_FLOOD_SUB", daemon.sub.clone().unwrap())
+        .env("DMG_FLOOD_REP", daemon.rep.clone())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the flood's process");
     // Wait until the flood demonstrably reaches the manager.
     let deadline = Instant::now() + DEADLINE;
     while daemon.clients("clients.list.get")["domogik-diskfree.testhost"]["status"] == "unknown" {
@@ -257,7 +287,8 @@ fn sigterm_during_a_flood_exits_zero_within_a_second() {
     }
     daemon.signal("TERM");
     let status = daemon.wait_exit(Duration::from_secs(1));
-    flood.stop();
+    let _ = flood.kill();
+    let _ = flood.wait();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(
         status.code(),
